@@ -1,0 +1,3 @@
+from churnwh.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""`churnwh build` as an explicit, ordered tuple of stages over one private-warehouse connection."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import duckdb
+
+from churnwh import keys, warehouse
+from churnwh.config import Config
+from churnwh.project import Project, load_project
+from churnwh.run_models import ModelResult, run_models
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    select: str | None = None
+    full_refresh: bool = False
+
+
+@dataclass
+class StageResult:
+    name: str
+    seconds: float
+    detail: str
+
+
+@dataclass
+class BuildContext:
+    config: Config
+    options: BuildOptions
+    con: duckdb.DuckDBPyConnection
+    on_stage: Callable[[str], None] = lambda name: None
+    on_model: Callable[[ModelResult], None] = lambda result: None
+    key: bytes | None = None
+    project: Project | None = None
+    models: list[ModelResult] = field(default_factory=list)
+
+
+@dataclass
+class BuildReport:
+    stages: list[StageResult]
+    models: list[ModelResult]
+
+
+def load_sources(ctx: BuildContext) -> str:
+    """Bring raw data into the private warehouse (the demo simulator for now)."""
+    if ctx.config.source == "demo":
+        return ensure_demo(ctx.config, ctx.con)
+    raise AssertionError(f"unknown source kind {ctx.config.source}")
+
+
+def pseudonymize(ctx: BuildContext) -> str:
+    ctx.key = ensure_key(ctx.config)
+    computed = warehouse.refresh_customer_keys(ctx.con, ctx.key)
+    return f"{computed} new pseudonyms"
+
+
+def build_models(ctx: BuildContext) -> str:
+    sources = {name for name in warehouse.relations(ctx.con) if name.startswith(f"{warehouse.RAW_SCHEMA}.")}
+    ctx.project = load_project(ctx.config.sql, known_sources=sources)
+    selected = ctx.project.select(ctx.options.select) if ctx.options.select else None
+    ctx.models = run_models(
+        ctx.con,
+        ctx.project,
+        ctx.config.variables,
+        selected=selected,
+        full_refresh=ctx.options.full_refresh,
+        on_model=ctx.on_model,
+    )
+    built = sum(result.status == "built" for result in ctx.models)
+    return f"{built} built, {len(ctx.models) - built} unchanged"
+
+
+STAGES: tuple[tuple[str, Callable[[BuildContext], str]], ...] = (
+    ("load", load_sources),
+    ("pseudonymize", pseudonymize),
+    ("models", build_models),
+)
+
+
+def build(
+    config: Config,
+    options: BuildOptions = BuildOptions(),
+    *,
+    on_stage: Callable[[str], None] = lambda name: None,
+    on_model: Callable[[ModelResult], None] = lambda result: None,
+) -> BuildReport:
+    stages: list[StageResult] = []
+    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+        ctx = BuildContext(config=config, options=options, con=con, on_stage=on_stage, on_model=on_model)
+        for name, stage in STAGES:
+            on_stage(name)
+            started = time.perf_counter()
+            detail = stage(ctx)
+            stages.append(StageResult(name, time.perf_counter() - started, detail))
+    return BuildReport(stages=stages, models=ctx.models)
+
+
+def ensure_key(config: Config) -> bytes:
+    """Load the pseudonym key; a demo project creates its key file on first use."""
+    if config.source == "demo" and config.key.env not in os.environ and not config.key.file.exists():
+        keys.generate_key_file(config.key.file)
+    return keys.load_key(config.key)
+
+
+def demo_parameters(config: Config) -> str:
+    demo = config.demo
+    return json.dumps(
+        {"customers": demo.customers, "seed": demo.seed, "start": str(demo.start), "end": str(demo.end)},
+        sort_keys=True,
+    )
+
+
+def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool = False) -> str:
+    """Simulate the demo warehouse unless the raw tables already hold it with the same parameters."""
+    parameters = demo_parameters(config)
+    if not force and warehouse.get_meta(con, "demo_parameters") == parameters:
+        return "demo data unchanged"
+    from churnwh import demo
+
+    data = demo.simulate(config.demo.customers, config.demo.seed, config.demo.start, config.demo.end)
+    demo.write_raw(con, data)
+    config.demo.truth.parent.mkdir(parents=True, exist_ok=True)
+    demo.write_truth(data, config.demo.truth)
+    warehouse.set_meta(con, "demo_parameters", parameters)
+    rows = sum(table.num_rows for table in data.tables.values())
+    return f"{config.demo.customers} demo customers, {rows} raw rows"

@@ -1,0 +1,321 @@
+"""SQL models: files under ``sql/``, their TOML headers, inferred dependencies and build order.
+
+Every ``sql/<schema>/<name>.sql`` is one model ``<schema>.<name>``: a single SELECT. A leading block
+comment ``/* ... */`` holds the model's metadata as TOML. Dependencies are read from the SQL with
+sqlglot (CTE names skipped), never declared by hand.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.optimizer.scope import traverse_scope
+
+from churnwh.errors import ModelError
+
+DIALECT = "duckdb"
+PRIVACY_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive", "pseudonym", "plain")
+MATERIALIZATIONS = ("table", "view")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_HEADER = re.compile(r"\A\s*/\*(.*?)\*/", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    description: str = ""
+    privacy: str = "plain"
+    not_null: bool = False
+    unique: bool = False
+    accepted_values: tuple[Any, ...] | None = None
+    range: tuple[float | None, float | None] | None = None
+
+
+@dataclass(frozen=True)
+class Audit:
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    path: Path
+    text: str
+    materialized: str
+    description: str
+    grain: tuple[str, ...]
+    columns: dict[str, Column]
+    audits: tuple[Audit, ...]
+    references: dict[str, int]
+    """Every ``schema.table`` the SQL reads, with the line of its first mention."""
+    tags: tuple[str, ...] = ()
+
+    @property
+    def schema(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def table(self) -> str:
+        return self.name.split(".")[1]
+
+
+@dataclass(frozen=True)
+class Project:
+    models: dict[str, Model]
+    order: tuple[str, ...]
+    dependencies: dict[str, frozenset[str]] = field(repr=False)
+    """Model -> the models it reads (sources excluded)."""
+
+    def sources(self) -> set[str]:
+        return {ref for model in self.models.values() for ref in model.references if ref not in self.models}
+
+    def downstream(self, name: str) -> set[str]:
+        found = {name}
+        for candidate in self.order:
+            if self.dependencies[candidate] & found:
+                found.add(candidate)
+        return found
+
+    def upstream(self, name: str) -> set[str]:
+        found = {name}
+        for candidate in reversed(self.order):
+            if candidate in found:
+                found |= self.dependencies[candidate]
+        return found
+
+    def select(self, selector: str) -> list[str]:
+        """Models matching ``NAME``, ``NAME+`` (and downstream) or ``+NAME`` (and upstream), in build order."""
+        name = selector.strip("+")
+        resolved = self.resolve(name)
+        chosen = {resolved}
+        if selector.endswith("+"):
+            chosen |= self.downstream(resolved)
+        if selector.startswith("+"):
+            chosen |= self.upstream(resolved)
+        return [model for model in self.order if model in chosen]
+
+    def resolve(self, name: str) -> str:
+        if name in self.models:
+            return name
+        matches = [model for model in self.models if model.split(".")[1] == name]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise ModelError(f"model name {name!r} is ambiguous: write one of {', '.join(sorted(matches))}")
+        raise ModelError(f"no model named {name!r}: `churnwh dag` lists the models")
+
+
+def load_project(sql_dir: Path, known_sources: set[str] | None = None) -> Project:
+    """Read every model under ``sql_dir``, infer dependencies and order them.
+
+    ``known_sources`` are the tables that exist outside the models (e.g. ``raw.*``); a reference to a
+    name that is neither a model nor a known source is an error naming the file and the name. With
+    ``known_sources=None`` references are not checked.
+    """
+    if not sql_dir.is_dir():
+        raise ModelError(f"sql folder {sql_dir} does not exist: create it or set sql.path in churnwh.toml")
+    models: dict[str, Model] = {}
+    for path in sorted(sql_dir.rglob("*.sql")):
+        model = parse_model(path, sql_dir)
+        models[model.name] = model
+    if not models:
+        raise ModelError(f"no .sql files under {sql_dir}: add models as sql/<schema>/<name>.sql")
+
+    dependencies: dict[str, frozenset[str]] = {}
+    for model in models.values():
+        for ref, line in model.references.items():
+            if ref == model.name:
+                raise ModelError(f"{model.path}:{line}: model {model.name} reads itself: a model cannot reference its own table")
+            if ref not in models and known_sources is not None and ref not in known_sources:
+                raise ModelError(
+                    f"{model.path}:{line}: {ref} is neither a model nor a source table: "
+                    "fix the name or load the source first"
+                )
+        dependencies[model.name] = frozenset(ref for ref in model.references if ref in models)
+    return Project(models=models, order=build_order(dependencies, models), dependencies=dependencies)
+
+
+def build_order(dependencies: dict[str, frozenset[str]], models: dict[str, Model]) -> tuple[str, ...]:
+    """Topological order; ties broken by name so the order is stable. A cycle names every model in it."""
+    sorter = TopologicalSorter({name: sorted(deps) for name, deps in sorted(dependencies.items())})
+    try:
+        sorter.prepare()
+    except CycleError as err:
+        cycle = err.args[1]
+        files = ", ".join(str(models[name].path.name) for name in cycle[:-1])
+        raise ModelError(
+            f"dependency cycle: {' -> '.join(cycle)} ({files}): break the cycle by removing one reference"
+        ) from None
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order.extend(ready)
+        sorter.done(*ready)
+    return tuple(order)
+
+
+def parse_model(path: Path, sql_dir: Path) -> Model:
+    relative = path.relative_to(sql_dir)
+    if len(relative.parts) != 2:
+        raise ModelError(f"{path}: a model lives at sql/<schema>/<name>.sql: move it into a schema folder")
+    schema, table = relative.parts[0], relative.stem
+    for part in (schema, table):
+        if not _NAME.match(part):
+            raise ModelError(f"{path}: {part!r} is not a valid name: use lowercase letters, digits and _")
+    name = f"{schema}.{table}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{path}: not UTF-8 text: save the file as UTF-8") from None
+    header = parse_header(text, path)
+    references = parse_references(text, path)
+    return _model_from_header(name, path, text, header, references)
+
+
+def parse_header(text: str, path: Path) -> dict[str, Any]:
+    match = _HEADER.match(text)
+    if not match:
+        return {}
+    body = match.group(1)
+    first_line = text[: match.start(1)].count("\n") + 1
+    try:
+        return tomllib.loads(body)
+    except tomllib.TOMLDecodeError as err:
+        position = re.search(r"\(at line (\d+), column \d+\)", str(err))
+        line = first_line + (int(position.group(1)) - 1 if position else 0)
+        reason = re.sub(r"\s*\(at line.*?\)", "", str(err)) or "syntax"
+        raise ModelError(f"{path}:{line}: header is not valid TOML ({reason}): fix the header comment") from None
+
+
+def parse_references(text: str, path: Path) -> dict[str, int]:
+    """Tables a model reads, as ``schema.table`` -> line; CTE references are skipped."""
+    try:
+        statements = [s for s in sqlglot.parse(text, read=DIALECT) if s is not None]
+    except sqlglot.errors.ParseError as err:
+        detail = err.errors[0] if err.errors else {}
+        where = f"{path}:{detail.get('line', '?')}:{detail.get('col', '?')}"
+        description = str(detail.get("description", err)).split("<Token")[0].strip().rstrip(".")
+        raise ModelError(f"{where}: SQL syntax error: {description}") from None
+    except sqlglot.errors.TokenError as err:
+        raise ModelError(f"{path}: SQL syntax error: {str(err).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise ModelError(f"{path}: holds {len(statements)} statements: a model is exactly one SELECT")
+    statement = statements[0]
+    if not isinstance(statement, exp.Query):
+        raise ModelError(f"{path}: is a {statement.key.upper()} statement: a model is exactly one SELECT")
+    references: dict[str, int] = {}
+    for scope in traverse_scope(statement):
+        for source in scope.sources.values():
+            if not isinstance(source, exp.Table) or not source.name:
+                continue
+            if isinstance(source.this, exp.Anonymous | exp.Func):
+                continue  # table functions such as range(...) read no table
+            if not source.db:
+                line = source.this.meta.get("line", 1)
+                raise ModelError(
+                    f"{path}:{line}: table {source.name!r} has no schema: write it as schema.{source.name}"
+                )
+            references.setdefault(f"{source.db}.{source.name}".lower(), source.this.meta.get("line", 1))
+    return references
+
+
+def _model_from_header(name: str, path: Path, text: str, header: dict[str, Any], references: dict[str, int]) -> Model:
+    known = {"materialized", "description", "grain", "columns", "audits", "tags"}
+    for key in header:
+        if key not in known:
+            raise ModelError(f"{path}: unknown header key {key!r}: allowed are {', '.join(sorted(known))}")
+    materialized = header.get("materialized", "table")
+    if materialized not in MATERIALIZATIONS:
+        raise ModelError(f"{path}: materialized = {materialized!r} is not allowed: use 'table' or 'view'")
+    grain = header.get("grain", [])
+    if isinstance(grain, str):
+        grain = [grain]
+    if not isinstance(grain, list) or not all(isinstance(item, str) for item in grain):
+        raise ModelError(f"{path}: grain must be a list of column names")
+    columns = {
+        column_name: _column(path, column_name, spec)
+        for column_name, spec in _table(path, header.get("columns", {}), "columns").items()
+    }
+    audits = tuple(_audit(path, spec) for spec in header.get("audits", []))
+    tags = header.get("tags", [])
+    return Model(
+        name=name,
+        path=path,
+        text=text,
+        materialized=materialized,
+        description=str(header.get("description", "")),
+        grain=tuple(grain),
+        columns=columns,
+        audits=audits,
+        references=references,
+        tags=tuple(str(tag) for tag in tags),
+    )
+
+
+def _table(path: Path, value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ModelError(f"{path}: {key} must be a TOML table")
+    return value
+
+
+def _column(path: Path, name: str, spec: Any) -> Column:
+    spec = _table(path, spec, f"columns.{name}")
+    known = {"description", "privacy", "checks", "accepted_values", "range"}
+    for key in spec:
+        if key not in known:
+            raise ModelError(f"{path}: unknown key columns.{name}.{key}: allowed are {', '.join(sorted(known))}")
+    privacy = spec.get("privacy", "plain")
+    if privacy not in PRIVACY_CLASSES:
+        raise ModelError(
+            f"{path}: columns.{name}.privacy = {privacy!r} is not allowed: use one of {', '.join(PRIVACY_CLASSES)}"
+        )
+    checks = spec.get("checks", [])
+    for check in checks:
+        if check not in ("not_null", "unique"):
+            raise ModelError(
+                f"{path}: columns.{name}.checks has {check!r}: built-in checks are 'not_null' and 'unique' "
+                "(use accepted_values or range for the others)"
+            )
+    accepted = spec.get("accepted_values")
+    if accepted is not None and (not isinstance(accepted, list) or not accepted):
+        raise ModelError(f"{path}: columns.{name}.accepted_values must be a non-empty list")
+    bounds = spec.get("range")
+    if bounds is not None:
+        if (
+            not isinstance(bounds, list)
+            or len(bounds) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+            or bounds[0] > bounds[1]
+        ):
+            raise ModelError(f"{path}: columns.{name}.range must be [low, high] with low <= high")
+    return Column(
+        name=name,
+        description=str(spec.get("description", "")),
+        privacy=privacy,
+        not_null="not_null" in checks,
+        unique="unique" in checks,
+        accepted_values=tuple(accepted) if accepted is not None else None,
+        range=(bounds[0], bounds[1]) if bounds is not None else None,
+    )
+
+
+def _audit(path: Path, spec: Any) -> Audit:
+    spec = _table(path, spec, "audits")
+    name, sql = spec.get("name"), spec.get("sql")
+    if not isinstance(name, str) or not isinstance(sql, str):
+        raise ModelError(f"{path}: each [[audits]] entry needs name and sql strings")
+    try:
+        sqlglot.parse_one(sql, read=DIALECT)
+    except sqlglot.errors.ParseError as err:
+        detail = err.errors[0] if err.errors else {}
+        description = str(detail.get("description", err)).split("<Token")[0].strip().rstrip(".")
+        raise ModelError(f"{path}: audit {name!r} has a SQL syntax error: {description}") from None
+    return Audit(name=name, sql=sql)

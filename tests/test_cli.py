@@ -1,0 +1,155 @@
+"""`churnwh` as a user runs it: a real process, a real project folder, real DuckDB files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+IDENTIFIER_COLUMNS = {"customer_id", "full_name", "email", "phone", "street_address", "birth_date"}
+COMMANDS = ["build", "demo", "dag", "lineage", "keygen"]
+
+
+def churnwh(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "churnwh", "--project", str(project), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def make_project(root: Path, customers: int = 400) -> Path:
+    shutil.copytree(REPO / "sql", root / "sql")
+    config = (REPO / "churnwh.toml").read_text().replace("customers = 5000", f"customers = {customers}")
+    (root / "churnwh.toml").write_text(config)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built_project(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("demo"))
+    result = churnwh(project, "build")
+    assert result.returncode == 0, result.stderr
+    return project, result
+
+
+def private(project: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(tmp_path, command):
+    result = churnwh(tmp_path, command, "--help")
+    assert result.returncode == 0
+    assert "Example: churnwh" in result.stdout
+
+
+def test_build_on_a_fresh_demo_project(built_project):
+    project, result = built_project
+    assert "models" in result.stdout
+    key = project / ".churnwh.key"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    with private(project) as con:
+        relations = dict(
+            con.execute("SELECT table_schema || '.' || table_name, 1 FROM information_schema.tables").fetchall()
+        )
+        for name in ("raw.customers", "staging.customers", "features.customer_features", "marts.training_set"):
+            assert name in relations
+        leaked = con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema NOT IN ('raw', '_churnwh') AND column_name IN ?",
+            [sorted(IDENTIFIER_COLUMNS)],
+        ).fetchall()
+        assert leaked == []
+        assert con.execute("SELECT count(*) FROM marts.training_set").fetchone()[0] > 1000
+        pseudonyms = con.execute("SELECT DISTINCT customer_pseudonym FROM features.customer_features").fetchall()
+        ids = {row[0] for row in con.execute("SELECT customer_id FROM raw.customers").fetchall()}
+        assert pseudonyms and not ids & {row[0] for row in pseudonyms}
+    key_text = key.read_text().strip()
+    assert key_text not in (project / "warehouse" / "private.duckdb").read_bytes().decode("latin-1")
+
+
+def test_second_build_skips_unchanged_models_and_select_rebuilds_downstream(built_project):
+    project, _ = built_project
+    again = churnwh(project, "build")
+    assert again.returncode == 0, again.stderr
+    assert "built" not in again.stderr.replace("0 built", "")
+    selected = churnwh(project, "build", "--select", "marts.training_set+", "--full-refresh")
+    assert selected.returncode == 0, selected.stderr
+    assert "marts.training_set" in selected.stderr and "staging.customers" not in selected.stderr
+
+
+def test_dag_and_lineage(built_project):
+    project, _ = built_project
+    dag = churnwh(project, "dag")
+    assert dag.returncode == 0
+    order = [line.split()[0] for line in dag.stdout.splitlines()]
+    assert order.index("staging.customers") < order.index("features.customer_features") < order.index(
+        "marts.training_set"
+    )
+    lineage = churnwh(project, "lineage", "staging.customers.region")
+    assert lineage.returncode == 0, lineage.stderr
+    assert "raw.customers.region" in lineage.stdout
+
+
+def broken_copy(built_project, tmp_path, relative: str, text: str) -> Path:
+    project, _ = built_project
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    (copy / "sql" / relative).parent.mkdir(parents=True, exist_ok=True)
+    (copy / "sql" / relative).write_text(text)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("relative", "text", "expected"),
+    [
+        ("marts/bad.sql", "SELECT a,\nFROM staging.customers WHERE ((", r"bad.sql:2:"),
+        ("marts/bad.sql", "SELECT * FROM staging.nowhere", "staging.nowhere is neither a model nor a source"),
+        ("marts/loop_a.sql", "SELECT * FROM marts.loop_b", "dependency cycle"),
+    ],
+)
+def test_bad_models_exit_1_with_one_line(built_project, tmp_path, relative, text, expected):
+    copy = broken_copy(built_project, tmp_path, relative, text)
+    (copy / "sql" / "marts" / "loop_b.sql").write_text("SELECT * FROM marts.loop_a") if "loop" in relative else None
+    result = churnwh(copy, "build")
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_failed_check_exits_1_and_keeps_tables(built_project, tmp_path):
+    project, _ = built_project
+    copy = broken_copy(
+        built_project,
+        tmp_path,
+        "staging/customers.sql",
+        (project / "sql/staging/customers.sql").read_text().replace('checks = ["not_null", "unique"]', 'checks = ["not_null", "unique"]\naccepted_values = ["nobody"]', 1),
+    )
+    with private(copy) as con:
+        before = con.execute("SELECT * FROM staging.customers ORDER BY ALL").fetchall()
+    result = churnwh(copy, "build")
+    assert result.returncode == 1
+    assert "accepted_values(customer_pseudonym)" in result.stderr and "staging.customers" in result.stderr
+    assert "previous table is kept" in result.stderr
+    with private(copy) as con:
+        assert con.execute("SELECT * FROM staging.customers ORDER BY ALL").fetchall() == before
+        ids = [row[0] for row in con.execute("SELECT customer_id FROM raw.customers").fetchall()]
+    assert not any(customer_id in result.stderr for customer_id in ids)
+
+
+def test_bad_config_and_short_key_exit_1(tmp_path):
+    (tmp_path / "churnwh.toml").write_text("[demo]\ncustomers = 'lots'\n")
+    result = churnwh(tmp_path, "build")
+    assert result.returncode == 1 and "demo.customers = 'lots' is not allowed" in result.stderr
+    project = make_project(tmp_path / "p")
+    result = churnwh(project, "build", env={"CHURNWH_KEY": "abcdef"})
+    assert result.returncode == 1 and "churnwh keygen" in result.stderr and "abcdef" not in result.stderr

@@ -1,0 +1,234 @@
+"""The demo warehouse simulator: determinism, the spec's raw schema, realism and messiness."""
+
+from __future__ import annotations
+
+import datetime
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from churnwh.demo import TRUE_DRIVERS, DemoData, simulate, write_raw, write_truth
+
+EXPECTED_SCHEMA = {
+    "customers": [("customer_id", "VARCHAR"), ("full_name", "VARCHAR"), ("email", "VARCHAR"),
+                  ("phone", "VARCHAR"), ("street_address", "VARCHAR"), ("birth_date", "DATE"),
+                  ("gender", "VARCHAR"), ("region", "VARCHAR"), ("signup_date", "DATE"),
+                  ("acquisition_channel", "VARCHAR")],
+    "plans": [("plan_id", "VARCHAR"), ("plan_name", "VARCHAR"), ("tier_rank", "INTEGER")],
+    "plan_prices": [("plan_id", "VARCHAR"), ("monthly_price", "DOUBLE"), ("valid_from", "DATE")],
+    "subscriptions": [("subscription_id", "VARCHAR"), ("customer_id", "VARCHAR"), ("plan_id", "VARCHAR"),
+                      ("start_date", "DATE"), ("end_date", "DATE"), ("cancel_reason", "VARCHAR")],
+    "transactions": [("transaction_id", "VARCHAR"), ("customer_id", "VARCHAR"),
+                     ("transaction_ts", "TIMESTAMP"), ("amount", "DOUBLE"), ("category", "VARCHAR"),
+                     ("loaded_at", "TIMESTAMP")],
+    "product_usage": [("customer_id", "VARCHAR"), ("activity_date", "DATE"), ("sessions", "INTEGER"),
+                      ("minutes", "DOUBLE"), ("feature_used", "VARCHAR")],
+    "support_tickets": [("ticket_id", "VARCHAR"), ("customer_id", "VARCHAR"), ("opened_at", "TIMESTAMP"),
+                        ("resolved_at", "TIMESTAMP"), ("category", "VARCHAR"), ("satisfaction", "INTEGER")],
+    "web_sessions": [("session_id", "VARCHAR"), ("customer_id", "VARCHAR"), ("session_start", "TIMESTAMP"),
+                     ("pages", "INTEGER"), ("device", "VARCHAR")],
+    "email_events": [("event_id", "VARCHAR"), ("customer_id", "VARCHAR"), ("campaign_id", "VARCHAR"),
+                     ("event_type", "VARCHAR"), ("event_ts", "TIMESTAMP")],
+    "consent_events": [("event_id", "VARCHAR"), ("customer_id", "VARCHAR"), ("purpose", "VARCHAR"),
+                       ("action", "VARCHAR"), ("event_ts", "TIMESTAMP"), ("source", "VARCHAR"),
+                       ("regulation", "VARCHAR")],
+}
+EVENT_TABLES = ("subscriptions", "transactions", "product_usage", "support_tickets", "web_sessions",
+                "email_events", "consent_events")
+
+
+@pytest.fixture(scope="module")
+def data() -> DemoData:
+    return simulate(500, seed=11)
+
+
+@pytest.fixture(scope="module")
+def con(data, tmp_path_factory) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(str(tmp_path_factory.mktemp("demo") / "warehouse.duckdb"))
+    write_raw(connection, data)
+    connection.register("truth", data.truth)
+    yield connection
+    connection.close()
+
+
+def scalar(con, sql: str):
+    return con.execute(sql).fetchall()[0][0]
+
+
+def test_same_seed_gives_identical_tables_and_other_seed_differs():
+    first, again, other = simulate(300, seed=5), simulate(300, seed=5), simulate(300, seed=6)
+    for name, table in first.tables.items():
+        assert table.equals(again.tables[name]), name
+    assert first.truth.equals(again.truth)
+    assert not first.tables["customers"].equals(other.tables["customers"])
+    assert not first.tables["product_usage"].equals(other.tables["product_usage"])
+
+
+def test_raw_schema_matches_spec_exactly(con):
+    for table, expected in EXPECTED_SCHEMA.items():
+        actual = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'raw' AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()
+        assert actual == expected, table
+
+
+def test_truth_schema(data):
+    assert [(f.name, str(f.type)) for f in data.truth.schema] == [
+        ("customer_id", "string"), ("month", "date32[day]"), ("churn_hazard", "double")]
+
+
+def test_every_event_belongs_to_a_known_customer(con):
+    for table in EVENT_TABLES + ("truth",):
+        orphans = scalar(con, f"SELECT count(*) FROM {'truth' if table == 'truth' else 'raw.' + table} "
+                              "WHERE customer_id NOT IN (SELECT customer_id FROM raw.customers)")
+        assert orphans == 0, table
+
+
+def test_customer_ids_and_emails_unique_and_well_formed(con):
+    assert scalar(con, "SELECT count(DISTINCT customer_id) = count(*) FROM raw.customers")
+    assert scalar(con, "SELECT count(DISTINCT email) = count(*) FROM raw.customers")
+    assert scalar(con, "SELECT bool_and(regexp_full_match(customer_id, 'C[0-9]{8}')) FROM raw.customers")
+
+
+def test_signups_span_history_and_some_precede_start(con):
+    before, during = con.execute(
+        "SELECT count(*) FILTER (signup_date < DATE '2023-01-01'), "
+        "count(*) FILTER (signup_date >= DATE '2023-01-01') FROM raw.customers").fetchall()[0]
+    assert before > 50 and during > 200
+    assert scalar(con, "SELECT count(*) FROM raw.subscriptions WHERE start_date < DATE '2023-01-01'") >= before
+
+
+def test_messiness_is_planted(con):
+    assert scalar(con, "SELECT count(*) - count(DISTINCT transaction_id) FROM raw.transactions") > 0
+    assert scalar(con, "SELECT count(*) - count(DISTINCT event_id) FROM raw.email_events") > 0
+    assert scalar(con, "SELECT count(*) FROM (SELECT count(*) AS n FROM raw.product_usage "
+                       "GROUP BY ALL HAVING n > 1)") > 0
+    for table, column in (("customers", "region"), ("customers", "acquisition_channel"),
+                          ("transactions", "category"), ("email_events", "event_type")):
+        raw, clean = con.execute(f"SELECT count(DISTINCT {column}), count(DISTINCT lower(trim({column}))) "
+                                 f"FROM raw.{table}").fetchall()[0]
+        assert raw > clean, (table, column)
+    for table, column in (("customers", "birth_date"), ("customers", "gender"),
+                          ("customers", "acquisition_channel"), ("transactions", "amount"),
+                          ("product_usage", "minutes"), ("support_tickets", "satisfaction")):
+        assert scalar(con, f"SELECT count(*) FILTER ({column} IS NULL) FROM raw.{table}") > 0, column
+    assert scalar(con, "SELECT count(*) FROM raw.transactions WHERE amount < 0") > 0
+    assert scalar(con, "SELECT max(minutes) > 20 * median(minutes) FROM raw.product_usage")
+    assert scalar(con, "SELECT count(*) FROM raw.transactions "
+                       "WHERE loaded_at > transaction_ts + INTERVAL 1 DAY") > 0
+
+
+def test_product_usage_one_row_per_active_day_apart_from_duplicates(con):
+    distinct_rows, days = con.execute(
+        "SELECT count(*), count(DISTINCT (customer_id, activity_date)) "
+        "FROM (SELECT DISTINCT * FROM raw.product_usage)").fetchall()[0]
+    assert distinct_rows == days
+
+
+def test_truth_covers_active_months_with_hazards_in_open_unit_interval(con):
+    assert scalar(con, "SELECT bool_and(churn_hazard > 0 AND churn_hazard < 1) FROM truth")
+    assert scalar(con, "SELECT bool_and(day(month) = 1) FROM truth")
+    assert scalar(con, "SELECT count(*) = count(DISTINCT (customer_id, month)) FROM truth")
+    # a customer subscribed through a whole month was at risk in it
+    missing = scalar(con, """
+        SELECT count(*) FROM raw.subscriptions s
+        WHERE s.start_date < DATE '2025-06-01' AND coalesce(s.end_date, DATE '2099-01-01') >= DATE '2025-07-01'
+          AND NOT EXISTS (SELECT 1 FROM truth t WHERE t.customer_id = s.customer_id
+                          AND t.month = DATE '2025-06-01')""")
+    assert missing == 0
+    assert scalar(con, "SELECT count(*) FROM truth t JOIN raw.customers c USING (customer_id) "
+                       "WHERE c.signup_date >= t.month") == 0
+
+
+def test_churn_base_rate_is_plausible(con):
+    monthly = scalar(con, "SELECT avg(churn_hazard) FROM truth")
+    assert 0.01 < monthly < 0.06
+    within_90_days = scalar(con, """
+        WITH ordered AS (
+            SELECT customer_id, end_date,
+                   lead(start_date) OVER (PARTITION BY customer_id ORDER BY start_date) AS next_start
+            FROM raw.subscriptions),
+        churn AS (SELECT customer_id, end_date AS churn_date FROM ordered
+                  WHERE end_date IS NOT NULL AND (next_start IS NULL OR next_start - end_date > 30))
+        SELECT avg(EXISTS (SELECT 1 FROM churn c WHERE c.customer_id = t.customer_id
+                           AND c.churn_date >= t.month AND c.churn_date < t.month + 90)::INTEGER)
+        FROM truth t WHERE t.month BETWEEN DATE '2023-07-01' AND DATE '2025-06-01'""")
+    assert 0.04 < within_90_days < 0.16
+
+
+def test_short_and_long_re_signups_exist(con):
+    short, long = con.execute("""
+        WITH gaps AS (
+            SELECT lead(start_date) OVER (PARTITION BY customer_id ORDER BY start_date) - end_date AS gap
+            FROM raw.subscriptions)
+        SELECT count(*) FILTER (gap BETWEEN 1 AND 30), count(*) FILTER (gap > 30) FROM gaps""").fetchall()[0]
+    assert short > 0 and long > 0
+    assert scalar(con, "SELECT count(*) FROM (SELECT lead(start_date) OVER (PARTITION BY customer_id "
+                       "ORDER BY start_date) - end_date AS gap FROM raw.subscriptions) WHERE gap < 0") == 0
+
+
+def test_plan_changes_start_the_next_subscription_the_same_day(con):
+    assert scalar(con, """
+        SELECT count(*) FROM (SELECT end_date, cancel_reason,
+               lead(start_date) OVER (PARTITION BY customer_id ORDER BY start_date) AS next_start
+               FROM raw.subscriptions)
+        WHERE cancel_reason IS NULL AND end_date IS NOT NULL AND next_start = end_date""") > 0
+    assert scalar(con, "SELECT max(n) FROM (SELECT count(*) FILTER (end_date IS NULL) AS n "
+                       "FROM raw.subscriptions GROUP BY customer_id)") == 1
+
+
+def test_some_plan_prices_rise_during_history(con):
+    assert scalar(con, """
+        SELECT count(*) FROM (SELECT monthly_price, valid_from,
+               lag(monthly_price) OVER (PARTITION BY plan_id ORDER BY valid_from) AS previous
+               FROM raw.plan_prices)
+        WHERE valid_from BETWEEN DATE '2023-01-01' AND DATE '2025-12-31' AND monthly_price > previous""") >= 2
+
+
+def test_consent_events_follow_spec_conventions(con):
+    assert scalar(con, "SELECT count(*) FROM raw.consent_events WHERE source = 'gpc' "
+                       "AND NOT (purpose = 'profiling' AND action = 'withdraw' AND regulation = 'CCPA')") == 0
+    assert scalar(con, "SELECT count(*) FROM raw.consent_events WHERE source = 'gpc'") > 0
+    objectors, marketing_out, customers = con.execute("""
+        SELECT count(DISTINCT customer_id) FILTER (purpose = 'profiling' AND action = 'withdraw'),
+               count(DISTINCT customer_id) FILTER (purpose = 'marketing' AND action = 'withdraw'),
+               (SELECT count(*) FROM raw.customers)
+        FROM raw.consent_events""").fetchall()[0]
+    assert 0.015 * customers < objectors < 0.09 * customers
+    assert marketing_out > objectors
+    assert scalar(con, """
+        SELECT count(*) FROM raw.consent_events g JOIN raw.consent_events w
+          ON g.customer_id = w.customer_id AND g.purpose = 'profiling' AND w.purpose = 'profiling'
+         AND w.action = 'withdraw' AND g.action = 'grant' AND g.event_ts > w.event_ts""") > 0
+
+
+def test_events_stay_inside_the_history(con):
+    assert scalar(con, "SELECT max(activity_date) <= DATE '2025-12-31' AND min(activity_date) >= DATE '2023-01-01' "
+                       "FROM raw.product_usage")
+    assert scalar(con, "SELECT max(event_ts) < TIMESTAMP '2026-01-01' FROM raw.email_events")
+
+
+def test_write_raw_round_trip_replaces_tables(data, tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        write_raw(connection, data)
+        write_raw(connection, data)  # CREATE OR REPLACE: a second load does not fail or double rows
+    with duckdb.connect(str(path), read_only=True) as connection:
+        for name, table in data.tables.items():
+            assert scalar(connection, f"SELECT count(*) FROM raw.{name}") == table.num_rows
+        assert connection.sql("SELECT * FROM raw.customers ORDER BY customer_id").to_arrow_table() \
+            .equals(data.tables["customers"].sort_by("customer_id").combine_chunks())
+
+
+def test_write_truth_writes_parquet(data, tmp_path):
+    path = tmp_path / "truth" / "truth.parquet"
+    write_truth(data, path)
+    assert pq.read_table(path).equals(data.truth.combine_chunks())
+
+
+def test_custom_history_window_and_drivers():
+    small = simulate(100, seed=3, start=datetime.date(2024, 1, 1), end=datetime.date(2024, 12, 31))
+    months = small.truth.column("month").to_pylist()
+    assert min(months) == datetime.date(2024, 1, 1) and max(months) == datetime.date(2024, 12, 1)
+    assert len(TRUE_DRIVERS) >= 5 and all(isinstance(d, str) and d for d in TRUE_DRIVERS)
