@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -54,30 +53,114 @@ def build(
         None, "--select", "-s", help="Build only NAME; NAME+ adds everything downstream, +NAME everything upstream."
     ),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every model even if unchanged."),
+    force_train: bool = typer.Option(False, "--force-train", help="Retrain and replace the current model."),
 ) -> None:
-    """Load sources, pseudonymize, and build every SQL model in dependency order.
+    """Load sources, pseudonymize, build the SQL models in dependency order, train and score.
 
     Example: churnwh build --select features.customer_features+
     """
+    _run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train)
+
+
+@app.command()
+def train(
+    force: bool = typer.Option(False, "--force", help="Retrain even if unchanged, and replace the current model."),
+) -> None:
+    """Train the churn network on the training-set model and register it as a new version.
+
+    Example: churnwh train --force
+    """
+    _run_stages(("train",), force_train=force)
+
+
+@app.command()
+def score() -> None:
+    """Score the scoring-set model with the current model version into ml.churn_scores.
+
+    Example: churnwh score
+    """
+    _run_stages(("score",))
+
+
+@app.command()
+def evaluate() -> None:
+    """Evaluate the current model on the latest observation dates, next to the baselines.
+
+    Example: churnwh evaluate
+    """
+    from churnwh.training import evaluate_current
+
+    config = _config()
+    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+        version, results = evaluate_current(con, config)
+    table = Table(title=f"model {version}: test rows {results['rows']['test']:,}", show_edge=False)
+    table.add_column("metric")
+    for model in ("network", "logistic_regression", "base_rate"):
+        table.add_column(model)
+    for metric in results["network"]:
+        table.add_row(metric, *(f"{results[model][metric]:.4f}" for model in ("network", "logistic_regression", "base_rate")))
+    out.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the trained model versions; the current one is marked.
+
+    Example: churnwh models
+    """
+    from churnwh import registry
+
+    config = _config()
+    with warehouse.connect(config.warehouse.private, read_only=True) as con:
+        if not registry.exists(con):
+            raise ChurnwhError("no trained model yet: run `churnwh train` or `churnwh build` first")
+        frame = registry.runs(con)
+    table = Table(show_edge=False)
+    for column in ("version", "status", "test ROC-AUC", "logistic ROC-AUC", "ECE", "train rows", "decision"):
+        table.add_column(column)
+    for row in frame.iter_rows(named=True):
+        table.add_row(
+            row["version"], row["status"], f"{row['test_roc_auc']:.4f}", f"{row['baseline_roc_auc']:.4f}",
+            f"{row['test_ece']:.4f}", f"{row['train_rows']:,}", row["decision"],
+        )
+    out.print(table)
+
+
+@app.command()
+def rollback(version: str = typer.Argument(..., help="The version to make current, e.g. v0002.")) -> None:
+    """Make an earlier model version current again (then `churnwh score` to rescore).
+
+    Example: churnwh rollback v0002
+    """
+    from churnwh import registry
+
+    config = _config()
+    with warehouse.connect(config.warehouse.private) as con:
+        registry.ensure_tables(con)
+        registry.rollback(con, config.warehouse.models, version)
+    out.print(f"{version} is the current model; run `churnwh score` to rescore with it")
+
+
+def _run_stages(stages: tuple[str, ...] | None, **options) -> None:
     from churnwh.pipeline import BuildOptions, build as run_build
 
     config = _config()
     with err.status("building") as status:
         report = run_build(
             config,
-            BuildOptions(select=select, full_refresh=full_refresh),
+            BuildOptions(**options),
+            only=stages,
             on_stage=lambda name: status.update(f"[bold]{name}[/bold]"),
             on_model=lambda result: err.print(
                 f"  {result.status:<8} {result.name:<40} {result.rows:>10,} rows  {result.seconds:6.2f} s"
             ),
         )
-    summary = Table(title="churnwh build", show_edge=False)
+    summary = Table(title="churnwh", show_edge=False)
     for column in ("stage", "seconds", "result"):
         summary.add_column(column)
     for stage in report.stages:
         summary.add_row(stage.name, f"{stage.seconds:.2f}", stage.detail)
     out.print(summary)
-    out.print(f"private warehouse: {config.warehouse.private}")
 
 
 @app.command()
@@ -155,19 +238,16 @@ def keygen(
     out.print(f"wrote a new key to {target} (mode 0600); keep it out of git and backups of the warehouse")
 
 
+USAGE_ERROR = 2  # what Typer exits with for a bad flag or argument; churnwh's contract says 1
+
+
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app()
+    except SystemExit as done:
+        sys.exit(1 if done.code == USAGE_ERROR else done.code)
     except ChurnwhError as error:
         err.print(f"error: {error}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(1)
-    except click.ClickException as error:
-        error.show()
         sys.exit(1)
     except Exception as error:  # noqa: BLE001 - the last line of defence prints no data values
         if os.environ.get("CHURNWH_DEBUG"):

@@ -41,12 +41,26 @@ class TrainingConfig:
     label_column: str
     date_column: str
     seed: int
+    promote_tolerance: float = 0.005
+    network: dict[str, Any] = field(default_factory=dict)
+    """Overrides of churnwh.train.TrainConfig (epochs, hidden, k, ...)."""
 
 
 @dataclass(frozen=True)
 class TierConfig:
     high: float
     medium: float
+    mode: str = "probability"
+    """'probability': high/medium are probability thresholds; 'top_fraction': they are the
+    fractions of customers (ranked by probability) put in the high tier and in high+medium."""
+    actions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    value_column: str
+    horizon_months: int
+    batch_rows: int
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class Config:
     demo: DemoConfig
     training: TrainingConfig
     tiers: TierConfig
+    scoring: ScoringConfig
     key: KeyConfig
     variables: dict[str, Any] = field(default_factory=dict)
 
@@ -79,6 +94,35 @@ DEFAULT_VARIABLES: dict[str, Any] = {
 }
 
 SOURCES = ("demo",)
+TIER_MODES = ("probability", "top_fraction")
+DEFAULT_ACTIONS = {
+    "high": "retain now: personal retention offer",
+    "medium": "enhanced care: proactive check-in",
+    "low": "normal service: no contact",
+}
+
+
+def network_overrides(section: dict[str, Any], origin: str) -> dict[str, Any]:
+    """[network] keys must be TrainConfig fields with a value of the field's type."""
+    if not section:
+        return {}
+    from dataclasses import fields
+
+    from churnwh.train import TrainConfig
+
+    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
+    for name, value in section.items():
+        if name not in types:
+            raise ConfigError(f"{origin}: unknown key 'network.{name}': allowed are {', '.join(sorted(types))}")
+        expected = types[name]
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ConfigError(
+                f"{origin}: network.{name} = {value!r} is not allowed: a {expected.__name__} like the default"
+            )
+    return dict(section)
 
 
 def load_config(root: Path) -> Config:
@@ -100,7 +144,7 @@ def load_config(root: Path) -> Config:
 
 def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> Config:
     reader = _Reader(raw, origin)
-    known_sections = {"warehouse", "sql", "source", "demo", "training", "tiers", "key", "vars"}
+    known_sections = {"warehouse", "sql", "source", "demo", "training", "network", "tiers", "scoring", "key", "vars"}
     reader.reject_unknown("", raw, known_sections)
 
     wh = reader.section("warehouse", {"private", "published", "models", "memory_limit"})
@@ -133,7 +177,9 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
     if demo_config.end <= demo_config.start:
         raise ConfigError(f"{origin}: demo.end = {demo_config.end} is not after demo.start = {demo_config.start}")
 
-    tr = reader.section("training", {"model", "scoring_model", "id_column", "label_column", "date_column", "seed"})
+    tr = reader.section(
+        "training", {"model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance"}
+    )
     training = TrainingConfig(
         model=reader.string(tr, "training.model", "marts.training_set"),
         scoring_model=reader.string(tr, "training.scoring_model", "marts.scoring_set"),
@@ -141,20 +187,40 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         label_column=reader.string(tr, "training.label_column", "churned"),
         date_column=reader.string(tr, "training.date_column", "observation_date"),
         seed=reader.integer(tr, "training.seed", 0, minimum=0),
+        promote_tolerance=reader.number(tr, "training.promote_tolerance", 0.005, minimum=0.0, maximum=1.0),
+        network=network_overrides(reader.section("network", None), origin),
     )
     for key, name in (("training.model", training.model), ("training.scoring_model", training.scoring_model)):
         if name.count(".") != 1:
             raise ConfigError(f"{origin}: {key} = {name!r} is not allowed: name a model as schema.table")
 
-    tiers_section = reader.section("tiers", {"high", "medium"})
+    tiers_section = reader.section("tiers", {"high", "medium", "mode", "actions"})
+    mode = reader.string(tiers_section, "tiers.mode", "probability")
+    if mode not in TIER_MODES:
+        raise reader.fail("tiers.mode", mode, f"one of {', '.join(TIER_MODES)}")
+    actions = {**DEFAULT_ACTIONS, **reader.section_of(tiers_section, "tiers.actions", set(DEFAULT_ACTIONS))}
+    for tier, action in actions.items():
+        reader.string(actions, f"tiers.actions.{tier}", "")
     tiers = TierConfig(
         high=reader.fraction(tiers_section, "tiers.high", 0.5),
         medium=reader.fraction(tiers_section, "tiers.medium", 0.2),
+        mode=mode,
+        actions=actions,
     )
-    if tiers.medium >= tiers.high:
+    if mode == "probability" and tiers.medium >= tiers.high:
+        raise ConfigError(f"{origin}: tiers.medium = {tiers.medium} must be below tiers.high = {tiers.high}")
+    if mode == "top_fraction" and tiers.medium <= tiers.high:
         raise ConfigError(
-            f"{origin}: tiers.medium = {tiers.medium} must be below tiers.high = {tiers.high}"
+            f"{origin}: with tiers.mode = 'top_fraction', tiers.medium = {tiers.medium} (the share in high or "
+            f"medium) must be above tiers.high = {tiers.high}"
         )
+
+    sc = reader.section("scoring", {"value_column", "horizon_months", "batch_rows"})
+    scoring = ScoringConfig(
+        value_column=reader.string(sc, "scoring.value_column", "monthly_price"),
+        horizon_months=reader.integer(sc, "scoring.horizon_months", 12, minimum=1, maximum=120),
+        batch_rows=reader.integer(sc, "scoring.batch_rows", 65536, minimum=256, maximum=10_000_000),
+    )
 
     key = reader.section("key", {"env", "file"})
     key_config = KeyConfig(
@@ -178,6 +244,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         demo=demo_config,
         training=training,
         tiers=tiers,
+        scoring=scoring,
         key=key_config,
         variables=variables,
     )
@@ -230,6 +297,19 @@ class _Reader:
         ):
             upper = f" and at most {maximum}" if maximum is not None else ""
             raise self.fail(key, value, f"an integer of at least {minimum}{upper}")
+        return value
+
+    def number(self, table: dict[str, Any], key: str, default: float, minimum: float, maximum: float) -> float:
+        value = table.get(key.split(".")[-1], default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value <= maximum:
+            raise self.fail(key, value, f"a number from {minimum} to {maximum}")
+        return float(value)
+
+    def section_of(self, table: dict[str, Any], key: str, known: set[str]) -> dict[str, Any]:
+        value = table.get(key.split(".")[-1], {})
+        if not isinstance(value, dict):
+            raise self.fail(key, value, "a table of tier = action text")
+        self.reject_unknown(key, value, known)
         return value
 
     def fraction(self, table: dict[str, Any], key: str, default: float) -> float:

@@ -10,16 +10,20 @@ from typing import Callable
 
 import duckdb
 
-from churnwh import keys, warehouse
+from churnwh import keys, registry, warehouse
 from churnwh.config import Config
+from churnwh.errors import ChurnwhError
 from churnwh.project import Project, load_project
 from churnwh.run_models import ModelResult, run_models
+from churnwh.scoring import score_stage
+from churnwh.training import TrainOutcome, train_stage
 
 
 @dataclass(frozen=True)
 class BuildOptions:
     select: str | None = None
     full_refresh: bool = False
+    force_train: bool = False
 
 
 @dataclass
@@ -39,6 +43,7 @@ class BuildContext:
     key: bytes | None = None
     project: Project | None = None
     models: list[ModelResult] = field(default_factory=list)
+    trained: TrainOutcome | None = None
 
 
 @dataclass
@@ -76,10 +81,26 @@ def build_models(ctx: BuildContext) -> str:
     return f"{built} built, {len(ctx.models) - built} unchanged"
 
 
+def train(ctx: BuildContext) -> str:
+    ctx.trained = train_stage(ctx.con, ctx.config, force=ctx.options.force_train)
+    return f"{ctx.trained.version}: {ctx.trained.decision}"
+
+
+def score(ctx: BuildContext) -> str:
+    record = registry.current(ctx.con) if registry.exists(ctx.con) else None
+    if record is None:
+        raise ChurnwhError("no trained model yet: run `churnwh train` or `churnwh build` first")
+    model = ctx.trained.model if ctx.trained else registry.load(ctx.config.warehouse.models, record.version)
+    rows = score_stage(ctx.con, ctx.config, model, record.version, record.run_id)
+    return f"{rows} customers scored with {record.version}"
+
+
 STAGES: tuple[tuple[str, Callable[[BuildContext], str]], ...] = (
     ("load", load_sources),
     ("pseudonymize", pseudonymize),
     ("models", build_models),
+    ("train", train),
+    ("score", score),
 )
 
 
@@ -87,13 +108,20 @@ def build(
     config: Config,
     options: BuildOptions = BuildOptions(),
     *,
+    only: tuple[str, ...] | None = None,
     on_stage: Callable[[str], None] = lambda name: None,
     on_model: Callable[[ModelResult], None] = lambda result: None,
 ) -> BuildReport:
+    """Run every stage of STAGES in order, or just the ones named in ``only``."""
+    unknown = set(only or ()) - {name for name, _ in STAGES}
+    if unknown:
+        raise AssertionError(f"unknown stages {sorted(unknown)}")
     stages: list[StageResult] = []
     with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
         ctx = BuildContext(config=config, options=options, con=con, on_stage=on_stage, on_model=on_model)
         for name, stage in STAGES:
+            if only is not None and name not in only:
+                continue
             on_stage(name)
             started = time.perf_counter()
             detail = stage(ctx)

@@ -19,3 +19,14 @@ def write_models(tmp_path: Path):
         return root
 
     return write
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory):
+    """A 400-customer demo project after one full `churnwh build` (shared: copy it before changing it)."""
+    from tests.helpers import churnwh, make_project
+
+    project = make_project(tmp_path_factory.mktemp("demo"))
+    result = churnwh(project, "build")
+    assert result.returncode == 0, result.stderr
+    return project, result

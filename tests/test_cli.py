@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-import duckdb
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import churnwh, make_project, private
+
 IDENTIFIER_COLUMNS = {"customer_id", "full_name", "email", "phone", "street_address", "birth_date"}
-COMMANDS = ["build", "demo", "dag", "lineage", "keygen"]
-
-
-def churnwh(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "churnwh", "--project", str(project), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
-
-
-def make_project(root: Path, customers: int = 400) -> Path:
-    shutil.copytree(REPO / "sql", root / "sql")
-    config = (REPO / "churnwh.toml").read_text().replace("customers = 5000", f"customers = {customers}")
-    (root / "churnwh.toml").write_text(config)
-    return root
-
-
-@pytest.fixture(scope="module")
-def built_project(tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("demo"))
-    result = churnwh(project, "build")
-    assert result.returncode == 0, result.stderr
-    return project, result
-
-
-def private(project: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
+COMMANDS = ["build", "demo", "dag", "lineage", "keygen", "train", "score", "evaluate", "models", "rollback"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
