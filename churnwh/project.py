@@ -74,6 +74,19 @@ class Project:
     dependencies: dict[str, frozenset[str]] = field(repr=False)
     """Model -> the models it reads (sources excluded)."""
 
+    def column_docs(self, name: str) -> dict[str, Column]:
+        """Column metadata of ``name``: its own header, else that of a same-named column upstream.
+
+        Only documentation travels (description, privacy tag); checks stay where they are declared.
+        A column passed through several models is documented once, where it is computed.
+        """
+        docs: dict[str, Column] = {}
+        for dependency in sorted(self.dependencies[name]):
+            for column_name, column in self.column_docs(dependency).items():
+                docs.setdefault(column_name, Column(column_name, column.description, column.privacy))
+        docs.update(self.models[name].columns)
+        return docs
+
     def sources(self) -> set[str]:
         return {ref for model in self.models.values() for ref in model.references if ref not in self.models}
 

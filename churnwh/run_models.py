@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from churnwh import warehouse
 from churnwh.errors import ModelError
-from churnwh.project import DIALECT, Model, Project
+from churnwh.project import DIALECT, Column, Model, Project
 
 ID_COLUMN = "customer_pseudonym"
 MAX_EXAMPLES = 5
@@ -59,7 +59,7 @@ def run_models(
         if not full_refresh and stored.get(name) == fingerprints[name] and name in existing:
             result = ModelResult(name, "skipped", _row_count(con, model), 0.0)
         else:
-            result = build_model(con, model, fingerprints[name])
+            result = build_model(con, model, fingerprints[name], project.column_docs(name))
         results.append(result)
         if on_model:
             on_model(result)
@@ -83,7 +83,9 @@ def fingerprint(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def build_model(con: duckdb.DuckDBPyConnection, model: Model, model_fingerprint: str) -> ModelResult:
+def build_model(
+    con: duckdb.DuckDBPyConnection, model: Model, model_fingerprint: str, docs: dict[str, Column] | None = None
+) -> ModelResult:
     started = time.perf_counter()
     con.execute("BEGIN TRANSACTION")
     try:
@@ -98,7 +100,7 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model, model_fingerprint:
         check_declared_columns(model, output_columns)
         run_checks(con, model, output_columns)
         run_audits(con, model, output_columns)
-        write_comments(con, model)
+        write_comments(con, model, output_columns, docs)
         rows = _row_count(con, model)
         seconds = time.perf_counter() - started
         con.execute(
@@ -201,12 +203,20 @@ def _fail_if_rows(
     )
 
 
-def write_comments(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+def write_comments(
+    con: duckdb.DuckDBPyConnection,
+    model: Model,
+    output_columns: dict[str, str] | None = None,
+    docs: dict[str, Column] | None = None,
+) -> None:
+    """Table and column comments; ``docs`` (default: the model's own header) may add inherited ones."""
+    output_columns = output_columns if output_columns is not None else warehouse.columns(con, model.name)
+    docs = docs if docs is not None else model.columns
     kind = "VIEW" if model.materialized == "view" else "TABLE"
     if model.description:
         con.execute(f"COMMENT ON {kind} {model.name} IS {warehouse.sql_literal(model.description)}")
-    for column in model.columns.values():
-        if column.description:
+    for column in docs.values():
+        if column.description and column.name in output_columns:
             con.execute(
                 f"COMMENT ON COLUMN {model.name}.{_quote(column.name)} IS {warehouse.sql_literal(column.description)}"
             )

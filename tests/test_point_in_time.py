@@ -459,8 +459,9 @@ def test_headers_checks_and_audits_pass_on_demo(demo_built):
     for name in MODELS:
         model = loaded.models[name]
         columns = warehouse.columns(con, name)
-        assert set(columns) == set(model.columns), f"{name}: every column needs a description"
-        assert all(column.description for column in model.columns.values())
+        docs = loaded.column_docs(name)
+        assert set(columns) <= set(docs), f"{name}: every column needs a description"
+        assert all(docs[column].description for column in columns)
         run_models.check_declared_columns(model, columns)
         run_models.run_checks(con, model, columns)
         run_models.run_audits(con, model, columns)

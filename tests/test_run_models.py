@@ -172,3 +172,40 @@ def test_switching_table_to_view(con, write_models):
     path.write_text('/*\nmaterialized = "view"\n*/\n' + "SELECT customer_pseudonym FROM staging.events")
     run_models(con, load_project(sql), VARIABLES)
     assert warehouse.relations(con)["features.totals"] == "view"
+
+
+def test_column_docs_are_inherited_from_upstream_unless_redeclared(con, write_models):
+    sql = write_models(
+        {
+            "s/base.sql": """
+                /*
+                [columns.amount]
+                description = "Purchase amount."
+                privacy = "sensitive"
+                range = [0, 100]
+                [columns.customer_pseudonym]
+                description = "Keyed pseudonym."
+                */
+                SELECT customer_pseudonym, amount FROM raw.events
+            """,
+            "s/mart.sql": """
+                /*
+                [columns.customer_pseudonym]
+                description = "The customer."
+                */
+                SELECT * FROM s.base
+            """,
+        }
+    )
+    project = load_project(sql)
+    docs = project.column_docs("s.mart")
+    assert docs["amount"].description == "Purchase amount." and docs["amount"].privacy == "sensitive"
+    assert docs["amount"].range is None  # checks are not inherited
+    assert docs["customer_pseudonym"].description == "The customer."
+    run_models(con, project, VARIABLES)
+    comments = dict(
+        con.execute(
+            "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 's' AND table_name = 'mart'"
+        ).fetchall()
+    )
+    assert comments == {"customer_pseudonym": "The customer.", "amount": "Purchase amount."}
