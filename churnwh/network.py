@@ -8,7 +8,9 @@ Architecture (TabM-style, Gorishniy et al. 2024, on piecewise-linear encodings, 
 2. every categorical column has an embedding (one shared table with per-column offsets, row 0 of
    each column is its unknown slot);
 3. the embeddings are concatenated and fed to ``k`` ensemble members that share one MLP backbone:
-   each backbone layer is BatchEnsemble-style, ``y_i = ((x_i * r_i) @ W) * s_i + b_i`` for member i,
+   the first ``shared_layers`` layers are plain linear layers computed once per row (the widest
+   layer, so this is where the cost is saved), each later layer is BatchEnsemble-style,
+   ``y_i = ((x_i * r_i) @ W) * s_i + b_i`` for member i,
    with shared ``W`` and rank-1 member adapters ``r_i, s_i`` (first-layer ``r`` random +-1 so the
    members differ from the start, all others ones);
 4. each member has its own linear head giving one logit.
@@ -44,12 +46,19 @@ class NetworkShape:
     depth: int = 2
     k: int = 8
     dropout: float = 0.1
+    shared_layers: int = 0
+    ple_direct: bool = False
+    """True: the flattened piecewise-linear encodings go straight into the first backbone layer
+    (one large matrix product, cheap on CPU) instead of a per-feature linear + ReLU embedding."""
+    """How many first backbone layers are plain linear layers shared by all members (computed once
+    per row instead of k times); the ensemble starts after them. 0 = every layer is BatchEnsemble."""
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "cardinalities": list(self.cardinalities)}
 
     @classmethod
     def from_dict(cls, values: dict) -> NetworkShape:
+        """Rebuild a shape; fields missing in older artifacts take their (old-behaviour) default."""
         return cls(**{**values, "cardinalities": tuple(values["cardinalities"])})
 
 
@@ -96,7 +105,7 @@ class ChurnNetwork(nnx.Module):
     def __init__(self, shape: NetworkShape, *, rngs: nnx.Rngs):
         self.shape = shape
         d = shape.d_embed
-        if shape.n_numeric:
+        if shape.n_numeric and not shape.ple_direct:
             fan_in_scale = 1.0 / np.sqrt(shape.n_bins)
             self.numeric_weight = nnx.Param(
                 jax.random.uniform(rngs.params(), (shape.n_numeric, shape.n_bins, d), jnp.float32,
@@ -112,9 +121,16 @@ class ChurnNetwork(nnx.Module):
                 sum(shape.cardinalities), d,
                 embedding_init=nnx.initializers.normal(stddev=1.0 / np.sqrt(d)), rngs=rngs,
             )
-        d_in = d * (shape.n_numeric + len(shape.cardinalities))
+        numeric_width = shape.n_numeric * (shape.n_bins if shape.ple_direct else d)
+        d_in = numeric_width + d * len(shape.cardinalities)
+        shared = min(shape.shared_layers, max(shape.depth - 1, 0))
+        shared_layers = []
+        for _ in range(shared):
+            shared_layers.append(nnx.Linear(d_in, shape.hidden, rngs=rngs))
+            d_in = shape.hidden
+        self.shared_backbone = nnx.List(shared_layers)
         layers = []
-        for depth_index in range(shape.depth):
+        for depth_index in range(shape.depth - shared):
             layers.append(BatchEnsembleLinear(d_in, shape.hidden, shape.k,
                                               random_sign_input=depth_index == 0, rngs=rngs))
             d_in = shape.hidden
@@ -134,19 +150,28 @@ class ChurnNetwork(nnx.Module):
         embeddings = []
         if self.shape.n_numeric:
             encoded = piecewise_linear_encoding(numeric, bin_edges, bin_mask)
+            if self.shape.ple_direct:
+                embeddings.append(encoded.reshape(numeric.shape[0], -1))
+        if self.shape.n_numeric and not self.shape.ple_direct:
             numeric_embedding = jnp.einsum("nft,ftd->nfd", encoded, self.numeric_weight[...])
             embeddings.append(jax.nn.relu(numeric_embedding + self.numeric_bias[...]))
         if self.shape.cardinalities:
             indices = categorical + jnp.asarray(self.category_offsets, jnp.int32)[None, :]
-            embeddings.append(self.category_embedding(indices))
-        x = jnp.concatenate(embeddings, axis=1).reshape(numeric.shape[0], -1)
+            embeddings.append(self.category_embedding(indices).reshape(numeric.shape[0], -1))
+        x = jnp.concatenate([e.reshape(numeric.shape[0], -1) for e in embeddings], axis=1)
+
+        def dropout(x, layer_index):
+            if dropout_key is None or self.shape.dropout <= 0:
+                return x
+            keep = 1.0 - self.shape.dropout
+            mask = jax.random.bernoulli(jax.random.fold_in(dropout_key, layer_index), keep, x.shape)
+            return jnp.where(mask, x / keep, 0.0)
+
+        for layer_index, layer in enumerate(self.shared_backbone):
+            x = dropout(jax.nn.relu(layer(x)), layer_index)
         x = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.shape.k, x.shape[1]))
-        for layer_index, layer in enumerate(self.backbone):
-            x = jax.nn.relu(layer(x))
-            if dropout_key is not None and self.shape.dropout > 0:
-                keep = 1.0 - self.shape.dropout
-                mask = jax.random.bernoulli(jax.random.fold_in(dropout_key, layer_index), keep, x.shape)
-                x = jnp.where(mask, x / keep, 0.0)
+        for layer_index, layer in enumerate(self.backbone, start=len(self.shared_backbone)):
+            x = dropout(jax.nn.relu(layer(x)), layer_index)
         return jnp.sum(x * self.head_kernel[...][None], axis=-1) + self.head_bias[...][None]
 
 

@@ -37,6 +37,8 @@ MIN_VALIDATION_ROWS = 20
 PREDICT_BATCH_ROWS = 8192
 SMALLEST_PREDICT_BUCKET = 256
 VALIDATION_CHUNK_ROWS = 2048
+AUTO_BATCH_MIN = 256
+AUTO_BATCH_MAX = 4096
 DECAYED_PARAMETERS = ("['kernel']", "['embedding']", "['head_kernel']", "['numeric_weight']")
 
 
@@ -44,10 +46,20 @@ DECAYED_PARAMETERS = ("['kernel']", "['embedding']", "['head_kernel']", "['numer
 class TrainConfig:
     """Hyperparameters. Defaults were chosen by 5-fold CV means on the public bank and Telco churn
     sets (``benchmarks/bench_public.py``): against hidden=256, lr=1e-3, dropout=0.1 this setting
-    stops later and steadier (Telco's best epoch had been 2-4) and is 2x faster."""
+    stops later and steadier (Telco's best epoch had been 2-4) and is 2x faster.
+
+    Cost settings (CPU): ``batch_size = 0`` picks the batch by data size (``batch_and_learning_rate``:
+    256 rows on the public sets, as before, up to 4,096 on a million rows, learning rate scaled by
+    the square root); ``max_epoch_rows`` caps the rows one epoch sees (a fresh random sample each
+    epoch), so on large tables validation, early stopping and ``patience`` work on sub-epochs;
+    ``shared_layers = 1`` computes the first (widest) backbone layer once per row instead of once per
+    member (about k times cheaper there); ``ple_direct`` feeds the piecewise-linear encodings straight
+    into the first layer. ``purge_days`` is the gap of the time split (``splits.time_split``): the
+    training stage sets it to lead + label window + churn gap so no churn event is a label on both
+    sides of a split."""
 
     epochs: int = 200
-    batch_size: int = 256
+    batch_size: int = 0
     learning_rate: float = 5e-4
     weight_decay: float = 1e-4
     grad_clip_norm: float = 1.0
@@ -57,6 +69,9 @@ class TrainConfig:
     n_bins: int = 24
     d_embed: int = 16
     dropout: float = 0.2
+    shared_layers: int = 0
+    ple_direct: bool = False
+    max_epoch_rows: int = 262_144
     patience: int = 16
     seed: int = 0
     calibration: str = "temperature"
@@ -71,6 +86,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def batch_and_learning_rate(self, rows: int) -> tuple[int, float]:
+        """The batch size and learning rate used for ``rows`` training rows.
+
+        ``batch_size = 0`` (auto): about 32 batches per epoch, a power of two between
+        ``AUTO_BATCH_MIN`` and ``AUTO_BATCH_MAX``, with ``learning_rate`` (meant for batches of
+        ``AUTO_BATCH_MIN`` rows) scaled by the square root of the batch growth. Small sets (the public
+        bank and Telco data) keep small batches and many steps; large ones get large, cheap steps.
+        An explicit batch size uses ``learning_rate`` as it is.
+        """
+        if self.batch_size > 0:
+            return self.batch_size, self.learning_rate
+        batch = AUTO_BATCH_MIN
+        while batch * 2 <= min(AUTO_BATCH_MAX, rows // 32):
+            batch *= 2
+        return batch, self.learning_rate * float(np.sqrt(batch / AUTO_BATCH_MIN))
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -168,6 +199,7 @@ class _EpochSettings:
     learning_rate: float
     weight_decay: float
     grad_clip_norm: float
+    epoch_rows: int = 0
 
 
 def _member_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -180,10 +212,11 @@ def _train_epoch(graphdef, settings: _EpochSettings, params, opt_state, epoch_ke
     """One epoch (scan over shuffled batches) plus the validation log loss, in one compiled call."""
     numeric, categorical, labels, bin_edges, bin_mask = data
     rows = labels.shape[0]
-    batch_size = min(settings.batch_size, rows)
-    n_batches = -(-rows // batch_size)
+    epoch_rows = min(settings.epoch_rows, rows) if settings.epoch_rows > 0 else rows
+    batch_size = min(settings.batch_size, epoch_rows)
+    n_batches = -(-epoch_rows // batch_size)
     shuffle_key, dropout_key = jax.random.split(epoch_key)
-    order = jax.random.permutation(shuffle_key, rows)
+    order = jax.random.permutation(shuffle_key, rows)[:epoch_rows]
     # Wrap around so every batch is full; the rows repeated differ from epoch to epoch.
     order = jnp.resize(order, (n_batches * batch_size,)).reshape(n_batches, batch_size)
     optimizer = make_optimizer(settings.learning_rate, settings.weight_decay, settings.grad_clip_norm)
@@ -281,13 +314,15 @@ def train_model(
     shape = network.NetworkShape(
         n_numeric=train_encoded.numeric.shape[1], n_bins=config.n_bins,
         cardinalities=preprocessor.cardinalities, d_embed=config.d_embed, hidden=config.hidden,
-        depth=config.depth, k=config.k, dropout=config.dropout,
+        depth=config.depth, k=config.k, dropout=config.dropout, shared_layers=config.shared_layers,
+        ple_direct=config.ple_direct,
     )
     graphdef = _graphdef_for(shape)
     params = network.build_network(shape, seed=config.seed)[1]
-    settings = _EpochSettings(config.batch_size, config.learning_rate, config.weight_decay,
-                              config.grad_clip_norm)
-    opt_state = make_optimizer(config.learning_rate, config.weight_decay,
+    batch_size, learning_rate = config.batch_and_learning_rate(train_encoded.rows)
+    settings = _EpochSettings(batch_size, learning_rate, config.weight_decay,
+                              config.grad_clip_norm, config.max_epoch_rows)
+    opt_state = make_optimizer(learning_rate, config.weight_decay,
                                config.grad_clip_norm).init(params)
     bin_edges, bin_mask = jnp.asarray(preprocessor.bin_edges), jnp.asarray(preprocessor.bin_mask)
     data = (jnp.asarray(train_encoded.numeric), jnp.asarray(train_encoded.categorical),
@@ -428,7 +463,8 @@ def train_and_evaluate(
     """Split, train, and evaluate on the held-out test rows.
 
     With ``time_column`` the split is by time (``config.test_dates`` latest observation dates
-    for test, the ``config.valid_dates`` before them for validation, never random); without it a
+    for test, the ``config.valid_dates`` before them for validation, never random, with
+    ``config.purge_days`` between the parts); without it a
     stratified random split (``config.valid_fraction``, ``config.test_fraction``).
 
     Returns

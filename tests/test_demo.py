@@ -232,3 +232,23 @@ def test_custom_history_window_and_drivers():
     months = small.truth.column("month").to_pylist()
     assert min(months) == datetime.date(2024, 1, 1) and max(months) == datetime.date(2024, 12, 1)
     assert len(TRUE_DRIVERS) >= 5 and all(isinstance(d, str) and d for d in TRUE_DRIVERS)
+
+
+def test_churn_oracle_gives_calibrated_label_probabilities_for_customers_at_risk():
+    from churnwh.demo import churn_oracle
+
+    month = datetime.date(2023, 7, 1)
+    oracle = churn_oracle(400, seed=11, observation_date=month, end=datetime.date(2023, 12, 31), replicates=4)
+    assert [f.name for f in oracle.schema] == ["customer_id", "observation_date", "oracle_probability"]
+    probabilities = oracle.column("oracle_probability").to_numpy()
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    assert 0.02 < probabilities.mean() < 0.3
+    # exactly the customers the simulator had at risk in that month
+    truth = simulate(400, seed=11, end=datetime.date(2023, 12, 31)).truth
+    at_risk = {c for c, m in zip(truth.column("customer_id").to_pylist(), truth.column("month").to_pylist())
+               if m == month}
+    assert set(oracle.column("customer_id").to_pylist()) == at_risk
+    again = churn_oracle(400, seed=11, observation_date=month, end=datetime.date(2023, 12, 31), replicates=4)
+    assert again.equals(oracle)
+    with pytest.raises(ValueError, match="label window"):
+        churn_oracle(400, seed=11, observation_date=datetime.date(2023, 11, 1), end=datetime.date(2023, 12, 31))

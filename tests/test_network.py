@@ -214,3 +214,29 @@ def test_stratified_kfold_is_deterministic_and_stratified():
     assert [f[1].tolist() for f in folds] == [f[1].tolist() for f in splits.stratified_kfold(labels, 5, 4)]
     assert sorted(np.concatenate([f[1] for f in folds]).tolist()) == list(range(100))
     assert all(labels[test].sum() == 6 for _, test in folds)
+
+
+def test_auto_batch_size_grows_with_the_data_and_scales_the_learning_rate():
+    config = train.TrainConfig(batch_size=0, learning_rate=1e-3)
+    assert config.batch_and_learning_rate(8_000) == (256, 1e-3)
+    batch, learning_rate = config.batch_and_learning_rate(1_000_000)
+    assert batch == train.AUTO_BATCH_MAX and learning_rate == pytest.approx(1e-3 * 4)
+    assert train.TrainConfig(batch_size=512, learning_rate=1e-3).batch_and_learning_rate(10**6) == (512, 1e-3)
+
+
+def test_shared_first_layer_network_learns_and_is_deterministic(frame):
+    config = train.TrainConfig(**{**TINY.to_dict(), "shared_layers": 1, "max_epoch_rows": 512})
+    first = train.train_model(frame.head(1400), frame.tail(400), id_column="customer_pseudonym",
+                              label_column="churned", exclude=("observation_date",), config=config)
+    again = train.train_model(frame.head(1400), frame.tail(400), id_column="customer_pseudonym",
+                              label_column="churned", exclude=("observation_date",), config=config)
+    probabilities = train.predict_proba(first, frame.tail(400))
+    assert np.array_equal(probabilities, train.predict_proba(again, frame.tail(400)))
+    assert metrics.roc_auc(frame.tail(400)["churned"].to_numpy(), probabilities) > 0.75
+    assert "shared_backbone" in str(jax_paths(first.params))
+
+
+def jax_paths(params) -> list[str]:
+    import jax
+
+    return [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]

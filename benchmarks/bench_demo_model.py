@@ -1,0 +1,216 @@
+"""The churn network on the demo warehouse, next to LightGBM, logistic regression and the oracle.
+
+Usage::
+
+    python benchmarks/bench_demo_model.py --customers 5000
+    python benchmarks/bench_demo_model.py --customers 100000 --replicates 16
+    python benchmarks/bench_demo_model.py --customers 100000 --tile 10 --skip-oracle   # cost at ~1M customers
+
+Needs ``pip install lightgbm`` (a benchmark extra). Steps, all in a temporary project folder:
+
+1. simulate ``--customers`` demo customers and build the SQL models exactly as ``churnwh build``
+   does (the pipeline's load, pseudonymize and models stages on a copy of ``sql/``);
+2. read ``marts.training_set`` as a Polars frame and split it by time with the purge gap the
+   training stage uses (lead + label window + churn gap days);
+3. train, in the same process: the network (``churnwh.train.train_model``), LightGBM with default
+   settings (on train + validation rows, it has no early stopping), and the logistic regression;
+4. score the test date with each, and compute the oracle from the simulator
+   (``churnwh.demo.churn_oracle``: the true probability of the label given each customer's full
+   hidden state at the observation date), mapped to pseudonyms through ``raw.customer_keys``;
+5. report test ROC-AUC (and PR-AUC, log loss, ECE), training seconds of both models and their
+   ratio, and scoring throughput (rows/s from a Polars frame to probabilities, preprocessing
+   included for both) on every row of the frame.
+
+``--tile K`` repeats the built frame K times (pseudonyms suffixed, so rows stay distinct) to
+measure cost at K times the customers without building a K times larger warehouse; accuracy
+figures of a tiled run are not new evidence (the oracle is skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._baselines import lightgbm_default  # noqa: E402
+from churnwh import demo, metrics, splits, train, warehouse  # noqa: E402
+from churnwh.config import load_config  # noqa: E402
+from churnwh.pipeline import BuildContext, BuildOptions, build_models, load_sources, pseudonymize  # noqa: E402
+
+ID, LABEL, DATE = "customer_pseudonym", "churned", "observation_date"
+REPORTED = ("roc_auc", "pr_auc", "log_loss", "ece")
+
+
+def build_warehouse(project: Path, customers: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Training frame, pseudonym map and SQL variables of a fresh demo warehouse in ``project``."""
+    shutil.copytree(ROOT / "sql", project / "sql")
+    (project / "churnwh.toml").write_text(f"[demo]\ncustomers = {customers}\nseed = {seed}\n")
+    config = load_config(project)
+    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+        ctx = BuildContext(config=config, options=BuildOptions(), con=con)
+        for stage in (load_sources, pseudonymize, build_models):
+            started = time.perf_counter()
+            detail = stage(ctx)
+            print(f"  {stage.__name__}: {detail} ({time.perf_counter() - started:.0f} s)", flush=True)
+        frame = pl.from_arrow(con.sql(f"SELECT * FROM {config.training.model}").to_arrow_table())
+        keys = pl.from_arrow(con.sql("SELECT customer_id, customer_pseudonym FROM raw.customer_keys")
+                             .to_arrow_table())
+    return frame, keys, dict(config.variables)
+
+
+def tile_frame(frame: pl.DataFrame, times: int) -> pl.DataFrame:
+    if times <= 1:
+        return frame
+    return pl.concat([frame.with_columns(pl.col(ID) + f"-{copy}") for copy in range(times)])
+
+
+def throughput(score, frame: pl.DataFrame) -> float:
+    score(frame.head(1000))  # warm-up (compilation, first call)
+    started = time.perf_counter()
+    score(frame)
+    return frame.height / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=7, help="demo seed (churnwh.toml's default)")
+    parser.add_argument("--replicates", type=int, default=48, help="oracle Monte Carlo paths per customer")
+    parser.add_argument("--tile", type=int, default=1, help="repeat the frame K times (cost runs)")
+    parser.add_argument("--skip-oracle", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a TrainConfig field, e.g. --set k=8")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+
+    with tempfile.TemporaryDirectory(prefix="churnwh-bench-") as tmp:
+        print(f"building the demo warehouse ({args.customers:,d} customers)", flush=True)
+        os.environ.pop("CHURNWH_KEY", None)
+        frame, keys, variables = build_warehouse(Path(tmp), args.customers, args.seed)
+    frame = tile_frame(frame, args.tile)
+    purge_days = sum(int(variables[name]) for name in ("lead_days", "label_window_days", "churn_gap_days"))
+    config = train.TrainConfig(**{"purge_days": purge_days, **overrides})
+    train_part, valid, test = splits.time_split(frame, DATE, valid_dates=config.valid_dates,
+                                                test_dates=config.test_dates, purge_days=purge_days)
+    test_date = test[DATE].min()
+    print(f"frame {frame.height:,d} rows, churn rate {frame[LABEL].mean():.4f}; purge {purge_days} days; "
+          f"train {train_part.height:,d} (to {train_part[DATE].max()}), valid {valid.height:,d} "
+          f"({valid[DATE].min()}), test {test.height:,d} ({test_date})", flush=True)
+    labels = test[LABEL].to_numpy().astype(np.float64)
+    features = [c for c in frame.columns if c not in (ID, LABEL, DATE)]
+
+    # LightGBM first: XLA's worker threads can still be spinning right after a training run.
+    import lightgbm
+
+    lgbm_train = pl.concat([train_part, valid])
+    lightgbm_probabilities, lightgbm_seconds = lightgbm_default(
+        lgbm_train.select(features + [LABEL]), test.select(features + [LABEL]), label_column=LABEL)
+    booster_holder = {}
+
+    def lightgbm_score(part: pl.DataFrame) -> np.ndarray:
+        # the same matrix conversion as _baselines (string columns as codes) plus predict
+        if "booster" not in booster_holder:
+            booster_holder.update(_fit_booster(lgbm_train, features, lightgbm))
+        matrix = _lightgbm_matrix(part, features, booster_holder["codes"])
+        return booster_holder["booster"].predict(matrix, num_threads=2)
+
+    started = time.perf_counter()
+    model = train.train_model(train_part, valid, id_column=ID, label_column=LABEL, exclude=(DATE,),
+                              config=config)
+    network_seconds = time.perf_counter() - started
+    network_probabilities = train.predict_proba(model, test)
+    logistic_probabilities = train.logistic_baseline_proba(model, train_part, test)
+
+    network_rows_per_s = throughput(lambda part: train.predict_proba(model, part), frame)
+    lightgbm_rows_per_s = throughput(lightgbm_score, frame)
+
+    results = {
+        "network": metrics.evaluate_probabilities(labels, network_probabilities),
+        "lightgbm": metrics.evaluate_probabilities(labels, lightgbm_probabilities),
+        "logistic_regression": metrics.evaluate_probabilities(labels, logistic_probabilities),
+    }
+    oracle_note = "skipped"
+    if not args.skip_oracle and args.tile <= 1:
+        started = time.perf_counter()
+        oracle = pl.from_arrow(demo.churn_oracle(
+            args.customers, args.seed, test_date, lead_days=int(variables["lead_days"]),
+            label_window_days=int(variables["label_window_days"]), replicates=args.replicates))
+        joined = (test.select(ID, DATE, LABEL).join(keys, on=ID, how="left")
+                  .join(oracle, on=["customer_id", DATE], how="left"))
+        covered = joined.filter(pl.col("oracle_probability").is_not_null())
+        results["oracle"] = metrics.evaluate_probabilities(
+            covered[LABEL].to_numpy().astype(np.float64), covered["oracle_probability"].to_numpy())
+        oracle_note = (f"{covered.height:,d} of {test.height:,d} test rows, {args.replicates} paths each, "
+                       f"{time.perf_counter() - started:.0f} s")
+
+    print(f"\ntest date {test_date}: {test.height:,d} rows, churn rate {labels.mean():.4f}")
+    print(f"{'model':<20}" + "".join(f"{m:>12}" for m in REPORTED))
+    for name, values in results.items():
+        print(f"{name:<20}" + "".join(f"{values[m]:>12.4f}" for m in REPORTED))
+    print(f"oracle: {oracle_note}")
+    print(f"network: {len(model.history)} epochs, best {model.best_epoch}, "
+          f"batch/lr {config.batch_and_learning_rate(train_part.height)}")
+    print(f"training seconds: network {network_seconds:.1f}, lightgbm {lightgbm_seconds:.1f}, "
+          f"ratio {network_seconds / lightgbm_seconds:.2f}x (target <= 3)")
+    print(f"scoring rows/s on {frame.height:,d} rows: network {network_rows_per_s:,.0f}, lightgbm "
+          f"{lightgbm_rows_per_s:,.0f}, ratio {network_rows_per_s / lightgbm_rows_per_s:.2f}x (target >= 2)")
+    if "oracle" in results:
+        gap = results["oracle"]["roc_auc"] - results["network"]["roc_auc"]
+        print(f"oracle - network ROC-AUC: {gap:.4f} (target <= 0.01); network - lightgbm: "
+              f"{results['network']['roc_auc'] - results['lightgbm']['roc_auc']:+.4f} (target >= 0)")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "customers": args.customers, "tile": args.tile, "rows": frame.height,
+            "config": config.to_dict(), "results": results,
+            "seconds": {"network": network_seconds, "lightgbm": lightgbm_seconds},
+            "rows_per_s": {"network": network_rows_per_s, "lightgbm": lightgbm_rows_per_s},
+        }, indent=1, default=str))
+
+
+def _codes(frame: pl.DataFrame, features: list[str]) -> dict:
+    return {c: {v: i for i, v in enumerate(frame[c].drop_nulls().unique().sort().to_list())}
+            for c in features if frame.schema[c] == pl.String}
+
+
+def _lightgbm_matrix(frame: pl.DataFrame, features: list[str], codes: dict) -> np.ndarray:
+    columns = []
+    for c in features:
+        if c in codes:
+            columns.append(frame[c].replace_strict(codes[c], default=None, return_dtype=pl.Float64)
+                           .fill_null(np.nan).to_numpy())
+        else:
+            columns.append(frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy())
+    return np.stack(columns, axis=1)
+
+
+def _fit_booster(frame: pl.DataFrame, features: list[str], lightgbm) -> dict:
+    """The same booster as ``_baselines.lightgbm_default`` (same rows, parameters and seed)."""
+    codes = _codes(frame, features)
+    categorical = [features.index(c) for c in codes]
+    dataset = lightgbm.Dataset(_lightgbm_matrix(frame, features, codes), label=frame[LABEL].to_numpy(),
+                               categorical_feature=categorical)
+    parameters = {"objective": "binary", "seed": 0, "verbose": -1, "num_threads": 2}
+    return {"booster": lightgbm.train(parameters, dataset, num_boost_round=100), "codes": codes}
+
+
+if __name__ == "__main__":
+    main()
