@@ -30,10 +30,16 @@ err = Console(stderr=True)
 
 class State:
     project: Path = Path(".")
+    source_paths: list[str] = []
+    """--source NAME=PATH overrides of declared source paths (build, load)."""
 
 
 def _config() -> Config:
-    return load_config(State.project)
+    from churnwh import sources
+
+    config = sources.override_paths(load_config(State.project), State.source_paths)
+    sources.register_classification(config)
+    return config
 
 
 @app.callback()
@@ -54,11 +60,28 @@ def build(
     ),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every model even if unchanged."),
     force_train: bool = typer.Option(False, "--force-train", help="Retrain and replace the current model."),
+    source: Optional[list[str]] = typer.Option(
+        None, "--source", help="NAME=PATH: read the declared source NAME from PATH instead (repeatable)."
+    ),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb (default) or spark: run the models and scoring on Spark."),
+    master: str = typer.Option(
+        "local[2]", "--master", help="With --engine spark: local[N], spark://host:7077 or sc://host:15002 (Spark Connect)."
+    ),
 ) -> None:
     """Load sources, pseudonymize, build the SQL models in dependency order, train and score.
 
     Example: churnwh build --select features.customer_features+
     """
+    State.source_paths = list(source or [])
+    if engine not in ("duckdb", "spark"):
+        raise ChurnwhError(f"--engine {engine!r} is not known: use duckdb or spark")
+    if engine == "spark":
+        from churnwh import spark_engine
+
+        spark_engine.preflight(master)
+        _run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, engine="spark",
+                    master=master)
+        return
     _run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train)
 
 
@@ -75,11 +98,11 @@ def train(
 
 @app.command()
 def score() -> None:
-    """Score the scoring-set model with the current model version into ml.churn_scores.
+    """Score the scoring-set model with the current model version into ml.churn_scores (and explain, monitor).
 
     Example: churnwh score
     """
-    _run_stages(("score",))
+    _run_stages(("score", "explain", "monitor"))
 
 
 @app.command()
@@ -238,7 +261,330 @@ def keygen(
     out.print(f"wrote a new key to {target} (mode 0600); keep it out of git and backups of the warehouse")
 
 
+@app.command()
+def forget(
+    customer_ids: Optional[list[str]] = typer.Argument(None, help="Customer ids to erase."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="A file with one customer id per line."),
+) -> None:
+    """Erase customers from raw and derived tables and from the bytes of both files (GDPR Art. 17).
+
+    Example: churnwh forget C00000042 --file erasure_requests.txt
+    """
+    from churnwh.erasure import forget as run_forget, read_id_file
+
+    ids = list(customer_ids or [])
+    if file is not None:
+        ids += read_id_file(file)
+    config = _config()
+    with err.status("erasing"):
+        result = run_forget(config, ids)
+    out.print(
+        f"erasure request {result.request_id}: {result.found} of {result.requested} customers found and erased "
+        f"({result.rows_deleted.get('raw', 0)} raw rows, {result.rows_deleted.get('derived', 0)} derived rows); "
+        "private file rewritten, published file rebuilt; the next build retrains the model",
+        highlight=False,
+    )
+
+
+@app.command("rotate-key")
+def rotate_key() -> None:
+    """Create a new pseudonym key, re-pseudonymize every customer and rebuild everything.
+
+    The old key is destroyed (old and new pseudonyms share nothing); back it up first if you must.
+
+    Example: churnwh rotate-key
+    """
+    from churnwh.rotation import rotate_key as run_rotation
+
+    config = _config()
+    with err.status("rotating the key") as status:
+        old, new = run_rotation(config, on_stage=lambda name: status.update(f"[bold]{name}[/bold]"))
+    out.print(f"key rotated: version {old} -> {new}; every pseudonym recomputed, both files rebuilt", highlight=False)
+
+
+@app.command()
+def contacts(
+    tier: str = typer.Option("high", "--tier", help="Risk tier to export: high, medium or low."),
+    output: Path = typer.Option(Path("contacts.csv"), "--output", "-o", help="CSV file to write (mode 0600)."),
+) -> None:
+    """Re-identify the customers of a risk tier who consented to marketing, as a CSV for the retention team.
+
+    Every use is logged in the audit log with its row count.
+
+    Example: churnwh contacts --tier high --output retention/high_risk.csv
+    """
+    from churnwh.access import contacts as run_contacts
+
+    rows = run_contacts(_config(), tier, output)
+    out.print(f"wrote {rows} contactable {tier}-risk customers to {output} (mode 0600); the export is logged",
+              highlight=False)
+
+
+@app.command("subject-report")
+def subject_report(customer_id: str = typer.Argument(..., help="The customer id as in the source.")) -> None:
+    """Print what churnwh holds about one person and the main reasons for their score (GDPR Art. 15).
+
+    Example: churnwh subject-report C00000042
+    """
+    from churnwh.access import subject_report as run_report
+
+    report = run_report(_config(), customer_id)
+    if not report.found:
+        out.print("churnwh holds no data about this customer id")
+        return
+    out.print(f"pseudonym: {report.pseudonym}", highlight=False)
+    out.print("source rows: " + ", ".join(f"{name} {count}" for name, count in report.raw_rows.items()), highlight=False)
+    out.print("derived rows: " + (", ".join(f"{name} {count}" for name, count in report.derived_rows.items()) or "none"),
+              highlight=False)
+    for row in report.consent:
+        reason = f" ({row['withdrawal_reason']})" if row.get("withdrawal_reason") else ""
+        out.print(f"consent {row['purpose']}: {row['state']}{reason} since {row['valid_from']}", highlight=False)
+    if not any(row["purpose"] == "profiling" for row in report.consent):
+        out.print("consent profiling: no decision recorded (profiled under legitimate interest)")
+    if report.score:
+        s = report.score
+        out.print(
+            f"score: churn probability {s['churn_probability']:.3f}, tier {s['risk_tier']}, action {s['action']}, "
+            f"as of {s['as_of']}, model {s['model_version']}",
+            highlight=False,
+        )
+    else:
+        out.print("score: none (not scored: inactive, objected to profiling, or no model yet)")
+    for reason in report.reasons:
+        out.print("reason: " + ", ".join(f"{k} {v}" for k, v in reason.items()), highlight=False)
+
+
+@app.command()
+def load(
+    source: Optional[list[str]] = typer.Option(
+        None, "--source", help="NAME=PATH: read the declared source NAME from PATH instead (repeatable)."
+    ),
+    check: bool = typer.Option(False, "--check", help="Only compare the sources with their declarations."),
+    force: bool = typer.Option(False, "--force", help="Reload even if no source file changed."),
+) -> None:
+    """Check every declared source against its declaration, then load them into the raw schema.
+
+    Every mismatch (missing or undeclared column, wrong type, unparseable dates, unknown label values,
+    duplicate ids) is reported at once, before anything is written.
+
+    Example: churnwh load --source customers=exports/customers_2026-01.csv
+    """
+    from churnwh import sources
+
+    State.source_paths = list(source or [])
+    config = _config()
+    if config.source == "demo":
+        raise ChurnwhError("source.kind is 'demo': there are no declared sources to load (use `churnwh demo`)")
+    if check:
+        checked = sources.check_sources(config)
+        out.print(", ".join(f"{c.name}: {c.rows:,} rows" for c in checked) + ": match their declarations",
+                  highlight=False)
+        return
+    sources.fingerprint_or_raise(config)
+    if not config.warehouse.private.exists():
+        sources.check_sources(config)  # a failed first load leaves no warehouse file behind
+    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+        detail = sources.load_sources(config, con, force=force)
+    out.print(detail, highlight=False)
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(..., help="The folder to create (must not exist or be empty)."),
+    flat: bool = typer.Option(False, "--flat", help="One row per customer with a churn flag (no history)."),
+    events: bool = typer.Option(False, "--events", help="Activity events only: churn = inactivity."),
+) -> None:
+    """Create a new churnwh project: churnwh.toml (every option commented), sql/, .gitignore, README, key.
+
+    Example: churnwh init my_churn --flat
+    """
+    from churnwh import scaffold
+
+    if flat and events:
+        raise ChurnwhError("--flat and --events exclude each other: pick the shape of your data")
+    created = scaffold.init_project(directory, "flat" if flat else "inactivity" if events else "events")
+    out.print(f"created {directory} ({len(created)} files); next: edit {directory / 'churnwh.toml'} "
+              f"[sources], then `churnwh --project {directory} load --check`", highlight=False)
+
+
+@app.command()
+def export(
+    table: str = typer.Argument(..., help="A table of the published file, e.g. churn_scores."),
+    format: str = typer.Option("parquet", "--format", "-f", help="parquet or csv."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: TABLE.FORMAT)."),
+) -> None:
+    """Write a table of the published (sanitized) file as Parquet or CSV for tools that do not read DuckDB.
+
+    Reads only the published file, so it carries the same privacy guarantees.
+
+    Example: churnwh export churn_scores --format csv --output scores.csv
+    """
+    from churnwh import exporting
+
+    config = _config()
+    target = output or Path(f"{table}.{format}")
+    rows = exporting.export_table(config, table, format, target)
+    out.print(f"wrote {rows:,} rows of {table} to {target}", highlight=False)
+
+
 USAGE_ERROR = 2  # what Typer exits with for a bad flag or argument; churnwh's contract says 1
+
+
+# --- from scores to action (churnwh.actions) ------------------------------------------------------
+
+
+@app.command()
+def plan(
+    campaign: str = typer.Option(..., "--campaign", help="A new campaign id (letters, digits, - and _)."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Total budget (default retention.budget)."),
+    cost: Optional[list[str]] = typer.Option(None, "--cost", help="TIER=AMOUNT cost per action (repeatable)."),
+    success_rate: Optional[list[str]] = typer.Option(
+        None, "--success-rate", help="TIER=SHARE assumed success rate (repeatable)."),
+    control_fraction: Optional[float] = typer.Option(
+        None, "--control-fraction", help="Share held out as control (default retention.control_fraction)."),
+) -> None:
+    """Select customers to contact within a budget (maximum expected saved value), with a control group.
+
+    Example: churnwh plan --campaign spring-2026 --budget 5000 --cost high=40 --cost medium=8
+    """
+    from churnwh import actions
+
+    result = actions.plan(_config(), campaign, budget, cost, success_rate, control_fraction)
+    out.print(
+        f"campaign {result['campaign_id']}: {result['selected']} customers selected ({result['treated']} to contact, "
+        f"{result['control']} control), cost {result['treated_cost']:,.2f} of {result['budget']:,.2f}, expected "
+        f"saved value {result['expected_saved_value']:,.2f}; see ml.retention_plan",
+        highlight=False,
+    )
+
+
+@app.command("pilot-report")
+def pilot_report(campaign: str = typer.Argument(..., help="The campaign id given to `churnwh plan`.")) -> None:
+    """Compare realized churn of treated and control customers of a campaign since it started.
+
+    Example: churnwh pilot-report spring-2026
+    """
+    from churnwh import actions
+
+    r = actions.pilot_report(_config(), campaign)
+    per_cost = r["retained_per_1000_cost"]
+    out.print(
+        f"campaign {campaign} ({r['campaign_as_of']} to {r['outcome_through']}): churn {r['treated_churn_rate']:.1%} "
+        f"treated (n={r['treated']}) vs {r['control_churn_rate']:.1%} control (n={r['control']}); effect "
+        f"{r['effect']:+.1%} (95% CI {r['ci_low']:+.1%} to {r['ci_high']:+.1%}); "
+        f"{r['retained_customers']:.1f} customers retained"
+        + (f", {per_cost:.2f} per 1,000 spent" if per_cost is not None else ""),
+        highlight=False,
+    )
+
+
+@app.command("demo-campaign")
+def demo_campaign(
+    campaign: str = typer.Argument(..., help="A planned campaign id."),
+    days: int = typer.Option(90, "--days", help="Days of outcome to simulate after the campaign date."),
+    effect: float = typer.Option(0.3, "--effect", help="Planted relative churn reduction for treated customers."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the simulated outcomes."),
+) -> None:
+    """Demo only: simulate the campaign's outcome in the raw data, with a planted treatment effect.
+
+    Then set vars.as_of to the printed date, run `churnwh build` and `churnwh pilot-report`.
+
+    Example: churnwh demo-campaign spring-2026 --days 90 --effect 0.3
+    """
+    from churnwh import actions
+
+    r = actions.demo_campaign(_config(), campaign, days, effect, seed)
+    out.print(
+        f"simulated {r['members']} members, {r['churned']} churned; planted effect {r['planted_effect']:.3f}; "
+        f"set as_of = {r['window_end']} under [vars] in churnwh.toml and run `churnwh build`",
+        highlight=False, markup=False,
+    )
+
+
+@app.command()
+def backtest() -> None:
+    """Compare past score snapshots with realized churn (by snapshot, tier and decile).
+
+    Example: churnwh backtest
+    """
+    from churnwh import actions
+
+    summary = actions.backtest(_config())
+    table = Table(title="backtest (also in ml.backtest, ml.backtest_by_tier, ml.backtest_by_decile)", show_edge=False)
+    for column in summary.columns:
+        table.add_column(column)
+    for row in summary.iter_rows():
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    out.print(table)
+
+
+@app.command()
+def query(
+    sql: Optional[str] = typer.Argument(None, help="A SQL query (read-only)."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read the query from this file instead."),
+    format: str = typer.Option("table", "--format", help="table, csv or json."),
+) -> None:
+    """Run read-only SQL against the published file and print a table, CSV or JSON.
+
+    Example: churnwh query "SELECT risk_tier, count(*) FROM churn_scores GROUP BY ALL" --format csv
+    """
+    from churnwh import actions
+
+    if (sql is None) == (file is None):
+        raise ChurnwhError("give either a SQL query or --file PATH (not both): "
+                           "churnwh query \"SELECT ...\" or churnwh query --file examples/queries/churn_trend.sql")
+    if file is not None:
+        try:
+            sql = file.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ChurnwhError(f"cannot read {file}: {error.strerror}; check the path") from None
+    names, rows = actions.query(_config(), sql, format)
+    if format == "table":
+        table = Table(show_edge=False)
+        for name in names:
+            table.add_column(name)
+        for row in rows:
+            table.add_row(*["" if v is None else str(v) for v in row])
+        out.print(table)
+    else:
+        sys.stdout.write(actions.format_rows(names, rows, format))
+
+
+@app.command()
+def report(
+    output: Path = typer.Option(Path("warehouse/report.html"), "--output", "-o", help="HTML file to write."),
+) -> None:
+    """Write one self-contained HTML report (plots inline, no network needed).
+
+    Example: churnwh report --output warehouse/report.html
+    """
+    from churnwh import actions
+
+    config = _config()
+    target = output if output.is_absolute() else config.root / output
+    out.print(f"wrote {actions.report(config, target)}", highlight=False)
+
+
+@app.command()
+def lint(
+    engine: str = typer.Option("spark", "--engine", help="The engine to check the models against: spark."),
+) -> None:
+    """Refuse, with file, line and construct, every SQL that would not give identical results on ENGINE.
+
+    Example: churnwh lint --engine spark
+    """
+    if engine != "spark":
+        raise ChurnwhError(f"--engine {engine!r}: lint checks models for spark only (DuckDB is their own dialect)")
+    from churnwh import spark_lint
+
+    config = _config()
+    findings, checked = spark_lint.lint(config)
+    for line in findings:
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
+    if findings:
+        raise ChurnwhError(f"{len(findings)} construct{'s' if len(findings) != 1 else ''} in {checked} models "
+                           "would not give identical results on Spark: rewrite them as the lines above say")
+    out.print(f"{checked} models carry to Spark with identical results", highlight=False)
 
 
 def main() -> None:

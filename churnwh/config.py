@@ -6,6 +6,7 @@ Every error names the key, the bad value and what is allowed, in one line.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,61 @@ class ScoringConfig:
 class KeyConfig:
     env: str
     file: Path
+    create: bool = False
+    """Create the key file on first use (default for the demo and the worked examples only)."""
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    k_anonymity: int = 5
+    """Smallest group of customers a published segment (or quasi-identifier combination) may have."""
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    type: str
+    privacy: str
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One declared source, loaded by ``churnwh load`` into ``raw.<name>`` (churnwh.sources)."""
+
+    name: str
+    path: str
+    """As written in the config: relative to the project folder; may be a glob."""
+    format: str
+    columns: tuple[SourceColumn, ...]
+    table: str | None = None
+    delimiter: str = ","
+    header: bool = True
+    date_format: str | None = None
+    id_column: str | None = None
+    """Loaded as ``customer_id`` (what pseudonymization keys on)."""
+    unique_id: bool = False
+    label: str | None = None
+    positive: tuple[str, ...] = ()
+    negative: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """[retention]: the budgeted plan (churnwh.retention) and its controlled pilot (churnwh.pilot)."""
+
+    budget: float | None = None
+    cost: dict[str, float] = field(default_factory=dict)
+    """Cost of one action per risk tier; a tier without a cost is never contacted."""
+    success_rate: dict[str, float] = field(default_factory=lambda: {"high": 0.3, "medium": 0.15, "low": 0.0})
+    """Assumed share of contacted customers of a tier who stay because of the action."""
+    control_fraction: float = 0.1
+    """Share of selected customers held out as the control group of a campaign."""
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    psi_warning: float = 0.2
+    """Population stability index above which a feature's drift is a warning."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +137,10 @@ class Config:
     scoring: ScoringConfig
     key: KeyConfig
     variables: dict[str, Any] = field(default_factory=dict)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    sources: tuple[SourceConfig, ...] = ()
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
 
 DEFAULT_VARIABLES: dict[str, Any] = {
@@ -93,7 +153,12 @@ DEFAULT_VARIABLES: dict[str, Any] = {
     "churn_gap_days": 30,
 }
 
-SOURCES = ("demo",)
+SOURCES = ("demo", "events", "flat")
+SOURCE_FORMATS = ("csv", "parquet", "duckdb")
+SOURCE_TYPES = ("VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")
+SOURCE_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive", "pseudonym", "plain")
+SOURCE_KEYS = {"path", "format", "table", "delimiter", "header", "date_format", "id_column", "unique_id", "label",
+               "positive", "negative", "columns"}
 TIER_MODES = ("probability", "top_fraction")
 DEFAULT_ACTIONS = {
     "high": "retain now: personal retention offer",
@@ -144,7 +209,8 @@ def load_config(root: Path) -> Config:
 
 def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> Config:
     reader = _Reader(raw, origin)
-    known_sections = {"warehouse", "sql", "source", "demo", "training", "network", "tiers", "scoring", "key", "vars"}
+    known_sections = {"warehouse", "sql", "source", "sources", "demo", "training", "network", "tiers", "scoring", "key",
+                      "vars", "publish", "retention", "monitoring"}
     reader.reject_unknown("", raw, known_sections)
 
     wh = reader.section("warehouse", {"private", "published", "models", "memory_limit"})
@@ -165,6 +231,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
     kind = reader.string(source, "source.kind", "demo")
     if kind not in SOURCES:
         raise ConfigError(f"{origin}: source.kind = {kind!r} is not allowed: use one of {', '.join(SOURCES)}")
+    declared = parse_sources(reader, reader.section("sources", None), kind)
 
     demo = reader.section("demo", {"customers", "seed", "start", "end", "truth"})
     demo_config = DemoConfig(
@@ -185,7 +252,9 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         scoring_model=reader.string(tr, "training.scoring_model", "marts.scoring_set"),
         id_column=reader.string(tr, "training.id_column", "customer_pseudonym"),
         label_column=reader.string(tr, "training.label_column", "churned"),
-        date_column=reader.string(tr, "training.date_column", "observation_date"),
+        # "" (or a column the training set lacks): no time, a stratified random split (flat tables)
+        date_column=tr.get("date_column", "observation_date") if tr.get("date_column") == "" else
+        reader.string(tr, "training.date_column", "observation_date"),
         seed=reader.integer(tr, "training.seed", 0, minimum=0),
         promote_tolerance=reader.number(tr, "training.promote_tolerance", 0.005, minimum=0.0, maximum=1.0),
         network=network_overrides(reader.section("network", None), origin),
@@ -222,11 +291,17 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         batch_rows=reader.integer(sc, "scoring.batch_rows", 65536, minimum=256, maximum=10_000_000),
     )
 
-    key = reader.section("key", {"env", "file"})
+    key = reader.section("key", {"env", "file", "create"})
+    pub = reader.section("publish", {"k_anonymity"})
+    publish_config = PublishConfig(k_anonymity=reader.integer(pub, "publish.k_anonymity", 5, minimum=1, maximum=1_000_000))
+
     key_config = KeyConfig(
         env=reader.string(key, "key.env", "CHURNWH_KEY"),
         file=root / reader.string(key, "key.file", ".churnwh.key"),
+        create=key.get("create", kind == "demo"),
     )
+    if not isinstance(key_config.create, bool):
+        raise reader.fail("key.create", key_config.create, "true or false")
 
     variables = dict(DEFAULT_VARIABLES)
     for name, value in reader.section("vars", None).items():
@@ -235,6 +310,21 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         variables["as_of"] = demo_config.end + dt.timedelta(days=1)
     if kind == "demo" and "history_start" not in raw.get("vars", {}):
         variables["history_start"] = demo_config.start
+
+    ret = reader.section("retention", {"budget", "cost", "success_rate", "control_fraction"})
+    tiers_known = {"high", "medium", "low"}
+    costs = reader.section_of(ret, "retention.cost", tiers_known)
+    rates = {**RetentionConfig().success_rate, **reader.section_of(ret, "retention.success_rate", tiers_known)}
+    retention = RetentionConfig(
+        budget=reader.number(ret, "retention.budget", 0.0, minimum=1e-9, maximum=1e15) if "budget" in ret else None,
+        cost={tier: reader.number(costs, f"retention.cost.{tier}", 0.0, minimum=0.0, maximum=1e12) for tier in costs},
+        success_rate={tier: reader.number(rates, f"retention.success_rate.{tier}", 0.0, minimum=0.0, maximum=1.0)
+                      for tier in rates},
+        control_fraction=reader.fraction(ret, "retention.control_fraction", 0.1),
+    )
+    mon = reader.section("monitoring", {"psi_warning"})
+    monitoring = MonitoringConfig(psi_warning=reader.number(mon, "monitoring.psi_warning", 0.2, minimum=0.0,
+                                                            maximum=100.0))
 
     return Config(
         root=root,
@@ -245,9 +335,111 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         training=training,
         tiers=tiers,
         scoring=scoring,
+        publish=publish_config,
         key=key_config,
         variables=variables,
+        sources=declared,
+        retention=retention,
+        monitoring=monitoring,
     )
+
+
+def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[SourceConfig, ...]:
+    """[sources.NAME] tables: where each source is, its format, and every column's type and class."""
+    if kind == "demo":
+        if table:
+            raise ConfigError(f"{reader.origin}: [sources] are declared but source.kind = 'demo': "
+                              "set source.kind = 'flat' or 'events' to load them")
+        return ()
+    if not table:
+        raise ConfigError(f"{reader.origin}: source.kind = {kind!r} needs at least one [sources.NAME] table: "
+                          "declare where your data is (see `churnwh init`)")
+    result = []
+    for name, body in table.items():
+        key = f"sources.{name}"
+        if not isinstance(body, dict):
+            raise reader.fail(key, body, f"[{key}] must be a table")
+        if not name.isidentifier() or name.lower() != name:
+            raise ConfigError(f"{reader.origin}: source name {name!r} is not allowed: use lower-case letters, "
+                              "digits and _ (it becomes the table raw.NAME)")
+        if name == "customer_keys":
+            raise ConfigError(f"{reader.origin}: source name 'customer_keys' is reserved for pseudonyms: rename it")
+        reader.reject_unknown(key, body, SOURCE_KEYS)
+        path = reader.string(body, f"{key}.path", "")
+        default_format = "parquet" if path.lower().endswith(".parquet") else (
+            "duckdb" if path.lower().endswith((".duckdb", ".db")) else "csv")
+        fmt = reader.string(body, f"{key}.format", default_format)
+        if fmt not in SOURCE_FORMATS:
+            raise reader.fail(f"{key}.format", fmt, f"one of {', '.join(SOURCE_FORMATS)}")
+        columns_table = body.get("columns")
+        if not isinstance(columns_table, dict) or not columns_table:
+            raise ConfigError(f"{reader.origin}: {key}.columns is missing: declare every column as "
+                              "NAME = { type = \"VARCHAR\", class = \"plain\" }")
+        columns = []
+        for column, spec in columns_table.items():
+            ckey = f"{key}.columns.{column}"
+            if isinstance(spec, str):
+                spec = {"type": spec}
+            if not isinstance(spec, dict):
+                raise reader.fail(ckey, spec, '{ type = "VARCHAR", class = "plain" }')
+            reader.reject_unknown(ckey, spec, {"type", "class"})
+            ctype = reader.string(spec, f"{ckey}.type", "VARCHAR").upper()
+            if ctype not in SOURCE_TYPES:
+                raise reader.fail(f"{ckey}.type", spec.get("type"), f"one of {', '.join(SOURCE_TYPES)}")
+            if "class" not in spec:
+                raise ConfigError(f"{reader.origin}: {ckey}.class is missing: classify the column as one of "
+                                  f"{', '.join(SOURCE_CLASSES)}")
+            cclass = reader.string(spec, f"{ckey}.class", "plain")
+            if cclass not in SOURCE_CLASSES:
+                raise reader.fail(f"{ckey}.class", cclass, f"one of {', '.join(SOURCE_CLASSES)}")
+            columns.append(SourceColumn(column, ctype, cclass))
+        names = [column.name for column in columns]
+
+        def declared_column(option: str) -> str | None:
+            value = reader.optional_string(body, f"{key}.{option}")
+            if value is not None and value not in names:
+                raise ConfigError(f"{reader.origin}: {key}.{option} = {value!r} is not a declared column: "
+                                  f"declare it in [{key}.columns]")
+            return value
+
+        def values(option: str) -> tuple[str, ...]:
+            value = body.get(option, [])
+            if not isinstance(value, list) or not all(isinstance(v, (str, int, bool)) for v in value):
+                raise reader.fail(f"{key}.{option}", value, "a list of values, e.g. [\"Yes\"] or [1]")
+            return tuple(str(int(v)) if isinstance(v, bool) else str(v) for v in value)
+
+        id_column = declared_column("id_column")
+        if id_column is None and "customer_id" in names:
+            id_column = "customer_id"
+        label = declared_column("label")
+        positive, negative = values("positive"), values("negative")
+        if label and (not positive or not negative):
+            raise ConfigError(f"{reader.origin}: {key}.label = {label!r} needs both {key}.positive and "
+                              f"{key}.negative: the values meaning churned and not churned")
+        unique = body.get("unique_id", label is not None)
+        if not isinstance(unique, bool):
+            raise reader.fail(f"{key}.unique_id", unique, "true or false")
+        header = body.get("header", True)
+        if not isinstance(header, bool):
+            raise reader.fail(f"{key}.header", header, "true or false")
+        delimiter = body.get("delimiter", ",")
+        if not isinstance(delimiter, str) or len(delimiter) != 1:
+            raise reader.fail(f"{key}.delimiter", delimiter, "one character, e.g. \",\" or \";\" (\"\\t\" for tab)")
+        if fmt == "duckdb" and "table" not in body:
+            raise ConfigError(f"{reader.origin}: {key}.table is missing: name the table in the DuckDB file, "
+                              "e.g. table = \"main.customers\"")
+        result.append(SourceConfig(
+            name=name, path=path, format=fmt, columns=tuple(columns),
+            table=reader.optional_string(body, f"{key}.table"), delimiter=delimiter, header=header,
+            date_format=reader.optional_string(body, f"{key}.date_format"), id_column=id_column,
+            unique_id=unique, label=label, positive=positive, negative=negative,
+        ))
+    if kind == "flat":
+        labelled = [source.name for source in result if source.label]
+        if len(labelled) != 1:
+            raise ConfigError(f"{reader.origin}: source.kind = 'flat' needs exactly one source with a label "
+                              f"(found {len(labelled)}): set label, positive and negative on the customer table")
+    return tuple(result)
 
 
 class _Reader:
@@ -267,8 +459,10 @@ class _Reader:
         for name in table:
             if name not in known:
                 where = f"{prefix}.{name}" if prefix else name
+                close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}? " if close else ""
                 raise ConfigError(
-                    f"{self.origin}: unknown key {where!r}: allowed here are {', '.join(sorted(known))}"
+                    f"{self.origin}: unknown key {where!r}: {hint}allowed here are {', '.join(sorted(known))}"
                 )
 
     def section(self, name: str, known: set[str] | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Callable
 import duckdb
 
 from churnwh import keys, registry, warehouse
+from churnwh.privacy import classify_stage, lineage_stage, publish_stage
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.project import Project, load_project
@@ -24,6 +25,10 @@ class BuildOptions:
     select: str | None = None
     full_refresh: bool = False
     force_train: bool = False
+    engine: str = "duckdb"
+    """"duckdb" (default) or "spark" (churnwh.spark_engine: models and scoring on Apache Spark)."""
+    master: str = "local[2]"
+    """Spark master for engine "spark": local[N], spark://host:port or sc://host:port (Spark Connect)."""
 
 
 @dataclass
@@ -44,6 +49,8 @@ class BuildContext:
     project: Project | None = None
     models: list[ModelResult] = field(default_factory=list)
     trained: TrainOutcome | None = None
+    privacy: dict = field(default_factory=dict)
+    """run id, lineage figures and the like for the audit entry (churnwh.privacy)."""
 
 
 @dataclass
@@ -56,6 +63,10 @@ def load_sources(ctx: BuildContext) -> str:
     """Bring raw data into the private warehouse (the demo simulator for now)."""
     if ctx.config.source == "demo":
         return ensure_demo(ctx.config, ctx.con)
+    if ctx.config.sources:  # declared CSV / Parquet / DuckDB sources (churnwh.sources)
+        from churnwh import sources
+
+        return sources.load_sources(ctx.config, ctx.con)
     raise AssertionError(f"unknown source kind {ctx.config.source}")
 
 
@@ -69,6 +80,11 @@ def build_models(ctx: BuildContext) -> str:
     sources = {name for name in warehouse.relations(ctx.con) if name.startswith(f"{warehouse.RAW_SCHEMA}.")}
     ctx.project = load_project(ctx.config.sql, known_sources=sources)
     selected = ctx.project.select(ctx.options.select) if ctx.options.select else None
+    if ctx.options.engine == "spark":
+        from churnwh import spark_engine
+
+        ctx.models = spark_engine.build_models_stage(ctx, selected)
+        return f"{len(ctx.models)} built on Spark ({ctx.options.master})"
     ctx.models = run_models(
         ctx.con,
         ctx.project,
@@ -90,17 +106,39 @@ def score(ctx: BuildContext) -> str:
     record = registry.current(ctx.con) if registry.exists(ctx.con) else None
     if record is None:
         raise ChurnwhError("no trained model yet: run `churnwh train` or `churnwh build` first")
+    if ctx.options.engine == "spark":
+        from churnwh import spark_engine
+
+        rows = spark_engine.score_stage(ctx, record)
+        return f"{rows} customers scored on Spark with {record.version}"
     model = ctx.trained.model if ctx.trained else registry.load(ctx.config.warehouse.models, record.version)
     rows = score_stage(ctx.con, ctx.config, model, record.version, record.run_id)
     return f"{rows} customers scored with {record.version}"
 
 
+def explain(ctx: BuildContext) -> str:
+    from churnwh.drivers import explain_stage
+
+    return explain_stage(ctx)
+
+
+def monitor(ctx: BuildContext) -> str:
+    from churnwh.monitoring import monitor_stage
+
+    return monitor_stage(ctx)
+
+
 STAGES: tuple[tuple[str, Callable[[BuildContext], str]], ...] = (
     ("load", load_sources),
     ("pseudonymize", pseudonymize),
+    ("classify", classify_stage),
+    ("lineage", lineage_stage),
     ("models", build_models),
     ("train", train),
     ("score", score),
+    ("explain", explain),
+    ("monitor", monitor),
+    ("publish", publish_stage),
 )
 
 
@@ -130,8 +168,8 @@ def build(
 
 
 def ensure_key(config: Config) -> bytes:
-    """Load the pseudonym key; a demo project creates its key file on first use."""
-    if config.source == "demo" and config.key.env not in os.environ and not config.key.file.exists():
+    """Load the pseudonym key; a demo project (or one with key.create = true) creates its key file on first use."""
+    if config.key.create and config.key.env not in os.environ and not config.key.file.exists():
         keys.generate_key_file(config.key.file)
     return keys.load_key(config.key)
 

@@ -88,6 +88,11 @@ def current(con: duckdb.DuckDBPyConnection) -> RunRecord | None:
     return RunRecord(*row[0]) if row else None
 
 
+def trained_on(con: duckdb.DuckDBPyConnection, data_fingerprint: str) -> bool:
+    """Whether a run (promoted or not) already trained on exactly this data and configuration."""
+    return con.execute(f"SELECT count(*) FROM {RUNS} WHERE data_fingerprint = ?", [data_fingerprint]).fetchall()[0][0] > 0
+
+
 def runs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return pl.from_arrow(
         con.sql(

@@ -84,8 +84,10 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     registry.ensure_tables(con)
     fingerprint = data_fingerprint(con, config)
     current = registry.current(con)
+    # A model trained before an erasure holds the erased customers: it must be replaced, not kept.
     erased = warehouse.get_meta(con, ERASURE_MARK) is not None
-    if current and current.data_fingerprint == fingerprint and not force and not erased:
+    force = force or erased
+    if current and not force and registry.trained_on(con, fingerprint):
         model = registry.load(config.warehouse.models, current.version)
         return TrainOutcome(current.version, False, True, "data unchanged: current model reused", model)
 
@@ -97,7 +99,8 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         frame,
         id_column=config.training.id_column,
         label_column=config.training.label_column,
-        time_column=config.training.date_column,
+        time_column=time_column(frame, config),
+        exclude=tuple(c for c in (config.training.date_column,) if c in frame.columns and time_column(frame, config) is None),
         config=train_config(config),
     )
     version = registry.next_version(con)
@@ -130,7 +133,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         promote=promote,
         decision=decision,
     )
-    if erased and promote:
+    if erased:
         con.execute(f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [ERASURE_MARK])
     if not promote:
         current_model = registry.load(config.warehouse.models, current.version)
@@ -138,12 +141,33 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     return TrainOutcome(version, True, False, decision, model, results)
 
 
+def time_column(frame: pl.DataFrame, config: Config) -> str | None:
+    """The observation-date column, or None (a stratified random split) when training.date_column is
+    empty, or the training set has no such column or only NULLs in it: a flat customer table has no time."""
+    column = config.training.date_column
+    if not column or column not in frame.columns or frame[column].null_count() == frame.height:
+        return None
+    return column
+
+
+def split_for_evaluation(frame: pl.DataFrame, config: Config) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(train, valid, test) as train_and_evaluate splits them: by time, or stratified without a date."""
+    train_cfg = train_config(config)
+    column = time_column(frame, config)
+    if column is None:  # the same parts as churnwh.train.train_and_evaluate without a time column
+        labels = frame[config.training.label_column].to_numpy()
+        train_fraction = 1.0 - train_cfg.valid_fraction - train_cfg.test_fraction
+        parts = splits.stratified_split_indices(
+            labels, (train_fraction, train_cfg.valid_fraction, train_cfg.test_fraction), train_cfg.seed)
+        return tuple(frame[indices] for indices in parts)
+    return splits.time_split(frame, column, valid_dates=train_cfg.valid_dates, test_dates=train_cfg.test_dates)
+
+
 def check_training_frame(frame: pl.DataFrame, config: Config) -> None:
-    """Columns the trainer needs must exist; everything else is a feature."""
+    """Columns the trainer needs must exist; everything else is a feature (the date is optional)."""
     for key, column in (
         ("training.id_column", config.training.id_column),
         ("training.label_column", config.training.label_column),
-        ("training.date_column", config.training.date_column),
     ):
         if column not in frame.columns:
             raise DataError(
@@ -168,10 +192,7 @@ def promotion_decision(
     from churnwh.train import predict_proba
 
     incumbent = registry.load(config.warehouse.models, current.version)
-    train_cfg = train_config(config)
-    _, _, test = splits.time_split(
-        frame, config.training.date_column, valid_dates=train_cfg.valid_dates, test_dates=train_cfg.test_dates
-    )
+    _, _, test = split_for_evaluation(frame, config)
     try:
         incumbent_auc = metrics.roc_auc(
             test[config.training.label_column].to_numpy().astype(np.float64), predict_proba(incumbent, test)
@@ -196,8 +217,5 @@ def evaluate_current(con: duckdb.DuckDBPyConnection, config: Config) -> tuple[st
 
     model = registry.load(config.warehouse.models, record.version)
     frame = read_relation(con, config.training.model, training_order(config))
-    train_cfg = train_config(config)
-    train, _, test = splits.time_split(
-        frame, config.training.date_column, valid_dates=train_cfg.valid_dates, test_dates=train_cfg.test_dates
-    )
+    train, _, test = split_for_evaluation(frame, config)
     return record.version, evaluate_with_baselines(model, train, test)

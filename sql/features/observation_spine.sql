@@ -1,7 +1,7 @@
 /*
 materialized = "table"
 grain = ["customer_pseudonym", "observation_date"]
-description = "The (customer, observation date) pairs the model learns from and scores. purpose 'train': a monthly grid (every observation_months months) from the first month start at least min_history_days after history_start, up to but excluding as_of, for customers in an active period on that date. purpose 'score': as_of for customers active on as_of."
+description = "The (customer, observation date) pairs the model learns from and scores, for customers whose profiling consent holds: customers who withdrew it (GDPR objection, CCPA opt-out, Global Privacy Control) as of the build are absent, and a customer who withdrew earlier and consents again contributes only dates on which consent held. purpose 'train': a monthly grid (every observation_months months) from the first month start at least min_history_days after history_start, up to but excluding as_of, for customers in an active period on that date. purpose 'score': as_of for customers active on as_of."
 
 [columns.customer_pseudonym]
 description = "Keyed pseudonym of the customer (HMAC-SHA256)."
@@ -49,8 +49,30 @@ active AS (
     JOIN staging.active_periods AS p
       ON p.period_start < g.observation_date
      AND (p.period_end IS NULL OR p.period_end >= g.observation_date)
+),
+-- Consent, applied before any feature is computed. Profiling withdrawals (GDPR objection, CCPA
+-- opt-out, Global Privacy Control) come from staging.consent_state.
+withdrawn AS (
+    SELECT customer_pseudonym, valid_from, valid_to
+    FROM staging.consent_state
+    WHERE purpose = 'profiling' AND state = 'withdrawn'
+),
+objectors AS (
+    -- withdrawn as of the build: on as_of, or by their latest decision (an objection recorded after
+    -- as_of is honoured at once); such a customer contributes no row at all
+    SELECT DISTINCT customer_pseudonym
+    FROM withdrawn
+    WHERE valid_to IS NULL
+       OR (valid_from <= getvariable('as_of') AND valid_to > getvariable('as_of'))
 )
--- Consent: customers who objected to profiling on the observation date are removed here, before
--- any feature is computed (filter `active` against staging.consent_events; separate issue).
-SELECT customer_pseudonym, observation_date, purpose
-FROM active
+SELECT a.customer_pseudonym, a.observation_date, a.purpose
+FROM active AS a
+WHERE a.customer_pseudonym NOT IN (SELECT customer_pseudonym FROM objectors)
+  -- a customer who consents today contributes only observation dates on which consent held
+  AND NOT EXISTS (
+      SELECT 1
+      FROM withdrawn AS w
+      WHERE w.customer_pseudonym = a.customer_pseudonym
+        AND w.valid_from <= a.observation_date
+        AND (w.valid_to IS NULL OR w.valid_to > a.observation_date)
+  )

@@ -1,0 +1,220 @@
+"""Scale on one machine: scoring N customers three ways, and the models' orchestration overhead.
+
+    # scoring: the scorer alone, DuckDB read + score + write, Spark mapInArrow (each in its own
+    # process, so each peak RSS is its own), over N rows made from a built project's scoring set
+    python benchmarks/bench_scale.py scoring --project PATH --rows 10000000
+
+    # the SQL models through `churnwh` vs the same SQL files run directly in DuckDB
+    python benchmarks/bench_scale.py overhead --customers 100000
+
+The scoring rows are the project's ``marts.scoring_set`` rows repeated with new pseudonyms (the
+model's input distribution, N distinct customers). The model is the project's current model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+
+def peak_rss_gib(children: bool = False) -> float:
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024**2
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+
+def make_rows(project: pathlib.Path, rows: int, folder: pathlib.Path) -> pathlib.Path:
+    """A DuckDB file with ``marts.scoring_set`` of ``rows`` rows (and a Parquet copy for Spark)."""
+    import duckdb
+
+    source = project / "warehouse" / "private.duckdb"
+    target = folder / "scale.duckdb"
+    con = duckdb.connect(str(target))
+    con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
+    base = con.execute("SELECT count(*) FROM src.marts.scoring_set").fetchall()[0][0]
+    con.execute("CREATE SCHEMA marts")
+    con.execute(
+        f"""CREATE TABLE marts.scoring_set AS
+        WITH base AS (SELECT *, row_number() OVER (ORDER BY customer_pseudonym) - 1 AS _n FROM src.marts.scoring_set)
+        SELECT md5(CAST(r.range AS VARCHAR)) AS customer_pseudonym, b.* EXCLUDE (customer_pseudonym, _n)
+        FROM range({rows}) AS r JOIN base AS b ON b._n = r.range % {base}"""
+    )
+    con.execute(f"COPY marts.scoring_set TO '{folder / 'scoring_set.parquet'}' (FORMAT parquet, ROW_GROUP_SIZE 100000)")
+    con.close()
+    return target
+
+
+def run_mode(mode: str, project: pathlib.Path, folder: pathlib.Path) -> dict:
+    from churnwh import registry, warehouse
+    from churnwh.config import load_config
+
+    config = load_config(project)
+    with warehouse.connect(config.warehouse.private, read_only=True) as con:
+        record = registry.current(con)
+    model = registry.load(config.warehouse.models, record.version)
+    import duckdb
+
+    con = duckdb.connect(str(folder / "scale.duckdb"))
+    rows = con.execute("SELECT count(*) FROM marts.scoring_set").fetchall()[0][0]
+    if mode == "scorer":
+        import polars as pl
+
+        from churnwh.train import predict_proba
+
+        reader = con.sql("SELECT * FROM marts.scoring_set").to_arrow_reader(config.scoring.batch_rows)
+        frames = [pl.from_arrow(batch) for batch in reader]
+        predict_proba(model, frames[0])  # compile outside the timing, as a long job would
+        started = time.perf_counter()
+        for frame in frames:
+            predict_proba(model, frame)
+        seconds = time.perf_counter() - started
+    elif mode == "duckdb":
+        from churnwh.scoring import score_stage
+
+        scored_config = config
+        object.__setattr__(scored_config.training, "scoring_model", "marts.scoring_set")
+        started = time.perf_counter()
+        count = score_stage(con, scored_config, model, record.version, record.run_id)
+        seconds = time.perf_counter() - started
+        assert count == rows
+    elif mode == "spark":
+        import functools
+
+        from churnwh import spark_engine, spark_score
+
+        spark = spark_engine.session("local[2]")
+        frame = spark.read.parquet(str(folder / "scoring_set.parquet"))
+        function = functools.partial(
+            spark_score.score_batches,
+            version=record.version,
+            payload=spark_score.model_payload(registry.model_dir(config.warehouse.models, record.version)),
+            id_column=config.training.id_column,
+            date_column=config.training.date_column,
+            value_column=config.scoring.value_column,
+            batch_rows=config.scoring.batch_rows,
+        )
+        started = time.perf_counter()
+        scored = frame.mapInArrow(function, spark_score.scored_schema_ddl())
+        scored.write.mode("overwrite").parquet(str(folder / "scored.parquet"))
+        seconds = time.perf_counter() - started
+        spark_engine.stop_sessions()
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    con.close()
+    return {
+        "mode": mode,
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(rows / seconds),
+        "peak_rss_gib": round(peak_rss_gib(), 2),
+        "peak_rss_children_gib": round(peak_rss_gib(children=True), 2),
+    }
+
+
+def scoring(args) -> None:
+    project = pathlib.Path(args.project).resolve()
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="churnwh-scale-"))
+    try:
+        started = time.perf_counter()
+        make_rows(project, args.rows, folder)
+        print(f"made {args.rows:,} scoring rows in {time.perf_counter() - started:.1f} s", flush=True)
+        results = []
+        for mode in args.modes.split(","):
+            output = subprocess.run(
+                [sys.executable, __file__, "_mode", mode, str(project), str(folder)],
+                capture_output=True, text=True, check=False,
+            )
+            if output.returncode != 0:
+                print(f"{mode}: failed\n{output.stderr[-3000:]}", flush=True)
+                continue
+            result = json.loads(output.stdout.strip().splitlines()[-1])
+            results.append(result)
+            print(json.dumps(result), flush=True)
+        by_mode = {result["mode"]: result["rows_per_second"] for result in results}
+        if "scorer" in by_mode:
+            for mode, rate in by_mode.items():
+                print(f"{mode}: {rate:,} rows/s = {rate / by_mode['scorer']:.2f} x the scorer alone")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- orchestration overhead ---------------------------------------------------------------------
+
+
+def overhead(args) -> None:
+    import duckdb
+
+    from churnwh import pipeline, warehouse
+    from churnwh.config import load_config
+    from churnwh.project import load_project
+    from tests.helpers import make_project
+
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="churnwh-overhead-"))
+    try:
+        project = make_project(folder / "project", customers=args.customers)
+        config = load_config(project)
+        started = time.perf_counter()
+        pipeline.build(config, only=("load", "pseudonymize"))
+        print(f"simulated and pseudonymized {args.customers:,} customers in {time.perf_counter() - started:.1f} s",
+              flush=True)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        report = pipeline.build(config, pipeline.BuildOptions(full_refresh=True), only=("models",),
+                                on_model=lambda r: timings.__setitem__(r.name, r.seconds))
+        churnwh_total = time.perf_counter() - started
+        # the same SQL files, straight into a copy of the file, no churnwh in between
+        direct_file = folder / "direct.duckdb"
+        shutil.copy(config.warehouse.private, direct_file)
+        con = duckdb.connect(str(direct_file))
+        if config.warehouse.memory_limit:
+            con.execute(f"SET memory_limit = '{config.warehouse.memory_limit}'")
+        warehouse.set_variables(con, config.variables)
+        models = load_project(config.sql)
+        direct: dict[str, float] = {}
+        started = time.perf_counter()
+        for name in models.order:
+            model = models.models[name]
+            t0 = time.perf_counter()
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS\n{model.text}")
+            direct[name] = time.perf_counter() - t0
+        direct_total = time.perf_counter() - started
+        con.close()
+        print(f"{'model':<36} {'churnwh s':>10} {'direct s':>10}")
+        for name in models.order:
+            print(f"{name:<36} {timings.get(name, float('nan')):>10.2f} {direct[name]:>10.2f}")
+        print(f"models stage through churnwh: {churnwh_total:.1f} s (stage {report.stages[0].seconds:.1f} s); "
+              f"same SQL directly: {direct_total:.1f} s; overhead {100 * (churnwh_total / direct_total - 1):.1f} %")
+        print(f"peak RSS {peak_rss_gib():.2f} GiB")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_mode":
+        print(json.dumps(run_mode(sys.argv[2], pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4]))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    score_parser = commands.add_parser("scoring")
+    score_parser.add_argument("--project", required=True, help="a built churnwh project (its model and scoring set)")
+    score_parser.add_argument("--rows", type=int, default=10_000_000)
+    score_parser.add_argument("--modes", default="scorer,duckdb,spark")
+    over_parser = commands.add_parser("overhead")
+    over_parser.add_argument("--customers", type=int, default=100_000)
+    args = parser.parse_args()
+    scoring(args) if args.command == "scoring" else overhead(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Erasure (`churnwh forget`) and physical rewrites of the private file.
+
+A forget request deletes the customers from every raw table (by customer id) and from every
+derived table (by pseudonym), records the request in the audit log (a request id and counts, no
+identifier), marks the current model stale (``_churnwh.meta`` 'erasure_since_model', read by the
+train stage), rewrites the private file with ``COPY FROM DATABASE`` into a new file renamed over
+the old one (DuckDB's DELETE leaves values readable in the file), and re-publishes. Ids enter SQL
+only as rows of a registered Arrow table, never as SQL text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from churnwh import audit, warehouse
+from churnwh.config import Config
+from churnwh.errors import ChurnwhError
+from churnwh.privacy import quote_relation
+
+ERASURE_MARK = "erasure_since_model"
+KEYS = f"{warehouse.RAW_SCHEMA}.customer_keys"
+UNTOUCHED_SCHEMAS = {warehouse.META_SCHEMA, audit.SCHEMA}
+MAX_ID_LENGTH = 128
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f,]")
+
+
+@dataclass
+class ForgetResult:
+    request_id: str
+    requested: int
+    found: int
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    published: bool = False
+
+
+def read_id_file(path: Path) -> list[str]:
+    """One customer id per line; blank lines and lines starting with '#' are skipped.
+
+    A line with a control character (a tab, say), a comma, or more than 128 characters is
+    malformed: the error names the line number, never its content.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ChurnwhError(f"id file {path} does not exist: pass a file with one customer id per line") from None
+    except UnicodeDecodeError:
+        raise ChurnwhError(f"id file {path} is not UTF-8 text: save it as UTF-8, one customer id per line") from None
+    ids: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        value = line.strip(" \r\n")
+        if not value or value.startswith("#"):
+            continue
+        if _BAD_CHARS.search(value) or len(value) > MAX_ID_LENGTH:
+            raise ChurnwhError(
+                f"{path}:{number}: malformed line: write one customer id per line (no tabs, commas or control "
+                f"characters, at most {MAX_ID_LENGTH} characters); nothing was changed"
+            )
+        ids.append(value)
+    return ids
+
+
+def _base_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Every base table (not views) as ``schema.name`` -> its columns, bookkeeping excluded."""
+    tables = [name for name, kind in warehouse.relations(con).items() if kind == "table"]
+    return {name: list(warehouse.columns(con, name)) for name in sorted(tables)}
+
+
+def delete_customers(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[int, dict[str, int]]:
+    """Delete ``ids`` from raw and derived tables in one transaction; return (found, rows per class)."""
+    con.register("_forget_ids_arrow", pa.table({"customer_id": pa.array(sorted(set(ids)), pa.string())}))
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _forget_ids AS SELECT customer_id FROM _forget_ids_arrow")
+    finally:
+        con.unregister("_forget_ids_arrow")
+    tables = _base_tables(con)
+    deleted = {"raw": 0, "derived": 0}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _forget_pseudonyms (customer_pseudonym VARCHAR)")
+        if KEYS in tables:
+            con.execute(
+                f"INSERT INTO _forget_pseudonyms SELECT customer_pseudonym FROM {KEYS} "
+                "WHERE customer_id IN (SELECT customer_id FROM _forget_ids)"
+            )
+        found_ids = set()
+        for table, columns in tables.items():
+            if table.startswith(f"{warehouse.RAW_SCHEMA}.") and warehouse.CUSTOMER_ID in columns:
+                found_ids |= {
+                    row[0]
+                    for row in con.execute(
+                        f"SELECT DISTINCT CAST(customer_id AS VARCHAR) FROM {quote_relation(table)} "
+                        "WHERE CAST(customer_id AS VARCHAR) IN (SELECT customer_id FROM _forget_ids)"
+                    ).fetchall()
+                }
+        for table, columns in tables.items():
+            schema = table.split(".")[0]
+            if schema in UNTOUCHED_SCHEMAS:
+                continue
+            if schema == warehouse.RAW_SCHEMA and warehouse.CUSTOMER_ID in columns:
+                count = con.execute(
+                    f"DELETE FROM {quote_relation(table)} "
+                    "WHERE CAST(customer_id AS VARCHAR) IN (SELECT customer_id FROM _forget_ids)"
+                ).fetchone()[0]
+                deleted["raw"] += count
+            elif "customer_pseudonym" in columns:
+                count = con.execute(
+                    f"DELETE FROM {quote_relation(table)} "
+                    "WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM _forget_pseudonyms)"
+                ).fetchone()[0]
+                deleted["raw" if schema == warehouse.RAW_SCHEMA else "derived"] += count
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("DROP TABLE IF EXISTS _forget_ids")
+        con.execute("DROP TABLE IF EXISTS _forget_pseudonyms")
+    return len(found_ids), deleted
+
+
+def purge_orphans(con: duckdb.DuckDBPyConnection) -> int:
+    """Delete derived rows whose pseudonym is no current one (erased customers, an old key)."""
+    tables = _base_tables(con)
+    if KEYS not in tables:
+        return 0
+    total = 0
+    for table, columns in tables.items():
+        schema = table.split(".")[0]
+        if schema in UNTOUCHED_SCHEMAS or schema == warehouse.RAW_SCHEMA or "customer_pseudonym" not in columns:
+            continue
+        total += con.execute(
+            f"DELETE FROM {quote_relation(table)} WHERE customer_pseudonym IS NOT NULL "
+            f"AND customer_pseudonym NOT IN (SELECT customer_pseudonym FROM {KEYS})"
+        ).fetchone()[0]
+    return total
+
+
+def rewrite_file(path: Path) -> None:
+    """Copy the database into a new file (COPY FROM DATABASE) and rename it over ``path``.
+
+    Only live rows are copied, so deleted values no longer exist in the file's bytes. Schemas,
+    tables, views, macros, constraints and comments are carried over.
+    """
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.rewrite")
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.IOException as err:
+        raise ChurnwhError(f"cannot open warehouse file {path}: {warehouse.first_line(err)}") from None
+    try:
+        catalog = con.execute("SELECT current_database()").fetchone()[0]
+        con.execute(f"ATTACH {warehouse.sql_literal(str(temp))} AS _rewrite")
+        con.execute(f'COPY FROM DATABASE "{catalog.replace(chr(34), chr(34) * 2)}" TO _rewrite')
+        con.execute("DETACH _rewrite")
+    except BaseException:
+        con.close()
+        for leftover in (temp, Path(str(temp) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+    con.close()
+    os.replace(temp, path)
+    Path(str(path) + ".wal").unlink(missing_ok=True)
+
+
+def forget(config: Config, ids: list[str]) -> ForgetResult:
+    """Erase ``ids`` from both files; see the module docstring."""
+    from churnwh import publish
+
+    if not ids:
+        raise ChurnwhError("no customer ids given: pass ids as arguments or --file with one id per line")
+    request_id = audit.new_id()
+    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+        found, deleted = delete_customers(con, ids)
+        warehouse.set_meta(con, ERASURE_MARK, request_id)
+        audit.append(
+            con,
+            event="erasure",
+            run_id=request_id,
+            config=config,
+            erasures=found,
+            detail={"request_id": request_id, "requested": len(set(ids)), "found": found, "rows_deleted": deleted},
+        )
+    rewrite_file(config.warehouse.private)
+    result = ForgetResult(request_id, len(set(ids)), found, deleted)
+    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+        warehouse.set_variables(con, config.variables)
+        try:
+            publish.publish(con, config, run_id=request_id)
+        except publish.PublishError as err:
+            # an erasure may not leave the customer in the old published file: withdraw it
+            config.warehouse.published.unlink(missing_ok=True)
+            raise ChurnwhError(
+                f"erased from the private file, but {err}; the published file was removed instead: "
+                "fix the cause and run `churnwh build`"
+            ) from None
+    result.published = True
+    return result

@@ -1,0 +1,52 @@
+/*
+materialized = "table"
+grain = ["month", "segment_type", "segment"]
+description = "Monthly churn rate: customers active at the start of each month and how many of them churned (their active period ended) during it, overall and by acquisition channel. Customers who withdrew profiling consent are left out; a segment-month with fewer customers than the k-anonymity minimum (variable k_anonymity, default 5) is not shown."
+
+[columns.month]
+description = "First day of the month."
+[columns.segment_type]
+description = "all, or the attribute the segment is cut by (acquisition_channel)."
+[columns.segment]
+description = "The segment value (all for the whole base)."
+[columns.active_customers]
+description = "Customers in an active period on the first day of the month."
+[columns.churned_customers]
+description = "Of those, customers whose active period ended during the month."
+[columns.churn_rate]
+description = "churned_customers / active_customers."
+*/
+WITH months AS (
+    SELECT CAST(m AS DATE) AS month
+    FROM range(date_trunc('month', CAST(getvariable('history_start') AS DATE)),
+               date_trunc('month', CAST(getvariable('as_of') AS DATE)), INTERVAL 1 MONTH) AS t(m)
+),
+consenting AS (
+    SELECT c.customer_pseudonym, coalesce(c.acquisition_channel, 'unknown') AS acquisition_channel
+    FROM staging.customers AS c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM staging.consent_state AS s
+        WHERE s.customer_pseudonym = c.customer_pseudonym AND s.purpose = 'profiling'
+          AND s.is_latest AND s.state = 'withdrawn')
+),
+active AS (
+    SELECT m.month, c.acquisition_channel,
+           CASE WHEN p.period_end < m.month + INTERVAL 1 MONTH THEN 1 ELSE 0 END AS churned
+    FROM months AS m
+    JOIN staging.active_periods AS p
+      ON p.period_start < m.month AND (p.period_end IS NULL OR p.period_end >= m.month)
+    JOIN consenting AS c USING (customer_pseudonym)
+),
+segmented AS (
+    SELECT month, 'all' AS segment_type, 'all' AS segment, churned FROM active
+    UNION ALL
+    SELECT month, 'acquisition_channel', acquisition_channel, churned FROM active
+)
+SELECT month, segment_type, segment,
+       count(*) AS active_customers,
+       CAST(sum(churned) AS BIGINT) AS churned_customers,
+       sum(churned) / count(*) AS churn_rate
+FROM segmented
+GROUP BY ALL
+HAVING count(*) >= coalesce(CAST(getvariable('k_anonymity') AS INTEGER), 5)
+ORDER BY month, segment_type, segment

@@ -1,0 +1,64 @@
+/*
+materialized = "table"
+grain = ["cohort_month", "segment_type", "segment", "months_since_signup"]
+description = "Cohort retention: of the customers whose first active period began in a month (the cohort), the share still in that first period N months later, overall and by acquisition channel and by first plan. Only months before as_of are shown. Customers who withdrew profiling consent are left out; cohorts smaller than the k-anonymity minimum (variable k_anonymity, default 5) are not shown."
+
+[columns.cohort_month]
+description = "Month the customers first subscribed."
+[columns.segment_type]
+description = "all, acquisition_channel or first_plan."
+[columns.segment]
+description = "The segment value (all for the whole cohort)."
+[columns.months_since_signup]
+description = "Months after the cohort month (0 = the signup month)."
+[columns.cohort_customers]
+description = "Customers in the cohort and segment."
+[columns.retained_customers]
+description = "Of those, customers still in their first active period at the start of that month."
+[columns.retention_rate]
+description = "retained_customers / cohort_customers."
+*/
+WITH firsts AS (
+    SELECT p.customer_pseudonym, p.period_start, p.period_end,
+           CAST(date_trunc('month', p.period_start) AS DATE) AS cohort_month,
+           coalesce(c.acquisition_channel, 'unknown') AS acquisition_channel,
+           coalesce(min_by(s.plan_id, s.start_date), 'unknown') AS first_plan
+    FROM staging.active_periods AS p
+    JOIN staging.customers AS c USING (customer_pseudonym)
+    LEFT JOIN staging.subscriptions AS s
+      ON s.customer_pseudonym = p.customer_pseudonym AND s.start_date >= p.period_start
+     AND s.start_date < p.period_start + INTERVAL 31 DAY
+    WHERE p.period_number = 1
+      AND NOT EXISTS (
+        SELECT 1 FROM staging.consent_state AS x
+        WHERE x.customer_pseudonym = p.customer_pseudonym AND x.purpose = 'profiling'
+          AND x.is_latest AND x.state = 'withdrawn')
+    GROUP BY p.customer_pseudonym, p.period_start, p.period_end, c.acquisition_channel
+),
+segmented AS (
+    SELECT *, 'all' AS segment_type, 'all' AS segment FROM firsts
+    UNION ALL
+    SELECT *, 'acquisition_channel', acquisition_channel FROM firsts
+    UNION ALL
+    SELECT *, 'first_plan', first_plan FROM firsts
+),
+sizes AS (
+    SELECT cohort_month, segment_type, segment, count(*) AS cohort_customers
+    FROM segmented GROUP BY ALL
+    HAVING count(*) >= coalesce(CAST(getvariable('k_anonymity') AS INTEGER), 5)
+),
+offsets AS (
+    SELECT CAST(n AS INTEGER) AS months_since_signup FROM range(0, 37) AS t(n)
+)
+SELECT z.cohort_month, z.segment_type, z.segment, o.months_since_signup, z.cohort_customers,
+       count(*) FILTER (WHERE s.period_end IS NULL
+                        OR s.period_end >= z.cohort_month + to_months(o.months_since_signup)) AS retained_customers,
+       count(*) FILTER (WHERE s.period_end IS NULL
+                        OR s.period_end >= z.cohort_month + to_months(o.months_since_signup))
+           / z.cohort_customers AS retention_rate
+FROM sizes AS z
+CROSS JOIN offsets AS o
+JOIN segmented AS s USING (cohort_month, segment_type, segment)
+WHERE z.cohort_month + to_months(o.months_since_signup) < CAST(getvariable('as_of') AS DATE)
+GROUP BY z.cohort_month, z.segment_type, z.segment, o.months_since_signup, z.cohort_customers
+ORDER BY z.cohort_month, z.segment_type, z.segment, o.months_since_signup

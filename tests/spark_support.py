@@ -1,0 +1,86 @@
+"""Shared by the Spark tests: skip reasons, one local Spark session per test process, comparisons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def spark_skip_reason() -> str | None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed: pip install -e '.[spark]' (CI installs it through the test extra)"
+    import os
+
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        return "no Java runtime: install openjdk-17-jre-headless (Spark 4 needs Java 17 or 21)"
+    return None
+
+
+requires_spark = pytest.mark.skipif(spark_skip_reason() is not None, reason=spark_skip_reason() or "")
+
+
+def spark_session():
+    """The process-wide local[2] session (churnwh.spark_engine caches one per master)."""
+    from churnwh import spark_engine
+
+    return spark_engine.session("local[2]")
+
+
+DOUBLE_RELATIVE = 1e-12
+
+
+def normalize(value):
+    """Types may widen between engines (INT -> BIGINT, DECIMAL(18,2) -> DECIMAL(28,2)); values may not."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        return value
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, (list, tuple)):
+        return [normalize(item) for item in value]
+    if isinstance(value, dict):
+        return {key: normalize(item) for key, item in value.items()}
+    return value
+
+
+def rows_differ(left: list[tuple], right: list[tuple], columns: list[str]) -> list[str]:
+    """Row-by-row differences of two results (both already sorted the same way), at most five."""
+    problems = []
+    if len(left) != len(right):
+        return [f"{len(left)} rows vs {len(right)} rows"]
+    for number, (a, b) in enumerate(zip(left, right)):
+        for column, u, v in zip(columns, a, b):
+            if isinstance(u, float) and isinstance(v, float) and not math.isnan(u) and not math.isnan(v):
+                # a sum of DOUBLEs depends on the order of additions, which differs between engines
+                # (and between two multi-threaded DuckDB runs): the last bits may differ, nothing more
+                if abs(u - v) <= DOUBLE_RELATIVE * max(abs(u), abs(v)):
+                    continue
+            if normalize(u) != normalize(v):
+                problems.append(f"row {number} column {column}: DuckDB {u!r} vs Spark {v!r}")
+                if len(problems) >= 5:
+                    return problems
+    return problems
+
+
+def sort_key(row) -> tuple:
+    return tuple((value is None, repr(normalize(value))) for value in row)
+
+
+def write_parquet_view(spark, con, sql: str, name: str, folder: Path) -> None:
+    path = folder / f"{name}.parquet"
+    con.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
+    spark.read.parquet(str(path)).createOrReplaceTempView(name)

@@ -1,0 +1,190 @@
+"""Parity: every model of the demo project and the scores, on DuckDB and on a local Spark session.
+
+The DuckDB side is the session's ``built_project`` (a 400-customer demo after `churnwh build`); the
+Spark side is a copy of it rebuilt with churnwh.spark_engine in this process, on one shared local
+session. Rows are compared one by one (types may widen, values may not differ); scores match the
+DuckDB path within 1e-6. Bad input (refused construct, missing Java, unreachable master) is checked
+through the CLI: one line, exit 1, nothing changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from churnwh import registry, spark_engine, warehouse
+from churnwh.config import load_config
+from churnwh.errors import ModelError
+from churnwh.project import load_project
+from tests.helpers import churnwh, private
+from tests.spark_support import requires_spark, rows_differ, sort_key, spark_session
+
+pytestmark = requires_spark
+
+BAD_MODEL = """/*
+description = "uses constructs Spark cannot reproduce"
+*/
+SELECT
+    customer_pseudonym,
+    hash(customer_pseudonym) AS bucket
+FROM marts.scoring_set
+"""
+
+
+def model_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [row[0] for row in con.execute(f"SELECT model FROM {warehouse.META_SCHEMA}.model_state ORDER BY 1").fetchall()]
+
+
+def table_rows(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[list[str], list[tuple]]:
+    result = con.execute(f"SELECT * FROM {relation}")
+    columns = [d[0] for d in result.description]
+    return columns, sorted(result.fetchall(), key=sort_key)
+
+
+def model_state(project: Path) -> list[tuple]:
+    with private(project) as con:
+        return con.execute(f"SELECT model, fingerprint, rows FROM {warehouse.META_SCHEMA}.model_state ORDER BY 1").fetchall()
+
+
+@pytest.fixture(scope="module")
+def spark_built(built_project, tmp_path_factory):
+    """A copy of the DuckDB-built project whose models and scores were rebuilt on Spark."""
+    duck_project, _ = built_project
+    project = tmp_path_factory.mktemp("spark") / "project"
+    shutil.copytree(duck_project, project)
+    spark_session()
+    config = load_config(project)
+    with warehouse.connect(config.warehouse.private) as con:
+        sources = {name for name in warehouse.relations(con) if name.startswith("raw.")}
+        models = load_project(config.sql, known_sources=sources)
+        results = spark_engine.build_models(con, models, config.variables, config.warehouse.private)
+        record = registry.current(con)
+        scored = spark_engine.score(
+            con, config, registry.model_dir(config.warehouse.models, record.version), record.version, record.run_id
+        )
+    return duck_project, project, results, scored
+
+
+def test_every_model_gives_the_same_rows_on_spark(spark_built):
+    duck_project, spark_project, results, _ = spark_built
+    assert {result.status for result in results} == {"built"}
+    with private(duck_project) as duck, private(spark_project) as spark:
+        names = model_names(duck)
+        assert sorted(result.name for result in results) == names
+        for name in names:
+            duck_columns, duck_rows = table_rows(duck, name)
+            spark_columns, spark_rows = table_rows(spark, name)
+            assert spark_columns == duck_columns, name
+            assert duck_rows, f"{name} is empty: the parity check would prove nothing"
+            assert rows_differ(duck_rows, spark_rows, duck_columns) == [], name
+
+
+def test_scores_match_the_duckdb_path(spark_built):
+    duck_project, spark_project, _, scored = spark_built
+    query = (
+        "SELECT customer_pseudonym, as_of, churn_probability, risk_tier, value_at_risk, model_version "
+        "FROM ml.churn_scores ORDER BY customer_pseudonym"
+    )
+    with private(duck_project) as duck, private(spark_project) as spark:
+        expected, got = duck.execute(query).fetchall(), spark.execute(query).fetchall()
+    assert scored == len(expected) > 0
+    assert [row[0] for row in got] == [row[0] for row in expected]
+    for want, have in zip(expected, got):
+        assert have[1] == want[1] and have[5] == want[5]
+        assert abs(have[2] - want[2]) <= 1e-6
+        assert abs(have[4] - want[4]) <= 1e-6 * max(1.0, abs(want[4]))
+    # tiers come from probabilities; a probability within 1e-6 of a threshold could flip, none here
+    assert sum(have[3] != want[3] for want, have in zip(expected, got)) == 0
+
+
+def test_spark_tables_are_kept_as_parquet_and_raw_exports_are_removed(spark_built):
+    _, spark_project, _, _ = spark_built
+    root = spark_project / "warehouse" / spark_engine.SPARK_DIR
+    assert (root / "tables" / "features" / "customer_features").is_dir()
+    assert not list(root.glob("run-*")), "a run folder (with raw identifiers) was left behind"
+
+
+def test_a_model_failing_on_spark_changes_nothing(spark_built, tmp_path):
+    duck_project, _, _, _ = spark_built
+    project = tmp_path / "project"
+    shutil.copytree(duck_project, project)
+    target = project / "sql" / "staging" / "active_periods.sql"
+    # DuckDB has jaro_winkler_similarity, Spark has not: it fails at run time, after the other
+    # staging models ran on Spark
+    anchor = "CAST(period_number AS INTEGER) AS period_number"
+    assert anchor in target.read_text()
+    target.write_text(target.read_text().replace(anchor, anchor + ", jaro_winkler_similarity('a', 'b') AS j"))
+    before = model_state(project)
+    config = load_config(project)
+    with warehouse.connect(config.warehouse.private) as con:
+        sources = {name for name in warehouse.relations(con) if name.startswith("raw.")}
+        models = load_project(config.sql, known_sources=sources)
+        with pytest.raises(ModelError, match=r"active_periods.sql: model staging.active_periods failed on Spark"):
+            spark_engine.build_models(con, models, config.variables, config.warehouse.private)
+    assert model_state(project) == before
+    assert not list((project / "warehouse" / spark_engine.SPARK_DIR).glob("run-*"))
+
+
+def test_lint_and_build_refuse_a_construct_with_file_and_line(spark_built, tmp_path):
+    duck_project, _, _, _ = spark_built
+    project = tmp_path / "project"
+    shutil.copytree(duck_project, project)
+    (project / "sql" / "marts" / "buckets.sql").write_text(BAD_MODEL)
+    lint = churnwh(project, "lint", "--engine", "spark")
+    assert lint.returncode == 1
+    assert "buckets.sql:6: hash `HASH(customer_pseudonym)`" in lint.stdout
+    assert len(lint.stderr.strip().splitlines()) == 1
+    before = model_state(project)
+    build = churnwh(project, "build", "--engine", "spark")
+    assert build.returncode == 1, build.stderr
+    last = build.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "buckets.sql:6: hash" in last and "nothing was built" in last
+    assert model_state(project) == before
+
+
+def test_lint_passes_on_the_demo_models(spark_built):
+    duck_project, _, _, _ = spark_built
+    result = churnwh(duck_project, "lint", "--engine", "spark")
+    assert result.returncode == 0, result.stderr
+    assert "models carry to Spark with identical results" in result.stdout
+
+
+def test_unreachable_master_and_missing_java_are_one_line_errors(spark_built, tmp_path):
+    duck_project, _, _, _ = spark_built
+    before = model_state(duck_project)
+    remote = churnwh(duck_project, "build", "--engine", "spark", "--master", "sc://127.0.0.1:9")
+    assert remote.returncode == 1
+    assert remote.stderr.strip().splitlines() == [
+        remote.stderr.strip().splitlines()[-1]
+    ] and "cannot be reached" in remote.stderr and "--master" in remote.stderr
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {key: value for key, value in os.environ.items() if key != "JAVA_HOME"}
+    env["PATH"] = str(bin_dir)
+    import subprocess
+
+    no_java = subprocess.run(
+        [sys.executable, "-m", "churnwh", "--project", str(duck_project), "build", "--engine", "spark"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert no_java.returncode == 1
+    assert len(no_java.stderr.strip().splitlines()) == 1 and "no Java runtime found" in no_java.stderr
+    assert model_state(duck_project) == before
+
+
+@pytest.mark.slow
+def test_build_engine_spark_end_to_end(built_project, tmp_path):
+    """`churnwh build --engine spark` from the CLI: every stage, the published file included."""
+    duck_project, _ = built_project
+    project = tmp_path / "project"
+    shutil.copytree(duck_project, project)
+    result = churnwh(project, "build", "--engine", "spark", "--full-refresh")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "built on Spark" in result.stdout and "scored on Spark" in result.stdout
+    assert (project / "warehouse" / "churn.duckdb").exists()
