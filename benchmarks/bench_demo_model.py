@@ -9,7 +9,8 @@ Usage::
 Needs ``pip install lightgbm`` (a benchmark extra). Steps, all in a temporary project folder:
 
 1. simulate ``--customers`` demo customers and build the SQL models exactly as ``churnwh build``
-   does (the pipeline's load, pseudonymize and models stages on a copy of ``sql/``);
+   does (the pipeline's load, pseudonymize and models stages on a copy of ``sql/``; only the
+   training set and the models upstream of it);
 2. read ``marts.training_set`` as a Polars frame and split it by time with the purge gap the
    training stage uses (lead + label window + churn gap days);
 3. train, in the same process: the network (``churnwh.train.train_model``), LightGBM with default
@@ -59,7 +60,8 @@ def build_warehouse(project: Path, customers: int, seed: int) -> tuple[pl.DataFr
     (project / "churnwh.toml").write_text(f"[demo]\ncustomers = {customers}\nseed = {seed}\n")
     config = load_config(project)
     with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
-        ctx = BuildContext(config=config, options=BuildOptions(), con=con)
+        # only the training set and what it reads: marts the benchmark does not use cannot stop it
+        ctx = BuildContext(config=config, options=BuildOptions(select=f"+{config.training.model}"), con=con)
         for stage in (load_sources, pseudonymize, build_models):
             started = time.perf_counter()
             detail = stage(ctx)

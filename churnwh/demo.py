@@ -6,36 +6,57 @@ enters a warehouse. Everything is vectorized numpy; the only Python loop runs ov
 
 Churn mechanism (monthly hazard)
 --------------------------------
-Each customer carries a latent state that evolves month by month:
+Customers carry a hidden state that drives what they do; the churn hazard reads only what they
+did and experienced as the raw tables recorded it before the month starts, as a real customer's
+decision follows their own use of the product, their support experience and their bill. The
+features of ``sql/features/customer_features.sql`` see the same record, so a model can learn the
+hazard from them.
+
+Behaviour (hidden state, updated at every month start, after that month's cancellations):
 
 * engagement ``e``: a mean-reverting random walk around a personal baseline that slowly drifts
-  down with tenure (novelty wears off). Daily product use is a Bernoulli draw per day with
-  probability ``sigmoid(e - 1.1)``; web visits are Poisson with rate ``exp(0.55 e + 0.35)``.
-* disengaging: a hidden state entered with probability 1.5% a month (4% with an open ticket), left
-  with probability 6% a month. While in it, engagement falls by 0.6 a month, so product use and
-  web visits decline in the months before a cancellation.
+  down with tenure (novelty wears off). Product use is a Bernoulli draw per day with probability
+  ``sigmoid(e - 1.1 - 1.6 d)``; web visits are Poisson with ``exp(0.55 e + 0.35 - d)`` a month;
+  minutes per session, purchases and e-mail opens also rise with ``e``.
+* disengaging ``d``: a state entered with probability 2% a month (5% with an open ticket) and left
+  with probability 15%. It shows at once in that month's record: product use falls to about a
+  fifth, web visits to about a third, fewer e-mails are opened, more tickets are raised.
 * e-mail affinity: a fixed per-customer trait that drives opens and clicks of campaigns.
+* support tickets: about 3.5% of customers a month open one (more with a price rise or while
+  disengaging); most close within hours or days, 12% stall for 3 weeks to 5 months and are rated
+  poorly if at all. Ratings (1-5, often missing) fall with the time to resolve.
 
-For every customer active (inside an active period) at the start of a month, the probability of
-cancelling during the month is ``p_cancel = sigmoid(z)`` with
+For every customer active (inside an active period) at the start of a month ``ms``, the
+probability of cancelling during the month is ``p_cancel = sigmoid(z)`` with, from the record
+before ``ms`` (windows and definitions as in the features, named in brackets):
 
-    z = -3.0
-        + plan effect (basic +0.5, standard 0, premium -0.25, family -0.7)
+    z = 0.05
+        + plan effect (basic +0.5, standard 0, premium -0.25, family -0.7)     [current_plan]
         + channel effect (paid_search +0.5, social +0.3, partner +0.05, organic -0.15,
-          referral -0.5)
-        - 0.45 * log(1 + tenure in months of the current active period)
-        - 1.0 * e                                    (engagement level)
-        - 1.4 * (e - e three months ago)             (falling engagement raises risk)
-        + 1.5 * disengaging
-        + min(unresolved tickets, 2) * (0.45 + 1.0 * [tenure < 6 months])
-          (tickets opened in the last 90 days still unresolved at the month start; they hurt
-          new customers most)
-        + 0.6 * [a ticket resolved in the last 90 days was rated 1 or 2]
-        + [own plan's price rose in the last 92 days, after the subscription started]
-          * (0.25 + 1.5 * [fewer than 4 active days last month])
+          referral -0.5)                                                       [acquisition_channel]
+        - 0.45 * log(1 + months since the current active period began)       [current_period_days]
+        - 1.4 * log(1 + active days in the last 90 days / 3)                   [active_days_90d]
+        - 0.4 * log(1 + web visits in the last 30 days)                        [web_sessions_30d]
+        + 0.8 * [fewer than 4 active days in the last 90 days]                 [active_days_90d]
+          (engagement level: product use and web visits; near-dormant customers leave most)
+        + 1.4 * max(0, -usage trend) + 0.4 * max(0, -web trend)    [usage_trend, web_sessions_trend]
+          (falling engagement: the last 30 days against the monthly average of the 60 days
+          before, from -1 (stopped) to +1; only a fall raises risk)
+        + min(tickets still unresolved, 2) * (0.5 + 1.0 * [period under 6 months])
+          (unresolved tickets hurt new customers most)                       [tickets_unresolved]
+        + 0.8 * [average rating of the resolved, rated tickets below 2.5]    [mean_satisfaction]
+        + [the list price of the plan rose over the last 90 days]          [price_change_90d_pct]
+          * (0.25 + 1.5 * [fewer than 4 active days in the last 30 days])   [active_days_30d]
           (a price increase hurts low-usage customers most)
-        - 0.55 * [clicked a campaign e-mail in the last 3 months]
-        - 0.25 * [opened a campaign e-mail in the last 3 months]
+        - 0.55 * [clicked a campaign e-mail in the last 3 months]          [email_click_rate_90d]
+        - 0.25 * [opened a campaign e-mail in the last 3 months]            [email_open_rate_90d]
+
+The hidden state matters only through the record it leaves: the hazard of the month that starts
+on an observation date is a function of that date's features (``tests/test_demo.py`` recomputes it
+from the raw tables), and later months depend on how the state goes on to shape the record, which
+the data before the date estimate well but not exactly. Activity in the 90 days before the history
+start is simulated for customers who joined earlier (so the first hazards read a normal record)
+but is not written to the raw tables.
 
 A cancellation is followed by a re-signup within 3-29 days with probability 0.2 (the active
 period continues), by a re-signup after 45-600 days with probability 0.1 (a new active period),
@@ -52,16 +73,17 @@ orphan rows: every customer_id in an event table exists in raw.customers.
 
 The oracle
 ----------
-``churn_hazard`` in the truth file is the hazard of the month it names, computed from the hidden
-state; the training label looks 14-104 days ahead, so it also depends on how that state evolves
-after the observation date, and an "oracle" built from realized future hazards would see the
-future. ``churn_oracle(customers, seed, observation_date)`` gives the honest upper bound instead:
+``churn_hazard`` in the truth file is the hazard of the month it names, computed from the record
+before that month; the training label looks 14-104 days ahead, so it also depends on the record
+of the months after the observation date, and an "oracle" built from realized future hazards would
+see the future. ``churn_oracle(customers, seed, observation_date)`` gives the honest upper bound instead:
 the true probability of the training label (``marts.training_set``'s definition: the active period
 ends in ``[t + lead, t + lead + window)``, given it did not end in ``[t, t + lead)``) given each
 customer's complete state at the observation date ``t``, hidden variables included, computed by
 continuing this simulator's own transition model from that state many times (Rao-Blackwellized
-Monte Carlo, see its docstring). A model sees only the data before ``t``: engagement through daily
-use and web visits, the disengaging state only through its effect on them, so its ROC-AUC is
+Monte Carlo, see its docstring). A model sees only the data before ``t``: the hazard of the
+first month exactly, the hidden engagement and disengaging state (which shape the later months'
+record) through daily use, web visits, minutes, purchases and e-mail opens, so its ROC-AUC is
 below the oracle's by how much of that state the data hide.
 """
 
@@ -83,7 +105,7 @@ TRUE_DRIVERS: tuple[str, ...] = (
     "falling engagement over the previous three months",
     "tenure of the current active period (longer tenure lowers risk)",
     "unresolved support tickets, especially early in tenure",
-    "poor satisfaction rating on a recent support ticket",
+    "poor satisfaction ratings on resolved support tickets",
     "recent price increase of the customer's plan, especially for low-usage customers",
     "e-mail campaign engagement (opens and clicks lower risk)",
     "plan (basic riskiest, family safest)",
@@ -431,16 +453,6 @@ class _Prices:
             out[(plan == p) & (day >= valid_from)] = price
         return out
 
-    def last_increase_before(self, day: int) -> np.ndarray:
-        """Per plan, the day of the latest price increase on or before `day` (or -NEVER)."""
-        out = np.full(len(PLAN_IDS), -NEVER, dtype=np.int64)
-        previous: dict[int, float] = {}
-        for valid_from, p, price in self.schedule:
-            if p in previous and price > previous[p] and valid_from <= day:
-                out[p] = valid_from
-            previous[p] = price
-        return out
-
 
 # --- the monthly simulation ---------------------------------------------------------------------
 
@@ -460,8 +472,8 @@ class _State:
     baseline: np.ndarray
     engagement: np.ndarray
     disengaging: np.ndarray
-    engagement_past: np.ndarray          # (3, n): engagement at the start of the last 3 months
-    active_days_last_month: np.ndarray
+    use_days: np.ndarray                 # (RECORD_DAYS, n): 1 on a recorded day of product use
+    web_days: np.ndarray                 # (RECORD_DAYS, n): web visits recorded per day
     opens_past: np.ndarray               # (3, n) e-mail opens in the last 3 months
     clicks_past: np.ndarray
 
@@ -496,10 +508,19 @@ class _Log:
     truth: _Collector = field(default_factory=_Collector)
 
 
+RECORD_DAYS = 90  # the activity window the hazard reads: the last 30 and 90 days before a month start
+
+
 def _initial_state(rng: np.random.Generator, attrs: dict[str, np.ndarray], start_day: int) -> _State:
     n = attrs["signup_day"].size
     before = attrs["signup_day"] < start_day
     engagement = attrs["baseline"] + rng.normal(0, 0.3, n).astype(np.float32)
+    # activity of the 90 days before the history start (customers who joined earlier): drawn like
+    # any month's activity so the first hazards see a normal record; not written to the raw tables
+    day = start_day - RECORD_DAYS + np.arange(RECORD_DAYS)[:, None]
+    live = before[None, :] & (day > attrs["signup_day"][None, :])
+    use_days = (live & (rng.random((RECORD_DAYS, n), dtype=np.float32) < _use_probability(engagement, False)))
+    web_days = live & (rng.random((RECORD_DAYS, n), dtype=np.float32) < _web_rate(engagement, False) / 30.0)
     return _State(
         status=np.where(before, SUBSCRIBED, SIGNED_UP_LATER).astype(np.int8),
         plan=attrs["plan"].copy(),
@@ -510,8 +531,8 @@ def _initial_state(rng: np.random.Generator, attrs: dict[str, np.ndarray], start
         baseline=attrs["baseline"].copy(),
         engagement=engagement,
         disengaging=np.zeros(n, dtype=bool),
-        engagement_past=np.tile(engagement, (3, 1)),
-        active_days_last_month=np.full(n, 8, dtype=np.int16),
+        use_days=use_days.astype(np.int8),
+        web_days=web_days.astype(np.int16),
         opens_past=np.zeros((3, n), dtype=np.int16),
         clicks_past=np.zeros((3, n), dtype=np.int16),
     )
@@ -519,16 +540,12 @@ def _initial_state(rng: np.random.Generator, attrs: dict[str, np.ndarray], start
 
 @dataclass
 class _TicketPool:
-    """Tickets of the last 90 days, for the hazard's unresolved / low-satisfaction terms."""
+    """Every ticket raised so far, for the hazard's unresolved and satisfaction terms."""
 
     customer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     opened: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    resolved: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # NEVER*US if unresolved
+    resolved: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     satisfaction: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # 0 if missing
-
-    def keep_since(self, since_us: int) -> "_TicketPool":
-        keep = self.opened >= since_us
-        return _TicketPool(self.customer[keep], self.opened[keep], self.resolved[keep], self.satisfaction[keep])
 
     def extend(self, customer, opened, resolved, satisfaction) -> "_TicketPool":
         return _TicketPool(np.concatenate([self.customer, customer]), np.concatenate([self.opened, opened]),
@@ -536,26 +553,88 @@ class _TicketPool:
                            np.concatenate([self.satisfaction, satisfaction]))
 
 
-def _cancel_logit(state: _State, attrs: dict, who: np.ndarray, month_index: int, month_start: int,
-                  tickets: _TicketPool, price_hit: np.ndarray) -> np.ndarray:
-    """The documented hazard logit z for customers `who` (see the module docstring)."""
+def _use_probability(engagement: np.ndarray, disengaging: np.ndarray) -> np.ndarray:
+    """Daily probability of product use: the engagement level, cut sharply while disengaging."""
+    return _sigmoid(engagement - 1.1 - 1.6 * np.asarray(disengaging, dtype=np.float32)).astype(np.float32)
+
+
+def _web_rate(engagement: np.ndarray, disengaging: np.ndarray) -> np.ndarray:
+    """Expected web visits per 30 days."""
+    return np.exp(0.55 * engagement + 0.35 - 1.0 * np.asarray(disengaging, dtype=np.float32))
+
+
+def _trend(last_30: np.ndarray, last_90: np.ndarray) -> np.ndarray:
+    """Last 30 days against the monthly average of the 60 days before, in [-1, 1] (0 when both are 0):
+    the definition of ``usage_trend`` and ``web_sessions_trend`` in sql/features/customer_features.sql."""
+    before = (last_90 - last_30) / 2.0
+    total = last_30 + before
+    return np.where(total > 0, (last_30 - before) / np.maximum(total, 1e-9), 0.0)
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What the raw tables record about customers ``who`` before a month start (the hazard's inputs)."""
+
+    active_days_30d: np.ndarray
+    active_days_90d: np.ndarray
+    web_visits_30d: np.ndarray
+    web_visits_90d: np.ndarray
+    unresolved: np.ndarray
+    mean_satisfaction: np.ndarray        # NaN when no resolved ticket was rated
+    price_rise: np.ndarray
+    opened_email: np.ndarray
+    clicked_email: np.ndarray
+    period_months: np.ndarray
+
+
+def _record(state: _State, who: np.ndarray, month_start: int, tickets: _TicketPool, prices: _Prices) -> _Record:
     n = state.status.size
-    tenure_months = (month_start - state.period_start[who]) / 30.44
     at_us = month_start * US_PER_DAY
     unresolved = np.bincount(tickets.customer[tickets.resolved >= at_us], minlength=n)[who]
-    recent_bad = (tickets.satisfaction >= 1) & (tickets.satisfaction <= 2) & (tickets.resolved < at_us)
-    low_satisfaction = np.bincount(tickets.customer[recent_bad], minlength=n)[who] > 0
-    e = state.engagement[who]
-    trend = e - state.engagement_past[month_index % 3][who]
-    low_usage = state.active_days_last_month[who] < 4
-    return (-3.0 + PLAN_EFFECT[state.plan[who]] + CHANNEL_EFFECT[attrs["channel"][who]]
-            - 0.45 * np.log1p(tenure_months)
-            - 1.0 * e - 1.4 * trend + 1.5 * state.disengaging[who]
-            + np.minimum(unresolved, 2) * (0.45 + 1.0 * (tenure_months < 6))
-            + 0.6 * low_satisfaction
-            + price_hit[who] * (0.25 + 1.5 * low_usage)
-            - 0.55 * (state.clicks_past[:, who].sum(axis=0) > 0)
-            - 0.25 * (state.opens_past[:, who].sum(axis=0) > 0))
+    rated = (tickets.satisfaction >= 1) & (tickets.resolved < at_us)
+    ratings = np.bincount(tickets.customer[rated], minlength=n)[who]
+    rating_sum = np.bincount(tickets.customer[rated], weights=tickets.satisfaction[rated], minlength=n)[who]
+    plan = state.plan[who]
+    # the list price of the customer's plan the day before the month start against 90 days earlier
+    # (price_change_90d_pct > 0 in the features)
+    price_rise = (prices.price_on(plan, np.full(who.size, month_start - 1))
+                  > prices.price_on(plan, np.full(who.size, month_start - 91)))
+    use, web = state.use_days, state.web_days
+    return _Record(
+        active_days_30d=use[-30:].sum(axis=0, dtype=np.int32)[who],
+        active_days_90d=use.sum(axis=0, dtype=np.int32)[who],
+        web_visits_30d=web[-30:].sum(axis=0, dtype=np.int32)[who],
+        web_visits_90d=web.sum(axis=0, dtype=np.int32)[who],
+        unresolved=unresolved,
+        mean_satisfaction=np.where(ratings > 0, rating_sum / np.maximum(ratings, 1), np.nan),
+        price_rise=price_rise,
+        opened_email=state.opens_past[:, who].sum(axis=0) > 0,
+        clicked_email=state.clicks_past[:, who].sum(axis=0) > 0,
+        period_months=(month_start - state.period_start[who]) / 30.44,
+    )
+
+
+def _cancel_logit(state: _State, attrs: dict, who: np.ndarray, rec: _Record) -> np.ndarray:
+    """The documented hazard logit z for customers `who` (see the module docstring)."""
+    a30, w30 = rec.active_days_30d, rec.web_visits_30d
+    usage_fall = np.maximum(-_trend(a30, rec.active_days_90d), 0.0)
+    web_fall = np.maximum(-_trend(w30, rec.web_visits_90d), 0.0)
+    early = rec.period_months < 6
+    poor = np.nan_to_num(rec.mean_satisfaction, nan=5.0) < 2.5
+    low_usage = a30 < 4
+    return (HAZARD_INTERCEPT + PLAN_EFFECT[state.plan[who]] + CHANNEL_EFFECT[attrs["channel"][who]]
+            - 0.45 * np.log1p(rec.period_months)
+            - 1.4 * np.log1p(rec.active_days_90d / 3.0) - 0.4 * np.log1p(w30)
+            + 0.8 * (rec.active_days_90d < 4)
+            + 1.4 * usage_fall + 0.4 * web_fall
+            + np.minimum(rec.unresolved, 2) * (0.5 + 1.0 * early)
+            + 0.8 * poor
+            + rec.price_rise * (0.25 + 1.5 * low_usage)
+            - 0.55 * rec.clicked_email
+            - 0.25 * rec.opened_email)
+
+
+HAZARD_INTERCEPT = 0.05
 
 
 def _cancel_reasons(rng: np.random.Generator, price_hit: np.ndarray, low_usage: np.ndarray,
@@ -597,17 +676,15 @@ def _simulate_month(rng, m, ms, me, state: _State, attrs, consent, prices: _Pric
     _start_segment(state, returning, state.return_day[returning], state.plan[returning])
     lo[returning] = state.seg_start[returning]
 
-    inc_day = prices.last_increase_before(ms)[state.plan]
-    price_hit = (ms - inc_day <= 92) & (inc_day > state.seg_start)
-    tickets = tickets.keep_since((ms - 90) * US_PER_DAY)
-    z = _cancel_logit(state, attrs, at_risk, m, ms, tickets, price_hit)
-    p_cancel = _sigmoid(z)
+    rec = _record(state, at_risk, ms, tickets, prices)
+    p_cancel = _sigmoid(_cancel_logit(state, attrs, at_risk, rec))
     log.truth.add(customer=at_risk, month=np.full(at_risk.size, ms), hazard=p_cancel * (1 - Q_SHORT_RETURN))
 
-    cancels = at_risk[rng.random(at_risk.size) < p_cancel]
+    cancelling = rng.random(at_risk.size) < p_cancel
+    cancels = at_risk[cancelling]
     cancel_day = _uniform_days(rng, np.maximum(lo[cancels], state.seg_start[cancels] + 1), np.full(cancels.size, me))
-    unresolved = np.bincount(tickets.customer[tickets.resolved >= ms * US_PER_DAY], minlength=n)[cancels] > 0
-    reason = _cancel_reasons(rng, price_hit[cancels], state.active_days_last_month[cancels] < 4, unresolved)
+    reason = _cancel_reasons(rng, rec.price_rise[cancelling], rec.active_days_30d[cancelling] < 4,
+                             rec.unresolved[cancelling] > 0)
     _end_segment(log, state, cancels, cancel_day, reason)
     hi[cancels] = cancel_day
     _schedule_returns(rng, state, cancels, cancel_day, ms, me)
@@ -625,13 +702,14 @@ def _simulate_month(rng, m, ms, me, state: _State, attrs, consent, prices: _Pric
 
     arrivals = _arrivals(rng, state, attrs, ms, me)
     lo[arrivals] = state.seg_start[arrivals]
+    _evolve_engagement(rng, state, tickets, ms)
 
     in_month = np.flatnonzero(lo < hi)
+    price_rise = np.zeros(n, dtype=bool)
+    price_rise[at_risk] = rec.price_rise
     _simulate_behaviour(rng, m, ms, me, state, attrs, consent, prices, log, in_month,
-                        lo[in_month], hi[in_month], gap_lo[in_month], gap_hi[in_month], price_hit)
-    tickets = _simulate_tickets(rng, ms, state, log, tickets, in_month, lo[in_month], hi[in_month], price_hit)
-    _evolve_engagement(rng, state, m, tickets, me)
-    return tickets
+                        lo[in_month], hi[in_month], gap_lo[in_month], gap_hi[in_month])
+    return _simulate_tickets(rng, ms, state, log, tickets, in_month, lo[in_month], hi[in_month], price_rise)
 
 
 def _start_segment(state: _State, who: np.ndarray, day: np.ndarray, plan: np.ndarray) -> None:
@@ -673,46 +751,57 @@ def _arrivals(rng, state: _State, attrs, ms: int, me: int) -> np.ndarray:
     arrivals = np.concatenate([signups, returns])
     state.period_start[arrivals] = state.seg_start[arrivals]
     state.billing_dom[arrivals] = _day_of_month(state.seg_start[arrivals])
-    fresh = state.baseline[returns] + rng.normal(0, 0.3, returns.size).astype(np.float32)
-    state.engagement[returns] = fresh
-    state.engagement_past[:, returns] = fresh
+    state.engagement[returns] = state.baseline[returns] + rng.normal(0, 0.3, returns.size).astype(np.float32)
     state.disengaging[returns] = False
     return arrivals
 
 
 def _simulate_behaviour(rng, m, ms, me, state: _State, attrs, consent: _ConsentWindows, prices: _Prices,
-                        log: _Log, who, lo, hi, gap_lo, gap_hi, price_hit) -> None:
+                        log: _Log, who, lo, hi, gap_lo, gap_hi) -> None:
     e = state.engagement[who]
-    _simulate_usage(rng, ms, state, log, who, lo, hi, gap_lo, gap_hi, e)
-    _simulate_web(rng, log, who, lo, hi, e)
+    dis = state.disengaging[who]
+    use = _simulate_usage(rng, ms, me, log, who, lo, hi, gap_lo, gap_hi, e, dis)
+    web = _simulate_web(rng, ms, me, log, who, lo, hi, e, dis)
+    _record_days(state, who, use, web, me - ms)
     _simulate_transactions(rng, ms, me, state, prices, log, who, lo, hi, gap_lo, gap_hi, e)
     _simulate_email(rng, m, ms, me, state, attrs, consent, log)
 
 
-def _simulate_usage(rng, ms, state: _State, log: _Log, who, lo, hi, gap_lo, gap_hi, e) -> None:
+def _record_days(state: _State, who: np.ndarray, use: np.ndarray, web: np.ndarray, days: int) -> None:
+    """Shift the month's recorded daily use and visits (``(who.size, >= days)``) into the state."""
+    keep = max(RECORD_DAYS - days, 0)
+    for buffer, month in ((state.use_days, use), (state.web_days, web)):
+        buffer[:keep] = buffer[RECORD_DAYS - keep:]
+        buffer[keep:] = 0
+        buffer[keep:, who] = month[:, days - (RECORD_DAYS - keep):days].T
+
+
+def _simulate_usage(rng, ms, me, log: _Log, who, lo, hi, gap_lo, gap_hi, e, dis) -> np.ndarray:
     day = ms + np.arange(31)[None, :]
-    p_day = _sigmoid(e - 1.1).astype(np.float32)[:, None]
+    p_day = _use_probability(e, dis)[:, None]
     active = ((day >= lo[:, None]) & (day < hi[:, None]) & ~((day >= gap_lo[:, None]) & (day < gap_hi[:, None]))
               & (rng.random((who.size, 31), dtype=np.float32) < p_day))
     row, offset = np.nonzero(active)
-    state.active_days_last_month[:] = 0
-    state.active_days_last_month[who] = active.sum(axis=1)
     customer = who[row]
     sessions = 1 + rng.poisson(0.4 + 0.5 * _sigmoid(e[row]))
     minutes = sessions * rng.lognormal(2.3 + 0.25 * e[row], 0.7)
     log.usage.add(customer=customer.astype(np.int32), day=(ms + offset).astype(np.int32),
                   sessions=sessions.astype(np.int16),
                   minutes=np.round(minutes, 1), feature=rng.integers(0, len(FEATURES), row.size, dtype=np.int8))
+    return active
 
 
-def _simulate_web(rng, log: _Log, who, lo, hi, e) -> None:
+def _simulate_web(rng, ms, me, log: _Log, who, lo, hi, e, dis) -> np.ndarray:
     span = hi - lo
-    count = rng.poisson(np.exp(0.55 * e + 0.35) * span / 30.0)
+    count = rng.poisson(_web_rate(e, dis) * span / 30.0)
     row = np.repeat(np.arange(who.size), count)
     day = _uniform_days(rng, lo[row], hi[row])
     ts = day * US_PER_DAY + rng.integers(6 * US_PER_HOUR, 24 * US_PER_HOUR, row.size)
     pages = 1 + rng.poisson(np.clip(2.0 + e[row], 0.2, None))
     log.web.add(customer=who[row].astype(np.int32), ts=ts, pages=pages.astype(np.int16), device=rng.choice(3, row.size, p=[0.5, 0.42, 0.08]).astype(np.int8))
+    days = me - ms
+    per_day = np.bincount(row * days + (day - ms), minlength=who.size * days).reshape(who.size, days)
+    return np.minimum(per_day, 100).astype(np.int16)
 
 
 def _simulate_transactions(rng, ms, me, state: _State, prices: _Prices, log: _Log, who, lo, hi, gap_lo, gap_hi, e) -> None:
@@ -743,7 +832,7 @@ def _simulate_email(rng, m, ms, me, state: _State, attrs, consent: _ConsentWindo
             continue
         eligible = (state.status == SUBSCRIBED) & (state.seg_start <= send_day) & consent.allowed(send_day)
         to = np.flatnonzero(eligible & (rng.random(n) < 0.75))
-        affinity = attrs["email_affinity"][to] + 0.35 * state.engagement[to]
+        affinity = attrs["email_affinity"][to] + 0.35 * state.engagement[to] - 0.6 * state.disengaging[to]
         opened = rng.random(to.size) < _sigmoid(affinity - 0.6)
         clicked = opened & (rng.random(to.size) < _sigmoid(affinity - 1.4))
         sent_ts = send_day * US_PER_DAY + 10 * US_PER_HOUR + rng.integers(0, 3_600_000_000, to.size)
@@ -771,31 +860,33 @@ def _simulate_tickets(rng, ms, state: _State, log: _Log, tickets: _TicketPool, w
     weights[:, 3] += 0.25 * state.disengaging[customer]
     category = _draw_categories(rng, weights / weights.sum(axis=1, keepdims=True))
     opened = _uniform_days(rng, lo, hi) * US_PER_DAY + rng.integers(7 * US_PER_HOUR, 22 * US_PER_HOUR, customer.size)
-    hours = rng.lognormal(np.log(20.0), 1.3, customer.size)
-    never = rng.random(customer.size) < 0.12
-    resolved = np.where(never, NEVER, opened + (hours * US_PER_HOUR).astype(np.int64))
+    # most tickets close within hours or days; 12% stall for 3 weeks to 5 months (open tickets)
+    stalled = rng.random(customer.size) < 0.12
+    hours = np.where(stalled, rng.uniform(20 * 24, 150 * 24, customer.size),
+                     rng.lognormal(np.log(20.0), 1.3, customer.size))
+    resolved = opened + (hours * US_PER_HOUR).astype(np.int64)
     score = np.clip(np.round(4.7 - 0.6 * np.log1p(hours / 24) + rng.normal(0, 0.8, customer.size)), 1, 5)
-    unresolved_score = rng.choice([1, 2], customer.size)
-    satisfaction = np.where(never, unresolved_score * (rng.random(customer.size) < 0.1),
-                            score * (rng.random(customer.size) < 0.85)).astype(np.int8)
+    satisfaction = (score * (rng.random(customer.size) < np.where(stalled, 0.6, 0.85))).astype(np.int8)
     log.tickets.add(customer=customer, opened=opened, resolved=resolved, category=category, satisfaction=satisfaction)
     return tickets.extend(customer, opened, resolved, satisfaction)
 
 
-def _evolve_engagement(rng, state: _State, m: int, tickets: _TicketPool, next_month_start: int) -> None:
-    """Random walk with drift; the disengaging state pulls engagement down ahead of cancelling."""
+def _evolve_engagement(rng, state: _State, tickets: _TicketPool, month_start: int) -> None:
+    """At a month start, after its cancellations: the month's engagement and disengaging state.
+
+    A random walk with drift around a slowly falling baseline; customers enter the disengaging state
+    (more often with an open ticket) and leave it at random. Both shape this month's recorded
+    activity at once, so the next hazard sees them in the data."""
     n = state.status.size
-    state.engagement_past[m % 3] = state.engagement  # read back as "three months ago" in month m+3
     live = np.flatnonzero(state.status != SIGNED_UP_LATER)
-    still_open = tickets.resolved >= next_month_start * US_PER_DAY
+    still_open = tickets.resolved >= month_start * US_PER_DAY
     open_ticket = np.bincount(tickets.customer[still_open], minlength=n)[live] > 0
-    onset = rng.random(live.size) < np.where(open_ticket, 0.04, 0.015)
-    recover = rng.random(live.size) < 0.06
+    onset = rng.random(live.size) < np.where(open_ticket, 0.05, 0.02)
+    recover = rng.random(live.size) < 0.15
     state.disengaging[live] = np.where(state.disengaging[live], ~recover, onset)
     state.baseline[live] -= np.float32(0.01)  # novelty wears off
     e = state.engagement[live]
-    step = (0.15 * (state.baseline[live] - e) - 0.6 * state.disengaging[live]
-            + rng.normal(0, 0.15, live.size))
+    step = 0.15 * (state.baseline[live] - e) + rng.normal(0, 0.15, live.size)
     state.engagement[live] = (e + step).astype(np.float32)
 
 
@@ -1043,7 +1134,8 @@ def churn_oracle(customers: int, seed: int, observation_date: datetime.date, *,
 
     For ``observation_date`` (a month start), re-runs ``simulate(customers, seed, start, end)`` up
     to that month (the same random streams, so the same customers in the same state: engagement,
-    disengaging, tickets, e-mail history, plan, tenure), then continues the simulator's own
+    disengaging, the recorded activity of the last 90 days, tickets, e-mail history, plan, tenure),
+    then continues the simulator's own
     transition model ``replicates`` times from that state, months ahead until the label window ends.
     The label is the one ``marts.training_set`` builds: the active period ends (a cancellation not
     followed by a re-signup within the gap) in ``[t + lead_days, t + lead_days + label_window_days)``,
@@ -1054,8 +1146,8 @@ def churn_oracle(customers: int, seed: int, observation_date: datetime.date, *,
     estimated without sampling the end itself (Rao-Blackwellized): along every simulated path,
     month k contributes ``[not ended before k] * churn_hazard_k * (share of the month's possible
     cancellation days inside the interval)``, which is the exact conditional probability of an end
-    in that part of month k given the path so far. Only the latent evolution (engagement, tickets,
-    e-mail, plan changes, earlier cancellations) is sampled, so a few dozen replicates give a
+    in that part of month k given the path so far. Only the evolution of the state (engagement,
+    disengaging, recorded activity, tickets, e-mail, plan changes, earlier cancellations) is sampled, so a few dozen replicates give a
     precise estimate. No model can beat this: it sees the hidden state, not only the data before t.
 
     Returns

@@ -252,3 +252,86 @@ def test_churn_oracle_gives_calibrated_label_probabilities_for_customers_at_risk
     assert again.equals(oracle)
     with pytest.raises(ValueError, match="label window"):
         churn_oracle(400, seed=11, observation_date=datetime.date(2023, 11, 1), end=datetime.date(2023, 12, 31))
+
+
+HAZARD_FROM_RECORD = """
+WITH month AS (SELECT DATE '2024-06-01' AS ms),
+subs AS (
+    SELECT customer_id, plan_id, start_date, end_date,
+           CASE WHEN start_date - lag(end_date) OVER w <= 30 THEN 0 ELSE 1 END AS new_period
+    FROM raw.subscriptions WINDOW w AS (PARTITION BY customer_id ORDER BY start_date, subscription_id)),
+periods AS (
+    SELECT *, sum(new_period) OVER (PARTITION BY customer_id ORDER BY start_date, end_date NULLS LAST
+                                    ROWS UNBOUNDED PRECEDING) AS period FROM subs),
+period_starts AS (SELECT customer_id, period, min(start_date) AS period_start FROM periods GROUP BY ALL),
+latest AS (  -- the latest subscription started before the month
+    SELECT p.customer_id, arg_max(p.plan_id, p.start_date) AS plan_id, arg_max(p.period, p.start_date) AS period
+    FROM periods p, month WHERE p.start_date < ms GROUP BY p.customer_id),
+at_ms AS (SELECT l.customer_id, l.plan_id, ps.period_start FROM latest l JOIN period_starts ps USING (customer_id, period)),
+use_days AS (
+    SELECT customer_id, count(DISTINCT activity_date) FILTER (activity_date >= ms - 30) AS a30,
+           count(DISTINCT activity_date) AS a90
+    FROM raw.product_usage, month WHERE activity_date >= ms - 90 AND activity_date < ms GROUP BY ALL),
+web AS (
+    SELECT customer_id, count(*) FILTER (CAST(session_start AS DATE) >= ms - 30) AS w30, count(*) AS w90
+    FROM raw.web_sessions, month
+    WHERE CAST(session_start AS DATE) >= ms - 90 AND CAST(session_start AS DATE) < ms GROUP BY ALL),
+tickets AS (
+    SELECT customer_id,
+           count(*) FILTER (resolved_at IS NULL OR CAST(resolved_at AS DATE) >= ms) AS unresolved,
+           avg(satisfaction) FILTER (CAST(resolved_at AS DATE) < ms) AS satisfaction
+    FROM raw.support_tickets, month WHERE CAST(opened_at AS DATE) < ms GROUP BY ALL),
+mail AS (
+    SELECT customer_id,
+           bool_or(lower(trim(event_type)) = 'opened') AS opened, bool_or(lower(trim(event_type)) = 'clicked') AS clicked
+    FROM raw.email_events, month
+    WHERE CAST(event_ts AS DATE) >= ms - 90 AND CAST(event_ts AS DATE) < ms GROUP BY ALL),
+price AS (
+    SELECT plan_id,
+           arg_max(monthly_price, valid_from) FILTER (valid_from <= ms - 1)
+             > arg_max(monthly_price, valid_from) FILTER (valid_from <= ms - 91) AS rose
+    FROM raw.plan_prices, month GROUP BY plan_id),
+x AS (
+    SELECT t.churn_hazard, s.plan_id, lower(trim(c.acquisition_channel)) AS channel,
+           (ms - s.period_start) / 30.44 AS months,
+           coalesce(u.a30, 0) AS a30, coalesce(u.a90, 0) AS a90, coalesce(w.w30, 0) AS w30, coalesce(w.w90, 0) AS w90,
+           coalesce(k.unresolved, 0) AS unresolved, k.satisfaction, coalesce(m.opened, false) AS opened,
+           coalesce(m.clicked, false) AS clicked, pr.rose
+    FROM truth t JOIN month ON t.month = month.ms
+    JOIN at_ms s ON s.customer_id = t.customer_id
+    JOIN raw.customers c ON c.customer_id = t.customer_id
+    LEFT JOIN use_days u ON u.customer_id = t.customer_id LEFT JOIN web w ON w.customer_id = t.customer_id
+    LEFT JOIN tickets k ON k.customer_id = t.customer_id LEFT JOIN mail m ON m.customer_id = t.customer_id
+    JOIN price pr ON pr.plan_id = s.plan_id
+    WHERE c.acquisition_channel IS NOT NULL)
+SELECT * FROM x
+"""
+
+
+def test_hazard_is_the_documented_function_of_the_recorded_data(con):
+    """The truth hazard is computed from what the raw tables record before the month, nothing hidden."""
+    import numpy as np
+
+    from churnwh import demo
+
+    rows = con.sql(HAZARD_FROM_RECORD).fetchnumpy()
+    assert rows["churn_hazard"].size > 150
+
+    def trend(last_30, last_90):
+        before = (last_90 - last_30) / 2.0
+        total = last_30 + before
+        return np.where(total > 0, (last_30 - before) / np.maximum(total, 1e-9), 0.0)
+
+    plan = np.array([demo.PLAN_IDS.index(p) for p in rows["plan_id"]])
+    channel = np.array([demo.CHANNELS.index(c) for c in rows["channel"]])
+    a30, a90, w30, w90 = (rows[k].astype(float) for k in ("a30", "a90", "w30", "w90"))
+    satisfaction = np.ma.filled(np.ma.asarray(rows["satisfaction"], dtype=float), np.nan)
+    z = (demo.HAZARD_INTERCEPT + demo.PLAN_EFFECT[plan] + demo.CHANNEL_EFFECT[channel]
+         - 0.45 * np.log1p(rows["months"]) - 1.4 * np.log1p(a90 / 3) - 0.4 * np.log1p(w30) + 0.8 * (a90 < 4)
+         + 1.4 * np.maximum(-trend(a30, a90), 0) + 0.4 * np.maximum(-trend(w30, w90), 0)
+         + np.minimum(rows["unresolved"], 2) * (0.5 + 1.0 * (rows["months"] < 6))
+         + 0.8 * (np.nan_to_num(satisfaction, nan=5.0) < 2.5)
+         + rows["rose"] * (0.25 + 1.5 * (a30 < 4))
+         - 0.55 * rows["clicked"] - 0.25 * rows["opened"])
+    expected = 0.8 / (1 + np.exp(-z))
+    np.testing.assert_allclose(rows["churn_hazard"], expected, rtol=1e-5)
