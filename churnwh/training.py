@@ -95,12 +95,16 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     check_training_frame(frame, config)
     from churnwh.train import train_and_evaluate
 
+    split_column = time_column(frame, config)
+    # Without a usable date (a flat table), the all-NULL date column must not become a feature.
+    date_column = config.training.date_column
+    unused_date = (date_column,) if split_column is None and date_column in frame.columns else ()
     model, results = train_and_evaluate(
         frame,
         id_column=config.training.id_column,
         label_column=config.training.label_column,
-        time_column=time_column(frame, config),
-        exclude=tuple(c for c in (config.training.date_column,) if c in frame.columns and time_column(frame, config) is None),
+        time_column=split_column,
+        exclude=unused_date,
         config=train_config(config),
     )
     version = registry.next_version(con)
