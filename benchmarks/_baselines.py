@@ -1,46 +1,77 @@
-"""Peer models for the public benchmarks (benchmark extras; churnwh itself never imports these)."""
+"""Peer models and shared options for the benchmarks (benchmark extras; churnwh never imports these)."""
 
 from __future__ import annotations
 
+import ast
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 
-def lightgbm_default(
-    train: pl.DataFrame, test: pl.DataFrame, *, label_column: str, seed: int = 0
-) -> tuple[np.ndarray, float]:
-    """LightGBM with default hyperparameters, string columns as native categoricals.
+@dataclass(frozen=True)
+class LightGBMModel:
+    """A fitted LightGBM booster with the encoding of its input columns."""
 
-    Returns
-    -------
-    (test probabilities, training seconds)
-    """
-    import lightgbm
+    booster: object
+    features: list[str]
+    codes: dict[str, dict[str, int]]
+    """String column -> category code, fitted on the training rows."""
 
-    features = [c for c in train.columns if c != label_column]
-    categorical = [c for c in features if train.schema[c] == pl.String]
-    codes = {c: {v: i for i, v in enumerate(train[c].drop_nulls().unique().sort().to_list())}
-             for c in categorical}
-
-    def matrix(frame: pl.DataFrame) -> np.ndarray:
+    def matrix(self, frame: pl.DataFrame) -> np.ndarray:
         columns = []
-        for c in features:
-            if c in codes:
-                columns.append(frame[c].replace_strict(codes[c], default=None, return_dtype=pl.Float64)
+        for c in self.features:
+            if c in self.codes:
+                columns.append(frame[c].replace_strict(self.codes[c], default=None, return_dtype=pl.Float64)
                                .fill_null(np.nan).to_numpy())
             else:
                 columns.append(frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy())
         return np.stack(columns, axis=1)
 
-    categorical_indices = [features.index(c) for c in categorical]
+    def predict(self, frame: pl.DataFrame, **options) -> np.ndarray:
+        return self.booster.predict(self.matrix(frame), **options)
+
+
+def fit_lightgbm_default(train: pl.DataFrame, *, label_column: str, seed: int = 0) -> tuple[LightGBMModel, float]:
+    """LightGBM with default hyperparameters, string columns as native categoricals.
+
+    Returns
+    -------
+    (model, training seconds including the training matrix conversion)
+    """
+    import lightgbm
+
+    features = [c for c in train.columns if c != label_column]
+    codes = {c: {v: i for i, v in enumerate(train[c].drop_nulls().unique().sort().to_list())}
+             for c in features if train.schema[c] == pl.String}
+    model = LightGBMModel(booster=None, features=features, codes=codes)
     # The native API with LGBMClassifier's defaults (100 rounds, 31 leaves, learning rate 0.1),
     # so scikit-learn is not needed.
     parameters = {"objective": "binary", "seed": seed, "verbose": -1, "num_threads": 2}
     started = time.perf_counter()
-    dataset = lightgbm.Dataset(matrix(train), label=train[label_column].to_numpy(),
-                               categorical_feature=categorical_indices)
+    dataset = lightgbm.Dataset(model.matrix(train), label=train[label_column].to_numpy(),
+                               categorical_feature=[features.index(c) for c in codes])
     booster = lightgbm.train(parameters, dataset, num_boost_round=100)
     seconds = time.perf_counter() - started
-    return booster.predict(matrix(test)), seconds
+    return LightGBMModel(booster=booster, features=features, codes=codes), seconds
+
+
+def lightgbm_default(
+    train: pl.DataFrame, test: pl.DataFrame, *, label_column: str, seed: int = 0
+) -> tuple[np.ndarray, float]:
+    """Test probabilities and training seconds of ``fit_lightgbm_default``."""
+    model, seconds = fit_lightgbm_default(train, label_column=label_column, seed=seed)
+    return model.predict(test), seconds
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` options as TrainConfig overrides (values read as Python literals)."""
+    overrides = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return overrides

@@ -30,7 +30,6 @@ figures of a tiled run are not new evidence (the oracle is skipped).
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import shutil
@@ -45,7 +44,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._baselines import lightgbm_default  # noqa: E402
+from benchmarks._baselines import fit_lightgbm_default, parse_overrides  # noqa: E402
 from churnwh import demo, metrics, splits, train, warehouse  # noqa: E402
 from churnwh.config import load_config  # noqa: E402
 from churnwh.pipeline import BuildContext, BuildOptions, build_models, load_sources, pseudonymize  # noqa: E402
@@ -96,13 +95,7 @@ def main() -> None:
                         help="override a TrainConfig field, e.g. --set k=8")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    overrides = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value
+    overrides = parse_overrides(args.set)
 
     with tempfile.TemporaryDirectory(prefix="churnwh-bench-") as tmp:
         print(f"building the demo warehouse ({args.customers:,d} customers)", flush=True)
@@ -121,19 +114,9 @@ def main() -> None:
     features = [c for c in frame.columns if c not in (ID, LABEL, DATE)]
 
     # LightGBM first: XLA's worker threads can still be spinning right after a training run.
-    import lightgbm
-
     lgbm_train = pl.concat([train_part, valid])
-    lightgbm_probabilities, lightgbm_seconds = lightgbm_default(
-        lgbm_train.select(features + [LABEL]), test.select(features + [LABEL]), label_column=LABEL)
-    booster_holder = {}
-
-    def lightgbm_score(part: pl.DataFrame) -> np.ndarray:
-        # the same matrix conversion as _baselines (string columns as codes) plus predict
-        if "booster" not in booster_holder:
-            booster_holder.update(_fit_booster(lgbm_train, features, lightgbm))
-        matrix = _lightgbm_matrix(part, features, booster_holder["codes"])
-        return booster_holder["booster"].predict(matrix, num_threads=2)
+    lightgbm_model, lightgbm_seconds = fit_lightgbm_default(lgbm_train.select(features + [LABEL]), label_column=LABEL)
+    lightgbm_probabilities = lightgbm_model.predict(test)
 
     started = time.perf_counter()
     model = train.train_model(train_part, valid, id_column=ID, label_column=LABEL, exclude=(DATE,),
@@ -143,7 +126,7 @@ def main() -> None:
     logistic_probabilities = train.logistic_baseline_proba(model, train_part, test)
 
     network_rows_per_s = throughput(lambda part: train.predict_proba(model, part), frame)
-    lightgbm_rows_per_s = throughput(lightgbm_score, frame)
+    lightgbm_rows_per_s = throughput(lambda part: lightgbm_model.predict(part, num_threads=2), frame)
 
     results = {
         "network": metrics.evaluate_probabilities(labels, network_probabilities),
@@ -186,32 +169,6 @@ def main() -> None:
             "seconds": {"network": network_seconds, "lightgbm": lightgbm_seconds},
             "rows_per_s": {"network": network_rows_per_s, "lightgbm": lightgbm_rows_per_s},
         }, indent=1, default=str))
-
-
-def _codes(frame: pl.DataFrame, features: list[str]) -> dict:
-    return {c: {v: i for i, v in enumerate(frame[c].drop_nulls().unique().sort().to_list())}
-            for c in features if frame.schema[c] == pl.String}
-
-
-def _lightgbm_matrix(frame: pl.DataFrame, features: list[str], codes: dict) -> np.ndarray:
-    columns = []
-    for c in features:
-        if c in codes:
-            columns.append(frame[c].replace_strict(codes[c], default=None, return_dtype=pl.Float64)
-                           .fill_null(np.nan).to_numpy())
-        else:
-            columns.append(frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy())
-    return np.stack(columns, axis=1)
-
-
-def _fit_booster(frame: pl.DataFrame, features: list[str], lightgbm) -> dict:
-    """The same booster as ``_baselines.lightgbm_default`` (same rows, parameters and seed)."""
-    codes = _codes(frame, features)
-    categorical = [features.index(c) for c in codes]
-    dataset = lightgbm.Dataset(_lightgbm_matrix(frame, features, codes), label=frame[LABEL].to_numpy(),
-                               categorical_feature=categorical)
-    parameters = {"objective": "binary", "seed": 0, "verbose": -1, "num_threads": 2}
-    return {"booster": lightgbm.train(parameters, dataset, num_boost_round=100), "codes": codes}
 
 
 if __name__ == "__main__":

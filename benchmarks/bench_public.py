@@ -14,7 +14,6 @@ regression are trained on the same fold; LightGBM sees train + validation rows.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 import time
@@ -25,7 +24,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._baselines import lightgbm_default  # noqa: E402
+from benchmarks._baselines import lightgbm_default, parse_overrides  # noqa: E402
 from churnwh import metrics, splits, train  # noqa: E402
 
 DATASETS = Path("/work/shared/datasets")
@@ -108,14 +107,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write per-fold results to this file")
     args = parser.parse_args()
 
-    overrides = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value
-    config = train.TrainConfig(**overrides)
+    config = train.TrainConfig(**parse_overrides(args.set))
     frame = load_bank() if args.dataset == "bank" else load_telco()
     labels = frame[LABEL].to_numpy()
     folds = [run_fold(frame, train_indices, test_indices, config)
