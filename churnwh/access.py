@@ -41,7 +41,7 @@ def contacts(config: Config, tier: str, output: Path) -> int:
     """Write the contactable customers of ``tier`` who consent to marketing to ``output`` (CSV, 0600)."""
     if tier not in TIERS:
         raise ChurnwhError(f"--tier {tier!r} is not allowed: use one of {', '.join(TIERS)}")
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    with warehouse.open_private(config) as con:
         key = _checked_key(con, config)
         relations = warehouse.relations(con)
         for needed in (SCORES, "raw.customers", CONSENT_STATE):
@@ -96,7 +96,7 @@ class SubjectReport:
 
 def subject_report(config: Config, customer_id: str) -> SubjectReport:
     """What churnwh holds about one person (GDPR Art. 15). The id is only ever a bound parameter."""
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    with warehouse.open_private(config) as con:
         relations = warehouse.relations(con)
         report = SubjectReport(found=False)
         for relation, kind in sorted(relations.items()):

@@ -48,7 +48,7 @@ def plan(config: Config, campaign_id: str, budget: float | None, costs: list[str
         if not 0 <= rate <= 1:
             raise ChurnwhError(f"success rate {rate} for tier {tier} is not allowed: give a share from 0 to 1")
     fraction = retention.control_fraction if control_fraction is None else control_fraction
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    with warehouse.open_private(config) as con:
         return make_plan(con, config, campaign_id, budget=budget, cost=cost, success_rate=rates,
                          control_fraction=fraction)
 
@@ -56,7 +56,7 @@ def plan(config: Config, campaign_id: str, budget: float | None, costs: list[str
 def pilot_report(config: Config, campaign_id: str) -> dict:
     from churnwh.pilot import pilot_report as report
 
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    with warehouse.open_private(config) as con:
         return report(con, config, campaign_id)
 
 
@@ -65,14 +65,14 @@ def demo_campaign(config: Config, campaign_id: str, days: int, effect: float, se
 
     if config.source != "demo":
         raise ChurnwhError("demo-campaign changes simulated raw data: it works only with source.kind = 'demo'")
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    with warehouse.open_private(config) as con:
         return simulate_campaign(con, campaign_id, days=days, effect=effect, seed=seed)
 
 
 def backtest(config: Config) -> pl.DataFrame:
     from churnwh.monitoring import backtest as run
 
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    with warehouse.open_private(config) as con:
         return run(con, config)
 
 
@@ -115,5 +115,5 @@ def format_rows(names: list[str], rows: list[tuple], fmt: str) -> str:
 def report(config: Config, output: Path) -> Path:
     from churnwh.report import write_report
 
-    with warehouse.connect(config.warehouse.private, read_only=True) as con:
+    with warehouse.open_private(config, read_only=True) as con:
         return write_report(con, config, output)

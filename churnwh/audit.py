@@ -124,8 +124,13 @@ def append(
     outcome: str = "ok",
     detail: dict | None = None,
     also_into: str | None = None,
+    defer_own: bool = False,
 ) -> dict[str, Any]:
-    """Append one entry (and the same entry to ``also_into``, e.g. the published copy); return it."""
+    """Append one entry (and the same entry to ``also_into``, e.g. the published copy); return it.
+
+    With ``defer_own`` the entry goes only to ``also_into``; the caller records it in the private
+    log with ``insert`` once the action it describes has happened.
+    """
     assert event in EVENTS, event
     ensure_table(con)
     prev = con.execute(f"SELECT row_hash FROM {TABLE} ORDER BY logged_at DESC, entry_id DESC LIMIT 1").fetchone()
@@ -149,11 +154,16 @@ def append(
     values = list(entry.values())
     entry["prev_hash"] = prev_hash
     entry["row_hash"] = _hash(prev_hash, values)
-    placeholders = ", ".join("?" for _ in entry)
-    con.execute(f"INSERT INTO {TABLE} VALUES ({placeholders})", list(entry.values()))
+    if not defer_own:
+        insert(con, entry)
     if also_into:
-        con.execute(f"INSERT INTO {also_into} VALUES ({placeholders})", list(entry.values()))
+        insert(con, entry, also_into)
     return entry
+
+
+def insert(con: duckdb.DuckDBPyConnection, entry: dict[str, Any], table: str = TABLE) -> None:
+    placeholders = ", ".join("?" for _ in entry)
+    con.execute(f"INSERT INTO {table} VALUES ({placeholders})", list(entry.values()))
 
 
 def verify_chain(con: duckdb.DuckDBPyConnection, table: str = TABLE) -> int:

@@ -67,22 +67,33 @@ def build(
     master: str = typer.Option(
         "local[2]", "--master", help="With --engine spark: local[N], spark://host:7077 or sc://host:15002 (Spark Connect)."
     ),
+    wait: float = typer.Option(
+        0, "--wait", min=0, help="Wait up to SECONDS for another running build to finish (default: exit 1 at once)."
+    ),
 ) -> None:
     """Load sources, pseudonymize, build the SQL models in dependency order, train and score.
 
-    Example: churnwh build --select features.customer_features+
+    One build at a time per project: a second one exits 1 naming the running build's pid, or
+    queues behind it with --wait.
+
+    Example: churnwh build --select features.customer_features+ --wait 600
     """
     State.source_paths = list(source or [])
     if engine not in ("duckdb", "spark"):
         raise ChurnwhError(f"--engine {engine!r} is not known: use duckdb or spark")
+    from churnwh.sources import consent_notice
+
+    notice = consent_notice(_config())
+    if notice:
+        out.print(notice, highlight=False, markup=False, soft_wrap=True)
     if engine == "spark":
         from churnwh import spark_engine
 
         spark_engine.preflight(master)
         _run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, engine="spark",
-                    master=master)
+                    master=master, wait_seconds=wait)
         return
-    _run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train)
+    _run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, wait_seconds=wait)
 
 
 @app.command()
@@ -114,7 +125,7 @@ def evaluate() -> None:
     from churnwh.training import evaluate_current
 
     config = _config()
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    with warehouse.open_private(config) as con:
         version, results = evaluate_current(con, config)
     table = Table(title=f"model {version}: test rows {results['rows']['test']:,}", show_edge=False)
     table.add_column("metric")
@@ -134,7 +145,7 @@ def models() -> None:
     from churnwh import registry
 
     config = _config()
-    with warehouse.connect(config.warehouse.private, read_only=True) as con:
+    with warehouse.open_private(config, read_only=True) as con:
         if not registry.exists(con):
             raise ChurnwhError("no trained model yet: run `churnwh train` or `churnwh build` first")
         frame = registry.runs(con)
@@ -158,7 +169,7 @@ def rollback(version: str = typer.Argument(..., help="The version to make curren
     from churnwh import registry
 
     config = _config()
-    with warehouse.connect(config.warehouse.private) as con:
+    with warehouse.open_private(config) as con:
         registry.ensure_tables(con)
         registry.rollback(con, config.warehouse.models, version)
     out.print(f"{version} is the current model; run `churnwh score` to rescore with it")
@@ -197,7 +208,7 @@ def demo(
     from churnwh.pipeline import ensure_demo
 
     config = _config()
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    with warehouse.open_private(config) as con:
         with err.status("simulating demo data"):
             detail = ensure_demo(config, con, force=force)
     out.print(detail)
@@ -234,7 +245,7 @@ def lineage(
         raise ChurnwhError(f"{column!r} is not SCHEMA.TABLE.COLUMN: write e.g. features.customer_features.tenure_days")
     config = _config()
     project = load_project(config.sql)
-    with warehouse.connect(config.warehouse.private, read_only=True) as con:
+    with warehouse.open_private(config, read_only=True) as con:
         schema = lineage_lib.catalog_schema({name: warehouse.columns(con, name) for name in warehouse.relations(con)})
     model = project.resolve(f"{parts[0]}.{parts[1]}")
     known = schema.get(parts[0], {}).get(parts[1])
@@ -383,7 +394,7 @@ def load(
     sources.fingerprint_or_raise(config)
     if not config.warehouse.private.exists():
         sources.check_sources(config)  # a failed first load leaves no warehouse file behind
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    with warehouse.open_private(config) as con:
         detail = sources.load_sources(config, con, force=force)
     out.print(detail, highlight=False)
 
@@ -393,18 +404,58 @@ def init(
     directory: Path = typer.Argument(..., help="The folder to create (must not exist or be empty)."),
     flat: bool = typer.Option(False, "--flat", help="One row per customer with a churn flag (no history)."),
     events: bool = typer.Option(False, "--events", help="Activity events only: churn = inactivity."),
+    from_file: Optional[Path] = typer.Option(
+        None, "--from", help="With --flat: your customer CSV or Parquet file; its columns, types and a guessed "
+        "classification are declared and the feature SQL selects them."),
+    id_column: Optional[str] = typer.Option(None, "--id-column", help="With --from: the customer id column."),
+    label: Optional[str] = typer.Option(None, "--label", help="With --from: the churn flag column."),
+    positive: Optional[list[str]] = typer.Option(None, "--positive", help="With --from: a label value meaning churned (repeatable)."),
+    negative: Optional[list[str]] = typer.Option(None, "--negative", help="With --from: a label value meaning stayed (repeatable; default: the other values)."),
+    consent: Optional[Path] = typer.Option(
+        None, "--consent", help="Your consent file (event_id, customer_id, purpose, action, event_ts, source, "
+        "regulation; a header only = nobody objected): customers who withdrew profiling consent are never scored."),
 ) -> None:
     """Create a new churnwh project: churnwh.toml (every option commented), sql/, .gitignore, README, key.
 
-    Example: churnwh init my_churn --flat
+    With --flat --from FILE the declaration and the SQL models are written for your own file (review
+    the guessed privacy classes in churnwh.toml), so `churnwh build` runs at once. With --consent FILE
+    objectors and opt-outs in that file are excluded before any feature (a flat project without it
+    profiles every customer under legitimate interest).
+
+    Example: churnwh init my_churn --flat --from customers.csv --consent consent.csv --label churned --positive Yes
     """
     from churnwh import scaffold
 
     if flat and events:
         raise ChurnwhError("--flat and --events exclude each other: pick the shape of your data")
-    created = scaffold.init_project(directory, "flat" if flat else "inactivity" if events else "events")
+    given = [name for name, value in (("--id-column", id_column), ("--label", label), ("--positive", positive),
+                                      ("--negative", negative)) if value]
+    if given and from_file is None:
+        raise ChurnwhError(f"{given[0]} describes the file given with --from: add --from YOUR_FILE.csv")
+    if from_file is not None and not flat:
+        raise ChurnwhError("--from reads a flat customer table (one row per customer): add --flat")
+    sniffed = None
+    if from_file is not None:
+        sniffed = scaffold.sniff_flat(from_file, id_column=id_column, label=label, positive=positive,
+                                      negative=negative)
+    consented = scaffold.sniff_consent(consent, id_column=sniffed.id_column if sniffed else None) if consent else None
+    created = scaffold.init_project(directory, "flat" if flat else "inactivity" if events else "events", sniffed,
+                                    consented)
+    if consented is not None:
+        out.print(f"consent: {consented.path.name} ({consented.rows:,} decisions) declared as "
+                  "[sources.consent_events]; objectors and opt-outs are excluded before any feature",
+                  highlight=False, markup=False, soft_wrap=True)
+    elif flat:
+        from churnwh.sources import NO_CONSENT_NOTICE
+
+        out.print(NO_CONSENT_NOTICE, highlight=False, markup=False, soft_wrap=True)
+    if sniffed is not None:
+        out.print(f"created {directory} ({len(created)} files) for {sniffed.path.name} ({len(sniffed.columns)} "
+                  f"columns); next: review the guessed privacy classes in {directory / 'churnwh.toml'}, then "
+                  f"`churnwh --project {directory} build`", highlight=False, markup=False, soft_wrap=True)
+        return
     out.print(f"created {directory} ({len(created)} files); next: edit {directory / 'churnwh.toml'} "
-              f"[sources], then `churnwh --project {directory} load --check`", highlight=False)
+              f"[sources], then `churnwh --project {directory} load --check`", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -425,6 +476,29 @@ def export(
     target = output or Path(f"{table}.{format}")
     rows = exporting.export_table(config, table, format, target)
     out.print(f"wrote {rows:,} rows of {table} to {target}", highlight=False)
+
+
+@app.command()
+def doctor(
+    fix: bool = typer.Option(False, "--fix", help="Apply the safe repairs: clear a stale lock, remove leftover "
+                             "temporary files, chmod 600 the key file."),
+) -> None:
+    """Check the project (config, key, warehouse files, published file, fingerprints, lock, leftovers) and say
+    what to do about each problem. Exit 0 when healthy, 1 when a problem remains.
+
+    Example: churnwh doctor --fix
+    """
+    from churnwh import doctor as doctor_lib
+
+    diagnosis, done = doctor_lib.run(State.project, fix=fix)
+    for line in done:
+        out.print(f"fixed    {line}", highlight=False, markup=False, soft_wrap=True)
+    for finding in diagnosis.findings:
+        out.print(finding.line(), highlight=False, markup=False, soft_wrap=True)
+    problems = len(diagnosis.problems)
+    if problems:
+        raise ChurnwhError(f"{problems} problem{'s' if problems != 1 else ''} found: do what the lines above say"
+                           + ("" if fix else " (`churnwh doctor --fix` applies the safe repairs)"))
 
 
 USAGE_ERROR = 2  # what Typer exits with for a bad flag or argument; churnwh's contract says 1
@@ -589,11 +663,25 @@ def lint(
 
 def main() -> None:
     try:
-        app()
+        code = app(prog_name="churnwh", standalone_mode=False)  # usage errors come back as exceptions, printed on one line below
     except SystemExit as done:
         sys.exit(1 if done.code == USAGE_ERROR else done.code)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.BadParameter.__mro__[1] as error:  # typer's UsageError (typer has no click to import it from)
+        if type(error).__name__ != "NoArgsIsHelpError":  # `churnwh` alone has printed the help already
+            command = error.ctx.command_path if error.ctx else "churnwh"
+            err.print(f"error: {' '.join(error.format_message().splitlines()).rstrip('.')}: see `{command} --help`",
+                      highlight=False, soft_wrap=True, markup=False)
+        sys.exit(1)
     except ChurnwhError as error:
-        err.print(f"error: {error}", highlight=False, soft_wrap=True)
+        # one line whatever the message holds: no markup (a "[section]" stays), no line breaks
+        err.print("error: " + " ".join(str(error).splitlines()), highlight=False, soft_wrap=True, markup=False)
+        sys.exit(1)
+    except OSError as error:  # the file system refused: a file where a folder should be, permissions, disk full
+        where = f" {error.filename}" if error.filename else ""
+        err.print(f"error: cannot use{where}: {error.strerror or type(error).__name__}: check the path in churnwh.toml "
+                  "and its permissions", highlight=False, soft_wrap=True, markup=False)
         sys.exit(1)
     except Exception as error:  # noqa: BLE001 - the last line of defence prints no data values
         if os.environ.get("CHURNWH_DEBUG"):
@@ -603,5 +691,7 @@ def main() -> None:
             "rerun with CHURNWH_DEBUG=1 for the traceback and report it",
             highlight=False,
             soft_wrap=True,
+            markup=False,
         )
         sys.exit(2)
+    sys.exit(code or 0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ class WarehouseConfig:
     published: Path
     models: Path
     memory_limit: str | None = None
+    temp_directory: Path | None = None
+    """Where DuckDB spills above memory_limit (default: ``<private file>.tmp`` beside it)."""
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class SourceConfig:
     label: str | None = None
     positive: tuple[str, ...] = ()
     negative: tuple[str, ...] = ()
+    allow_empty: bool = False
+    """A header-only file loads as zero rows instead of being an error (e.g. consent: nobody objected)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,7 @@ SOURCE_FORMATS = ("csv", "parquet", "duckdb")
 SOURCE_TYPES = ("VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")
 SOURCE_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive", "pseudonym", "plain")
 SOURCE_KEYS = {"path", "format", "table", "delimiter", "header", "date_format", "id_column", "unique_id", "label",
-               "positive", "negative", "columns"}
+               "positive", "negative", "columns", "allow_empty"}
 TIER_MODES = ("probability", "top_fraction")
 DEFAULT_ACTIONS = {
     "high": "retain now: personal retention offer",
@@ -213,13 +219,23 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
                       "vars", "publish", "retention", "monitoring"}
     reader.reject_unknown("", raw, known_sections)
 
-    wh = reader.section("warehouse", {"private", "published", "models", "memory_limit"})
+    wh = reader.section("warehouse", {"private", "published", "models", "memory_limit", "temp_directory", "threads"})
+    memory_limit = reader.optional_string(wh, "warehouse.memory_limit")
+    if memory_limit is not None and not re.fullmatch(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*", memory_limit, re.I):
+        raise reader.fail("warehouse.memory_limit", memory_limit, "a size such as '4GB' or '512MB'")
+    temp_directory = reader.optional_string(wh, "warehouse.temp_directory")
     warehouse = WarehouseConfig(
         private=root / reader.string(wh, "warehouse.private", "warehouse/private.duckdb"),
         published=root / reader.string(wh, "warehouse.published", "warehouse/churn.duckdb"),
         models=root / reader.string(wh, "warehouse.models", "warehouse/models"),
-        memory_limit=reader.optional_string(wh, "warehouse.memory_limit"),
+        memory_limit=memory_limit,
+        temp_directory=root / temp_directory if temp_directory else None,
+        threads=reader.integer(wh, "warehouse.threads", 0, 1) if "threads" in wh else None,
     )
+    for key, path, example in (("warehouse.private", warehouse.private, "warehouse/private.duckdb"),
+                               ("warehouse.published", warehouse.published, "warehouse/churn.duckdb")):
+        if path.resolve().name in ("", "..") or path.resolve().is_dir():
+            raise reader.fail(key, wh.get(key.split(".")[1]), f"a file path such as '{example}' (this is a folder)")
     if warehouse.private.resolve() == warehouse.published.resolve():
         raise ConfigError(
             f"{origin}: warehouse.private and warehouse.published are the same file: "
@@ -419,6 +435,12 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
         unique = body.get("unique_id", label is not None)
         if not isinstance(unique, bool):
             raise reader.fail(f"{key}.unique_id", unique, "true or false")
+        allow_empty = body.get("allow_empty", False)
+        if not isinstance(allow_empty, bool):
+            raise reader.fail(f"{key}.allow_empty", allow_empty, "true or false")
+        if allow_empty and label is not None:
+            raise ConfigError(f"{reader.origin}: {key}.allow_empty = true but {key} is the labelled customer table: "
+                              "it needs customers; remove allow_empty")
         header = body.get("header", True)
         if not isinstance(header, bool):
             raise reader.fail(f"{key}.header", header, "true or false")
@@ -431,8 +453,8 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
         result.append(SourceConfig(
             name=name, path=path, format=fmt, columns=tuple(columns),
             table=reader.optional_string(body, f"{key}.table"), delimiter=delimiter, header=header,
-            date_format=reader.optional_string(body, f"{key}.date_format"), id_column=id_column,
-            unique_id=unique, label=label, positive=positive, negative=negative,
+            date_format=_date_format(reader, body, f"{key}.date_format"), id_column=id_column,
+            unique_id=unique, label=label, positive=positive, negative=negative, allow_empty=allow_empty,
         ))
     if kind == "flat":
         labelled = [source.name for source in result if source.label]
@@ -440,6 +462,37 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
             raise ConfigError(f"{reader.origin}: source.kind = 'flat' needs exactly one source with a label "
                               f"(found {len(labelled)}): set label, positive and negative on the customer table")
     return tuple(result)
+
+
+def _date_format(reader: "_Reader", body: dict[str, Any], key: str) -> str | None:
+    """A strptime format DuckDB accepts (checked here, so a bad one is a config error naming the key)."""
+    value = reader.optional_string(body, key)
+    if value is not None:
+        import duckdb
+
+        try:
+            with duckdb.connect() as con:
+                con.execute("SELECT try_strptime('2024-01-31', ?)", [value])
+        except duckdb.Error as err:
+            reason = str(err).split("Error: ", 1)[-1].splitlines()[0]
+            raise reader.fail(key, value, f"a strptime format such as '%d/%m/%Y' ({reason})") from None
+    return value
+
+
+def _reserved_words() -> frozenset[str]:
+    """DuckDB's reserved words: a variable of that name cannot be SET without quoting."""
+    global _RESERVED
+    if _RESERVED is None:
+        import duckdb
+
+        with duckdb.connect() as con:
+            _RESERVED = frozenset(row[0].lower() for row in con.execute(
+                "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category IN ('reserved', 'type_function')"
+            ).fetchall())
+    return _RESERVED
+
+
+_RESERVED: frozenset[str] | None = None
 
 
 class _Reader:
@@ -475,8 +528,8 @@ class _Reader:
 
     def string(self, table: dict[str, Any], key: str, default: str) -> str:
         value = table.get(key.split(".")[-1], default)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, value, "a non-empty string")
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
+            raise self.fail(key, value, "a non-empty string without NUL characters")
         return value
 
     def optional_string(self, table: dict[str, Any], key: str) -> str | None:
@@ -529,6 +582,9 @@ class _Reader:
         name = key.split(".")[-1]
         if not name.isidentifier():
             raise ConfigError(f"{self.origin}: variable name {name!r} is not allowed: use letters, digits and _")
+        if name.lower() in _reserved_words():
+            raise ConfigError(f"{self.origin}: variable name {name!r} is a reserved SQL word: rename it, "
+                              f"e.g. {name}_value")
         if isinstance(value, dt.datetime):
             return value.date()
         if isinstance(value, str) and name in ("as_of", "history_start"):

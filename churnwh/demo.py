@@ -98,6 +98,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churnwh import faults
+
 __all__ = ["DemoData", "TRUE_DRIVERS", "churn_oracle", "simulate", "write_raw", "write_truth"]
 
 TRUE_DRIVERS: tuple[str, ...] = (
@@ -1075,6 +1077,7 @@ def write_raw(con: duckdb.DuckDBPyConnection, data: DemoData, schema: str = "raw
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {target}")
             for name, view in views.items():
                 con.execute(f'CREATE OR REPLACE TABLE {target}."{name}" AS SELECT * FROM "{view}"')
+                faults.point("load.raw_table")
             con.commit()
         except BaseException:
             con.rollback()

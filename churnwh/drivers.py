@@ -10,10 +10,17 @@ against a typical retained customer of the training set, and writes
 
 Values of quasi-identifier and sensitive columns (age band, gender, region, ...) are never copied
 into the bucket column: it says ``withheld`` for them.
+
+The stage is skipped when what it explains is unchanged: a fingerprint of the model run, the
+content of the scoring set and of the training set (the baseline's rows), the labels, privacy
+classes and ``top_k`` is kept in ``_churnwh.meta`` (``explain_fingerprint``) after both tables are
+written; a build whose fingerprint matches, with both tables present, keeps them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 import duckdb
@@ -31,6 +38,9 @@ logger = logging.getLogger(__name__)
 DRIVERS = f"{SCHEMA}.churn_drivers"
 IMPORTANCE = f"{SCHEMA}.feature_importance"
 TOP_K = 5
+EXPLAIN_MARK = "explain_fingerprint"
+METHOD = "integrated-gradients adaptive midpoint v2"
+"""Part of the fingerprint: change it when the attributions a model and data give change."""
 BASELINE_ROWS = 20000
 QUINTILE_BUCKETS = ("very low", "low", "middle", "high", "very high")
 WITHHELD_CLASSES = {"quasi_identifier", "sensitive", "direct_identifier"}
@@ -75,15 +85,17 @@ def column_labels(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, st
     return labels
 
 
-def privacy_classes(config: Config, relation: str) -> dict[str, str]:
+def privacy_classes(config: Config, relation: str, project=None) -> dict[str, str]:
     """Column -> privacy class: the scoring-set model's own metadata, else the most restrictive class
-    any model declares for a column of that name (empty when the project cannot be read)."""
+    any model declares for a column of that name (empty when the project cannot be read).
+    ``project``: the already loaded project (``churnwh.project.Project``), else it is read from disk."""
     from churnwh.project import load_project
 
-    try:
-        project = load_project(config.sql)
-    except Exception:  # noqa: BLE001 - a broken project is reported by the models stage
-        return {}
+    if project is None:
+        try:
+            project = load_project(config.sql)
+        except Exception:  # noqa: BLE001 - a broken project is reported by the models stage
+            return {}
     classes: dict[str, str] = {}
     for model in project.models.values():
         for name, column in model.columns.items():
@@ -120,22 +132,56 @@ def value_buckets(frame: pl.DataFrame, kinds: dict[str, str], privacy: dict[str,
 
 
 def explain_stage(ctx) -> str:
-    """Pipeline stage after `score`: write ml.churn_drivers and ml.feature_importance."""
-    from churnwh import explain, registry
+    """Pipeline stage after `score`: write ml.churn_drivers and ml.feature_importance, unless the
+    model run and the data they explain are unchanged since they were written."""
+    from churnwh import registry
 
     config: Config = ctx.config
     con = ctx.con
     record = registry.current(con) if registry.exists(con) else None
     if record is None:
         return "no model to explain"
+    relation = config.training.scoring_model
+    labels = column_labels(con, relation)
+    privacy = privacy_classes(config, relation, getattr(ctx, "project", None))
+    fingerprint = explain_fingerprint(con, config, record, labels, privacy)
+    existing = warehouse.relations(con)
+    if (fingerprint is not None and warehouse.get_meta(con, EXPLAIN_MARK) == fingerprint
+            and DRIVERS in existing and IMPORTANCE in existing):
+        rows = con.execute(f"SELECT count(*) FROM {DRIVERS}").fetchall()[0][0]
+        return f"scores unchanged: {rows} driver rows kept"
     model = ctx.trained.model if getattr(ctx, "trained", None) else registry.load(config.warehouse.models,
                                                                                    record.version)
-    drivers, importance, gap = explain_scoring_set(con, config, model, record.version)
+    drivers, importance, gap = explain_scoring_set(con, config, model, record.version, labels=labels,
+                                                   privacy=privacy)
+    if fingerprint is not None:
+        warehouse.set_meta(con, EXPLAIN_MARK, fingerprint)
     return f"{drivers} driver rows; largest completeness gap {gap:.1e}"
 
 
+def explain_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, labels: dict[str, str],
+                        privacy: dict[str, str], top_k: int = TOP_K) -> str | None:
+    """What the drivers depend on (None when the scoring or training set does not exist yet)."""
+    tr = config.training
+    existing = warehouse.relations(con)
+    if tr.scoring_model not in existing or tr.model not in existing:
+        return None
+    payload = json.dumps({
+        "method": METHOD,
+        "model": [record.version, record.run_id],
+        "scoring": warehouse.content_fingerprint(con, tr.scoring_model),
+        "training": warehouse.content_fingerprint(con, tr.model),
+        "columns": [tr.id_column, tr.label_column, tr.date_column],
+        "labels": labels,
+        "privacy": privacy,
+        "top_k": top_k,
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
 def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, version: str,
-                        top_k: int = TOP_K) -> tuple[int, int, float]:
+                        top_k: int = TOP_K, *, labels: dict[str, str] | None = None,
+                        privacy: dict[str, str] | None = None) -> tuple[int, int, float]:
     from churnwh import explain
 
     tr, relation = config.training, config.training.scoring_model
@@ -153,9 +199,10 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     baseline = explain.typical_retained_baseline(model, retained)
     attributions = explain.integrated_gradients(model, scoring, baseline)
     gap = float(attributions.completeness_gap().max()) if scoring.height else 0.0
-    labels = column_labels(con, relation)
+    labels = column_labels(con, relation) if labels is None else labels
+    privacy = privacy_classes(config, relation) if privacy is None else privacy
     kinds = model.features
-    buckets = value_buckets(scoring, kinds, privacy_classes(config, relation))
+    buckets = value_buckets(scoring, kinds, privacy)
 
     long = explain.top_drivers(attributions, scoring[tr.id_column].alias("customer_pseudonym"), top_k)
     row_of = np.repeat(np.arange(scoring.height), min(top_k, len(attributions.features)))
@@ -174,9 +221,9 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
         model_version=pl.lit(version),
     ).select("customer_pseudonym", "as_of", "rank", "feature", "label", "value_bucket", "contribution",
              "direction", "reason", "model_version")
-    importance = explain.global_importance(attributions).with_columns(
-        label=pl.Series([labels.get(f, f) for f in explain.global_importance(attributions)["feature"]],
-                        dtype=pl.String),
+    ranked = explain.global_importance(attributions)
+    importance = ranked.with_columns(
+        label=pl.Series([labels.get(f, f) for f in ranked["feature"]], dtype=pl.String),
         customers=pl.lit(scoring.height, dtype=pl.Int64),
         model_version=pl.lit(version),
     ).select("rank", "feature", "label", "mean_abs_contribution", "mean_contribution", "customers",

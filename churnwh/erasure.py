@@ -6,6 +6,10 @@ identifier), marks the current model stale (``_churnwh.meta`` 'erasure_since_mod
 train stage), rewrites the private file with ``COPY FROM DATABASE`` into a new file renamed over
 the old one (DuckDB's DELETE leaves values readable in the file), and re-publishes. Ids enter SQL
 only as rows of a registered Arrow table, never as SQL text.
+
+Crash safety: the deletions, the marks and the audit entry commit in one transaction; the
+'rewrite_pending' mark makes the next build finish a rewrite (and so the republish) that a killed
+`forget` or `rotate-key` left undone.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from churnwh import audit, warehouse
+from churnwh import audit, faults, lock, publish, warehouse
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import quote_relation
 
 ERASURE_MARK = "erasure_since_model"
+REWRITE_PENDING = "rewrite_pending"
+"""_churnwh.meta: set while the private file still holds bytes that a rewrite must remove."""
 KEYS = f"{warehouse.RAW_SCHEMA}.customer_keys"
 UNTOUCHED_SCHEMAS = {warehouse.META_SCHEMA, audit.SCHEMA}
 MAX_ID_LENGTH = 128
@@ -47,7 +53,7 @@ def read_id_file(path: Path) -> list[str]:
     malformed: the error names the line number, never its content.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not part of the first id
     except FileNotFoundError:
         raise ChurnwhError(f"id file {path} does not exist: pass a file with one customer id per line") from None
     except UnicodeDecodeError:
@@ -66,6 +72,22 @@ def read_id_file(path: Path) -> list[str]:
     return ids
 
 
+def check_ids(ids: list[str]) -> None:
+    """Ids given as arguments follow the id file's rules: UTF-8 text (a shell passes other bytes as
+    lone surrogates), no control character or comma, at most 128 characters. Names the position only."""
+    for number, value in enumerate(ids, start=1):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ChurnwhError(f"customer id number {number} is not valid UTF-8 text: pass ids as UTF-8 text; "
+                               "nothing was changed") from None
+        if _BAD_CHARS.search(value) or len(value) > MAX_ID_LENGTH:
+            raise ChurnwhError(
+                f"customer id number {number} is malformed: one id per argument (no commas, tabs or control "
+                f"characters, at most {MAX_ID_LENGTH} characters); nothing was changed"
+            )
+
+
 def _base_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """Every base table (not views) as ``schema.name`` -> its columns, bookkeeping excluded."""
     tables = [name for name, kind in warehouse.relations(con).items() if kind == "table"]
@@ -73,7 +95,10 @@ def _base_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
 
 
 def delete_customers(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[int, dict[str, int]]:
-    """Delete ``ids`` from raw and derived tables in one transaction; return (found, rows per class)."""
+    """Delete ``ids`` from raw and derived tables; return (found, rows per class).
+
+    Runs inside the caller's transaction, so the deletions commit together with what marks them.
+    """
     con.register("_forget_ids_arrow", pa.table({"customer_id": pa.array(sorted(set(ids)), pa.string())}))
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE _forget_ids AS SELECT customer_id FROM _forget_ids_arrow")
@@ -81,7 +106,6 @@ def delete_customers(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[in
         con.unregister("_forget_ids_arrow")
     tables = _base_tables(con)
     deleted = {"raw": 0, "derived": 0}
-    con.execute("BEGIN TRANSACTION")
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE _forget_pseudonyms (customer_pseudonym VARCHAR)")
         if KEYS in tables:
@@ -115,10 +139,6 @@ def delete_customers(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[in
                     "WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM _forget_pseudonyms)"
                 ).fetchone()[0]
                 deleted["raw" if schema == warehouse.RAW_SCHEMA else "derived"] += count
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     finally:
         con.execute("DROP TABLE IF EXISTS _forget_ids")
         con.execute("DROP TABLE IF EXISTS _forget_pseudonyms")
@@ -142,62 +162,104 @@ def purge_orphans(con: duckdb.DuckDBPyConnection) -> int:
     return total
 
 
-def rewrite_file(path: Path) -> None:
+REWRITE_SUFFIX = ".rewrite"
+
+
+def rewrite_file(path: Path, limits: dict | None = None) -> None:
     """Copy the database into a new file (COPY FROM DATABASE) and rename it over ``path``.
 
     Only live rows are copied, so deleted values no longer exist in the file's bytes. Schemas,
-    tables, views, macros, constraints and comments are carried over.
+    tables, views, macros, constraints and comments are carried over. ``limits``: the
+    ``warehouse.connect`` resource settings.
     """
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.rewrite")
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{REWRITE_SUFFIX}")
     try:
-        con = duckdb.connect(str(path))
-    except duckdb.IOException as err:
-        raise ChurnwhError(f"cannot open warehouse file {path}: {warehouse.first_line(err)}") from None
-    try:
-        catalog = con.execute("SELECT current_database()").fetchone()[0]
-        con.execute(f"ATTACH {warehouse.sql_literal(str(temp))} AS _rewrite")
-        con.execute(f'COPY FROM DATABASE "{catalog.replace(chr(34), chr(34) * 2)}" TO _rewrite')
-        con.execute("DETACH _rewrite")
+        with warehouse.connect(path, **(limits or {})) as con:
+            catalog = con.execute("SELECT current_database()").fetchone()[0]
+            con.execute(f"ATTACH {warehouse.sql_literal(str(temp))} AS _rewrite")
+            con.execute(f'COPY FROM DATABASE "{catalog.replace(chr(34), chr(34) * 2)}" TO _rewrite')
+            con.execute("CHECKPOINT _rewrite")
+            faults.point("rewrite.temp_written")
+            con.execute("DETACH _rewrite")
+            con.execute("CHECKPOINT")
     except BaseException:
-        con.close()
         for leftover in (temp, Path(str(temp) + ".wal")):
             leftover.unlink(missing_ok=True)
         raise
-    con.close()
+    # Both files were checkpointed, so neither has a WAL that could be replayed onto the wrong file.
+    if Path(str(temp) + ".wal").exists() or Path(str(path) + ".wal").exists():
+        for leftover in (temp, Path(str(temp) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise ChurnwhError(f"rewriting {path.name} left a write-ahead log: nothing was renamed; run the command again")
+    publish._fsync(temp)
+    faults.point("rewrite.before_rename")
     os.replace(temp, path)
-    Path(str(path) + ".wal").unlink(missing_ok=True)
+    publish._fsync(path.parent)
+    faults.point("rewrite.after_rename")
+
+
+def stale_rewrites(path: Path) -> list[Path]:
+    """Rewritten copies (and their WALs) that a killed rewrite left beside ``path``: our names only."""
+    return publish.temp_files_like(path, REWRITE_SUFFIX)
+
+
+def finish_pending_rewrite(config: Config) -> bool:
+    """Complete a rewrite that an erasure or a key rotation committed to but did not finish.
+
+    The mark is set in the same transaction as the change that needs the rewrite and cleared
+    after it, so a kill anywhere in between leaves it set. Returns whether there was one.
+    """
+    limits = warehouse.limits(config.warehouse)
+    with warehouse.open_private(config) as con:
+        if warehouse.get_meta(con, REWRITE_PENDING) is None:
+            return False
+        purge_orphans(con)
+    rewrite_file(config.warehouse.private, limits)
+    with warehouse.open_private(config) as con:
+        con.execute(f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [REWRITE_PENDING])
+    return True
 
 
 def forget(config: Config, ids: list[str]) -> ForgetResult:
     """Erase ``ids`` from both files; see the module docstring."""
-    from churnwh import publish
-
     if not ids:
         raise ChurnwhError("no customer ids given: pass ids as arguments or --file with one id per line")
+    check_ids(ids)
     request_id = audit.new_id()
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
-        found, deleted = delete_customers(con, ids)
-        warehouse.set_meta(con, ERASURE_MARK, request_id)
-        audit.append(
-            con,
-            event="erasure",
-            run_id=request_id,
-            config=config,
-            erasures=found,
-            detail={"request_id": request_id, "requested": len(set(ids)), "found": found, "rows_deleted": deleted},
-        )
-    rewrite_file(config.warehouse.private)
-    result = ForgetResult(request_id, len(set(ids)), found, deleted)
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
-        warehouse.set_variables(con, config.variables)
-        try:
-            publish.publish(con, config, run_id=request_id)
-        except publish.PublishError as err:
-            # an erasure may not leave the customer in the old published file: withdraw it
-            config.warehouse.published.unlink(missing_ok=True)
-            raise ChurnwhError(
-                f"erased from the private file, but {err}; the published file was removed instead: "
-                "fix the cause and run `churnwh build`"
-            ) from None
+    with lock.write_lock(config.warehouse.private):
+        with warehouse.open_private(config) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                found, deleted = delete_customers(con, ids)
+                warehouse.set_meta(con, ERASURE_MARK, request_id)
+                warehouse.set_meta(con, REWRITE_PENDING, request_id)
+                audit.append(
+                    con,
+                    event="erasure",
+                    run_id=request_id,
+                    config=config,
+                    erasures=found,
+                    detail={"request_id": request_id, "requested": len(set(ids)), "found": found,
+                            "rows_deleted": deleted},
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        faults.point("forget.after_delete")
+        finish_pending_rewrite(config)
+        faults.point("forget.before_publish")
+        result = ForgetResult(request_id, len(set(ids)), found, deleted)
+        with warehouse.open_private(config) as con:
+            warehouse.set_variables(con, config.variables)
+            try:
+                publish.publish(con, config, run_id=request_id)
+            except publish.PublishError as err:
+                # an erasure may not leave the customer in the old published file: withdraw it
+                config.warehouse.published.unlink(missing_ok=True)
+                raise ChurnwhError(
+                    f"erased from the private file, but {err}; the published file was removed instead: "
+                    "fix the cause and run `churnwh build`"
+                ) from None
     result.published = True
     return result

@@ -7,23 +7,34 @@ the attributions of one customer add up to ``f(x) - f(b)``.
 
 Numeric inputs are continuous and get Integrated Gradients (Sundararajan et al. 2017) along the
 straight line from ``b`` to ``x``, with the customer's own categorical values held fixed:
-``IG_i = (x_i - b_i) * mean_s df/dx_i(b + a_s (x - b))`` over ``steps`` midpoints ``a_s``. Their sum
-is ``f(x_num, x_cat) - f(b_num, x_cat)`` up to the quadrature error.
+``IG_i = (x_i - b_i) * integral_0^1 df/dx_i(b + a (x - b)) da``. Their sum is
+``f(x_num, x_cat) - f(b_num, x_cat)``.
 
 Categorical inputs are embedding indices with no straight line between them, so the remaining
 difference ``f(b_num, x_cat) - f(b_num, b_cat)`` is split among the categorical columns by exact
 Shapley values over the 2^C on/off combinations (C <= ``EXACT_SHAPLEY_MAX``; beyond that, one
 column at a time in column order). Together the two parts add up to ``f(x) - f(b)`` exactly except
-for the quadrature error of the numeric path, which ``completeness_gap`` measures. The member
-logits are piecewise linear in the numeric inputs, with kinks where an input crosses one of its
-bin edges (narrow bins make steep, short pieces that a uniform grid misses) and where a ReLU
-switches. Rows whose gap exceeds ``tolerance`` after ``steps`` uniform midpoints are recomputed with
-four times the steps, and those still above it on a per-row grid through every bin-edge crossing of their path (so the encoding is linear inside
-each segment), each segment split 1, 2 and then 4 times until the gap is within tolerance.
+for the quadrature error of the numeric path, which ``completeness_gap`` measures.
 
-Everything for a batch of customers runs in one jitted call (gradients of all path points with
-``jax.lax.map``), on padded batches of a few fixed sizes so compiled code is reused. Attributions
-of encoded inputs are summed back to the source feature columns (a ``<name>__missing`` indicator
+The quadrature is adaptive. The member logits are piecewise linear in the numeric inputs, with
+kinks where an input crosses one of its bin edges and where a ReLU switches, so the gradient along
+the path jumps and a uniform grid needs hundreds of points for a 1e-2 completeness gap. Instead the
+path is cut into ``steps`` equal cells (plus the two crossings of every bin so narrow that its part
+of the path is below ``NARROW_CELL``: its slope is steep and bisection would not find it), each
+integrated by the midpoint rule. The value of ``f`` at both ends of a cell is known, so every cell
+knows its own error: ``width x df/da(midpoint) - (f(right) - f(left))``. Rows whose errors add up
+to more than half the tolerance get their ``SPLITS_PER_ROUND`` worst cells bisected (two new
+gradient evaluations each: the old midpoint's value becomes the new boundary) until they do. This
+puts the evaluations where the kinks are: on the 5,000-customer demo about 73 gradient-equivalents
+per customer (boundary values cost about 0.4 of a gradient) against 276 gradients per customer of
+the uniform-then-refine grid it replaced; against a 3,000-point reference on 64 customers its
+largest error is 0.039 (was 0.048) and its mean error 0.0015 (was 0.0009; mean |attribution| 0.05).
+
+Every network evaluation goes through one jitted function of fixed shape (``STEPS_PER_CALL x
+POINTS_PER_STEP`` (row, path position) pairs packed densely, with or without the gradient; value
+and gradient from one ``jax.vjp``), so it compiles twice and never per batch; the categorical
+Shapley values use it too (numeric inputs at the baseline, categories mixed). Attributions of
+encoded inputs are summed back to the source feature columns (a ``<name>__missing`` indicator
 belongs to ``<name>``).
 """
 
@@ -42,11 +53,18 @@ import polars as pl
 from churnwh import network, preprocess
 
 DEFAULT_STEPS = 32
-NODES_PER_CALL = 32
-REFINE_SPLITS = (1, 2, 4)
+"""Equal cells every path starts with (the least resolution of every attribution)."""
 DEFAULT_TOLERANCE = 1e-2
-BATCH_ROWS = 1024
-SMALLEST_BATCH = 64
+SPLITS_PER_ROUND = 4
+POINTS_PER_STEP = 32
+STEPS_PER_CALL = 16
+"""One compiled call evaluates STEPS_PER_CALL x POINTS_PER_STEP path points (any rows, any positions)."""
+CHUNK_ROWS = 512
+MAX_ROUNDS = 64
+NARROW_CELL = 1e-3
+MIN_CELL = 2.5e-7
+"""Cells narrower than this fraction of their position on the path are not bisected: float32 path
+positions could not tell their halves apart."""
 EXACT_SHAPLEY_MAX = 8
 
 
@@ -124,49 +142,27 @@ def _shapley_plan(n_categorical: int) -> tuple[np.ndarray, np.ndarray]:
     return masks, weights
 
 
-@partial(jax.jit, static_argnames=("graphdef",))
-def _gradient_sum(graphdef, params, numeric, categorical, base_numeric, bin_edges, bin_mask, mids, weights):
-    """sum_s weights[:, s] * grad f(b + mids[:, s] (x - b)) per row: (rows, n_numeric).
+@partial(jax.jit, static_argnames=("graphdef", "with_gradient"))
+def _path_points(graphdef, params, numeric, categorical, alphas, base_numeric, bin_edges, bin_mask, with_gradient):
+    """``f`` (and its gradient in the numeric inputs) at the path points ``b + alpha (x - b)``.
 
-    ``mids`` and ``weights`` are (rows, NODES_PER_CALL): each row has its own integration nodes."""
+    ``numeric`` (steps, points, inputs), ``categorical`` (steps, points, columns) and ``alphas``
+    (steps, points): one point per (x, alpha) pair; ``jax.lax.map`` runs the steps one after another.
+    Returns values (steps, points) and gradients (steps, points, inputs), zeros without gradient."""
 
-    def f(num):
-        return jnp.sum(network.score_batch(graphdef, params, num, categorical, bin_edges, bin_mask))
+    def step(args):
+        x, cat, alpha = args
 
-    delta = numeric - base_numeric[None, :]
+        def f(points):
+            return network.score_batch(graphdef, params, points, cat, bin_edges, bin_mask)
 
-    def step(total, node):
-        alpha, weight = node
-        gradient = jax.grad(f)(base_numeric[None, :] + alpha[:, None] * delta)
-        return total + weight[:, None] * gradient, None
+        points = base_numeric[None, :] + alpha[:, None] * (x - base_numeric[None, :])
+        if not with_gradient:
+            return f(points), jnp.zeros_like(points)
+        value, pullback = jax.vjp(f, points)
+        return value, pullback(jnp.ones_like(value))[0]
 
-    total, _ = jax.lax.scan(step, jnp.zeros_like(numeric), (mids.T, weights.T))
-    return total
-
-
-@partial(jax.jit, static_argnames=("graphdef",))
-def _categorical_and_logits(graphdef, params, numeric, categorical, base_numeric, base_categorical,
-                            bin_edges, bin_mask, masks, shapley_weights):
-    """(categorical Shapley values (rows, C), logits (rows,), baseline logit)."""
-
-    def f(num, cat):
-        return network.score_batch(graphdef, params, num, cat, bin_edges, bin_mask)
-
-    base_numeric_rows = jnp.broadcast_to(base_numeric[None, :], numeric.shape)
-
-    def value_of(mask):
-        return f(base_numeric_rows, jnp.where(mask[None, :], categorical, base_categorical[None, :]))
-
-    values = jax.lax.map(value_of, masks)  # (subsets, rows)
-    baseline_logit = f(base_numeric[None, :], base_categorical[None, :])[0]
-    return values.T @ shapley_weights, f(numeric, categorical), baseline_logit
-
-
-def _bucket(rows: int) -> int:
-    size = SMALLEST_BATCH
-    while size < min(rows, BATCH_ROWS):
-        size *= 2
-    return size
+    return jax.lax.map(step, (numeric, categorical, alphas))
 
 
 def _pad(array: np.ndarray, rows: int) -> np.ndarray:
@@ -189,76 +185,128 @@ def source_groups(preprocessor: preprocess.Preprocessor) -> tuple[tuple[str, ...
     return features, matrix
 
 
-def _uniform_nodes(rows: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    mids = (np.arange(steps, dtype=np.float32) + 0.5) / steps
-    return np.broadcast_to(mids, (rows, steps)).copy(), np.full((rows, steps), 1.0 / steps, np.float32)
+class _Path:
+    """Evaluates ``f`` (and its numeric gradient) at (row, path position) pairs, packed densely into
+    calls of one fixed shape."""
+
+    def __init__(self, model, numeric: np.ndarray, categorical: np.ndarray, baseline: Baseline):
+        preprocessor = model.preprocessor
+        self.model = model
+        self.numeric, self.categorical = numeric, categorical
+        self.edges, self.mask = jnp.asarray(preprocessor.bin_edges), jnp.asarray(preprocessor.bin_mask)
+        self.base = jnp.asarray(baseline.numeric)
+
+    def evaluate(self, rows: np.ndarray, alphas: np.ndarray, *, with_gradient: bool = True,
+                 categorical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Values (pairs,) float64 and gradients (pairs, inputs) float32 (None without) at the pairs
+        (rows[i], alphas[i]); ``categorical`` (pairs, columns) replaces the rows' own categories."""
+        pairs, inputs = rows.size, self.numeric.shape[1]
+        size = STEPS_PER_CALL * POINTS_PER_STEP
+        values = np.zeros(pairs)
+        gradients = np.zeros((pairs, inputs), np.float32) if with_gradient else None
+        for start in range(0, pairs, size):
+            stop = min(start + size, pairs)
+            index = _pad(rows[start:stop], size)
+            shape = (STEPS_PER_CALL, POINTS_PER_STEP)
+            value, gradient = _path_points(
+                self.model.graphdef, self.model.params,
+                jnp.asarray(self.numeric[index].reshape(*shape, inputs)),
+                jnp.asarray((self.categorical[index] if categorical is None else
+                             _pad(categorical[start:stop], size)).reshape(*shape, -1)),
+                jnp.asarray(_pad(alphas[start:stop].astype(np.float32), size).reshape(shape)),
+                self.base, self.edges, self.mask, with_gradient)
+            values[start:stop] = np.asarray(value, np.float64).reshape(-1)[: stop - start]
+            if with_gradient:
+                gradients[start:stop] = np.asarray(gradient).reshape(size, inputs)[: stop - start]
+        return values, gradients
 
 
-def _breakpoint_nodes(numeric: np.ndarray, base: np.ndarray, bin_edges: np.ndarray, steps: int,
-                      split: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row midpoints and weights of a grid that contains every point where an input crosses one
-    of its bin edges (between them the piecewise-linear encoding is linear), plus ``steps``
-    uniform points; every segment split into ``split`` parts. Padded with zero weights."""
-    delta = numeric - base[None, :]
+def _narrow_bounds(numeric: np.ndarray, base: np.ndarray, bin_edges: np.ndarray, bin_mask: np.ndarray) -> np.ndarray:
+    """Per row, both path positions of every bin whose part of the path is shorter than NARROW_CELL
+    (inside (0, 1), ascending, padded with inf): cell boundaries from the start, since the slope in such
+    a bin is steep and bisection would need many rounds to find it."""
+    delta = numeric.astype(np.float64) - base[None, :]
+    left, right = bin_edges[None, :, :-1].astype(np.float64), bin_edges[None, :, 1:].astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        crossings = (bin_edges[None, :, :] - base[None, :, None]) / delta[:, :, None]
-    crossings = np.where(np.isfinite(crossings) & (crossings > 0) & (crossings < 1), crossings, 1.0)
-    uniform = np.broadcast_to(np.linspace(0.0, 1.0, steps + 1), (numeric.shape[0], steps + 1))
-    nodes = np.sort(np.concatenate([crossings.reshape(numeric.shape[0], -1), uniform], axis=1), axis=1)
-    lo, hi = nodes[:, :-1], nodes[:, 1:]
-    # Keep only segments of positive width (most inputs cross none of their edges), packed to the front.
-    order = np.argsort(hi - lo <= 0, axis=1, kind="stable")
-    lo, hi = np.take_along_axis(lo, order, axis=1), np.take_along_axis(hi, order, axis=1)
-    keep = max(int((hi - lo > 0).sum(axis=1).max()), 1)
-    lo, hi = lo[:, :keep], hi[:, :keep]
-    parts = (np.arange(split) + 0.5) / split
-    mids = (lo[:, :, None] + (hi - lo)[:, :, None] * parts).reshape(numeric.shape[0], -1)
-    weights = np.repeat((hi - lo) / split, split, axis=1)
-    width = -(-mids.shape[1] // NODES_PER_CALL) * NODES_PER_CALL
-    pad = width - mids.shape[1]
-    return (np.pad(mids, ((0, 0), (0, pad)), constant_values=0.5).astype(np.float32),
-            np.pad(weights, ((0, 0), (0, pad))).astype(np.float32))
+        at_left = (left - base[None, :, None]) / delta[:, :, None]
+        at_right = (right - base[None, :, None]) / delta[:, :, None]
+    low = np.clip(np.minimum(at_left, at_right), 0.0, 1.0)
+    high = np.clip(np.maximum(at_left, at_right), 0.0, 1.0)
+    narrow = (np.isfinite(at_left) & np.isfinite(at_right) & (high > low) & (high - low < NARROW_CELL)
+              & (bin_mask[None] > 0))
+    points = np.where(narrow[..., None], np.stack([low, high], axis=-1), np.inf).reshape(numeric.shape[0], -1)
+    points = np.sort(np.where((points > 0) & (points < 1), points, np.inf), axis=1)
+    return points[:, : int(np.isfinite(points).sum(axis=1).max()) if points.size else 0]
 
 
-def _numeric_ig(model, numeric_rows, categorical_rows, baseline: Baseline, mids, weights, batch: int) -> np.ndarray:
-    """Numeric Integrated Gradients of rows with per-row nodes, NODES_PER_CALL nodes per compiled call."""
-    preprocessor = model.preprocessor
-    edges, bin_mask = jnp.asarray(preprocessor.bin_edges), jnp.asarray(preprocessor.bin_mask)
-    base_numeric = jnp.asarray(baseline.numeric)
-    rows = numeric_rows.shape[0]
-    out = np.zeros(numeric_rows.shape, np.float64)
-    delta = numeric_rows.astype(np.float64) - baseline.numeric[None, :]
-    for start in range(0, rows, batch):
-        stop = min(start + batch, rows)
-        numeric = jnp.asarray(_pad(numeric_rows[start:stop], batch))
-        categorical = jnp.asarray(_pad(categorical_rows[start:stop], batch))
-        total = 0.0
-        for chunk in range(0, mids.shape[1], NODES_PER_CALL):
-            m = jnp.asarray(_pad(mids[start:stop, chunk:chunk + NODES_PER_CALL], batch))
-            w = jnp.asarray(_pad(weights[start:stop, chunk:chunk + NODES_PER_CALL], batch))
-            total = total + np.asarray(
-                _gradient_sum(model.graphdef, model.params, numeric, categorical, base_numeric, edges, bin_mask,
-                              m, w), dtype=np.float64)
-        out[start:stop] = delta[start:stop] * total[: stop - start]
-    return out
+def _numeric_ig(path: _Path, rows: np.ndarray, base: np.ndarray, bin_edges: np.ndarray, bin_mask: np.ndarray,
+                steps: int, target: float) -> tuple[np.ndarray, np.ndarray]:
+    """Adaptive midpoint-rule Integrated Gradients of ``rows`` of the path; (attributions, |gap|)."""
+    numeric = path.numeric[rows]
+    count, inputs = numeric.shape
+    delta = numeric.astype(np.float64) - base[None, :]
+    bounds = np.sort(np.concatenate([np.broadcast_to(np.linspace(0.0, 1.0, steps + 1), (count, steps + 1)),
+                                     _narrow_bounds(numeric, base, bin_edges, bin_mask)], axis=1), axis=1)
+    real = np.isfinite(bounds)  # the rest is padding: zero-width cells at alpha = 1
+    where = np.nonzero(real)
+    f_bounds = np.zeros(bounds.shape)
+    f_bounds[where] = path.evaluate(rows[where[0]], bounds[where], with_gradient=False)[0]
+    f_bounds = np.where(real, f_bounds, f_bounds[np.arange(count), real.sum(axis=1) - 1][:, None])
+    bounds = np.where(real, bounds, 1.0)
+    cells = bounds.shape[1] - 1
+    capacity = cells + SPLITS_PER_ROUND * MAX_ROUNDS
+    left, right = np.zeros((count, capacity)), np.zeros((count, capacity))
+    f_left, f_right, f_mid = np.zeros((count, capacity)), np.zeros((count, capacity)), np.zeros((count, capacity))
+    error = np.zeros((count, capacity))
+    gradient = np.zeros((count, capacity, inputs), np.float32)
+    left[:, :cells], right[:, :cells] = bounds[:, :-1], bounds[:, 1:]
+    f_left[:, :cells], f_right[:, :cells] = f_bounds[:, :-1], f_bounds[:, 1:]
+    where = np.nonzero(right[:, :cells] > left[:, :cells])
+    f_mid[where], gradient[where] = path.evaluate(rows[where[0]], (left[where] + right[where]) / 2)
+    slope = np.einsum("rcn,rn->rc", gradient[:, :cells].astype(np.float64), delta)
+    error[:, :cells] = (right[:, :cells] - left[:, :cells]) * slope - (f_right[:, :cells] - f_left[:, :cells])
+    k = SPLITS_PER_ROUND
+    for _ in range(MAX_ROUNDS):
+        splittable = right[:, :cells] - left[:, :cells] > MIN_CELL * right[:, :cells]
+        total = error[:, :cells].sum(axis=1)
+        resolvable = np.where(splittable, error[:, :cells], 0.0).sum(axis=1)
+        todo = np.flatnonzero((np.abs(total) > target) & (np.abs(resolvable) > target / 4))
+        if todo.size == 0:
+            break
+        priority = np.where(splittable[todo], np.abs(error[todo, :cells]), -1.0)
+        pick = np.argsort(-priority, axis=1, kind="stable")[:, :k]
+        ok = np.take_along_axis(priority, pick, axis=1) > 0
+        row, slot = todo[:, None].repeat(k, axis=1)[ok], pick[ok]  # the cells to bisect
+        new = cells + np.nonzero(ok)[1]  # the right halves go to fresh slots
+        lo, hi = left[row, slot], right[row, slot]
+        mid = (lo + hi) / 2
+        fl, fm, fr = f_left[row, slot], f_mid[row, slot], f_right[row, slot]
+        values, gradients = path.evaluate(rows[np.concatenate([row, row])],
+                                          np.concatenate([(lo + mid) / 2, (mid + hi) / 2]))
+        slopes = np.einsum("pn,pn->p", gradients.astype(np.float64), delta[np.concatenate([row, row])])
+        half = row.size
+        for cell, (a, b, fa, fb), part in ((slot, (lo, mid, fl, fm), slice(0, half)),
+                                           (new, (mid, hi, fm, fr), slice(half, None))):
+            left[row, cell], right[row, cell], f_left[row, cell], f_right[row, cell] = a, b, fa, fb
+            f_mid[row, cell], gradient[row, cell] = values[part], gradients[part]
+            error[row, cell] = (b - a) * slopes[part] - (fb - fa)
+        cells += k
+    width = right[:, :cells] - left[:, :cells]
+    attributions = delta * np.einsum("rc,rcn->rn", width, gradient[:, :cells].astype(np.float64))
+    return attributions, np.abs(error[:, :cells].sum(axis=1))
 
 
-def _categorical_part(model, numeric_rows, categorical_rows, baseline: Baseline, batch: int):
-    preprocessor = model.preprocessor
-    masks, weights = _shapley_plan(categorical_rows.shape[1])
-    masks_j, weights_j = jnp.asarray(masks), jnp.asarray(weights, jnp.float32)
-    edges, bin_mask = jnp.asarray(preprocessor.bin_edges), jnp.asarray(preprocessor.bin_mask)
-    rows = numeric_rows.shape[0]
-    shap, logits, baseline_logit = [], [], 0.0
-    for start in range(0, rows, batch):
-        stop = min(start + batch, rows)
-        values, batch_logits, baseline_logit = _categorical_and_logits(
-            model.graphdef, model.params, jnp.asarray(_pad(numeric_rows[start:stop], batch)),
-            jnp.asarray(_pad(categorical_rows[start:stop], batch)), jnp.asarray(baseline.numeric),
-            jnp.asarray(baseline.categorical), edges, bin_mask, masks_j, weights_j)
-        shap.append(np.asarray(values, dtype=np.float64)[: stop - start])
-        logits.append(np.asarray(batch_logits, dtype=np.float64)[: stop - start])
-    return np.concatenate(shap), np.concatenate(logits), float(baseline_logit)
+def _categorical_shapley(path: _Path, rows: np.ndarray, baseline: Baseline) -> np.ndarray:
+    """Exact (or sequential) Shapley values of the categorical columns of ``rows``, numeric inputs at
+    the baseline: (rows, columns), adding up to f(b_num, x_cat) - f(b_num, b_cat)."""
+    columns = path.categorical.shape[1]
+    if columns == 0:
+        return np.zeros((rows.size, 0))
+    masks, weights = _shapley_plan(columns)
+    mixed = np.where(masks[:, None, :], path.categorical[rows][None], baseline.categorical[None, None, :])
+    values, _ = path.evaluate(np.tile(rows, len(masks)), np.zeros(len(masks) * rows.size), with_gradient=False,
+                              categorical=mixed.reshape(-1, columns))
+    return values.reshape(len(masks), rows.size).T @ weights
 
 
 def integrated_gradients(
@@ -276,9 +324,9 @@ def integrated_gradients(
     model : churnwh.train.TrainedModel
     frame : rows to explain (the model's feature columns; others are ignored)
     baseline : from ``typical_retained_baseline``
-    steps : uniform Riemann midpoints of the numeric path
-    tolerance : rows whose attributions miss ``logit - baseline logit`` by more are recomputed on a
-        grid through every bin-edge crossing of their path, each segment split 1, 2, 4 times
+    steps : equal cells every numeric path starts with
+    tolerance : cells are bisected, worst first, until the numeric attributions of a row miss
+        ``f(x) - f(b_num, x_cat)`` by at most half of it (or ``MAX_ROUNDS`` rounds are done)
     """
     preprocessor = model.preprocessor
     encoded = preprocess.transform(preprocessor, frame)
@@ -286,25 +334,19 @@ def integrated_gradients(
     rows = encoded.rows
     if rows == 0:
         return Attributions(features, np.zeros((0, len(features))), np.zeros(0), float("nan"))
-    batch = _bucket(rows)
-    shap, logits, baseline_logit = _categorical_part(model, encoded.numeric, encoded.categorical, baseline, batch)
-    mids, weights = _uniform_nodes(rows, steps)
-    numeric = _numeric_ig(model, encoded.numeric, encoded.categorical, baseline, mids, weights, batch)
-    target = logits - baseline_logit - shap.sum(axis=1)
-    todo = np.flatnonzero(np.abs(numeric.sum(axis=1) - target) > tolerance)
-    if todo.size:  # cheap first: four times the uniform steps
-        mids, weights = _uniform_nodes(todo.size, 4 * steps)
-        numeric[todo] = _numeric_ig(model, encoded.numeric[todo], encoded.categorical[todo], baseline, mids,
-                                    weights, SMALLEST_BATCH)
-        todo = todo[np.abs(numeric[todo].sum(axis=1) - target[todo]) > tolerance]
-    for split in REFINE_SPLITS:
-        if todo.size == 0:
-            break
-        mids, weights = _breakpoint_nodes(encoded.numeric[todo], baseline.numeric, preprocessor.bin_edges,
-                                          steps, split)
-        numeric[todo] = _numeric_ig(model, encoded.numeric[todo], encoded.categorical[todo], baseline, mids,
-                                    weights, SMALLEST_BATCH)
-        todo = todo[np.abs(numeric[todo].sum(axis=1) - target[todo]) > tolerance]
+    path = _Path(model, encoded.numeric, encoded.categorical, baseline)
+    numeric = np.zeros(encoded.numeric.shape)
+    shap = np.zeros(encoded.categorical.shape)
+    base = baseline.numeric.astype(np.float64)
+    for start in range(0, rows, CHUNK_ROWS):
+        chunk = np.arange(start, min(start + CHUNK_ROWS, rows))
+        shap[chunk] = _categorical_shapley(path, chunk, baseline)
+        if encoded.numeric.shape[1]:
+            numeric[chunk], _ = _numeric_ig(path, chunk, base, preprocessor.bin_edges, preprocessor.bin_mask,
+                                            steps, tolerance / 2)
+    logits, _ = path.evaluate(np.arange(rows), np.ones(rows), with_gradient=False)
+    baseline_logit = float(path.evaluate(np.zeros(1, np.int64), np.zeros(1), with_gradient=False,
+                                         categorical=baseline.categorical[None, :])[0][0])
     values = np.concatenate([numeric, shap], axis=1)
     return Attributions(features, values @ groups, logits, baseline_logit)
 

@@ -32,6 +32,8 @@ def generate_key_file(path: Path) -> Path:
         ) from None
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_hex(MIN_KEY_BYTES) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())  # an empty key file after a power loss would orphan every pseudonym
     return path
 
 

@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 
 import duckdb
@@ -36,9 +38,15 @@ DRIFT = f"{SCHEMA}.drift"
 QUALITY = f"{SCHEMA}.data_quality"
 BACKTEST = f"{SCHEMA}.backtest"
 PSI_BINS = 10
-PSI_FLOOR = 1e-4
+PSI_SMOOTHING = 0.5
+"""Pseudo-count added to every bin of both samples, so an empty bin gives a finite PSI."""
+POINT_MASS = 1.0 / (2 * PSI_BINS)
+"""A value holding at least this share of the reference's present values is a bin of its own."""
 DEFAULT_PSI_WARNING = 0.2
 DRIFT_SAMPLE_ROWS = 50000
+DRIFT_MARK = "drift_fingerprint"
+PSI_METHOD = "point masses, quantile intervals, missing; +0.5 per bin"
+"""Part of the drift fingerprint: change it when the PSI of the same samples changes."""
 
 HISTORY_COMMENTS = {
     "snapshot_at": "When the build that wrote this snapshot ran.",
@@ -90,11 +98,18 @@ BACKTEST_COMMENTS = {
 
 def psi(expected: np.ndarray | pl.Series, actual: np.ndarray | pl.Series, *, bins: int = PSI_BINS,
         categorical: bool = False) -> float:
-    """Population stability index of ``actual`` against ``expected``.
+    """Population stability index of ``actual`` against ``expected`` (the reference).
 
-    Numeric: bins are the quantiles of ``expected`` (at most ``bins``), plus a bin for missing
-    values; categorical: one bin per value (missing included). ``sum((a - e) * ln(a / e))`` with
-    shares floored at ``PSI_FLOOR``.
+    ``sum((a - e) * ln(a / e))`` over bins fixed by the reference, with ``PSI_SMOOTHING`` added to
+    every bin's count of both samples.
+
+    Numeric bins: every value that holds at least ``POINT_MASS`` of the reference's present values
+    (a point mass: zeros of a mostly-zero column, list prices, a flag) is a bin of its own; the other
+    present values are cut at the distinct quantiles of the reference's other values into bins of
+    about ``1 / bins`` of the reference each; missing values (NULL, NaN, +/-inf) are one more bin.
+    Plain quantile edges would instead fall on the point masses (many identical edges, or one edge
+    exactly at a mass that a shift by a rounding error moves across). Categorical: one bin per value,
+    missing included.
     """
     expected_s, actual_s = pl.Series(expected), pl.Series(actual)
     if categorical:
@@ -104,21 +119,52 @@ def psi(expected: np.ndarray | pl.Series, actual: np.ndarray | pl.Series, *, bin
         e_counts = np.array([(e_values == c).sum() for c in categories], dtype=float)
         a_counts = np.array([(a_values == c).sum() for c in categories], dtype=float)
     else:
-        e = expected_s.cast(pl.Float64).fill_nan(None).to_numpy()
-        a = actual_s.cast(pl.Float64).fill_nan(None).to_numpy()
-        e_present, a_present = e[~np.isnan(e)], a[~np.isnan(a)]
-        if e_present.size == 0:
-            edges = np.array([-np.inf, np.inf])
-        else:
-            inner = np.unique(np.quantile(e_present, np.linspace(0, 1, bins + 1)[1:-1]))
-            edges = np.concatenate([[-np.inf], inner, [np.inf]])
-        e_counts = np.append(np.histogram(e_present, edges)[0], np.isnan(e).sum()).astype(float)
-        a_counts = np.append(np.histogram(a_present, edges)[0], np.isnan(a).sum()).astype(float)
+        e = expected_s.cast(pl.Float64).to_numpy()
+        a = actual_s.cast(pl.Float64).to_numpy()
+        binned = _numeric_bins(e[np.isfinite(e)], bins)
+        e_counts, a_counts = binned(e), binned(a)
     if e_counts.sum() == 0 or a_counts.sum() == 0:
         return float("nan")
-    e_share = np.maximum(e_counts / e_counts.sum(), PSI_FLOOR)
-    a_share = np.maximum(a_counts / a_counts.sum(), PSI_FLOOR)
+    e_share = (e_counts + PSI_SMOOTHING) / (e_counts.sum() + PSI_SMOOTHING * e_counts.size)
+    a_share = (a_counts + PSI_SMOOTHING) / (a_counts.sum() + PSI_SMOOTHING * a_counts.size)
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+
+
+def _same(values: np.ndarray, point: float) -> np.ndarray:
+    """Equal up to rounding noise of sums of money amounts and the like."""
+    return np.abs(values - point) <= 1e-9 * max(1.0, abs(point))
+
+
+def _numeric_bins(reference: np.ndarray, bins: int):
+    """A function counting a sample into the bins of ``reference`` (present values only): point
+    masses, then quantile intervals of the rest, then missing."""
+    points: list[float] = []
+    rest = reference
+    if reference.size:
+        ordered = np.sort(reference)  # runs of values equal up to rounding noise
+        starts = np.flatnonzero(np.r_[True, np.diff(ordered) > 1e-9 * np.maximum(1.0, np.abs(ordered[1:]))])
+        sizes = np.diff(np.r_[starts, ordered.size])
+        for value in ordered[starts[sizes >= POINT_MASS * reference.size]]:
+            points.append(float(value))
+            rest = rest[~_same(rest, value)]
+    intervals = max(1, int(round(bins * rest.size / reference.size))) if reference.size else 1
+    edges = np.unique(np.quantile(rest, np.linspace(0, 1, intervals + 1)[1:-1])) if rest.size else np.zeros(0)
+
+    def count(sample: np.ndarray) -> np.ndarray:
+        present = np.isfinite(sample)
+        values = sample[present]
+        at_point = np.zeros(values.size, dtype=bool)
+        counts = []
+        for point in points:
+            hit = _same(values, point) & ~at_point
+            counts.append(hit.sum())
+            at_point |= hit
+        interval = np.searchsorted(edges, values[~at_point], side="right")
+        counts.extend(np.bincount(interval, minlength=edges.size + 1))
+        counts.append((~present).sum())
+        return np.asarray(counts, dtype=float)
+
+    return count
 
 
 def drift_frame(model, training: pl.DataFrame, scoring: pl.DataFrame, threshold: float) -> pl.DataFrame:
@@ -144,7 +190,11 @@ def drift_frame(model, training: pl.DataFrame, scoring: pl.DataFrame, threshold:
 
 
 def monitor_stage(ctx) -> str:
-    """Pipeline stage after `explain`: snapshot the scores, measure drift and data quality."""
+    """Pipeline stage after `explain`: snapshot the scores, measure drift and data quality.
+
+    Drift is measured again only when its inputs changed (model run, training and scoring set
+    content, threshold: ``drift_fingerprint`` in ``_churnwh.meta``); otherwise ``ml.drift`` is kept
+    and its warnings are logged again."""
     from churnwh import registry
 
     con, config = ctx.con, ctx.config
@@ -152,12 +202,42 @@ def monitor_stage(ctx) -> str:
     snapshot = snapshot_scores(con)
     warnings = 0
     if record is not None:
-        model = ctx.trained.model if getattr(ctx, "trained", None) else registry.load(config.warehouse.models,
-                                                                                       record.version)
-        drift = measure_drift(con, config, model, record.version)
+        threshold = getattr(getattr(config, "monitoring", None), "psi_warning", DEFAULT_PSI_WARNING)
+        fingerprint = drift_fingerprint(con, config, record, threshold)
+        if fingerprint is not None and warehouse.get_meta(con, DRIFT_MARK) == fingerprint \
+                and DRIFT in warehouse.relations(con):
+            drift = pl.from_arrow(con.sql(f"SELECT * FROM {DRIFT} ORDER BY psi DESC NULLS LAST").to_arrow_table())
+            _log_warnings(drift, threshold)
+        else:
+            model = ctx.trained.model if getattr(ctx, "trained", None) else registry.load(config.warehouse.models,
+                                                                                           record.version)
+            drift = measure_drift(con, config, model, record.version)
+            if fingerprint is not None:
+                warehouse.set_meta(con, DRIFT_MARK, fingerprint)
         warnings = int((drift["status"] == "warning").sum())
     quality = measure_quality(con, config)
     return f"{snapshot} scores snapshotted, {warnings} drift warnings, {quality} models checked"
+
+
+def drift_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, threshold: float) -> str | None:
+    """What ``ml.drift`` depends on (None when the training or scoring set does not exist)."""
+    tr = config.training
+    existing = warehouse.relations(con)
+    if tr.model not in existing or tr.scoring_model not in existing:
+        return None
+    payload = json.dumps({
+        "method": PSI_METHOD, "bins": PSI_BINS, "sample": DRIFT_SAMPLE_ROWS, "threshold": threshold,
+        "model": [record.version, record.run_id],
+        "training": warehouse.content_fingerprint(con, tr.model),
+        "scoring": warehouse.content_fingerprint(con, tr.scoring_model),
+        "columns": [tr.id_column, tr.date_column],
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _log_warnings(drift: pl.DataFrame, threshold: float) -> None:
+    for row in drift.filter(pl.col("status") == "warning").iter_rows(named=True):
+        logger.warning("drift: %s has PSI %.3f above %.2f", row["feature"], row["psi"], threshold)
 
 
 def snapshot_scores(con: duckdb.DuckDBPyConnection) -> int:
@@ -200,8 +280,7 @@ def measure_drift(con: duckdb.DuckDBPyConnection, config: Config, model, version
     drift = drift.with_columns(as_of=pl.lit(as_of, dtype=pl.Date), model_version=pl.lit(version))
     write_table(con, DRIFT, drift.to_arrow(), DRIFT_COMMENTS,
                 "Population stability index per feature and of the score: training data vs current scoring set.")
-    for row in drift.filter(pl.col("status") == "warning").iter_rows(named=True):
-        logger.warning("drift: %s has PSI %.3f above %.2f", row["feature"], row["psi"], threshold)
+    _log_warnings(drift, threshold)
     return drift
 
 

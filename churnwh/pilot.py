@@ -17,6 +17,12 @@ active period they were in on the campaign date ended before the current ``as_of
 loaded since). The effect is control rate - treated rate (churn prevented per treated customer),
 with a 95% Wald interval for a difference of two proportions; retained per cost is effect x treated
 customers / money spent on them.
+
+A key rotation (``churnwh rotate-key``) recomputes every pseudonym and rebuilds what the build
+makes, but campaigns, the plan and the score history outlive builds: ``pseudonym_owners`` (before
+the rotation's build) and ``rekey`` (after it) carry their rows over to the new pseudonyms, so a
+campaign planned before a rotation is still evaluated after it. The old pseudonyms are held in
+memory only, never written.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ PLAN = f"{SCHEMA}.retention_plan"
 CAMPAIGNS = f"{SCHEMA}.campaigns"
 MEMBERS = f"{SCHEMA}.campaign_members"
 RESULTS = f"{SCHEMA}.pilot_results"
+OUTLIVE_BUILDS = (MEMBERS, PLAN, f"{SCHEMA}.score_history")
+"""Tables keyed by pseudonym that no build recreates (re-keyed by a key rotation)."""
 Z95 = 1.959963984540054
 
 PLAN_COMMENTS = {
@@ -244,3 +252,37 @@ def pilot_report(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: st
         con.execute("ROLLBACK")
         raise
     return row
+
+
+# --- key rotation ------------------------------------------------------------------------------
+
+
+def pseudonym_owners(con: duckdb.DuckDBPyConnection) -> pa.Table | None:
+    """(customer_id, old_pseudonym) of every customer in a table of ``OUTLIVE_BUILDS``, read before a
+    key rotation rebuilds ``raw.customer_keys``; None when there is nothing to carry over."""
+    existing = warehouse.relations(con)
+    tables = [table for table in OUTLIVE_BUILDS if table in existing]
+    if not tables or f"{warehouse.RAW_SCHEMA}.customer_keys" not in existing:
+        return None
+    union = " UNION ".join(f"SELECT customer_pseudonym FROM {table}" for table in tables)
+    return con.sql(
+        f"SELECT customer_id, customer_pseudonym AS old_pseudonym FROM {warehouse.RAW_SCHEMA}.customer_keys "
+        f"WHERE customer_pseudonym IN ({union})").to_arrow_table()
+
+
+def rekey(con: duckdb.DuckDBPyConnection, owners: pa.Table | None) -> int:
+    """After a key rotation's build: replace the old pseudonyms in ``OUTLIVE_BUILDS`` by the customers'
+    new ones (run it inside the caller's transaction). Rows of customers without a new pseudonym
+    (erased) are left for ``erasure.purge_orphans``. Returns the number of rows re-keyed."""
+    existing = warehouse.relations(con)
+    tables = [table for table in OUTLIVE_BUILDS if table in existing]
+    if owners is None or owners.num_rows == 0 or not tables:
+        return 0
+    con.register("_rekey_owners", owners)
+    try:
+        return sum(con.execute(
+            f"""UPDATE {table} AS t SET customer_pseudonym = k.customer_pseudonym
+                FROM _rekey_owners o JOIN {warehouse.RAW_SCHEMA}.customer_keys k USING (customer_id)
+                WHERE t.customer_pseudonym = o.old_pseudonym""").fetchall()[0][0] for table in tables)
+    finally:
+        con.unregister("_rekey_owners")

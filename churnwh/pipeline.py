@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import duckdb
 
-from churnwh import keys, registry, warehouse
+from churnwh import faults, keys, lock, registry, warehouse
 from churnwh.privacy import classify_stage, lineage_stage, publish_stage
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
@@ -29,6 +33,8 @@ class BuildOptions:
     """"duckdb" (default) or "spark" (churnwh.spark_engine: models and scoring on Apache Spark)."""
     master: str = "local[2]"
     """Spark master for engine "spark": local[N], spark://host:port or sc://host:port (Spark Connect)."""
+    wait_seconds: float = 0.0
+    """How long to wait for another build's write lock before giving up (churnwh.lock)."""
 
 
 @dataclass
@@ -155,16 +161,79 @@ def build(
     if unknown:
         raise AssertionError(f"unknown stages {sorted(unknown)}")
     stages: list[StageResult] = []
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
-        ctx = BuildContext(config=config, options=options, con=con, on_stage=on_stage, on_model=on_model)
-        for name, stage in STAGES:
-            if only is not None and name not in only:
-                continue
-            on_stage(name)
-            started = time.perf_counter()
-            detail = stage(ctx)
-            stages.append(StageResult(name, time.perf_counter() - started, detail))
+    with lock.write_lock(config.warehouse.private, wait_seconds=options.wait_seconds):
+        recover(config)
+        with warehouse.open_private(config) as con:
+            ctx = BuildContext(config=config, options=options, con=con, on_stage=on_stage, on_model=on_model)
+            for name, stage in STAGES:
+                if only is not None and name not in only:
+                    continue
+                on_stage(name)
+                started = time.perf_counter()
+                try:
+                    detail = stage(ctx)
+                except (OSError, duckdb.IOException) as err:
+                    if "No space left on device" not in str(err) and getattr(err, "errno", None) != errno.ENOSPC:
+                        raise
+                    raise ChurnwhError(
+                        f"stage {name} failed: no space left on device: free some space (or set warehouse."
+                        "temp_directory to a larger disk) and rerun; the published file was kept"
+                    ) from None
+                stages.append(StageResult(name, time.perf_counter() - started, detail))
+                faults.point(f"after.{name}")
     return BuildReport(stages=stages, models=ctx.models)
+
+
+def recover(config: Config) -> list[str]:
+    """Undo or finish what a killed churnwh process left behind; call under the write lock.
+
+    Removes our own temporary files beside the private and published files and half-written
+    model folders, spill files of dead DuckDB processes in the temp directory, and the new key
+    of a rotation that did not take effect; finishes a pending rewrite of the private file.
+    Returns what was done (names only).
+    """
+    from churnwh import erasure, publish, rotation
+
+    done = []
+    wh = config.warehouse
+    for path in publish.stale_temp_files(wh.published) + erasure.stale_rewrites(wh.private):
+        path.unlink(missing_ok=True)
+        done.append(path.name)
+    for path in registry.stale_staging_dirs(wh.models):
+        shutil.rmtree(path, ignore_errors=True)
+        done.append(path.name)
+    default_spill = Path(str(wh.private) + ".tmp")  # DuckDB's temp_directory unless configured
+    for path in dead_spill_files(wh.temp_directory or default_spill):
+        path.unlink(missing_ok=True)
+        done.append(path.name)
+    if default_spill.is_dir() and not any(default_spill.iterdir()):
+        default_spill.rmdir()
+    if rotation.discard_aborted_rotation(config):
+        done.append("the new key of an interrupted key rotation")
+    if wh.private.exists() and erasure.finish_pending_rewrite(config):
+        done.append("the pending rewrite of the private file")
+    return done
+
+
+_SPILL_FILE = re.compile(r"duckdb_temp_(\d+)_.*")
+
+
+def dead_spill_files(folder: Path) -> list[Path]:
+    """DuckDB spill files (``duckdb_temp_<pid>_...``) of processes that no longer run."""
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir()
+                  if (match := _SPILL_FILE.fullmatch(path.name)) and not _alive(int(match.group(1))))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def ensure_key(config: Config) -> bytes:
@@ -191,6 +260,7 @@ def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool =
 
     data = demo.simulate(config.demo.customers, config.demo.seed, config.demo.start, config.demo.end)
     demo.write_raw(con, data)
+    faults.point("load.after_raw")
     config.demo.truth.parent.mkdir(parents=True, exist_ok=True)
     demo.write_truth(data, config.demo.truth)
     warehouse.set_meta(con, "demo_parameters", parameters)

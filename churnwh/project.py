@@ -7,6 +7,7 @@ sqlglot (CTE names skipped), never declared by hand.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -257,8 +258,15 @@ def _model_from_header(name: str, path: Path, text: str, header: dict[str, Any],
         column_name: _column(path, column_name, spec)
         for column_name, spec in _table(path, header.get("columns", {}), "columns").items()
     }
-    audits = tuple(_audit(path, spec) for spec in header.get("audits", []))
+    audit_specs = header.get("audits", [])
+    if not isinstance(audit_specs, list):
+        raise ModelError(f"{path}: audits must be a list of [[audits]] tables with name and sql")
+    audits = tuple(_audit(path, spec) for spec in audit_specs)
     tags = header.get("tags", [])
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ModelError(f"{path}: tags must be a list of strings, e.g. tags = [\"daily\"]")
     return Model(
         name=name,
         path=path,
@@ -291,6 +299,10 @@ def _column(path: Path, name: str, spec: Any) -> Column:
             f"{path}: columns.{name}.privacy = {privacy!r} is not allowed: use one of {', '.join(PRIVACY_CLASSES)}"
         )
     checks = spec.get("checks", [])
+    if isinstance(checks, str):
+        checks = [checks]
+    if not isinstance(checks, list):
+        raise ModelError(f"{path}: columns.{name}.checks must be a list, e.g. checks = [\"not_null\", \"unique\"]")
     for check in checks:
         if check not in ("not_null", "unique"):
             raise ModelError(
@@ -305,10 +317,10 @@ def _column(path: Path, name: str, spec: Any) -> Column:
         if (
             not isinstance(bounds, list)
             or len(bounds) != 2
-            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
             or bounds[0] > bounds[1]
         ):
-            raise ModelError(f"{path}: columns.{name}.range must be [low, high] with low <= high")
+            raise ModelError(f"{path}: columns.{name}.range must be [low, high], two finite numbers with low <= high")
     return Column(
         name=name,
         description=str(spec.get("description", "")),
@@ -331,4 +343,6 @@ def _audit(path: Path, spec: Any) -> Audit:
         detail = err.errors[0] if err.errors else {}
         description = str(detail.get("description", err)).split("<Token")[0].strip().rstrip(".")
         raise ModelError(f"{path}: audit {name!r} has a SQL syntax error: {description}") from None
+    except sqlglot.errors.SqlglotError as err:  # TokenError: an unterminated string or comment
+        raise ModelError(f"{path}: audit {name!r} has a SQL syntax error: {str(err).splitlines()[0]}") from None
     return Audit(name=name, sql=sql)

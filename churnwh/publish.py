@@ -20,6 +20,8 @@ removed and the old published file stays):
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import time
@@ -30,7 +32,7 @@ from typing import Any
 
 import duckdb
 
-from churnwh import audit, classification, warehouse
+from churnwh import audit, classification, faults, warehouse
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import quote_relation
@@ -295,24 +297,27 @@ def publish(
     started = time.perf_counter()
     target = config.warehouse.published
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
     k = config.publish.k_anonymity
     quasi = quasi_identifiers if quasi_identifiers is not None else classification.quasi_identifier_names()
     audit.ensure_table(con)
     relations = warehouse.relations(con)
-    con.execute(f"ATTACH {warehouse.sql_literal(str(temp))} AS {PUB} (STORAGE_VERSION '{STORAGE_VERSION}')")
-    attached = True
+    attached = False
     try:
+        con.execute(f"ATTACH {warehouse.sql_literal(str(temp))} AS {PUB} (STORAGE_VERSION '{STORAGE_VERSION}')")
+        attached = True
         tables: dict[str, int] = {}
         for source, name in ALLOWLIST:
             if relations.get(source) != "table":
                 continue
             con.execute(f"CREATE TABLE {PUB}.main.{_q(name)} AS SELECT * FROM {quote_relation(source)}")
             _copy_comments(con, source, name)
+            faults.point("publish.copy")
         if relations.get("ml.churn_scores") == "table":
             _write_tier_summary(con, k)
         for table in _pub_tables(con):
             tables[table] = con.execute(f"SELECT count(*) FROM {PUB}.main.{_q(table)}").fetchone()[0]
+        faults.point("publish.temp_written")
         problems, checks = verify(con, k, quasi)
         checks["tables"] = tables
         if problems:
@@ -330,24 +335,44 @@ def publish(
             config=config,
             detail=checks,
             also_into=f"{PUB}.main.audit_log" if "audit_log" in tables else None,
+            defer_own=True,  # the private log records the publish once the new file is in place
         )
         con.execute(f"CHECKPOINT {PUB}")
         con.execute(f"DETACH {PUB}")
         attached = False
         _fsync(temp)
-        stale_wal = Path(str(target) + ".wal")
-        if stale_wal.exists():
-            stale_wal.unlink()
+        # A WAL beside the target belongs to the old file (a reader that opened it read-write):
+        # replayed onto the new one it would corrupt it.
+        Path(str(target) + ".wal").unlink(missing_ok=True)
+        faults.point("publish.before_rename")
         os.replace(temp, target)
+        with contextlib.suppress(OSError):  # the new file is in place; this only hastens its durability
+            _fsync(target.parent)
+        audit.insert(con, entry)
+        faults.point("publish.after_rename")
         return PublishResult(target, tables, checks, time.perf_counter() - started, entry)
-    except BaseException:
+    except BaseException as err:
         if attached:
             try:
                 con.execute(f"DETACH {PUB}")
             except duckdb.Error:
                 pass
         _remove(temp)
+        if isinstance(err, (OSError, duckdb.IOException)):
+            raise PublishError(write_failure(err, target)) from None
         raise
+
+
+def write_failure(err: BaseException, target: Path) -> str:
+    """One line for a failed write of the published copy (a full disk, a read-only folder)."""
+    full = (isinstance(err, OSError) and err.errno == errno.ENOSPC) or "No space left on device" in str(err)
+    cause = "no space left on device" if full else (
+        err.strerror if isinstance(err, OSError) and err.strerror else warehouse.first_line(err))
+    return (
+        f"publishing failed: {cause} writing the new copy in {target.parent}: "
+        f"{'free some space' if full else 'fix the folder'} and rerun `churnwh build`; the published file "
+        f"{target.name} was kept"
+    )
 
 
 def _remove(path: Path) -> None:
@@ -358,7 +383,24 @@ def _remove(path: Path) -> None:
             pass
 
 
+TEMP_SUFFIX = ".tmp"
+
+
+def stale_temp_files(target: Path) -> list[Path]:
+    """Temporary copies (and their WALs) that a killed publish left beside ``target``: our names only."""
+    return temp_files_like(target, TEMP_SUFFIX)
+
+
+def temp_files_like(path: Path, suffix: str) -> list[Path]:
+    """Files named ``.<name>.<12 hex digits><suffix>`` (or that plus ``.wal``) beside ``path``."""
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{path.name}.") + "[0-9a-f]{12}" + re.escape(suffix) + r"(\.wal)?")
+    return sorted(path.parent / name for name in os.listdir(path.parent) if pattern.fullmatch(name))
+
+
 def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries after a rename, to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,11 +122,15 @@ def record_run(
     feature_count: int,
     promote: bool,
     decision: str,
+    also: tuple[tuple[str, list], ...] = (),
 ) -> None:
-    """Insert the run and its evaluation tables; make it current if ``promote``. One transaction."""
+    """Insert the run and its evaluation tables; make it current if ``promote``. One transaction,
+    which also runs the statements ``also`` (SQL, parameters)."""
     network, logistic = results["network"], results["logistic_regression"]
     con.execute("BEGIN TRANSACTION")
     try:
+        for sql, parameters in also:
+            con.execute(sql, parameters)
         if promote:
             con.execute(f"UPDATE {RUNS} SET status = 'retired' WHERE status = 'current'")
         con.execute(
@@ -185,6 +190,47 @@ def rollback(con: duckdb.DuckDBPyConnection, models_root: Path, version: str) ->
 
 def discard_artifact(models_root: Path, version: str) -> None:
     shutil.rmtree(model_dir(models_root, version), ignore_errors=True)
+
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def staging_dir(models_root: Path, version: str) -> Path:
+    """An empty folder to write ``version``'s artifact into before ``install_artifact``."""
+    staging = models_root / f".{version}{PARTIAL_SUFFIX}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def install_artifact(models_root: Path, version: str, staging: Path) -> Path:
+    """Rename a complete artifact folder into place, so ``version`` is either absent or whole.
+
+    A folder already there holds no registered run (versions are numbered after the last row):
+    it is what a killed build left, and is replaced.
+    """
+    for name in os.listdir(staging):
+        _fsync(staging / name)
+    target = model_dir(models_root, version)
+    shutil.rmtree(target, ignore_errors=True)
+    os.rename(staging, target)
+    _fsync(models_root)
+    return target
+
+
+def stale_staging_dirs(models_root: Path) -> list[Path]:
+    """Artifact folders a killed build left half written."""
+    if not models_root.is_dir():
+        return []
+    return [path for path in models_root.glob(f".v*{PARTIAL_SUFFIX}") if path.is_dir()]
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fingerprint_payload(**parts: object) -> str:

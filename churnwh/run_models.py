@@ -16,7 +16,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from churnwh import warehouse
+from churnwh import faults, warehouse
 from churnwh.errors import ModelError
 from churnwh.project import DIALECT, Column, Model, Project
 
@@ -96,6 +96,7 @@ def build_model(
             con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.text}")
         except duckdb.Error as err:
             raise ModelError(f"{model.path}: model {model.name} failed in DuckDB: {warehouse.first_line(err)}") from None
+        faults.point("models.in_transaction")
         output_columns = warehouse.columns(con, model.name)
         check_declared_columns(model, output_columns)
         run_checks(con, model, output_columns)
@@ -111,6 +112,7 @@ def build_model(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    faults.point("models.after_commit")
     return ModelResult(model.name, "built", rows, seconds)
 
 
@@ -190,11 +192,15 @@ def _fail_if_rows(
         return
     examples = ""
     if ID_COLUMN in output_columns:
+        # only values that are pseudonyms: an audit may select anything under that name (a raw id, a name)
+        keys = f"{warehouse.RAW_SCHEMA}.customer_keys"
+        known = (f" WHERE CAST({ID_COLUMN} AS VARCHAR) IN (SELECT customer_pseudonym FROM {keys})"
+                 if keys in warehouse.relations(con) else "")
         try:
             rows = con.execute(
-                f"SELECT DISTINCT {ID_COLUMN} FROM ({bad_rows_sql}) AS bad ORDER BY 1 LIMIT {MAX_EXAMPLES}"
+                f"SELECT DISTINCT {ID_COLUMN} FROM ({bad_rows_sql}) AS bad{known} ORDER BY 1 LIMIT {MAX_EXAMPLES}"
             ).fetchall()
-            examples = " (e.g. " + ", ".join(str(row[0]) for row in rows) + ")"
+            examples = " (e.g. " + ", ".join(str(row[0]) for row in rows) + ")" if rows else ""
         except duckdb.Error:
             examples = ""
     raise ModelError(

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from churnwh import warehouse
+from churnwh import faults, warehouse
 from churnwh.config import Config
 from churnwh.errors import DataError
 from churnwh.preprocess import feature_kind
@@ -94,6 +94,7 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
                 con.execute(f"INSERT INTO {_STAGING} SELECT * FROM _scored_batch")
             finally:
                 con.unregister("_scored_batch")
+            faults.point("score.mid_stream")
     finally:
         reader_con.close()
     return publish_scores(con, config, version, run_id)
@@ -141,6 +142,7 @@ def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str,
         for column, text in COLUMN_COMMENTS.items():
             con.execute(f"COMMENT ON COLUMN {SCORES}.{column} IS {warehouse.sql_literal(text)}")
         con.execute(f"DROP TABLE {_STAGING}")
+        faults.point("score.before_commit")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -3,7 +3,8 @@
 ``check_sources`` reads every source in a throwaway in-memory DuckDB connection and compares it with
 its declaration: missing and unexpected columns, values that do not parse as the declared type,
 dates that do not match the declared format, label values other than the declared positive and
-negative ones, duplicate customer ids in a one-row-per-customer table, header-only files. Every
+negative ones, duplicate customer ids in a one-row-per-customer table, header-only files (unless the
+source sets ``allow_empty``: a consent file where nobody has objected). Every
 problem of every source is reported at once, in one line, before anything is written; a message
 names the source, the column and a row number, never a value.
 
@@ -157,12 +158,20 @@ def converted(column: SourceColumn, native: str, date_format: str | None) -> str
     value = f"NULLIF(trim({ref}), '')"
     if column.type in ("DATE", "TIMESTAMP") and date_format:
         return f"TRY_CAST(try_strptime({value}, {_literal(date_format)}) AS {column.type})"
+    if column.type in ("BIGINT", "INTEGER"):
+        # DuckDB casts '29.85' to 30 and '1e3' to 1000: only whole-number text is an integer
+        return f"CASE WHEN regexp_full_match({value}, '[+-]?[0-9]+') THEN TRY_CAST({value} AS {column.type}) END"
     return f"TRY_CAST({value} AS {column.type})"
 
 
 def _present(column: SourceColumn, native: str) -> str:
     ref = _ident(column.name)
     return f"({ref} IS NOT NULL AND trim(CAST({ref} AS VARCHAR)) <> '')"
+
+
+def _looks_like_data(column: str) -> bool:
+    """A CSV "column name" that is more likely a value of a data row than a header (never shown)."""
+    return len(column) > 64 or any(char in column for char in "@,;|\t\r\n") or "".join(column.split()).isdigit()
 
 
 def _where(files: list[Path], file_name: str | None, row: int) -> str:
@@ -201,19 +210,34 @@ def check_source(con: duckdb.DuckDBPyConnection, config: Config, source: SourceC
                     shown = "\\t" if delim == "\t" else delim
                     return [f"source {name}: {source.path} has one column where {len(declared)} are declared: it "
                             f"looks {shown!r}-delimited: set sources.{name}.delimiter = \"{shown}\""], None
+        if source.format == "csv" and source.header and unexpected and len(missing) == len(declared):
+            # the first line names no declared column: it is data (no header line) or split wrongly, and
+            # its "names" may be customer values, so none is shown
+            return [f"source {name}: the first line of {source.path} names none of the {len(declared)} declared "
+                    f"columns: add the header line, or set sources.{name}.header = false if the file has none, "
+                    f"or fix sources.{name}.delimiter"], None
+        shown_names = [c for c in unexpected if not _looks_like_data(c)]
         for column in missing:
-            close = difflib.get_close_matches(column, unexpected, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(column, shown_names, n=1, cutoff=0.6)
             hint = f" (the file has {close[0]!r}: fix the spelling in the file or the config)" if close else ""
             problems.append(f"source {name}: column {column} is missing{hint}")
-        for column in unexpected:
+        for column in shown_names:
             problems.append(f"source {name}: column {column} is in the file but not declared: "
                             f"add it to [sources.{name}.columns] with its type and class")
+        if len(shown_names) < len(unexpected):
+            hidden = len(unexpected) - len(shown_names)
+            problems.append(f"source {name}: {_count(hidden, 'column name', 'column names')} in the first line of "
+                            f"{source.path} look like data (not shown): check the header line and "
+                            f"sources.{name}.delimiter")
         try:
             rows = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
         except duckdb.Error as err:
             return [str(_read_error(source, err))], None
         if rows == 0:
-            problems.append(f"source {name}: {source.path} has a header but no data rows: export the data again")
+            if source.allow_empty:  # e.g. consent: a header-only file means nobody has objected
+                return problems, SourceCheck(name, 0, len(files))
+            problems.append(f"source {name}: {source.path} has a header but no data rows: export the data again "
+                            f"(or set sources.{name}.allow_empty = true if no rows is legitimate)")
             return problems, None
         checks = []
         for column in source.columns:
@@ -272,7 +296,10 @@ def check_source(con: duckdb.DuckDBPyConnection, config: Config, source: SourceC
 
 
 def check_sources(config: Config) -> list[SourceCheck]:
-    """Compare every declared source with its declaration; raise SourceError listing every problem."""
+    """Compare every declared source with its declaration; raise SourceError listing every problem.
+
+    A declared consent source that the training or scoring model does not read is refused first."""
+    check_consent_applied(config)
     problems: list[str] = []
     checked: list[SourceCheck] = []
     con = duckdb.connect()
@@ -288,6 +315,45 @@ def check_sources(config: Config) -> list[SourceCheck]:
         more = f" ({len(problems)} problems; nothing was loaded)" if len(problems) > 1 else " (nothing was loaded)"
         raise SourceError("; ".join(problems) + more)
     return checked
+
+
+# --- consent -----------------------------------------------------------------------------------------
+
+CONSENT_SOURCE = "consent_events"
+"""The source holding consent decisions, in the canonical schema sql/staging/consent_events.sql reads."""
+NO_CONSENT_NOTICE = ("consent: no consent source is declared ([sources.consent_events]), so every customer is profiled "
+                     "under legitimate interest; to exclude objectors and opt-outs see README, Bring your own data")
+
+
+def consent_notice(config: Config) -> str | None:
+    """The one line `init` and `build` print for a project of declared sources without a consent source."""
+    if config.source == "demo" or any(source.name == CONSENT_SOURCE for source in config.sources):
+        return None
+    return NO_CONSENT_NOTICE
+
+
+def check_consent_applied(config: Config) -> None:
+    """A declared consent source must reach the training and scoring models (through staging.consent_state):
+    declared but read by no model, it would be loaded while objectors are profiled. Raises SourceError."""
+    if config.source == "demo" or not any(source.name == CONSENT_SOURCE for source in config.sources):
+        return
+    from churnwh.project import load_project
+
+    try:
+        project = load_project(config.sql)
+    except ChurnwhError:
+        return  # the models stage reports a broken model with its file and line
+    raw = f"{warehouse.RAW_SCHEMA}.{CONSENT_SOURCE}"
+    for option in (config.training.model, config.training.scoring_model):
+        try:
+            model = project.resolve(option)
+        except ChurnwhError:
+            continue  # the train and score stages name a missing model
+        if not any(raw in project.models[m].references for m in project.upstream(model)):
+            raise SourceError(
+                f"sources.{CONSENT_SOURCE} is declared but {model} does not read it (no model upstream of it reads "
+                f"{raw}): customers who objected would be profiled: exclude them as `churnwh init --consent` does "
+                "(staging.consent_state; see README, Bring your own data) or remove the source; nothing was loaded")
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -330,6 +396,7 @@ def load_sources(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool 
     register_classification(config)
     current = fingerprint_or_raise(config)
     if not force and warehouse.get_meta(con, FINGERPRINT_META) == current:
+        check_consent_applied(config)  # the models may have changed since
         return "sources unchanged"
     checked = check_sources(config)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {warehouse.RAW_SCHEMA}")

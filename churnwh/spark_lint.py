@@ -21,7 +21,7 @@ def lint(config: Config) -> tuple[list[str], int]:
         raise ChurnwhError(
             f"{config.warehouse.private} does not exist: run `churnwh build` once, lint reads the raw tables' types"
         )
-    with warehouse.connect(config.warehouse.private, read_only=True) as con:
+    with warehouse.open_private(config, read_only=True) as con:
         sources = source_schema(con)
     raw = {f"{warehouse.RAW_SCHEMA}.{table}" for table in sources.get(warehouse.RAW_SCHEMA, {})}
     project = load_project(config.sql, known_sources=raw)

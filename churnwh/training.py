@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from churnwh import metrics, registry, splits, warehouse
+from churnwh import faults, metrics, registry, splits, warehouse
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError, DataError
 
@@ -109,8 +109,10 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     )
     version = registry.next_version(con)
     promote, decision = promotion_decision(con, config, frame, results, current, force)
-    directory = artifact.save_model(model, registry.model_dir(config.warehouse.models, version))
-    (directory / "run.json").write_text(
+    faults.point("train.after_fit")
+    staging = registry.staging_dir(config.warehouse.models, version)
+    artifact.save_model(model, staging)
+    (staging / "run.json").write_text(
         json.dumps(
             {
                 "version": version,
@@ -127,6 +129,11 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
             sort_keys=True,
         )
     )
+    # The artifact is whole before its row exists, and the erasure mark goes with the row: a kill
+    # in between leaves an unregistered folder that the retrain replaces, never a row without a model.
+    registry.install_artifact(config.warehouse.models, version, staging)
+    faults.point("train.after_artifact")
+    clear_mark = ((f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [ERASURE_MARK]),) if erased else ()
     registry.record_run(
         con,
         version=version,
@@ -136,9 +143,9 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         feature_count=len(model.features),
         promote=promote,
         decision=decision,
+        also=clear_mark,
     )
-    if erased:
-        con.execute(f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [ERASURE_MARK])
+    faults.point("train.after_record")
     if not promote:
         current_model = registry.load(config.warehouse.models, current.version)
         return TrainOutcome(current.version, False, False, decision, current_model, results)

@@ -6,6 +6,7 @@ metadata. Raw data lives in ``raw``; models in the schemas named by their folder
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Any, Iterator
 
 import duckdb
 
-from churnwh import keys
+from churnwh import faults, keys, lock
 from churnwh.errors import ChurnwhError
 
 META_SCHEMA = "_churnwh"
@@ -23,23 +24,60 @@ CUSTOMER_ID = "customer_id"
 
 
 @contextmanager
-def connect(path: Path, *, read_only: bool = False, memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the private warehouse file (creating its folder), close it on exit."""
+def connect(
+    path: Path,
+    *,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    temp_directory: Path | str | None = None,
+    threads: int | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a warehouse file (creating its folder), close it on exit.
+
+    A writer holds the project's write lock (churnwh.lock) while the file is open. The limits
+    apply from the first statement on (a replayed WAL included); above ``memory_limit`` DuckDB
+    spills to ``temp_directory`` (default: ``<file>.tmp`` beside it).
+    """
     if read_only and not path.exists():
         raise ChurnwhError(f"warehouse file {path} does not exist: run `churnwh build` first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as err:
-        raise ChurnwhError(f"cannot open warehouse file {path}: {first_line(err)}") from None
-    try:
-        if memory_limit:
-            con.execute(f"SET memory_limit = '{memory_limit}'")
+    settings = {"memory_limit": memory_limit, "temp_directory": temp_directory, "threads": threads}
+    settings = {name: str(value) for name, value in settings.items() if value is not None}
+    with contextlib.ExitStack() as stack:
         if not read_only:
-            ensure_meta(con)
-        yield con
-    finally:
-        con.close()
+            stack.enter_context(lock.write_lock(path))
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=settings)
+        except duckdb.IOException as err:
+            state = lock.inspect(path)
+            if read_only and state.held:
+                raise ChurnwhError(
+                    f"warehouse file {path} is being written by a build (pid {state.pid}): "
+                    "run this again when it finishes"
+                ) from None
+            raise ChurnwhError(f"cannot open warehouse file {path}: {first_line(err)}") from None
+        except duckdb.Error as err:
+            raise ChurnwhError(f"cannot open warehouse file {path}: {first_line(err)}") from None
+        try:
+            if not read_only:
+                ensure_meta(con)
+            yield con
+        finally:
+            con.close()
+
+
+def limits(warehouse_config) -> dict[str, Any]:
+    """The DuckDB resource settings of ``[warehouse]`` as keyword arguments of ``connect``."""
+    return {
+        "memory_limit": warehouse_config.memory_limit,
+        "temp_directory": warehouse_config.temp_directory,
+        "threads": warehouse_config.threads,
+    }
+
+
+def open_private(config, *, read_only: bool = False):
+    """``connect`` to the project's private warehouse with its configured limits."""
+    return connect(config.warehouse.private, read_only=read_only, **limits(config.warehouse))
 
 
 def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
@@ -55,8 +93,9 @@ def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def get_meta(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
-    row = con.execute(f"SELECT value FROM {META_SCHEMA}.meta WHERE name = ?", [name]).fetchone()
-    return row[0] if row else None
+    # fetchall: a half-read result (fetchone) would block the connection's next con.sql() in DuckDB 2
+    rows = con.execute(f"SELECT value FROM {META_SCHEMA}.meta WHERE name = ?", [name]).fetchall()
+    return rows[0][0] if rows else None
 
 
 def set_meta(con: duckdb.DuckDBPyConnection, name: str, value: str) -> None:
@@ -110,9 +149,22 @@ def refresh_customer_keys(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
     """Keep ``raw.customer_keys`` (customer_id -> pseudonym) complete for every raw table.
 
     Pseudonyms are computed in Python (DuckDB has no HMAC) once per new customer id. A different key
-    than the one the table was built with recomputes all of them. Returns the number computed.
+    than the one the table was built with recomputes all of them, in one transaction with the key
+    version. Returns the number computed.
     """
     table = f"{RAW_SCHEMA}.customer_keys"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        computed = _refresh_customer_keys(con, key, table)
+        faults.point("pseudonymize.mid")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return computed
+
+
+def _refresh_customer_keys(con: duckdb.DuckDBPyConnection, key: bytes, table: str) -> int:
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} (customer_id VARCHAR PRIMARY KEY, customer_pseudonym VARCHAR NOT NULL)")
     current_key = keys.key_id(key)
     if get_meta(con, "key_id") != current_key:

@@ -5,6 +5,19 @@ from pathlib import Path
 
 import pytest
 
+try:  # property-based tests (tests/test_fuzz.py): HYPOTHESIS_PROFILE=long for the long run
+    import os
+
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("quick", max_examples=20, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile("long", max_examples=300, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
+except ImportError:  # hypothesis is in the `test` extra
+    pass
+
 
 @pytest.fixture
 def write_models(tmp_path: Path):

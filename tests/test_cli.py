@@ -113,6 +113,22 @@ def test_failed_check_exits_1_and_keeps_tables(built_project, tmp_path):
     assert not any(customer_id in result.stderr for customer_id in ids)
 
 
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("forget", "-x"), "No such option: -x: see `churnwh forget --help`"),
+        (("build", "--wait", "soon"), "Invalid value for '--wait'"),
+        (("nosuch",), "No such command 'nosuch': see `churnwh --help`"),
+        (("rollback",), "Missing argument"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_1(tmp_path, args, expected):
+    result = churnwh(tmp_path, *args)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_bad_config_and_short_key_exit_1(tmp_path):
     (tmp_path / "churnwh.toml").write_text("[demo]\ncustomers = 'lots'\n")
     result = churnwh(tmp_path, "build")

@@ -100,6 +100,43 @@ def test_churn_drivers_table(built_project):
     assert importance["mean_abs_contribution"].is_sorted(descending=True)
 
 
+def _drivers(project):
+    with private(project) as con:
+        drivers = pl.from_arrow(con.sql(
+            "SELECT * FROM ml.churn_drivers ORDER BY customer_pseudonym, rank").to_arrow_table())
+        importance = pl.from_arrow(con.sql("SELECT * FROM ml.feature_importance ORDER BY rank").to_arrow_table())
+        mark = con.execute("SELECT value FROM _churnwh.meta WHERE name IN ('explain_fingerprint', "
+                           "'drift_fingerprint') ORDER BY name").fetchall()
+    return drivers, importance, mark
+
+
+def test_explain_reruns_only_when_what_it_explains_changed(built_project, tmp_path):
+    source, _ = built_project
+    project = tmp_path / "p"
+    shutil.copytree(source, project)
+    drivers, importance, mark = _drivers(project)
+    assert len(mark) == 2  # ml.drift (churnwh.monitoring) is kept the same way
+    wide = {"COLUMNS": "200"}
+    again = churnwh(project, "build", env=wide)
+    assert again.returncode == 0, again.stderr
+    assert f"scores unchanged: {drivers.height} driver rows kept" in again.stdout
+    kept_drivers, kept_importance, kept_mark = _drivers(project)
+    assert kept_drivers.equals(drivers) and kept_importance.equals(importance) and kept_mark == mark
+    # A new description of a feature column changes the labels but no data: explain runs again.
+    features = project / "sql" / "features" / "customer_features.sql"
+    old = 'description = "Money spent in the last 30 days, net of refunds."'
+    assert old in features.read_text()
+    features.write_text(features.read_text().replace(old, 'description = "Net spend over the last 30 days."'))
+    relabelled = churnwh(project, "build", env=wide)
+    assert relabelled.returncode == 0, relabelled.stderr
+    assert "scores unchanged" not in relabelled.stdout
+    assert "data unchanged: current model reused" in relabelled.stdout
+    new_drivers, new_importance, new_mark = _drivers(project)
+    assert new_mark[1] != mark[1] and new_mark[0] == mark[0]  # labels changed, drift inputs did not
+    assert new_importance.filter(pl.col("feature") == "spend_30d")["label"].item() == "Net spend over the last 30 days"
+    assert new_drivers.drop("label", "reason").equals(drivers.drop("label", "reason"))
+
+
 MODERATE_NETWORK = """
 [network]
 epochs = 40

@@ -30,6 +30,40 @@ def test_psi_of_categories_and_missing_values():
     assert psi(numeric, with_missing) > 1.0
 
 
+def _zero_heavy(rng, n, zero_share=0.6, scale=10.0):
+    values = rng.exponential(scale, n)
+    values[rng.random(n) < zero_share] = 0.0
+    return values
+
+
+def test_psi_of_a_feature_with_a_point_mass_at_zero():
+    """A 60% point mass at zero: the same distribution stays stable, real shifts still warn."""
+    rng = np.random.default_rng(5)
+    reference = _zero_heavy(rng, 20000)
+    same = [psi(reference, _zero_heavy(rng, 2000)) for _ in range(5)]
+    assert max(same) < 0.1, same
+    assert psi(reference, _zero_heavy(rng, 2000, zero_share=0.3)) > 0.25  # fewer zeros
+    assert psi(reference, _zero_heavy(rng, 2000, scale=40.0)) > 0.25  # the non-zero part grew
+    # The point mass sits where plain quantile edges would fall: rounding noise in a computed
+    # amount (a difference of running sums) must not move it into another bin.
+    assert psi(reference, reference - 1e-12) < 0.01
+    assert psi(reference, reference + 1e-12) < 0.01
+    # Missing values and infinities are one bin of their own.
+    with_missing = np.where(rng.random(20000) < 0.3, np.nan, reference)
+    assert psi(with_missing, np.where(rng.random(20000) < 0.3, np.inf, reference)) < 0.01
+
+
+def test_psi_of_list_prices_and_of_a_constant():
+    rng = np.random.default_rng(6)
+    prices = np.array([11.99, 19.99, 27.99])
+    reference = rng.choice(prices, 5000, p=[0.3, 0.3, 0.4])
+    assert psi(reference, rng.choice(prices, 1000, p=[0.3, 0.3, 0.4])) < 0.02
+    assert psi(reference, rng.choice(prices, 1000, p=[0.3, 0.3, 0.4]) + 2.0) > 1.0  # every price rose
+    constant = np.zeros(1000)
+    assert psi(constant, constant) == pytest.approx(0.0)
+    assert psi(constant, np.ones(1000)) > 1.0
+
+
 def test_monitoring_tables_after_build(built_project):
     project, _ = built_project
     with private(project) as con:

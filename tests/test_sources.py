@@ -166,6 +166,16 @@ def test_wrong_type(flat_project, tmp_path):
     check_bad(project, "column monthly_fee", "DOUBLE", "row 3", absent=("twelve",))
 
 
+def test_a_decimal_in_an_integer_column_is_reported_not_rounded(flat_project, tmp_path):
+    """DuckDB casts '2.5' to the integer 3 (and '1e3' to 1000): the loader must refuse, not round."""
+    project = copy(flat_project, tmp_path)
+    rows = customer_rows()
+    rows[2][6] = "2.5"
+    rows[7][6] = "1e3"
+    write_csv(project / "data" / "customers.csv", rows)
+    check_bad(project, "column support_calls", "2 values do not parse as INTEGER", "row 3", absent=("2.5", "1e3"))
+
+
 def test_label_values_other_than_declared(flat_project, tmp_path):
     project = copy(flat_project, tmp_path)
     rows = customer_rows()
@@ -235,3 +245,57 @@ def test_first_load_failing_leaves_no_warehouse(flat_project, tmp_path):
     write_csv(project / "data" / "customers.csv", [])
     result = churnwh(project, "load")
     assert result.returncode == 1 and not (project / "warehouse" / "private.duckdb").exists()
+
+
+# --- allow_empty: a consent file where nobody has objected ---------------------------------------------------
+
+CONSENT_HEADER = ["event_id", "customer_id", "purpose", "action", "event_ts", "source", "regulation"]
+
+
+@pytest.fixture
+def consent_project(tmp_path) -> Path:
+    """`churnwh init --flat --consent` with a header-only consent file (nobody has objected yet)."""
+    consent = write_csv(tmp_path / "consent.csv", [], CONSENT_HEADER)
+    project = tmp_path / "shop"
+    result = churnwh(Path("."), "init", str(project), "--flat", "--consent", str(consent))
+    assert result.returncode == 0 and "(0 decisions)" in result.stdout, result.stderr
+    write_csv(project / "data" / "customers.csv", customer_rows(60))
+    return project
+
+
+def test_a_header_only_consent_file_loads_as_no_rows_only_with_allow_empty(consent_project):
+    project = consent_project
+    assert "allow_empty = true" in (project / "churnwh.toml").read_text()
+    loaded = churnwh(project, "load")
+    assert loaded.returncode == 0 and "2 sources loaded, 60 rows" in loaded.stdout, loaded.stderr
+    with private(project) as con:
+        assert con.execute("SELECT count(*) FROM raw.consent_events").fetchone()[0] == 0
+        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                 "WHERE table_schema = 'raw' AND table_name = 'consent_events'").fetchall())
+        assert types["event_ts"] == "TIMESTAMP" and types["customer_id"] == "VARCHAR"
+    set_source(project, "allow_empty = true", "")  # without it a header-only file is an error, as for any source
+    check_bad(project, "source consent_events", "has a header but no data rows", "allow_empty = true")
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    ("allow_empty = true", 'allow_empty = "yes"', "sources.consent_events.allow_empty"),
+    ('label = "churned"', 'label = "churned"\nallow_empty = true', "the labelled customer table"),
+])
+def test_allow_empty_is_checked_by_config(consent_project, old, new, expected):
+    set_source(consent_project, old, new)
+    result = churnwh(consent_project, "load")
+    message = result.stderr.strip()
+    assert result.returncode == 1 and expected in message and len(message.splitlines()) == 1, message
+
+
+def test_a_declared_consent_source_that_no_model_applies_stops_the_load(consent_project):
+    """Objectors would be profiled: the load refuses before anything is written."""
+    from churnwh.scaffold import CONSENT_FILTER
+
+    staging = consent_project / "sql" / "staging" / "customers.sql"
+    staging.write_text(staging.read_text().replace(CONSENT_FILTER, ""))
+    result = churnwh(consent_project, "load")
+    message = result.stderr.strip()
+    assert result.returncode == 1 and len(message.splitlines()) == 1, message
+    assert "sources.consent_events is declared but marts.training_set does not read it" in message
+    assert not (consent_project / "warehouse" / "private.duckdb").exists()

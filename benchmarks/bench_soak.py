@@ -1,0 +1,272 @@
+"""Soak: N consecutive `churnwh build`s of one demo project, with time advancing in between.
+
+Usage::
+
+    python benchmarks/bench_soak.py                                  # 5 builds, 2,000 customers
+    python benchmarks/bench_soak.py --builds 8 --customers 5000 --days 30 --json soak.json
+    python benchmarks/bench_soak.py --builds 2 --customers 300 --network tiny   # what the test runs
+
+Steps, in a new project folder (a temporary one unless ``--dir``): copy ``sql/`` and
+``churnwh.toml`` from the repository, set ``demo.customers``, and run ``churnwh build`` as a
+separate process, as a scheduler would. Between two builds the demo advances by ``--days`` the
+way the pilot does end to end: ``churnwh plan`` a campaign, ``churnwh demo-campaign`` plays its
+outcome into the raw data (churned members' subscriptions end inside the window), and ``vars.as_of``
+moves to the end of the window, so the next build scores a later date, with one more month of
+training rows, a new score snapshot and new campaign rows.
+
+After every build it records the build's wall time and stage times, the size of the private
+warehouse file, of the published file and of the models folder, the model versions, the number
+of files under ``warehouse/``, the rows held in the private warehouse, any leftover file (a
+temporary publish or rewrite copy, a WAL, a lock file, anything unexpected), and whether the
+published file passes ``churnwh.publish.verify`` (opened read-only, as a BI tool would).
+
+The verdict compares growth from the first to the last build with data growth (rows held):
+``size growth / data growth`` near 1 means the files grow with the data and nothing is left over;
+time is reported the same way (the first build also simulates the demo). The exit code is 1 when
+a build failed, a published file failed verification or a leftover file was found; growth
+figures never fail the run (wall-clock times on a shared machine are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TINY_NETWORK = """
+[network]
+epochs = 4
+batch_size = 256
+hidden = 32
+k = 2
+n_bins = 8
+d_embed = 4
+patience = 2
+"""
+EXPECTED = {"private.duckdb", "churn.duckdb", "demo_truth.parquet", "models"}
+"""What a finished build leaves at the top of warehouse/ (the default demo configuration)."""
+STAGE_LINE = re.compile(r"^\s*([a-z]+)\s+[│|]\s+([0-9.]+)\s+[│|]")
+
+
+def churnwh(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "churnwh", "--project", str(project), *args],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=3600)
+
+
+def make_project(project: Path, customers: int, network: str) -> None:
+    project.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "sql", project / "sql")
+    config = (ROOT / "churnwh.toml").read_text()
+    config, count = re.subn(r"(?m)^customers = \d+", f"customers = {customers}", config)
+    if count != 1:
+        raise SystemExit("churnwh.toml has no [demo] customers line to set")
+    (project / "churnwh.toml").write_text(config + (TINY_NETWORK if network == "tiny" else ""))
+
+
+def set_as_of(project: Path, as_of: str) -> None:
+    path = project / "churnwh.toml"
+    text = re.sub(r"(?m)^as_of = .*\n", "", path.read_text())
+    path.write_text(text.replace("[vars]\n", f"[vars]\nas_of = {as_of}\n", 1))
+
+
+def advance(project: Path, step: int, days: int) -> dict:
+    """Plan a campaign and play its outcome over ``days``; move as_of to the end of that window."""
+    campaign = f"soak-{step}"
+    planned = churnwh(project, "plan", "--campaign", campaign, "--budget", "1000000", "--cost", "high=40",
+                      "--cost", "medium=8", "--cost", "low=1", "--success-rate", "low=0.05")
+    if planned.returncode != 0:
+        raise SystemExit(f"churnwh plan failed: {planned.stderr.strip()}")
+    played = churnwh(project, "demo-campaign", campaign, "--days", str(days), "--seed", str(step))
+    if played.returncode != 0:
+        raise SystemExit(f"churnwh demo-campaign failed: {played.stderr.strip()}")
+    as_of = re.search(r"as_of = (\d{4}-\d\d-\d\d)", played.stdout).group(1)
+    members = int(re.search(r"simulated (\d+) members", played.stdout).group(1))
+    set_as_of(project, as_of)
+    return {"campaign": campaign, "members": members, "as_of": as_of}
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def leftovers(warehouse: Path) -> list[str]:
+    """Files a finished build should not leave: temporary copies, WALs, lock files, anything else."""
+    found = [p.name for p in warehouse.iterdir() if p.name not in EXPECTED]
+    found += [str(p.relative_to(warehouse)) for p in (warehouse / "models").rglob("*")
+              if p.name.startswith(".") or p.suffix in (".tmp", ".wal", ".new")]
+    return sorted(found)
+
+
+def verify_published(project: Path) -> tuple[bool, str]:
+    """churnwh.publish.verify on the published file, both files opened read-only."""
+    import duckdb
+
+    from churnwh import classification, publish, sources
+    from churnwh.config import load_config
+    from churnwh.project import load_project
+
+    config = load_config(project)
+    sources.register_classification(config)
+    if not config.warehouse.published.exists():
+        return False, "no published file"
+    con = duckdb.connect(str(config.warehouse.private), read_only=True)
+    try:
+        con.execute(f"ATTACH '{config.warehouse.published}' AS {publish.PUB} (READ_ONLY)")
+        quasi = classification.quasi_identifier_names(load_project(config.sql))
+        problems, _ = publish.verify(con, config.publish.k_anonymity, quasi)
+    finally:
+        con.close()
+    return not problems, "; ".join(problems[:3])
+
+
+def rows_held(private: Path) -> dict[str, int]:
+    """Rows per kind of table, model versions, the scored date and the file's free blocks."""
+    import duckdb
+
+    con = duckdb.connect(str(private), read_only=True)
+    try:
+        tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()
+        counts = {f"{s}.{t}": con.execute(f'SELECT count(*) FROM "{s}"."{t}"').fetchall()[0][0] for s, t in tables}
+        versions = con.execute("SELECT count(*) FROM ml.model_runs").fetchall()[0][0] \
+            if "ml.model_runs" in counts else 0
+        as_of = con.execute("SELECT max(as_of) FROM ml.churn_scores").fetchall()[0][0] \
+            if "ml.churn_scores" in counts else None
+        block_size, free_blocks = con.execute("SELECT block_size, free_blocks FROM pragma_database_size()").fetchall()[0]
+    finally:
+        con.close()
+    return {"total": sum(counts.values()), "raw": sum(v for k, v in counts.items() if k.startswith("raw.")),
+            "training_set": counts.get("marts.training_set", 0), "score_history": counts.get("ml.score_history", 0),
+            "model_versions": versions, "as_of": str(as_of), "free_bytes": int(block_size) * int(free_blocks)}
+
+
+def measure(project: Path, number: int, seconds: float, result: subprocess.CompletedProcess) -> dict:
+    warehouse = project / "warehouse"
+    stages = {m.group(1): float(m.group(2)) for m in map(STAGE_LINE.match, result.stdout.splitlines()) if m}
+    ok, problems = verify_published(project) if result.returncode == 0 else (False, "build failed")
+    rows = rows_held(warehouse / "private.duckdb") if result.returncode == 0 else {}
+    return {
+        "build": number, "returncode": result.returncode, "wall_s": round(seconds, 2), "stages_s": stages,
+        "private_bytes": (warehouse / "private.duckdb").stat().st_size if (warehouse / "private.duckdb").exists() else 0,
+        "published_bytes": (warehouse / "churn.duckdb").stat().st_size if (warehouse / "churn.duckdb").exists() else 0,
+        "models_bytes": folder_bytes(warehouse / "models"),
+        "warehouse_files": sum(1 for p in warehouse.rglob("*") if p.is_file()),
+        "rows": rows, "leftovers": leftovers(warehouse), "verified": ok, "verify_problems": problems,
+        "error": result.stderr.strip().splitlines()[-1] if result.returncode else "",
+    }
+
+
+def verdict(builds: list[dict]) -> dict:
+    """Growth from the first to the last successful build, and what failed."""
+    done = [b for b in builds if b["returncode"] == 0] or builds[:1]
+    first, last = done[0], done[-1]
+    data = last["rows"].get("total", 0) / max(first["rows"].get("total", 0), 1)
+
+    def growth(key: str) -> float:
+        return last[key] / first[key] if first[key] else float("nan")
+
+    out = {"builds": len(builds), "compared": [first["build"], last["build"]], "data_growth": round(data, 3)}
+    for key in ("private_bytes", "published_bytes", "models_bytes", "wall_s"):
+        out[f"{key}_growth"] = round(growth(key), 3)
+        out[f"{key}_growth_per_data_growth"] = round(growth(key) / data, 3) if data else None
+    if len(done) > 2:  # the first build also simulates the demo and fills an empty file: also from the second
+        second = done[1]
+        data_second = last["rows"].get("total", 0) / max(second["rows"].get("total", 0), 1)
+        out["data_growth_from_second"] = round(data_second, 3)
+        for key in ("private_bytes", "published_bytes", "models_bytes", "wall_s"):
+            from_second = last[key] / second[key] if second[key] else float("nan")
+            out[f"{key}_growth_from_second_per_data_growth"] = round(from_second / data_second, 3)
+    out["failed_builds"] = [b["build"] for b in builds if b["returncode"] != 0]
+    out["unverified"] = [b["build"] for b in builds if not b["verified"]]
+    out["leftovers"] = sorted({name for b in builds for name in b["leftovers"]})
+    out["ok"] = not (out["failed_builds"] or out["unverified"] or out["leftovers"])
+    return out
+
+
+def mib(value: int) -> str:
+    return f"{value / 2**20:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--builds", type=int, default=5, help="consecutive builds (at least 2)")
+    parser.add_argument("--customers", type=int, default=2000, help="demo customers")
+    parser.add_argument("--days", type=int, default=30, help="days the demo advances between builds")
+    parser.add_argument("--network", choices=("default", "tiny"), default="default",
+                        help="the project's network settings, or a tiny network (tests)")
+    parser.add_argument("--dir", type=Path, help="project folder to create (default: a temporary one, removed)")
+    parser.add_argument("--json", type=Path, help="also write every figure and the verdict as JSON here")
+    args = parser.parse_args(argv)
+    if args.builds < 2 or args.customers < 1 or args.days < 1:
+        parser.error("--builds must be at least 2, --customers and --days at least 1")
+    temporary = None if args.dir else tempfile.TemporaryDirectory(prefix="churnwh-soak-")
+    project = args.dir or Path(temporary.name) / "project"
+    try:
+        make_project(project, args.customers, args.network)
+        builds, steps = [], []
+        for number in range(1, args.builds + 1):
+            if number > 1:
+                steps.append(advance(project, number, args.days))
+            started = time.perf_counter()
+            result = churnwh(project, "build")
+            builds.append(measure(project, number, time.perf_counter() - started, result))
+            if result.returncode != 0:
+                break
+        summary = verdict(builds)
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+
+    print(f"soak: {len(builds)} builds of a {args.customers:,}-customer demo, {args.days} days between builds "
+          f"(network: {args.network})")
+    header = (f"{'build':>5} {'as_of':>10} {'wall s':>7} {'train s':>7} {'explain s':>9} {'private MiB':>11} "
+              f"{'(free)':>7} {'published MiB':>13} {'models MiB':>10} {'versions':>8} {'files':>5} "
+              f"{'rows held':>10} {'verified':>8}  leftovers")
+    print(header)
+    for build in builds:
+        print(f"{build['build']:>5} {build['rows'].get('as_of', '-'):>10} {build['wall_s']:>7.1f} "
+              f"{build['stages_s'].get('train', 0):>7.1f} "
+              f"{build['stages_s'].get('explain', 0):>9.1f} {mib(build['private_bytes']):>11} "
+              f"{mib(build['rows'].get('free_bytes', 0)):>7} "
+              f"{mib(build['published_bytes']):>13} {mib(build['models_bytes']):>10} "
+              f"{build['rows'].get('model_versions', 0):>8} {build['warehouse_files']:>5} "
+              f"{build['rows'].get('total', 0):>10,} {'yes' if build['verified'] else 'NO':>8}  "
+              f"{', '.join(build['leftovers']) or '-'}" + (f"  FAILED: {build['error']}" if build["returncode"] else ""))
+    first, last = summary["compared"]
+    print(f"data growth (rows held), build {first} -> {last}: x{summary['data_growth']}"
+          + (f"; from build 2: x{summary['data_growth_from_second']}" if "data_growth_from_second" in summary else ""))
+    for key, label in (("private_bytes", "private file"), ("published_bytes", "published file"),
+                       ("models_bytes", "models folder"), ("wall_s", "build time")):
+        print(f"{label + ' growth':>22}: x{summary[key + '_growth']}, per data growth "
+              f"x{summary[key + '_growth_per_data_growth']}"
+              + (f"; from build 2 (the first simulates the demo into an empty file), per data growth "
+                 f"x{summary[key + '_growth_from_second_per_data_growth']}"
+                 if key + "_growth_from_second_per_data_growth" in summary else ""))
+    problems = []
+    if summary["failed_builds"]:
+        problems.append(f"builds {summary['failed_builds']} failed")
+    if summary["unverified"]:
+        problems.append(f"published file of builds {summary['unverified']} failed verification")
+    if summary["leftovers"]:
+        problems.append(f"leftover files: {', '.join(summary['leftovers'])}")
+    print("verdict: " + ("ok: every build succeeded and published a verified file, no leftover files"
+                         if summary["ok"] else "FAILED: " + "; ".join(problems)))
+    if args.json:
+        args.json.write_text(json.dumps({"settings": vars(args) | {"dir": str(args.dir) if args.dir else None,
+                                                                  "json": str(args.json)},
+                                         "steps": steps, "builds": builds, "verdict": summary}, indent=1))
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
