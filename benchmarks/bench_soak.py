@@ -43,16 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TINY_NETWORK = """
-[network]
-epochs = 4
-batch_size = 256
-hidden = 32
-k = 2
-n_bins = 8
-d_embed = 4
-patience = 2
-"""
+from tests.helpers import TINY_NETWORK  # noqa: E402 - the suite's tiny network, for --network tiny
+
 EXPECTED = {"private.duckdb", "churn.duckdb", "demo_truth.parquet", "models"}
 """What a finished build leaves at the top of warehouse/ (the default demo configuration)."""
 STAGE_LINE = re.compile(r"^\s*([a-z]+)\s+[│|]\s+([0-9.]+)\s+[│|]")
