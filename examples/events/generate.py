@@ -64,6 +64,8 @@ def main() -> None:
     for name, table in data.tables.items():
         pacsv.write_csv(table, HERE / "data" / f"{name}.csv")
         text += f"\n[sources.{name}]\npath = \"data/{name}.csv\"\n"
+        if name == "consent_events":
+            text += "allow_empty = true  # a consent file with no decisions yet: nobody has objected\n"
         text += f"\n[sources.{name}.columns]\n"
         for field in table.schema:
             kind = TYPES.get(str(field.type), "TIMESTAMP" if str(field.type).startswith("timestamp") else "VARCHAR")
