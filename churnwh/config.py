@@ -47,6 +47,8 @@ class TrainingConfig:
     date_column: str
     seed: int
     promote_tolerance: float = 0.005
+    keep_versions: int = 10
+    """Model artifacts kept under warehouse/models: the current one and the newest N (0 = all)."""
     network: dict[str, Any] = field(default_factory=dict)
     """Overrides of churnwh.train.TrainConfig (epochs, hidden, k, ...)."""
 
@@ -261,7 +263,8 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         raise ConfigError(f"{origin}: demo.end = {demo_config.end} is not after demo.start = {demo_config.start}")
 
     tr = reader.section(
-        "training", {"model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance"}
+        "training",
+        {"model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance", "keep_versions"},
     )
     training = TrainingConfig(
         model=reader.string(tr, "training.model", "marts.training_set"),
@@ -273,6 +276,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         reader.string(tr, "training.date_column", "observation_date"),
         seed=reader.integer(tr, "training.seed", 0, minimum=0),
         promote_tolerance=reader.number(tr, "training.promote_tolerance", 0.005, minimum=0.0, maximum=1.0),
+        keep_versions=reader.integer(tr, "training.keep_versions", 10, minimum=0),
         network=network_overrides(reader.section("network", None), origin),
     )
     for key, name in (("training.model", training.model), ("training.scoring_model", training.scoring_model)):

@@ -178,7 +178,10 @@ def rollback(con: duckdb.DuckDBPyConnection, models_root: Path, version: str) ->
         known = ", ".join(runs(con)["version"].to_list()) or "none yet"
         raise ChurnwhError(f"no model version {version!r}: known versions are {known} (`churnwh models`)")
     if not (model_dir(models_root, version) / "model.json").is_file():
-        raise ChurnwhError(f"model {version} has no artifact under {models_root}: it cannot be restored")
+        raise ChurnwhError(
+            f"model {version} has no artifact under {models_root} (training.keep_versions prunes old ones): "
+            "it cannot be restored; retrain with `churnwh train --force`"
+        )
     con.execute("BEGIN TRANSACTION")
     con.execute(f"UPDATE {RUNS} SET status = 'retired' WHERE status = 'current'")
     con.execute(
@@ -188,8 +191,25 @@ def rollback(con: duckdb.DuckDBPyConnection, models_root: Path, version: str) ->
     con.execute("COMMIT")
 
 
-def discard_artifact(models_root: Path, version: str) -> None:
-    shutil.rmtree(model_dir(models_root, version), ignore_errors=True)
+def prune_artifacts(con: duckdb.DuckDBPyConnection, models_root: Path, keep: int) -> list[str]:
+    """Remove the artifacts of versions older than the newest ``keep`` (never the current one).
+
+    Their rows, metrics and calibration stay in the registry. Each folder is first renamed to a
+    staging name, so a kill mid-removal leaves a leftover the next build clears, never a half model.
+    """
+    if keep <= 0:
+        return []
+    rows = con.execute(f"SELECT version, status FROM {RUNS} ORDER BY version DESC").fetchall()
+    pruned = []
+    for version, status in rows[keep:]:
+        folder = model_dir(models_root, version)
+        if status == "current" or not folder.is_dir():
+            continue
+        doomed = models_root / f".{version}{PARTIAL_SUFFIX}"
+        os.rename(folder, doomed)
+        shutil.rmtree(doomed)
+        pruned.append(version)
+    return pruned
 
 
 PARTIAL_SUFFIX = ".partial"

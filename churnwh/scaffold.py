@@ -82,6 +82,7 @@ COMMON = """
 # date_column = "observation_date"       # absent or all NULL in the training set: stratified random split
 # seed = 0
 # promote_tolerance = 0.005              # keep the current model if it beats a new one by more
+# keep_versions = 10                    # model artifacts kept: the current one and the newest 10 (0 = all)
 
 [network]
 # epochs = 60                            # any churnwh.train.TrainConfig field, e.g. hidden, k, batch_size

@@ -146,6 +146,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         also=clear_mark,
     )
     faults.point("train.after_record")
+    registry.prune_artifacts(con, config.warehouse.models, config.training.keep_versions)
     if not promote:
         current_model = registry.load(config.warehouse.models, current.version)
         return TrainOutcome(current.version, False, False, decision, current_model, results)

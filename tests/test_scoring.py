@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 
+import duckdb
 import pytest
 
+from churnwh import registry
 from tests.helpers import churnwh, make_project, private
 
 KEY = {"CHURNWH_KEY": "5a" * 32}
@@ -82,6 +84,38 @@ def test_force_train_rollback_and_models(built_project, tmp_path):
     assert status == {"v0001": "current", "v0002": "retired"} and versions == {"v0001"}
     unknown = churnwh(project, "rollback", "v0099")
     assert unknown.returncode == 1 and "known versions are v0001, v0002" in unknown.stderr
+
+
+def test_keep_versions_prunes_old_artifacts(built_project, tmp_path):
+    project = copy_of(built_project, tmp_path)
+    config = project / "churnwh.toml"
+    config.write_text(config.read_text().replace("[training]\n", "[training]\nkeep_versions = 1\n", 1))
+    for _ in range(2):
+        forced = churnwh(project, "train", "--force")
+        assert forced.returncode == 0, forced.stderr
+    assert sorted(path.name for path in (project / "warehouse" / "models").iterdir()) == ["v0003"]
+    with private(project) as con:
+        assert con.execute("SELECT count(*) FROM ml.model_runs").fetchall()[0][0] == 3  # history stays
+    pruned = churnwh(project, "rollback", "v0001")
+    assert pruned.returncode == 1 and "keep_versions" in pruned.stderr
+
+
+def test_pruning_never_removes_the_current_model(tmp_path):
+    models = tmp_path / "models"
+    statuses = {"v0001": "current", "v0002": "retired", "v0003": "rejected", "v0004": "rejected"}
+    for version in statuses:
+        (models / version).mkdir(parents=True)
+        (models / version / "model.json").write_text("{}")
+    with duckdb.connect(str(tmp_path / "private.duckdb")) as con:
+        registry.ensure_tables(con)
+        for version, status in statuses.items():
+            con.execute(
+                f"INSERT INTO {registry.RUNS} (version, run_id, trained_at, data_fingerprint, features, status, "
+                "decision) VALUES (?, 'r', now(), 'f', 1, ?, 'd')", [version, status])
+        assert registry.prune_artifacts(con, models, keep=2) == ["v0002"]
+        assert registry.prune_artifacts(con, models, keep=0) == []
+    assert sorted(path.name for path in models.iterdir()) == ["v0001", "v0003", "v0004"]
+
 
 
 def test_evaluate_prints_metrics_with_baselines(built_project):
