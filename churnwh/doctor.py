@@ -201,18 +201,19 @@ def _open_private(config: Config, lock_state: lock.LockState, findings: list[Fin
 
 
 def _meta(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """``warehouse.get_meta``, or None for a file that has no bookkeeping schema yet."""
+    from churnwh import warehouse
+
     try:
-        row = con.execute("SELECT value FROM _churnwh.meta WHERE name = ?", [name]).fetchone()
+        return warehouse.get_meta(con, name)
     except duckdb.Error:
         return None
-    return row[0] if row else None
 
 
 def _check_pending(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> None:
     from churnwh import erasure
 
-    mark = getattr(erasure, "REWRITE_PENDING", None)
-    if mark and _meta(con, mark) is not None:
+    if _meta(con, erasure.REWRITE_PENDING) is not None:
         findings.append(Finding(
             "private", PROBLEM, "an erasure or key rotation was interrupted before the private file was rewritten "
             "(erased or old values may still be in its bytes)", "run `churnwh build`: it finishes the rewrite "
@@ -283,10 +284,11 @@ def _check_models(con: duckdb.DuckDBPyConnection, config: Config, findings: list
     from churnwh.project import load_project
 
     try:
-        states = dict(con.execute("SELECT model, fingerprint FROM _churnwh.model_state").fetchall())
-        kinds = dict(con.execute("SELECT model, kind FROM _churnwh.model_state").fetchall())
+        recorded = con.execute("SELECT model, fingerprint, kind FROM _churnwh.model_state").fetchall()
     except duckdb.Error:
-        states, kinds = {}, {}
+        recorded = []
+    states = {model: fingerprint for model, fingerprint, _ in recorded}
+    kinds = {model: kind for model, _, kind in recorded}
     relations = warehouse.relations(con)
     try:
         project = load_project(config.sql, known_sources={r for r in relations if r.startswith("raw.")})
@@ -334,17 +336,10 @@ def _changed_models(con, project, config: Config, states: dict[str, str], relati
 
     try:
         warehouse.set_variables(con, config.variables)
-        sources = {source: warehouse.content_fingerprint(con, source)
-                   for source in sorted(project.sources()) if source in relations}
+        prints = run_models.current_fingerprints(con, project, config.variables, relations)
     except duckdb.Error:
         return []
-    prints: dict[str, str] = {}
-    changed = []
-    for name in project.order:
-        prints[name] = run_models.fingerprint(project.models[name], config.variables, prints, sources, project)
-        if name in states and states[name] != prints[name]:
-            changed.append(name)
-    return changed
+    return [name for name in project.order if name in states and states[name] != prints[name]]
 
 
 # --- lock and leftovers ----------------------------------------------------------------------------

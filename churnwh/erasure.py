@@ -191,10 +191,10 @@ def rewrite_file(path: Path, limits: dict | None = None) -> None:
         for leftover in (temp, Path(str(temp) + ".wal")):
             leftover.unlink(missing_ok=True)
         raise ChurnwhError(f"rewriting {path.name} left a write-ahead log: nothing was renamed; run the command again")
-    publish._fsync(temp)
+    warehouse.fsync(temp)
     faults.point("rewrite.before_rename")
     os.replace(temp, path)
-    publish._fsync(path.parent)
+    warehouse.fsync(path.parent)
     faults.point("rewrite.after_rename")
 
 

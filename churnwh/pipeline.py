@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -173,7 +172,7 @@ def build(
                 try:
                     detail = stage(ctx)
                 except (OSError, duckdb.IOException) as err:
-                    if "No space left on device" not in str(err) and getattr(err, "errno", None) != errno.ENOSPC:
+                    if not warehouse.disk_full(err):
                         raise
                     raise ChurnwhError(
                         f"stage {name} failed: no space left on device: free some space (or set warehouse."

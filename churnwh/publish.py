@@ -21,7 +21,6 @@ removed and the old published file stays):
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import time
@@ -340,14 +339,14 @@ def publish(
         con.execute(f"CHECKPOINT {PUB}")
         con.execute(f"DETACH {PUB}")
         attached = False
-        _fsync(temp)
+        warehouse.fsync(temp)
         # A WAL beside the target belongs to the old file (a reader that opened it read-write):
         # replayed onto the new one it would corrupt it.
         Path(str(target) + ".wal").unlink(missing_ok=True)
         faults.point("publish.before_rename")
         os.replace(temp, target)
         with contextlib.suppress(OSError):  # the new file is in place; this only hastens its durability
-            _fsync(target.parent)
+            warehouse.fsync(target.parent)
         audit.insert(con, entry)
         faults.point("publish.after_rename")
         return PublishResult(target, tables, checks, time.perf_counter() - started, entry)
@@ -365,7 +364,7 @@ def publish(
 
 def write_failure(err: BaseException, target: Path) -> str:
     """One line for a failed write of the published copy (a full disk, a read-only folder)."""
-    full = (isinstance(err, OSError) and err.errno == errno.ENOSPC) or "No space left on device" in str(err)
+    full = warehouse.disk_full(err)
     cause = "no space left on device" if full else (
         err.strerror if isinstance(err, OSError) and err.strerror else warehouse.first_line(err))
     return (
@@ -397,12 +396,3 @@ def temp_files_like(path: Path, suffix: str) -> list[Path]:
         return []
     pattern = re.compile(re.escape(f".{path.name}.") + "[0-9a-f]{12}" + re.escape(suffix) + r"(\.wal)?")
     return sorted(path.parent / name for name in os.listdir(path.parent) if pattern.fullmatch(name))
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file, or a folder's entries after a rename, to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from churnwh.errors import ChurnwhError
-from churnwh.warehouse import sql_literal
+from churnwh.warehouse import fsync, sql_literal
 
 SCHEMA = "ml"
 RUNS = f"{SCHEMA}.model_runs"
@@ -230,11 +230,11 @@ def install_artifact(models_root: Path, version: str, staging: Path) -> Path:
     it is what a killed build left, and is replaced.
     """
     for name in os.listdir(staging):
-        _fsync(staging / name)
+        fsync(staging / name)
     target = model_dir(models_root, version)
     shutil.rmtree(target, ignore_errors=True)
     os.rename(staging, target)
-    _fsync(models_root)
+    fsync(models_root)
     return target
 
 
@@ -243,14 +243,6 @@ def stale_staging_dirs(models_root: Path) -> list[Path]:
     if not models_root.is_dir():
         return []
     return [path for path in models_root.glob(f".v*{PARTIAL_SUFFIX}") if path.is_dir()]
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fingerprint_payload(**parts: object) -> str:

@@ -58,10 +58,10 @@ def rotate_key(config: Config, *, on_stage=lambda name: None) -> tuple[str, str]
             new_path.unlink(missing_ok=True)
             raise
         new_version = keys.key_id(keys.load_key(new_config.key))
-        publish._fsync(new_path)
+        warehouse.fsync(new_path)
         faults.point("rotate.before_key_rename")
         os.replace(new_path, config.key.file)
-        publish._fsync(config.key.file.parent)
+        warehouse.fsync(config.key.file.parent)
         faults.point("rotate.after_key_rename")
         run_id = audit.new_id()
         with warehouse.open_private(config) as con:

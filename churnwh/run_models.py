@@ -46,14 +46,10 @@ def run_models(
     chosen = set(selected) if selected is not None else set(project.order)
     existing = warehouse.relations(con)
     stored = dict(con.execute(f"SELECT model, fingerprint FROM {warehouse.META_SCHEMA}.model_state").fetchall())
-    source_prints = {
-        source: warehouse.content_fingerprint(con, source) for source in sorted(project.sources()) if source in existing
-    }
-    fingerprints: dict[str, str] = {}
+    fingerprints = current_fingerprints(con, project, variables, existing)
     results = []
     for name in project.order:
         model = project.models[name]
-        fingerprints[name] = fingerprint(model, variables, fingerprints, source_prints, project)
         if name not in chosen:
             continue
         if not full_refresh and stored.get(name) == fingerprints[name] and name in existing:
@@ -64,6 +60,19 @@ def run_models(
         if on_model:
             on_model(result)
     return results
+
+
+def current_fingerprints(
+    con: duckdb.DuckDBPyConnection, project: Project, variables: dict[str, Any], existing: dict[str, str]
+) -> dict[str, str]:
+    """Every model's fingerprint for the SQL, variables and source contents as they are now."""
+    source_prints = {
+        source: warehouse.content_fingerprint(con, source) for source in sorted(project.sources()) if source in existing
+    }
+    fingerprints: dict[str, str] = {}
+    for name in project.order:
+        fingerprints[name] = fingerprint(project.models[name], variables, fingerprints, source_prints, project)
+    return fingerprints
 
 
 def fingerprint(

@@ -150,8 +150,7 @@ churned = { type = "VARCHAR", class = "plain" }
 @@CONSENT@@
 [vars]
 as_of = "2026-01-01"                     # the scoring date written with each score
-""" + COMMON.replace('# value_column = "monthly_price"', 'value_column = "monthly_fee"  ', 1).replace(
-    "\n[scoring]\n", "\n[scoring]\n", 1)
+""" + COMMON.replace('# value_column = "monthly_price"', 'value_column = "monthly_fee"  ', 1)
 
 EVENTS_CONFIG = """# churnwh project: customers, subscriptions, purchases and consent as event tables (the canonical
 # raw schema of the demo). Paths are relative to this file's folder.

@@ -40,7 +40,7 @@ from churnwh.project import Project
 from churnwh.run_models import (
     ModelResult,
     check_declared_columns,
-    fingerprint,
+    current_fingerprints,
     run_audits,
     run_checks,
     write_comments,
@@ -307,16 +307,12 @@ def load_into_duckdb(
     """Every Spark-built table replaces its DuckDB table, checked and audited, in one transaction."""
     warehouse.set_variables(con, variables)
     existing = warehouse.relations(con)
-    source_prints = {
-        source: warehouse.content_fingerprint(con, source) for source in sorted(project.sources()) if source in existing
-    }
-    fingerprints: dict[str, str] = {}
+    fingerprints = current_fingerprints(con, project, variables, existing)
     results = []
     con.execute("BEGIN TRANSACTION")
     try:
         for name in project.order:
             model = project.models[name]
-            fingerprints[name] = fingerprint(model, variables, fingerprints, source_prints, project)
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
             if existing.get(name) == "view":
                 con.execute(f"DROP VIEW {name}")

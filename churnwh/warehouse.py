@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +80,20 @@ def limits(warehouse_config) -> dict[str, Any]:
 def open_private(config, *, read_only: bool = False):
     """``connect`` to the project's private warehouse with its configured limits."""
     return connect(config.warehouse.private, read_only=read_only, **limits(config.warehouse))
+
+
+def fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries after a rename, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether a failed write ran out of space (an OSError, or DuckDB's message for the same)."""
+    return (isinstance(err, OSError) and err.errno == errno.ENOSPC) or "No space left on device" in str(err)
 
 
 def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
