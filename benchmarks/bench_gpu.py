@@ -114,7 +114,8 @@ def main() -> None:
     shape = network.NetworkShape(
         n_numeric=encoded.numeric.shape[1], n_bins=config.n_bins,
         cardinalities=preprocessor.cardinalities, d_embed=config.d_embed, hidden=config.hidden,
-        depth=config.depth, k=config.k, dropout=config.dropout, shared_layers=config.shared_layers,
+        depth=config.depth, k=config.k, dropout=config.dropout,
+        shared_layers=config.shared_layers_for(encoded.rows),
         ple_direct=config.ple_direct)
     data_np = (encoded.numeric, encoded.categorical, labels, preprocessor.bin_edges, preprocessor.bin_mask)
     valid_np = train._chunked_validation(valid_encoded, valid_labels)

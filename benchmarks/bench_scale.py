@@ -4,8 +4,9 @@
     # process, so each peak RSS is its own), over N rows made from a built project's scoring set
     python benchmarks/bench_scale.py scoring --project PATH --rows 10000000
 
-    # the SQL models through `churnwh` vs the same SQL files run directly in DuckDB
-    python benchmarks/bench_scale.py overhead --customers 100000
+    # the SQL models through `churnwh` vs the same SQL files run directly in DuckDB (each run in its
+    # own process from a copy of the same file); two rounds, the second in the other order
+    python benchmarks/bench_scale.py overhead --customers 100000 --rounds 2
 
 The scoring rows are the project's ``marts.scoring_set`` rows repeated with new pseudonyms (the
 model's input distribution, N distinct customers). The model is the project's current model.
@@ -150,52 +151,117 @@ def scoring(args) -> None:
 
 
 # --- orchestration overhead ---------------------------------------------------------------------
+#
+# Fair in both directions: both runs start from a copy of the same file (raw tables loaded and
+# pseudonymized, no model yet), each in a fresh process with the project's DuckDB settings
+# (memory_limit, threads, temp_directory), the direct run also creating every model as a table in
+# churnwh's order and closing the file (its final checkpoint) inside its timing, as churnwh does.
 
 
-def overhead(args) -> None:
+def overhead_child(role: str, project: pathlib.Path, base: pathlib.Path) -> dict:
     import duckdb
 
     from churnwh import pipeline, warehouse
     from churnwh.config import load_config
     from churnwh.project import load_project
+
+    config = load_config(project)
+    if role == "simulate":
+        started = time.perf_counter()
+        pipeline.build(config, only=("load", "pseudonymize"))
+        return {"seconds": time.perf_counter() - started}
+    if role == "churnwh":
+        shutil.copy(base, config.warehouse.private)
+        models: dict[str, dict] = {}
+
+        def record(result) -> None:
+            models[result.name] = {"seconds": result.seconds, "sql": result.sql_seconds,
+                                   "checks": result.check_seconds}
+
+        started = time.perf_counter()
+        pipeline.build(config, pipeline.BuildOptions(full_refresh=True), only=("models",), on_model=record)
+        total = time.perf_counter() - started
+    elif role == "direct":
+        target = base.parent / "direct.duckdb"
+        shutil.copy(base, target)
+        project_models = load_project(config.sql)
+        models = {}
+        started = time.perf_counter()
+        con = duckdb.connect(str(target), config={name: str(value) for name, value in
+                                                  warehouse.limits(config.warehouse).items() if value is not None})
+        warehouse.set_variables(con, config.variables)
+        for name in project_models.order:
+            model = project_models.models[name]
+            kind = "VIEW" if model.materialized == "view" else "TABLE"
+            t0 = time.perf_counter()
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
+            con.execute(f"CREATE OR REPLACE {kind} {name} AS\n{model.text}")
+            seconds = time.perf_counter() - t0
+            models[name] = {"seconds": seconds, "sql": seconds, "checks": 0.0}
+        con.close()
+        total = time.perf_counter() - started
+        target.unlink()
+    else:
+        raise SystemExit(f"unknown role {role}")
+    return {"role": role, "total": total, "models": models, "peak_rss_gib": peak_rss_gib()}
+
+
+def overhead(args) -> None:
+    from churnwh.config import load_config
+    from churnwh.project import load_project
     from tests.helpers import make_project
+
+    def child(role: str) -> dict:
+        output = subprocess.run([sys.executable, __file__, "_overhead", role, str(project), str(base)],
+                                capture_output=True, text=True, check=False)
+        if output.returncode != 0:
+            raise SystemExit(f"{role} run failed:\n{output.stderr[-3000:]}")
+        return json.loads(output.stdout.strip().splitlines()[-1])
 
     folder = pathlib.Path(tempfile.mkdtemp(prefix="churnwh-overhead-"))
     try:
         project = make_project(folder / "project", customers=args.customers)
         config = load_config(project)
-        started = time.perf_counter()
-        pipeline.build(config, only=("load", "pseudonymize"))
-        print(f"simulated and pseudonymized {args.customers:,} customers in {time.perf_counter() - started:.1f} s",
+        base = folder / "base.duckdb"
+        print(f"simulated and pseudonymized {args.customers:,} customers in {child('simulate')['seconds']:.1f} s",
               flush=True)
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-        report = pipeline.build(config, pipeline.BuildOptions(full_refresh=True), only=("models",),
-                                on_model=lambda r: timings.__setitem__(r.name, r.seconds))
-        churnwh_total = time.perf_counter() - started
-        # the same SQL files, straight into a copy of the file, no churnwh in between
-        direct_file = folder / "direct.duckdb"
-        shutil.copy(config.warehouse.private, direct_file)
-        con = duckdb.connect(str(direct_file))
-        if config.warehouse.memory_limit:
-            con.execute(f"SET memory_limit = '{config.warehouse.memory_limit}'")
-        warehouse.set_variables(con, config.variables)
-        models = load_project(config.sql)
-        direct: dict[str, float] = {}
-        started = time.perf_counter()
-        for name in models.order:
-            model = models.models[name]
-            t0 = time.perf_counter()
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS\n{model.text}")
-            direct[name] = time.perf_counter() - t0
-        direct_total = time.perf_counter() - started
-        con.close()
-        print(f"{'model':<36} {'churnwh s':>10} {'direct s':>10}")
-        for name in models.order:
-            print(f"{name:<36} {timings.get(name, float('nan')):>10.2f} {direct[name]:>10.2f}")
-        print(f"models stage through churnwh: {churnwh_total:.1f} s (stage {report.stages[0].seconds:.1f} s); "
-              f"same SQL directly: {direct_total:.1f} s; overhead {100 * (churnwh_total / direct_total - 1):.1f} %")
-        print(f"peak RSS {peak_rss_gib():.2f} GiB")
+        shutil.copy(config.warehouse.private, base)
+        runs: dict[str, list[dict]] = {"churnwh": [], "direct": []}
+        for round_number in range(args.rounds):
+            for role in ("churnwh", "direct") if round_number % 2 == 0 else ("direct", "churnwh"):
+                runs[role].append(child(role))
+                print(f"round {round_number + 1}: {role} {runs[role][-1]['total']:.1f} s", flush=True)
+        order = load_project(config.sql).order
+
+        def summed(role: str, name: str, key: str) -> float:
+            return sum(run["models"][name][key] for run in runs[role])
+
+        print(f"{'model':<32} {'churnwh s':>10} {'its SQL s':>10} {'checks s':>9} {'direct s':>9} {'SQL/direct':>10}")
+        print("(its SQL: the CREATE statement and the COMMIT, as the direct run does them)")
+        for name in order:
+            direct = summed("direct", name, "seconds")
+            print(f"{name:<32} {summed('churnwh', name, 'seconds'):>10.2f} {summed('churnwh', name, 'sql'):>10.2f} "
+                  f"{summed('churnwh', name, 'checks'):>9.2f} {direct:>9.2f} "
+                  f"{summed('churnwh', name, 'sql') / direct:>10.2f}")
+        churnwh_total = sum(run["total"] for run in runs["churnwh"])
+        direct_total = sum(run["total"] for run in runs["direct"])
+        sql = sum(summed("churnwh", name, "sql") for name in order)
+        direct_sql = sum(summed("direct", name, "sql") for name in order)
+        checks = sum(summed("churnwh", name, "checks") for name in order)
+        rest, direct_rest = churnwh_total - sql - checks, direct_total - direct_sql
+
+        def share(seconds: float) -> str:
+            return f"{100 * seconds / direct_total:+.1f} % of the direct total"
+
+        print(f"rounds: {args.rounds} (times summed over rounds)")
+        print(f"models stage through churnwh: {churnwh_total:.1f} s; same SQL directly: {direct_total:.1f} s; "
+              f"overhead {100 * (churnwh_total / direct_total - 1):.1f} %, made of:")
+        print(f"  the models' SQL (CREATE + COMMIT): {sql:.1f} s vs {direct_sql:.1f} s ({share(sql - direct_sql)})")
+        print(f"  header checks and audits (the direct run has none): {checks:.1f} s ({share(checks)})")
+        print(f"  the rest (parse, fingerprints, columns, comments, state; open/close in both): {rest:.1f} s vs "
+              f"{direct_rest:.1f} s ({share(rest - direct_rest)})")
+        print(f"peak RSS: churnwh {max(r['peak_rss_gib'] for r in runs['churnwh']):.2f} GiB, "
+              f"direct {max(r['peak_rss_gib'] for r in runs['direct']):.2f} GiB")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -203,6 +269,9 @@ def overhead(args) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_mode":
         print(json.dumps(run_mode(sys.argv[2], pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4]))))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_overhead":
+        print(json.dumps(overhead_child(sys.argv[2], pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4]))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +281,8 @@ def main() -> None:
     score_parser.add_argument("--modes", default="scorer,duckdb,spark")
     over_parser = commands.add_parser("overhead")
     over_parser.add_argument("--customers", type=int, default=100_000)
+    over_parser.add_argument("--rounds", type=int, default=1,
+                             help="churnwh then direct, then direct then churnwh, ...; times are summed")
     args = parser.parse_args()
     scoring(args) if args.command == "scoring" else overhead(args)
 

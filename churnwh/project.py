@@ -7,6 +7,7 @@ sqlglot (CTE names skipped), never declared by hand.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tomllib
@@ -209,10 +210,16 @@ def parse_header(text: str, path: Path) -> dict[str, Any]:
         raise ModelError(f"{path}:{line}: header is not valid TOML ({reason}): fix the header comment") from None
 
 
+@functools.lru_cache(maxsize=256)
+def parse_sql(text: str) -> tuple[exp.Expression, ...]:
+    """A model's statements, parsed once per text (shared: do not modify the trees)."""
+    return tuple(statement for statement in sqlglot.parse(text, read=DIALECT) if statement is not None)
+
+
 def parse_references(text: str, path: Path) -> dict[str, int]:
     """Tables a model reads, as ``schema.table`` -> line; CTE references are skipped."""
     try:
-        statements = [s for s in sqlglot.parse(text, read=DIALECT) if s is not None]
+        statements = list(parse_sql(text))
     except sqlglot.errors.ParseError as err:
         detail = err.errors[0] if err.errors else {}
         where = f"{path}:{detail.get('line', '?')}:{detail.get('col', '?')}"

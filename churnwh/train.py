@@ -39,6 +39,7 @@ SMALLEST_PREDICT_BUCKET = 256
 VALIDATION_CHUNK_ROWS = 2048
 AUTO_BATCH_MIN = 256
 AUTO_BATCH_MAX = 4096
+SHARED_LAYER_MIN_ROWS = 100_000
 DECAYED_PARAMETERS = ("['kernel']", "['embedding']", "['head_kernel']", "['numeric_weight']")
 
 
@@ -52,9 +53,13 @@ class TrainConfig:
     256 rows on the public sets, as before, up to 4,096 on a million rows, learning rate scaled by
     the square root); ``max_epoch_rows`` caps the rows one epoch sees (a fresh random sample each
     epoch), so on large tables validation, early stopping and ``patience`` work on sub-epochs;
-    ``shared_layers = 1`` computes the first (widest) backbone layer once per row instead of once per
-    member (about k times cheaper there); ``ple_direct`` feeds the piecewise-linear encodings straight
-    into the first layer. ``purge_days`` is the gap of the time split (``splits.time_split``): the
+    early stopping waits ``patience`` epochs without a gain, but no more than ``patience_rows``
+    training rows (4 sub-epochs on a large table instead of 16); ``shared_layers = 1`` computes the
+    first (widest) backbone layer once per row instead of once per member (about k times cheaper
+    there), and ``-1`` (auto) does so from ``SHARED_LAYER_MIN_ROWS`` training rows on: on the demo at
+    20,000 customers (170,000 training rows) it was as accurate as the full ensemble and 2.4 times
+    cheaper, on the 8,000-row bank folds 0.006 ROC-AUC worse; ``ple_direct`` feeds the
+    piecewise-linear encodings straight into the first layer. ``purge_days`` is the gap of the time split (``splits.time_split``): the
     training stage sets it to lead + label window + churn gap so no churn event is a label on both
     sides of a split."""
 
@@ -69,10 +74,11 @@ class TrainConfig:
     n_bins: int = 24
     d_embed: int = 16
     dropout: float = 0.2
-    shared_layers: int = 0
+    shared_layers: int = -1
     ple_direct: bool = False
     max_epoch_rows: int = 262_144
     patience: int = 16
+    patience_rows: int = 1_000_000
     seed: int = 0
     calibration: str = "temperature"
     min_category_count: int = 5
@@ -102,6 +108,18 @@ class TrainConfig:
         while batch * 2 <= min(AUTO_BATCH_MAX, rows // 32):
             batch *= 2
         return batch, self.learning_rate * float(np.sqrt(batch / AUTO_BATCH_MIN))
+
+    def shared_layers_for(self, rows: int) -> int:
+        """Backbone layers shared by all members for ``rows`` training rows (``-1``: auto)."""
+        if self.shared_layers >= 0:
+            return self.shared_layers
+        return 1 if rows >= SHARED_LAYER_MIN_ROWS else 0
+
+    def patience_for(self, epoch_rows: int) -> int:
+        """Epochs without a validation gain before stopping, when one epoch sees ``epoch_rows`` rows."""
+        if self.patience_rows <= 0:
+            return self.patience
+        return max(1, min(self.patience, -(-self.patience_rows // epoch_rows)))
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -314,8 +332,8 @@ def train_model(
     shape = network.NetworkShape(
         n_numeric=train_encoded.numeric.shape[1], n_bins=config.n_bins,
         cardinalities=preprocessor.cardinalities, d_embed=config.d_embed, hidden=config.hidden,
-        depth=config.depth, k=config.k, dropout=config.dropout, shared_layers=config.shared_layers,
-        ple_direct=config.ple_direct,
+        depth=config.depth, k=config.k, dropout=config.dropout,
+        shared_layers=config.shared_layers_for(train_encoded.rows), ple_direct=config.ple_direct,
     )
     graphdef = _graphdef_for(shape)
     params = network.build_network(shape, seed=config.seed)[1]
@@ -329,6 +347,8 @@ def train_model(
             jnp.asarray(train_labels), bin_edges, bin_mask)
     valid_data = _chunked_validation(valid_encoded, valid_labels)
     base_key = jax.random.key(config.seed)
+    epoch_rows = min(config.max_epoch_rows, train_encoded.rows) if config.max_epoch_rows > 0 else train_encoded.rows
+    patience = config.patience_for(epoch_rows)
 
     history: list[dict] = []
     best_loss, best_params, best_epoch, epochs_without_gain = np.inf, params, 0, 0
@@ -344,7 +364,7 @@ def train_model(
             best_loss, best_params, best_epoch, epochs_without_gain = valid_loss, params, epoch, 0
         else:
             epochs_without_gain += 1
-            if epochs_without_gain >= config.patience:
+            if epochs_without_gain >= patience:
                 break
     logger.info("trained %d epochs in %.1f s; best epoch %d (validation log loss %.4f)",
                 len(history), time.perf_counter() - started, best_epoch, best_loss)

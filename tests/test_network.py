@@ -224,6 +224,16 @@ def test_auto_batch_size_grows_with_the_data_and_scales_the_learning_rate():
     assert train.TrainConfig(batch_size=512, learning_rate=1e-3).batch_and_learning_rate(10**6) == (512, 1e-3)
 
 
+def test_auto_cost_settings_follow_the_data_size():
+    config = train.TrainConfig()
+    assert config.shared_layers_for(8_000) == 0
+    assert config.shared_layers_for(train.SHARED_LAYER_MIN_ROWS) == 1
+    assert train.TrainConfig(shared_layers=0).shared_layers_for(10**7) == 0
+    assert config.patience_for(7_000) == config.patience  # small data: patience in epochs
+    assert config.patience_for(262_144) == 4  # large data: at most patience_rows rows without a gain
+    assert train.TrainConfig(patience_rows=0).patience_for(262_144) == config.patience
+
+
 def test_shared_first_layer_network_learns_and_is_deterministic(frame):
     config = train.TrainConfig(**{**TINY.to_dict(), "shared_layers": 1, "max_epoch_rows": 512})
     first = train.train_model(frame.head(1400), frame.tail(400), id_column="customer_pseudonym",
