@@ -5,9 +5,10 @@ the transaction rolls back and the model's previous table stays exactly as it wa
 
 Checks and audits cost one scan of the new table: every check that can be written as an aggregate
 over the table (not_null, accepted_values, range, audits that only filter ``this``; unique and
-grain as equal neighbours among sorted key hashes) is computed in one ``SELECT`` (``verify``). That aggregate is a screen: it is
-positive whenever the check's own bad-rows query returns rows, so only a positive screen (or an
-audit that joins) runs the check's own query, which counts and names the bad rows exactly as before.
+grain as equal neighbours among sorted key hashes) is computed in one ``SELECT`` (``verify``).
+That aggregate is a screen: it is positive whenever the check's own bad-rows query returns rows,
+so only a positive screen (or an audit that joins) runs the check's own query, which counts and
+names the bad rows exactly as before.
 If the screening query fails (a check that cannot run; DuckDB then aborts the transaction) the model
 is built again with every check run on its own, in header order, so the error names the check.
 A unique or grain check that the model's SQL guarantees by its structure (``unique_by_structure``:
