@@ -360,15 +360,21 @@ def test_failing_fused_check_keeps_previous_table_with_the_same_one_line_error(c
     sql = models(write_models)
     project = load_project(sql, known_sources={"raw.events"})
     run_models(con, project, VARIABLES)
-    before = con.execute("SELECT * FROM staging.events ORDER BY ALL").fetchall()
-    con.execute("INSERT INTO raw.events VALUES ('p9', 5000)")
+    assert_build_fails_keeping_table(
+        con, project, "staging.events", "INSERT INTO raw.events VALUES ('p9', 5000)",
+        f"{sql / 'staging' / 'events.sql'}: check range(amount, 0, 1000) failed for model staging.events: "
+        "1 bad row (e.g. p9): fix the data or the model; the previous table is kept",
+    )
+
+
+def assert_build_fails_keeping_table(con, project, table: str, bad_data_sql: str, message: str) -> None:
+    """After ``bad_data_sql`` the build fails with exactly ``message`` and ``table`` is unchanged."""
+    before = con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+    con.execute(bad_data_sql)
     with pytest.raises(ModelError) as err:
         run_models(con, project, VARIABLES)
-    assert str(err.value) == (
-        f"{sql / 'staging' / 'events.sql'}: check range(amount, 0, 1000) failed for model staging.events: "
-        "1 bad row (e.g. p9): fix the data or the model; the previous table is kept"
-    )
-    assert con.execute("SELECT * FROM staging.events ORDER BY ALL").fetchall() == before
+    assert str(err.value) == message
+    assert con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() == before
 
 
 def test_an_empty_model_with_only_a_grain_passes(con, write_models):
@@ -494,15 +500,11 @@ def test_a_proven_grain_skips_its_screen_and_an_unproven_one_still_fails(con, wr
     assert [check.proven for check in rm.model_checks(grouped)] == [True, True]
     assert [check.proven for check in rm.model_checks(latest)] == [False, False]
     assert statuses(run_models(con, project, VARIABLES)) == {"s.grouped": "built", "s.latest": "built"}
-    before = con.execute("SELECT * FROM s.latest ORDER BY ALL").fetchall()
-    con.execute("INSERT INTO raw.events VALUES ('p43', 1000), ('p43', 1001)")
-    with pytest.raises(ModelError) as err:
-        run_models(con, project, VARIABLES)
-    assert str(err.value) == (
+    assert_build_fails_keeping_table(
+        con, project, "s.latest", "INSERT INTO raw.events VALUES ('p43', 1000), ('p43', 1001)",
         f"{sql / 's' / 'latest.sql'}: check unique(customer_pseudonym) failed for model s.latest: "
-        "2 bad rows (e.g. p43): fix the data or the model; the previous table is kept"
+        "2 bad rows (e.g. p43): fix the data or the model; the previous table is kept",
     )
-    assert con.execute("SELECT * FROM s.latest ORDER BY ALL").fetchall() == before
     assert con.execute("SELECT count(*) FROM s.grouped").fetchone()[0] == 8  # rebuilt before it, checks passed
     # only the screen is skipped: checked one by one (the error path, Spark) a proven check still runs
     con.execute("INSERT INTO s.grouped VALUES ('p43', 1)")
