@@ -57,7 +57,7 @@ class TrainConfig:
     training rows (4 sub-epochs on a large table instead of 16); ``shared_layers = 1`` computes the
     first (widest) backbone layer once per row instead of once per member (about k times cheaper
     there), and ``-1`` (auto) does so from ``SHARED_LAYER_MIN_ROWS`` training rows on: on the demo at
-    20,000 customers (111,858 training rows) it was as accurate as the full ensemble and 2.4 times
+    20,000 customers (111,858 training rows) it was as accurate as the full ensemble and 2.6 times
     cheaper, on the 8,000-row bank folds 0.006 ROC-AUC worse; ``ple_direct`` feeds the
     piecewise-linear encodings straight into the first layer. ``purge_days`` is the gap of the time
     split (``splits.time_split``): the training stage sets it to lead + label window + churn gap so
