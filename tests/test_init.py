@@ -417,6 +417,20 @@ def test_init_consent_reads_the_users_layout_and_refuses_what_it_cannot_use(tmp_
 # --- a regular (non-editable) install ships the canonical SQL models -------------------------------------
 
 
+def see_dependencies_of_this_environment(python):
+    """Give the venv of `python` the site-packages of the interpreter running the tests (`.venv` in CI) as plain
+    path entries: a `--system-site-packages` venv would see the *base* interpreter's packages instead, which on a
+    fresh machine has none of ours. Plain entries, so this environment's own .pth files (its editable churnwh)
+    stay inactive and `import churnwh` finds the wheel."""
+    import subprocess
+    import sysconfig
+
+    venv_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    ours = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    (Path(venv_site) / "dependencies.pth").write_text("".join(f"{path}\n" for path in ours))
+
+
 def test_a_wheel_ships_the_sql_models_and_init_works_from_a_regular_install(tmp_path):
     """`pip install .` (no -e): the wheel carries the repository's sql/ as churnwh/sql_templates, byte for
     byte (one copy: pyproject maps the package to sql/), and `churnwh init` + `dag` work from it."""
@@ -449,11 +463,12 @@ def test_a_wheel_ships_the_sql_models_and_init_works_from_a_regular_install(tmp_
         modules = {p.name for p in (REPO / "churnwh").glob("*.py")}
         assert {n.removeprefix("churnwh/") for n in names if n.count("/") == 1 and n.endswith(".py")} == modules
 
-    venv = tmp_path / "venv"  # the dependencies come from the system site-packages; churnwh from the wheel
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    venv = tmp_path / "venv"  # churnwh from the wheel, its dependencies from the test run's own environment
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    installed = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
-                               capture_output=True, text=True, timeout=300)
+    see_dependencies_of_this_environment(python)
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                                "--no-index", "-q", str(wheel)], capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stderr[-2000:]
     probe = "import churnwh.scaffold as s; print(s.__file__); print(s.template_sql())"
     where = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path,
