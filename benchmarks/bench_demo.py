@@ -19,7 +19,7 @@ import duckdb
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from churnwh.demo import simulate, write_raw  # noqa: E402
+from churnwh.sources.demo import simulate, write_raw  # noqa: E402
 
 EVENT_TABLES = ("transactions", "product_usage", "support_tickets", "web_sessions", "email_events",
                 "consent_events", "subscriptions")

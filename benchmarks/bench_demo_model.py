@@ -13,10 +13,10 @@ Needs ``pip install lightgbm`` (a benchmark extra). Steps, all in a temporary pr
    training set and the models upstream of it);
 2. read ``marts.training_set`` as a Polars frame and split it by time with the purge gap the
    training stage uses (lead + label window + churn gap days);
-3. train, in the same process: the network (``churnwh.train.train_model``), LightGBM with default
+3. train, in the same process: the network (``churnwh.ml.train.train_model``), LightGBM with default
    settings (on train + validation rows, it has no early stopping), and the logistic regression;
 4. score the test date with each, and compute the oracle from the simulator
-   (``churnwh.demo.churn_oracle``: the true probability of the label given each customer's full
+   (``churnwh.sources.demo.churn_oracle``: the true probability of the label given each customer's full
    hidden state at the observation date), mapped to pseudonyms through ``raw.customer_keys``;
 5. report test ROC-AUC (and PR-AUC, log loss, ECE), training seconds of both models and their
    ratio, and scoring throughput (rows/s from a Polars frame to probabilities, preprocessing
@@ -45,9 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._baselines import fit_lightgbm_default, parse_overrides  # noqa: E402
-from churnwh import demo, metrics, splits, train, warehouse  # noqa: E402
 from churnwh.config import load_config  # noqa: E402
+from churnwh.ml import metrics, splits, train  # noqa: E402
 from churnwh.pipeline import BuildContext, BuildOptions, build_models, load_sources, pseudonymize  # noqa: E402
+from churnwh.sources import demo  # noqa: E402
+from churnwh.store import warehouse  # noqa: E402
 
 ID, LABEL, DATE = "customer_pseudonym", "churned", "observation_date"
 REPORTED = ("roc_auc", "pr_auc", "log_loss", "ece")

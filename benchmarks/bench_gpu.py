@@ -48,7 +48,7 @@ def device_throughput(device, data_np, valid_np, shape, config, epochs: int) -> 
     import jax
     import jax.numpy as jnp
 
-    from churnwh import network, train
+    from churnwh.ml import network, train
 
     with jax.default_device(device):
         graphdef = train._graphdef_for(shape)
@@ -100,7 +100,7 @@ def main() -> None:
         return
     cpu = jax.devices("cpu")[0]
 
-    from churnwh import network, preprocess, splits, train
+    from churnwh.ml import network, preprocess, splits, train
 
     frame = pl.read_parquet(args.frame) if args.frame else synthetic_frame(args.rows)
     train_part, valid, _ = splits.time_split(frame, "observation_date")

@@ -25,7 +25,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._baselines import lightgbm_default, parse_overrides  # noqa: E402
-from churnwh import metrics, splits, train  # noqa: E402
+from churnwh.ml import metrics, splits, train  # noqa: E402
 
 DATASETS = Path("/work/shared/datasets")
 LABEL = "churn"

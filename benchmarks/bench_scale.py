@@ -60,8 +60,9 @@ def make_rows(project: pathlib.Path, rows: int, folder: pathlib.Path) -> pathlib
 
 
 def run_mode(mode: str, project: pathlib.Path, folder: pathlib.Path) -> dict:
-    from churnwh import registry, warehouse
     from churnwh.config import load_config
+    from churnwh.stages import registry
+    from churnwh.store import warehouse
 
     config = load_config(project)
     with warehouse.connect(config.warehouse.private, read_only=True) as con:
@@ -77,7 +78,7 @@ def _timed_mode(mode, con, config, model, record, folder: pathlib.Path) -> dict:
     if mode == "scorer":
         import polars as pl
 
-        from churnwh.train import predict_proba
+        from churnwh.ml.train import predict_proba
 
         reader = con.sql("SELECT * FROM marts.scoring_set").to_arrow_reader(config.scoring.batch_rows)
         frames = [pl.from_arrow(batch) for batch in reader]
@@ -87,7 +88,7 @@ def _timed_mode(mode, con, config, model, record, folder: pathlib.Path) -> dict:
             predict_proba(model, frame)
         seconds = time.perf_counter() - started
     elif mode == "duckdb":
-        from churnwh.scoring import score_stage
+        from churnwh.stages.score import score_stage
 
         scored_config = config
         object.__setattr__(scored_config.training, "scoring_model", "marts.scoring_set")
@@ -98,7 +99,8 @@ def _timed_mode(mode, con, config, model, record, folder: pathlib.Path) -> dict:
     elif mode == "spark":
         import functools
 
-        from churnwh import spark_engine, spark_score
+        from churnwh.spark import engine as spark_engine
+        from churnwh.spark import score as spark_score
 
         spark = spark_engine.session("local[2]")
         frame = spark.read.parquet(str(folder / "scoring_set.parquet"))
@@ -166,9 +168,10 @@ def scoring(args) -> None:
 def overhead_child(role: str, project: pathlib.Path, base: pathlib.Path) -> dict:
     import duckdb
 
-    from churnwh import pipeline, warehouse
+    from churnwh import pipeline
     from churnwh.config import load_config
-    from churnwh.project import load_project
+    from churnwh.sqlmodels.project import load_project
+    from churnwh.store import warehouse
 
     config = load_config(project)
     if role == "simulate":
@@ -213,7 +216,7 @@ def overhead_child(role: str, project: pathlib.Path, base: pathlib.Path) -> dict
 
 def overhead(args) -> None:
     from churnwh.config import load_config
-    from churnwh.project import load_project
+    from churnwh.sqlmodels.project import load_project
     from tests.helpers import make_project
 
     def child(role: str) -> dict:

@@ -18,7 +18,7 @@ After every build it records the build's wall time and stage times, the size of 
 warehouse file, of the published file and of the models folder, the model versions, the number
 of files under ``warehouse/``, the rows held in the private warehouse, any leftover file (a
 temporary publish or rewrite copy, a WAL, a lock file, anything unexpected), and whether the
-published file passes ``churnwh.publish.verify`` (opened read-only, as a BI tool would).
+published file passes ``churnwh.privacy.publish.verify`` (opened read-only, as a BI tool would).
 
 The verdict compares growth from the first to the last build with data growth (rows held):
 ``size growth / data growth`` near 1 means the files grow with the data and nothing is left over;
@@ -101,12 +101,13 @@ def leftovers(warehouse: Path) -> list[str]:
 
 
 def verify_published(project: Path) -> tuple[bool, str]:
-    """churnwh.publish.verify on the published file, both files opened read-only."""
+    """churnwh.privacy.publish.verify on the published file, both files opened read-only."""
     import duckdb
 
-    from churnwh import classification, publish, sources
     from churnwh.config import load_config
-    from churnwh.project import load_project
+    from churnwh.privacy import classification, publish
+    from churnwh.sources import declared as sources
+    from churnwh.sqlmodels.project import load_project
 
     config = load_config(project)
     sources.register_classification(config)

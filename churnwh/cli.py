@@ -14,9 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from churnwh import keys, warehouse
 from churnwh.config import Config, load_config
 from churnwh.errors import ChurnwhError
+from churnwh.privacy import keys
+from churnwh.store import warehouse
 
 app = typer.Typer(
     add_completion=False,
@@ -35,7 +36,7 @@ class State:
 
 
 def _config() -> Config:
-    from churnwh import sources
+    from churnwh.sources import declared as sources
 
     config = sources.override_paths(load_config(State.project), State.source_paths)
     sources.register_classification(config)
@@ -81,13 +82,13 @@ def build(
     State.source_paths = list(source or [])
     if engine not in ("duckdb", "spark"):
         raise ChurnwhError(f"--engine {engine!r} is not known: use duckdb or spark")
-    from churnwh.sources import consent_notice
+    from churnwh.sources.declared import consent_notice
 
     notice = consent_notice(_config())
     if notice:
         out.print(notice, highlight=False, markup=False, soft_wrap=True)
     if engine == "spark":
-        from churnwh import spark_engine
+        from churnwh.spark import engine as spark_engine
 
         spark_engine.preflight(master)
         _run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, engine="spark",
@@ -122,7 +123,7 @@ def evaluate() -> None:
 
     Example: churnwh evaluate
     """
-    from churnwh.training import evaluate_current
+    from churnwh.stages.train import evaluate_current
 
     config = _config()
     with warehouse.open_private(config) as con:
@@ -142,7 +143,7 @@ def models() -> None:
 
     Example: churnwh models
     """
-    from churnwh import registry
+    from churnwh.stages import registry
 
     config = _config()
     with warehouse.open_private(config, read_only=True) as con:
@@ -166,7 +167,7 @@ def rollback(version: str = typer.Argument(..., help="The version to make curren
 
     Example: churnwh rollback v0002
     """
-    from churnwh import registry
+    from churnwh.stages import registry
 
     config = _config()
     with warehouse.open_private(config) as con:
@@ -176,7 +177,8 @@ def rollback(version: str = typer.Argument(..., help="The version to make curren
 
 
 def _run_stages(stages: tuple[str, ...] | None, **options) -> None:
-    from churnwh.pipeline import BuildOptions, build as run_build
+    from churnwh.pipeline import BuildOptions
+    from churnwh.pipeline import build as run_build
 
     config = _config()
     with err.status("building") as status:
@@ -221,7 +223,7 @@ def dag() -> None:
 
     Example: churnwh dag
     """
-    from churnwh.project import load_project
+    from churnwh.sqlmodels.project import load_project
 
     project = load_project(_config().sql)
     for name in project.order:
@@ -237,8 +239,8 @@ def lineage(
 
     Example: churnwh lineage features.customer_features.tenure_days
     """
-    from churnwh import lineage as lineage_lib
-    from churnwh.project import load_project
+    from churnwh.sqlmodels import lineage as lineage_lib
+    from churnwh.sqlmodels.project import load_project
 
     parts = column.split(".")
     if len(parts) != 3:
@@ -281,7 +283,8 @@ def forget(
 
     Example: churnwh forget C00000042 --file erasure_requests.txt
     """
-    from churnwh.erasure import forget as run_forget, read_id_file
+    from churnwh.privacy.erasure import forget as run_forget
+    from churnwh.privacy.erasure import read_id_file
 
     ids = list(customer_ids or [])
     if file is not None:
@@ -305,7 +308,7 @@ def rotate_key() -> None:
 
     Example: churnwh rotate-key
     """
-    from churnwh.rotation import rotate_key as run_rotation
+    from churnwh.privacy.rotation import rotate_key as run_rotation
 
     config = _config()
     with err.status("rotating the key") as status:
@@ -324,7 +327,7 @@ def contacts(
 
     Example: churnwh contacts --tier high --output retention/high_risk.csv
     """
-    from churnwh.access import contacts as run_contacts
+    from churnwh.privacy.access import contacts as run_contacts
 
     rows = run_contacts(_config(), tier, output)
     out.print(f"wrote {rows} contactable {tier}-risk customers to {output} (mode 0600); the export is logged",
@@ -337,7 +340,7 @@ def subject_report(customer_id: str = typer.Argument(..., help="The customer id 
 
     Example: churnwh subject-report C00000042
     """
-    from churnwh.access import subject_report as run_report
+    from churnwh.privacy.access import subject_report as run_report
 
     report = run_report(_config(), customer_id)
     if not report.found:
@@ -380,7 +383,7 @@ def load(
 
     Example: churnwh load --source customers=exports/customers_2026-01.csv
     """
-    from churnwh import sources
+    from churnwh.sources import declared as sources
 
     State.source_paths = list(source or [])
     config = _config()
@@ -424,7 +427,7 @@ def init(
 
     Example: churnwh init my_churn --flat --from customers.csv --consent consent.csv --label churned --positive Yes
     """
-    from churnwh import scaffold
+    from churnwh.sources import scaffold
 
     if flat and events:
         raise ChurnwhError("--flat and --events exclude each other: pick the shape of your data")
@@ -446,7 +449,7 @@ def init(
                   "[sources.consent_events]; objectors and opt-outs are excluded before any feature",
                   highlight=False, markup=False, soft_wrap=True)
     elif flat:
-        from churnwh.sources import NO_CONSENT_NOTICE
+        from churnwh.sources.declared import NO_CONSENT_NOTICE
 
         out.print(NO_CONSENT_NOTICE, highlight=False, markup=False, soft_wrap=True)
     if sniffed is not None:
@@ -470,7 +473,7 @@ def export(
 
     Example: churnwh export churn_scores --format csv --output scores.csv
     """
-    from churnwh import exporting
+    from churnwh.store import exporting
 
     config = _config()
     target = output or Path(f"{table}.{format}")
@@ -504,7 +507,7 @@ def doctor(
 USAGE_ERROR = 2  # what Typer exits with for a bad flag or argument; churnwh's contract says 1
 
 
-# --- from scores to action (churnwh.actions) ------------------------------------------------------
+# --- from scores to action (churnwh.action.actions) ------------------------------------------------------
 
 
 @app.command()
@@ -521,7 +524,7 @@ def plan(
 
     Example: churnwh plan --campaign spring-2026 --budget 5000 --cost high=40 --cost medium=8
     """
-    from churnwh import actions
+    from churnwh.action import actions
 
     result = actions.plan(_config(), campaign, budget, cost, success_rate, control_fraction)
     out.print(
@@ -538,7 +541,7 @@ def pilot_report(campaign: str = typer.Argument(..., help="The campaign id given
 
     Example: churnwh pilot-report spring-2026
     """
-    from churnwh import actions
+    from churnwh.action import actions
 
     r = actions.pilot_report(_config(), campaign)
     per_cost = r["retained_per_1000_cost"]
@@ -565,7 +568,7 @@ def demo_campaign(
 
     Example: churnwh demo-campaign spring-2026 --days 90 --effect 0.3
     """
-    from churnwh import actions
+    from churnwh.action import actions
 
     r = actions.demo_campaign(_config(), campaign, days, effect, seed)
     out.print(
@@ -581,7 +584,7 @@ def backtest() -> None:
 
     Example: churnwh backtest
     """
-    from churnwh import actions
+    from churnwh.action import actions
 
     summary = actions.backtest(_config())
     table = Table(title="backtest (also in ml.backtest, ml.backtest_by_tier, ml.backtest_by_decile)", show_edge=False)
@@ -602,7 +605,7 @@ def query(
 
     Example: churnwh query "SELECT risk_tier, count(*) FROM churn_scores GROUP BY ALL" --format csv
     """
-    from churnwh import actions
+    from churnwh.action import actions
 
     if (sql is None) == (file is None):
         raise ChurnwhError("give either a SQL query or --file PATH (not both): "
@@ -632,7 +635,7 @@ def report(
 
     Example: churnwh report --output warehouse/report.html
     """
-    from churnwh import actions
+    from churnwh.action import actions
 
     config = _config()
     target = output if output.is_absolute() else config.root / output
@@ -649,7 +652,7 @@ def lint(
     """
     if engine != "spark":
         raise ChurnwhError(f"--engine {engine!r}: lint checks models for spark only (DuckDB is their own dialect)")
-    from churnwh import spark_lint
+    from churnwh.spark import lint as spark_lint
 
     config = _config()
     findings, checked = spark_lint.lint(config)

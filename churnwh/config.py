@@ -50,7 +50,7 @@ class TrainingConfig:
     keep_versions: int = 10
     """Model artifacts kept under warehouse/models: the current one and the newest N (0 = all)."""
     network: dict[str, Any] = field(default_factory=dict)
-    """Overrides of churnwh.train.TrainConfig (epochs, hidden, k, ...)."""
+    """Overrides of churnwh.ml.train.TrainConfig (epochs, hidden, k, ...)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class SourceColumn:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """One declared source, loaded by ``churnwh load`` into ``raw.<name>`` (churnwh.sources)."""
+    """One declared source, loaded by ``churnwh load`` into ``raw.<name>`` (churnwh.sources.declared)."""
 
     name: str
     path: str
@@ -116,7 +116,7 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class RetentionConfig:
-    """[retention]: the budgeted plan (churnwh.retention) and its controlled pilot (churnwh.pilot)."""
+    """[retention]: the budgeted plan (churnwh.action.retention) and its controlled pilot (churnwh.action.pilot)."""
 
     budget: float | None = None
     cost: dict[str, float] = field(default_factory=dict)
@@ -181,7 +181,7 @@ def network_overrides(section: dict[str, Any], origin: str) -> dict[str, Any]:
         return {}
     from dataclasses import fields
 
-    from churnwh.train import TrainConfig
+    from churnwh.ml.train import TrainConfig
 
     types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
     for name, value in section.items():

@@ -8,12 +8,12 @@ Checks, in order (each finding is ok, info or a problem with a one-line fix):
   compared, never key material); an interrupted ``rotate-key`` is named;
 - ``private``: the private warehouse file opens read-only (or a running build holds it); an
   erasure whose rewrite did not finish is named;
-- ``published``: the published file opens read-only and passes ``churnwh.publish.verify`` (the
+- ``published``: the published file opens read-only and passes ``churnwh.privacy.publish.verify`` (the
   same identifier scan, pseudonym and k-anonymity checks a build runs before publishing);
 - ``models``: fingerprints in ``_churnwh.model_state`` are consistent with the warehouse (each
   recorded model exists as a table or view; rows for deleted model files and models whose SQL or
   variables changed since are information) and the current registered model has its artifact;
-- ``lock``: no stale write lock (``churnwh.lock``);
+- ``lock``: no stale write lock (``churnwh.store.lock``);
 - ``leftovers``: no temporary files of a killed publish, rewrite or spill beside the warehouse files.
 
 ``repair`` does only safe things: clear a stale lock, remove our own leftover temporary files
@@ -30,9 +30,11 @@ from pathlib import Path
 
 import duckdb
 
-from churnwh import keys, lock, pipeline
+from churnwh import pipeline
 from churnwh.config import Config, load_config
 from churnwh.errors import ChurnwhError
+from churnwh.privacy import keys
+from churnwh.store import lock
 
 OK, INFO, PROBLEM = "ok", "info", "problem"
 
@@ -69,7 +71,7 @@ def diagnose(root: Path) -> Diagnosis:
     findings: list[Finding] = []
     try:
         config = load_config(root)
-        from churnwh import sources
+        from churnwh.sources import declared as sources
 
         sources.register_classification(config)
     except ChurnwhError as err:
@@ -139,7 +141,7 @@ def _check_key(config: Config, findings: list[Finding]) -> bytes | None:
 
 
 def _pending_rotation(config: Config, findings: list[Finding]) -> bool:
-    from churnwh import rotation
+    from churnwh.privacy import rotation
 
     pending = rotation.pending_key(config)
     if not pending.exists():
@@ -180,7 +182,7 @@ def _open_private(config: Config, lock_state: lock.LockState, findings: list[Fin
             findings.append(Finding("private", INFO, f"a build is running{who} and holds {path}: its checks are "
                                     "skipped", "run `churnwh doctor` again when it finishes"))
             return None
-        from churnwh.warehouse import first_line
+        from churnwh.store.warehouse import first_line
 
         findings.append(Finding(
             "private", PROBLEM, f"{path} cannot be opened ({first_line(err)})",
@@ -191,7 +193,7 @@ def _open_private(config: Config, lock_state: lock.LockState, findings: list[Fin
         tables = con.execute("SELECT count(*) FROM information_schema.tables").fetchone()[0]
     except duckdb.Error as err:
         con.close()
-        from churnwh.warehouse import first_line
+        from churnwh.store.warehouse import first_line
 
         findings.append(Finding("private", PROBLEM, f"{path} cannot be read ({first_line(err)})",
                                 "restore it from a backup, or move it away and run `churnwh build`"))
@@ -202,7 +204,7 @@ def _open_private(config: Config, lock_state: lock.LockState, findings: list[Fin
 
 def _meta(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
     """``warehouse.get_meta``, or None for a file that has no bookkeeping schema yet."""
-    from churnwh import warehouse
+    from churnwh.store import warehouse
 
     try:
         return warehouse.get_meta(con, name)
@@ -211,7 +213,7 @@ def _meta(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
 
 
 def _check_pending(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> None:
-    from churnwh import erasure
+    from churnwh.privacy import erasure
 
     if _meta(con, erasure.REWRITE_PENDING) is not None:
         findings.append(Finding(
@@ -224,7 +226,8 @@ def _check_pending(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> N
 
 
 def _check_published(config: Config, private_con, lock_state: lock.LockState, findings: list[Finding]) -> None:
-    from churnwh import classification, publish, warehouse
+    from churnwh.privacy import classification, publish
+    from churnwh.store import warehouse
 
     path = config.warehouse.published
     if not path.exists():
@@ -248,7 +251,7 @@ def _check_published(config: Config, private_con, lock_state: lock.LockState, fi
             warehouse.set_variables(con, config.variables)
         con.execute(f"ATTACH {warehouse.sql_literal(str(path))} AS {publish.PUB} (READ_ONLY)")
         try:
-            from churnwh.project import load_project
+            from churnwh.sqlmodels.project import load_project
 
             try:
                 project = load_project(config.sql)
@@ -280,8 +283,10 @@ def _check_published(config: Config, private_con, lock_state: lock.LockState, fi
 
 
 def _check_models(con: duckdb.DuckDBPyConnection, config: Config, findings: list[Finding]) -> None:
-    from churnwh import registry, run_models, warehouse
-    from churnwh.project import load_project
+    from churnwh.sqlmodels import run_models
+    from churnwh.sqlmodels.project import load_project
+    from churnwh.stages import registry
+    from churnwh.store import warehouse
 
     try:
         recorded = con.execute("SELECT model, fingerprint, kind FROM _churnwh.model_state").fetchall()
@@ -332,7 +337,7 @@ def _check_models(con: duckdb.DuckDBPyConnection, config: Config, findings: list
 
 def _changed_models(con, project, config: Config, states: dict[str, str], relations: dict[str, str],
                     run_models) -> list[str]:
-    from churnwh import warehouse
+    from churnwh.store import warehouse
 
     try:
         warehouse.set_variables(con, config.variables)
@@ -360,7 +365,8 @@ def leftover_files(config: Config) -> list[Path]:
     """What killed churnwh processes left (our names only): temporary copies beside the private and
     published files, half-written model folders, DuckDB spill files of processes that no longer run,
     and a WAL beside the published file (which is never opened for writing)."""
-    from churnwh import erasure, publish, registry
+    from churnwh.privacy import erasure, publish
+    from churnwh.stages import registry
 
     private, published = config.warehouse.private, config.warehouse.published
     found = list(publish.stale_temp_files(published)) + list(erasure.stale_rewrites(private))

@@ -13,14 +13,16 @@ from typing import Callable
 
 import duckdb
 
-from churnwh import faults, keys, lock, registry, warehouse
-from churnwh.privacy import classify_stage, lineage_stage, publish_stage
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.project import Project, load_project
-from churnwh.run_models import ModelResult, run_models
-from churnwh.scoring import score_stage
-from churnwh.training import TrainOutcome, train_stage
+from churnwh.privacy import keys
+from churnwh.privacy.proofs import classify_stage, lineage_stage, publish_stage
+from churnwh.sqlmodels.project import Project, load_project
+from churnwh.sqlmodels.run_models import ModelResult, run_models
+from churnwh.stages import registry
+from churnwh.stages.score import score_stage
+from churnwh.stages.train import TrainOutcome, train_stage
+from churnwh.store import faults, lock, warehouse
 
 
 @dataclass(frozen=True)
@@ -29,11 +31,11 @@ class BuildOptions:
     full_refresh: bool = False
     force_train: bool = False
     engine: str = "duckdb"
-    """"duckdb" (default) or "spark" (churnwh.spark_engine: models and scoring on Apache Spark)."""
+    """"duckdb" (default) or "spark" (churnwh.spark.engine: models and scoring on Apache Spark)."""
     master: str = "local[2]"
     """Spark master for engine "spark": local[N], spark://host:port or sc://host:port (Spark Connect)."""
     wait_seconds: float = 0.0
-    """How long to wait for another build's write lock before giving up (churnwh.lock)."""
+    """How long to wait for another build's write lock before giving up (churnwh.store.lock)."""
 
 
 @dataclass
@@ -55,7 +57,7 @@ class BuildContext:
     models: list[ModelResult] = field(default_factory=list)
     trained: TrainOutcome | None = None
     privacy: dict = field(default_factory=dict)
-    """run id, lineage figures and the like for the audit entry (churnwh.privacy)."""
+    """run id, lineage figures and the like for the audit entry (churnwh.privacy.proofs)."""
 
 
 @dataclass
@@ -68,8 +70,8 @@ def load_sources(ctx: BuildContext) -> str:
     """Bring raw data into the private warehouse (the demo simulator for now)."""
     if ctx.config.source == "demo":
         return ensure_demo(ctx.config, ctx.con)
-    if ctx.config.sources:  # declared CSV / Parquet / DuckDB sources (churnwh.sources)
-        from churnwh import sources
+    if ctx.config.sources:  # declared CSV / Parquet / DuckDB sources (churnwh.sources.declared)
+        from churnwh.sources import declared as sources
 
         return sources.load_sources(ctx.config, ctx.con)
     raise AssertionError(f"unknown source kind {ctx.config.source}")
@@ -86,7 +88,7 @@ def build_models(ctx: BuildContext) -> str:
     ctx.project = load_project(ctx.config.sql, known_sources=sources)
     selected = ctx.project.select(ctx.options.select) if ctx.options.select else None
     if ctx.options.engine == "spark":
-        from churnwh import spark_engine
+        from churnwh.spark import engine as spark_engine
 
         ctx.models = spark_engine.build_models_stage(ctx, selected)
         return f"{len(ctx.models)} built on Spark ({ctx.options.master})"
@@ -112,7 +114,7 @@ def score(ctx: BuildContext) -> str:
     if record is None:
         raise ChurnwhError("no trained model yet: run `churnwh train` or `churnwh build` first")
     if ctx.options.engine == "spark":
-        from churnwh import spark_engine
+        from churnwh.spark import engine as spark_engine
 
         rows = spark_engine.score_stage(ctx, record)
         return f"{rows} customers scored on Spark with {record.version}"
@@ -122,13 +124,13 @@ def score(ctx: BuildContext) -> str:
 
 
 def explain(ctx: BuildContext) -> str:
-    from churnwh.drivers import explain_stage
+    from churnwh.stages.explain import explain_stage
 
     return explain_stage(ctx)
 
 
 def monitor(ctx: BuildContext) -> str:
-    from churnwh.monitoring import monitor_stage
+    from churnwh.stages.monitor import monitor_stage
 
     return monitor_stage(ctx)
 
@@ -191,7 +193,7 @@ def recover(config: Config) -> list[str]:
     of a rotation that did not take effect; finishes a pending rewrite of the private file.
     Returns what was done (names only).
     """
-    from churnwh import erasure, publish, rotation
+    from churnwh.privacy import erasure, publish, rotation
 
     done = []
     wh = config.warehouse
@@ -255,7 +257,7 @@ def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool =
     parameters = demo_parameters(config)
     if not force and warehouse.get_meta(con, "demo_parameters") == parameters:
         return "demo data unchanged"
-    from churnwh import demo
+    from churnwh.sources import demo
 
     data = demo.simulate(config.demo.customers, config.demo.seed, config.demo.start, config.demo.end)
     demo.write_raw(con, data)

@@ -31,10 +31,11 @@ def compare(project: Path) -> dict:
     """Test metrics of the current model, logistic regression, base rate and LightGBM on the same rows."""
     import polars as pl
 
-    from churnwh import registry, warehouse
     from churnwh.config import load_config
-    from churnwh.train import evaluate_with_baselines
-    from churnwh.training import read_relation, split_for_evaluation, training_order
+    from churnwh.ml.train import evaluate_with_baselines
+    from churnwh.stages import registry
+    from churnwh.stages.train import read_relation, split_for_evaluation, training_order
+    from churnwh.store import warehouse
 
     config = load_config(project)
     with warehouse.connect(config.warehouse.private, read_only=True) as con:
@@ -46,7 +47,7 @@ def compare(project: Path) -> dict:
     label = config.training.label_column
     try:
         from benchmarks._baselines import lightgbm_default
-        from churnwh import metrics
+        from churnwh.ml import metrics
 
         dropped = [c for c in (config.training.id_column, config.training.date_column) if c in frame.columns]
         fit = pl.concat([train, valid]).drop(dropped)

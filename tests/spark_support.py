@@ -27,8 +27,8 @@ requires_spark = pytest.mark.skipif(spark_skip_reason() is not None, reason=spar
 
 
 def spark_session():
-    """The process-wide local[2] session (churnwh.spark_engine caches one per master)."""
-    from churnwh import spark_engine
+    """The process-wide local[2] session (churnwh.spark.engine caches one per master)."""
+    from churnwh.spark import engine as spark_engine
 
     return spark_engine.session("local[2]")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from churnwh import faults, lock
+from churnwh.store import faults, lock
 from tests.helpers import churnwh
 from tests.test_crash import leftovers, sha, verify_published
 

@@ -1,6 +1,6 @@
 """Crash safety (issue 8): `churnwh build`, `forget` and `rotate-key` killed with SIGKILL, then rebuilt.
 
-A process is killed at a named point (churnwh.faults, env CHURNWH_FAULT_AT=NAME[@N]). After each
+A process is killed at a named point (churnwh.store.faults, env CHURNWH_FAULT_AT=NAME[@N]). After each
 kill: the published file is a complete one (the one before, byte for byte, or one that passes the
 privacy verification against the private file) and opens read-only; the private file opens; the
 write lock is reported stale. The next `churnwh build` exits 0, publishes a verified file, gives
@@ -26,9 +26,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from churnwh import classification, faults, keys, lock, publish, warehouse
 from churnwh.config import load_config
-from churnwh.project import load_project
+from churnwh.privacy import classification, keys, publish
+from churnwh.sqlmodels.project import load_project
+from churnwh.store import faults, lock, warehouse
 from tests.helpers import REPO, churnwh
 
 NEW_SEED = 8
@@ -273,7 +274,7 @@ def test_builds_killed_at_random_times_recover(built_project, changed_reference,
 
 def test_every_fault_point_in_the_code_is_listed():
     used = set()
-    for path in (REPO / "churnwh").glob("*.py"):
+    for path in (REPO / "churnwh").rglob("*.py"):
         used |= set(re.findall(r'faults\.point\("([a-z_.]+)"\)', path.read_text()))
     assert used <= set(faults.POINTS), used - set(faults.POINTS)
     assert {point for point in faults.POINTS if not point.startswith("after.")} <= used

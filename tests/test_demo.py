@@ -8,7 +8,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from churnwh.demo import TRUE_DRIVERS, DemoData, simulate, write_raw, write_truth
+from churnwh.sources.demo import TRUE_DRIVERS, DemoData, simulate, write_raw, write_truth
 
 EXPECTED_SCHEMA = {
     "customers": [("customer_id", "VARCHAR"), ("full_name", "VARCHAR"), ("email", "VARCHAR"),
@@ -235,7 +235,7 @@ def test_custom_history_window_and_drivers():
 
 
 def test_churn_oracle_gives_calibrated_label_probabilities_for_customers_at_risk():
-    from churnwh.demo import churn_oracle
+    from churnwh.sources.demo import churn_oracle
 
     month = datetime.date(2023, 7, 1)
     oracle = churn_oracle(400, seed=11, observation_date=month, end=datetime.date(2023, 12, 31), replicates=4)
@@ -312,7 +312,7 @@ def test_hazard_is_the_documented_function_of_the_recorded_data(con):
     """The truth hazard is computed from what the raw tables record before the month, nothing hidden."""
     import numpy as np
 
-    from churnwh import demo
+    from churnwh.sources import demo
 
     rows = con.sql(HAZARD_FROM_RECORD).fetchnumpy()
     assert rows["churn_hazard"].size > 150

@@ -8,10 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from churnwh import explain, registry
+from churnwh.ml import explain
+from churnwh.stages import registry
 from tests.helpers import REPO, churnwh, private
 
-# The simulator's churn drivers (churnwh/demo.py docstring, TRUE_DRIVERS) and the feature columns
+# The simulator's churn drivers (churnwh/sources/demo.py docstring, TRUE_DRIVERS) and the feature columns
 # that measure them.
 TRUE_DRIVER_FEATURES = {
     "engagement level": {"active_days_30d", "active_days_90d", "usage_minutes_30d", "usage_minutes_90d",
@@ -48,7 +49,7 @@ def test_attributions_sum_to_logit_difference(built_project):
     gap = attributions.values.sum(axis=1) - (attributions.logits - attributions.baseline_logit)
     assert np.abs(gap).max() <= 1e-2
     # The logits explained are the model's own (uncalibrated ensemble) logits.
-    from churnwh.train import predict_logit
+    from churnwh.ml.train import predict_logit
 
     np.testing.assert_allclose(attributions.logits, predict_logit(model, scoring), atol=1e-5)
     # The baseline itself has zero attributions.
@@ -115,7 +116,7 @@ def test_explain_reruns_only_when_what_it_explains_changed(built_project, tmp_pa
     project = tmp_path / "p"
     shutil.copytree(source, project)
     drivers, importance, mark = _drivers(project)
-    assert len(mark) == 2  # ml.drift (churnwh.monitoring) is kept the same way
+    assert len(mark) == 2  # ml.drift (churnwh.stages.monitor) is kept the same way
     wide = {"COLUMNS": "200"}
     again = churnwh(project, "build", env=wide)
     assert again.returncode == 0, again.stderr

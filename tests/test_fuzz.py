@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import churnwh.train  # noqa: F401 - before hypothesis runs: JAX raises the recursion limit when imported
+import churnwh.ml.train  # noqa: F401 - before hypothesis runs: JAX raises the recursion limit when imported
 from tests.helpers import TINY_NETWORK, churnwh
 
 # --- the in-process harness ------------------------------------------------------------------------
@@ -57,7 +57,8 @@ def run_cli(project: Path, *args: str, env: dict[str, str] | None = None) -> Out
     backslashreplace), so an unprintable value fails here as it would in a real process. Global
     state a command may change (the CLI's options, the registered source classification) is put back.
     """
-    from churnwh import classification, cli
+    from churnwh import cli
+    from churnwh.privacy import classification
 
     saved_argv, saved_out, saved_err = sys.argv, sys.stdout, sys.stderr
     saved_state = (cli.State.project, list(cli.State.source_paths))
@@ -242,7 +243,7 @@ WHERE churned = 0
 @pytest.fixture(scope="module")
 def template(scratch) -> Path:
     """A flat project with an e-mail column, 200 customers (one canary), the tiny network; not loaded."""
-    from churnwh import keys
+    from churnwh.privacy import keys
 
     project = scratch / "template"
     for relative, text in {"churnwh.toml": TEMPLATE_CONFIG, "data/customers.csv": csv_text(customer_rows(200)),

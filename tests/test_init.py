@@ -98,7 +98,7 @@ def test_inactivity_project_builds_from_demo_purchases(tmp_path):
     """--events: churn = no purchase within inactivity_days; point-in-time features and labels; consent
     applied before features: a customer who withdraws profiling consent (GDPR objection, or a Global
     Privacy Control opt-out) is in no feature row, training row or score; a marketing opt-out is not."""
-    from churnwh import demo
+    from churnwh.sources import demo
 
     project = init(tmp_path, "--events")
     tiny(project)
@@ -460,8 +460,8 @@ def test_a_wheel_ships_the_sql_models_and_init_works_from_a_regular_install(tmp_
         assert shipped == repo_sql and len(repo_sql) > 10
         for relative in repo_sql:
             assert archive.read(f"churnwh/sql_templates/{relative}") == (REPO / "sql" / relative).read_bytes()
-        modules = {p.name for p in (REPO / "churnwh").glob("*.py")}
-        assert {n.removeprefix("churnwh/") for n in names if n.count("/") == 1 and n.endswith(".py")} == modules
+        modules = {p.relative_to(REPO).as_posix() for p in (REPO / "churnwh").rglob("*.py")}
+        assert {n for n in names if n.endswith(".py")} == modules
 
     venv = tmp_path / "venv"  # churnwh from the wheel, its dependencies from the test run's own environment
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -470,7 +470,7 @@ def test_a_wheel_ships_the_sql_models_and_init_works_from_a_regular_install(tmp_
     installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
                                 "--no-index", "-q", str(wheel)], capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stderr[-2000:]
-    probe = "import churnwh.scaffold as s; print(s.__file__); print(s.template_sql())"
+    probe = "import churnwh.sources.scaffold as s; print(s.__file__); print(s.template_sql())"
     where = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path,
                            check=True).stdout.split()
     assert all(str(venv) in line for line in where) and where[1].endswith("sql_templates"), where

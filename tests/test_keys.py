@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from churnwh import keys
 from churnwh.config import KeyConfig
 from churnwh.errors import KeyMaterialError
+from churnwh.privacy import keys
 
 KEY_HEX = "ab" * 32
 

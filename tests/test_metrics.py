@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from churnwh import calibrate, metrics
+from churnwh.ml import calibrate, metrics
 
 LABELS = np.array([0, 0, 1, 1])
 SCORES = np.array([0.1, 0.4, 0.35, 0.8])

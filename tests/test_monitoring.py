@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from churnwh.monitoring import psi
+from churnwh.stages.monitor import psi
 from tests.helpers import churnwh, private
 
 

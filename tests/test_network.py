@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from churnwh import artifact, metrics, network, splits, train
 from churnwh.errors import DataError
+from churnwh.ml import artifact, metrics, network, splits, train
 
 TINY = train.TrainConfig(
     epochs=40, batch_size=128, learning_rate=3e-3, hidden=32, depth=2, k=4, n_bins=8, d_embed=4,

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from churnwh.pilot import assign_groups, pilot_statistics
+from churnwh.action.pilot import assign_groups, pilot_statistics
 from tests.helpers import churnwh, private
 
 

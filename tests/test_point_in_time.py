@@ -153,7 +153,7 @@ def add_customer(con: duckdb.DuckDBPyConnection, customer_id: str, subscriptions
 
 
 def demo_data(customers: int, seed: int):
-    demo = pytest.importorskip("churnwh.demo")
+    demo = pytest.importorskip("churnwh.sources.demo")
     return demo, demo.simulate(customers, seed=seed)
 
 
@@ -461,9 +461,9 @@ def test_no_identifier_values_outside_raw(demo_built):
 
 def test_headers_checks_and_audits_pass_on_demo(demo_built):
     """Every model's header parses with the project loader; its checks and audits pass on demo data."""
-    project = pytest.importorskip("churnwh.project")
-    run_models = pytest.importorskip("churnwh.run_models")
-    warehouse = pytest.importorskip("churnwh.warehouse")
+    project = pytest.importorskip("churnwh.sqlmodels.project")
+    run_models = pytest.importorskip("churnwh.sqlmodels.run_models")
+    warehouse = pytest.importorskip("churnwh.store.warehouse")
     con, _ = demo_built
     loaded = project.load_project(SQL_DIR)
     assert set(loaded.models) == set(MODELS)

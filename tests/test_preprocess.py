@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from churnwh import preprocess
 from churnwh.errors import DataError
+from churnwh.ml import preprocess
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_feature_kinds_are_read_from_dtypes(fitted):
 
 
 def test_constant_column_is_dropped_with_a_warning(training_frame, caplog):
-    with caplog.at_level(logging.WARNING, logger="churnwh.preprocess"):
+    with caplog.at_level(logging.WARNING, logger="churnwh.ml.preprocess"):
         fitted = preprocess.fit_preprocessor(training_frame, exclude=("customer_pseudonym", "churned"))
     assert "constant" not in fitted.feature_names
     assert fitted.dropped_constant == ("constant",)

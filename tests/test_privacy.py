@@ -19,8 +19,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from churnwh import audit, classification, privacy, publish
 from churnwh.errors import ChurnwhError
+from churnwh.privacy import audit, classification, publish
+from churnwh.privacy import proofs as privacy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,7 +169,7 @@ def test_model_selecting_an_email_fails_the_build_with_the_lineage_message(built
 
 
 def test_lineage_proof_is_cached_by_model_fingerprint(built):
-    from churnwh.project import load_project
+    from churnwh.sqlmodels.project import load_project
 
     with duckdb.connect(str(private(built))) as con:
         report = privacy.prove_lineage(con, load_project(built / "sql"))

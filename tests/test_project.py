@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from churnwh.errors import ModelError
-from churnwh.project import load_project
+from churnwh.sqlmodels.project import load_project
 
 
 def test_dependencies_come_from_sql_and_skip_ctes(write_models):

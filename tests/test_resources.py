@@ -10,8 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from churnwh import faults, pipeline
+from churnwh import pipeline
 from churnwh.config import load_config
+from churnwh.store import faults
 from tests.helpers import churnwh
 from tests.test_crash import leftovers, sha
 

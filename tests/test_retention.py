@@ -7,7 +7,7 @@ import itertools
 import polars as pl
 import pytest
 
-from churnwh.retention import PlanError, brute_force, optimize
+from churnwh.action.retention import PlanError, brute_force, optimize
 
 
 def _candidates(values_by_tier: dict[str, list[float]]) -> pl.DataFrame:

@@ -5,10 +5,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from churnwh import warehouse
 from churnwh.errors import ModelError
-from churnwh.project import load_project
-from churnwh.run_models import run_models
+from churnwh.sqlmodels.project import load_project
+from churnwh.sqlmodels.run_models import run_models
+from churnwh.store import warehouse
 
 VARIABLES = {"min_amount": 0}
 
@@ -228,7 +228,7 @@ TRICKY = """
 
 def _one_by_one(con, model, columns):
     """The reference: every check and audit on its own, in header order (the behaviour before fusing)."""
-    from churnwh import run_models as rm
+    from churnwh.sqlmodels import run_models as rm
 
     for check in rm.model_checks(model) + rm.model_audits(model):
         rm._fail_if_rows(con, model, columns, check.what, check.bad_rows_sql)
@@ -265,7 +265,7 @@ def _one_by_one(con, model, columns):
     ],
 )
 def test_fused_checks_give_the_same_outcome_as_one_by_one(con, write_models, header):
-    from churnwh import run_models as rm
+    from churnwh.sqlmodels import run_models as rm
 
     collated = "SELECT customer_pseudonym, code COLLATE NOCASE AS code, score, n, day FROM raw.tricky"
     con.execute(f"CREATE TABLE raw.tricky AS {TRICKY}")
@@ -303,8 +303,8 @@ def test_fused_checks_give_the_same_outcome_as_one_by_one(con, write_models, hea
 
 def test_every_screen_fires_when_its_check_finds_rows(con):
     """No false negative: for each check, bad rows exist => its screen is positive (NULLs, NaN, -0.0, collations)."""
-    from churnwh import run_models as rm
-    from churnwh.project import Audit, Column, Model
+    from churnwh.sqlmodels import run_models as rm
+    from churnwh.sqlmodels.project import Audit, Column, Model
 
     con.execute("CREATE SCHEMA s")
     con.execute(f"CREATE TABLE s.m AS SELECT customer_pseudonym, code COLLATE NOCASE AS code, score, n, day "
@@ -327,7 +327,7 @@ def test_every_screen_fires_when_its_check_finds_rows(con):
 
 
 def test_a_model_is_checked_in_one_scan_and_reports_its_timings(con, write_models, monkeypatch):
-    from churnwh import run_models as rm
+    from churnwh.sqlmodels import run_models as rm
 
     sql = write_models(
         {
@@ -384,8 +384,8 @@ def test_an_empty_model_with_only_a_grain_passes(con, write_models):
 
 
 def test_only_plain_filters_of_this_are_screened():
-    from churnwh.project import Audit, Model
-    from churnwh.run_models import model_audits
+    from churnwh.sqlmodels.project import Audit, Model
+    from churnwh.sqlmodels.run_models import model_audits
 
     sqls = {
         "SELECT * FROM this AS t WHERE t.n > 1 AND this.m IS NULL": 'count(*) FILTER (WHERE n > 1 AND m IS NULL)',
@@ -465,7 +465,7 @@ NOT_PROVEN = [
 
 @pytest.mark.parametrize("sql, keys", PROVEN)
 def test_uniqueness_guaranteed_by_the_sql_is_recognised(sql, keys):
-    from churnwh.run_models import unique_by_structure
+    from churnwh.sqlmodels.run_models import unique_by_structure
 
     assert unique_by_structure(sql, keys)
     with duckdb.connect() as db:  # and DuckDB agrees, on data full of duplicates and NULLs
@@ -479,13 +479,13 @@ def test_uniqueness_guaranteed_by_the_sql_is_recognised(sql, keys):
 
 @pytest.mark.parametrize("sql, keys", NOT_PROVEN)
 def test_near_misses_are_not_taken_as_proof(sql, keys):
-    from churnwh.run_models import unique_by_structure
+    from churnwh.sqlmodels.run_models import unique_by_structure
 
     assert not unique_by_structure(sql, keys)
 
 
 def test_a_proven_grain_skips_its_screen_and_an_unproven_one_still_fails(con, write_models):
-    from churnwh import run_models as rm
+    from churnwh.sqlmodels import run_models as rm
 
     header = '/*\ngrain = ["customer_pseudonym"]\n[columns.customer_pseudonym]\nchecks = ["unique"]\n*/\n'
     sql = write_models(

@@ -7,7 +7,7 @@ import shutil
 import duckdb
 import pytest
 
-from churnwh import registry
+from churnwh.stages import registry
 from tests.helpers import churnwh, make_project, private
 
 KEY = {"CHURNWH_KEY": "5a" * 32}

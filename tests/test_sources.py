@@ -290,7 +290,7 @@ def test_allow_empty_is_checked_by_config(consent_project, old, new, expected):
 
 def test_a_declared_consent_source_that_no_model_applies_stops_the_load(consent_project):
     """Objectors would be profiled: the load refuses before anything is written."""
-    from churnwh.scaffold import CONSENT_FILTER
+    from churnwh.sources.scaffold import CONSENT_FILTER
 
     staging = consent_project / "sql" / "staging" / "customers.sql"
     staging.write_text(staging.read_text().replace(CONSENT_FILTER, ""))

@@ -12,7 +12,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from churnwh.spark_dialect import to_spark
+from churnwh.spark.dialect import to_spark
 from tests.spark_support import requires_spark, rows_differ, sort_key, spark_session, write_parquet_view
 
 PROBE_DATA = {

@@ -1,7 +1,7 @@
 """Parity: every model of the demo project and the scores, on DuckDB and on a local Spark session.
 
 The DuckDB side is the session's ``built_project`` (a 400-customer demo after `churnwh build`); the
-Spark side is a copy of it rebuilt with churnwh.spark_engine in this process, on one shared local
+Spark side is a copy of it rebuilt with churnwh.spark.engine in this process, on one shared local
 session. Rows are compared one by one (types may widen, values may not differ); scores match the
 DuckDB path within 1e-6. Bad input (refused construct, missing Java, unreachable master) is checked
 through the CLI: one line, exit 1, nothing changed.
@@ -17,10 +17,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from churnwh import registry, spark_engine, warehouse
 from churnwh.config import load_config
 from churnwh.errors import ModelError
-from churnwh.project import load_project
+from churnwh.spark import engine as spark_engine
+from churnwh.sqlmodels.project import load_project
+from churnwh.stages import registry
+from churnwh.store import warehouse
 from tests.helpers import churnwh, private
 from tests.spark_support import requires_spark, rows_differ, sort_key, spark_session
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from churnwh import keys, warehouse
+from churnwh.privacy import keys
+from churnwh.store import warehouse
 
 KEY_A, KEY_B = bytes.fromhex("ab" * 32), bytes.fromhex("cd" * 32)
 

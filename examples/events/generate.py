@@ -55,7 +55,8 @@ def main() -> None:
     args = parser.parse_args()
     import pyarrow.csv as pacsv
 
-    from churnwh import classification, demo
+    from churnwh.privacy import classification
+    from churnwh.sources import demo
 
     start, end = dt.date(2024, 1, 1), dt.date(2025, 12, 31)
     data = demo.simulate(args.customers, args.seed, start, end)

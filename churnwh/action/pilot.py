@@ -1,0 +1,288 @@
+"""Campaigns: the budgeted plan with a deterministic control group, and the pilot report.
+
+A customer's group in campaign ``C`` is a pure function of (pseudonym, C): the first 64 bits of
+SHA-256 of ``"C:pseudonym"`` as a number in [0, 1); below ``control_fraction`` -> control (not
+contacted), else treatment. The same campaign id always gives the same groups, the assignment
+ignores every customer attribute (so the groups are balanced in expectation), and another campaign
+id gives an independent split.
+
+Customers whose latest marketing consent is withdrawn are never selected (they cannot be contacted).
+
+Tables (schema ``ml``): ``retention_plan`` (the latest plan), ``campaigns`` (one row per campaign),
+``campaign_members`` (who was selected, in which group, at what cost) and ``pilot_results`` (each
+evaluation of a campaign).
+
+The pilot report compares realized churn of treated and control members: a member churned when the
+active period they were in on the campaign date ended before the current ``as_of`` (the data
+loaded since). The effect is control rate - treated rate (churn prevented per treated customer),
+with a 95% Wald interval for a difference of two proportions; retained per cost is effect x treated
+customers / money spent on them.
+
+A key rotation (``churnwh rotate-key``) recomputes every pseudonym and rebuilds what the build
+makes, but campaigns, the plan and the score history outlive builds: ``pseudonym_owners`` (before
+the rotation's build) and ``rekey`` (after it) carry their rows over to the new pseudonyms, so a
+campaign planned before a rotation is still evaluated after it. The old pseudonyms are held in
+memory only, never written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from churnwh.action.retention import optimize
+from churnwh.config import Config
+from churnwh.errors import ChurnwhError
+from churnwh.stages.explain import write_table
+from churnwh.stages.registry import SCHEMA
+from churnwh.store import warehouse
+
+PLAN = f"{SCHEMA}.retention_plan"
+CAMPAIGNS = f"{SCHEMA}.campaigns"
+MEMBERS = f"{SCHEMA}.campaign_members"
+RESULTS = f"{SCHEMA}.pilot_results"
+OUTLIVE_BUILDS = (MEMBERS, PLAN, f"{SCHEMA}.score_history")
+"""Tables keyed by pseudonym that no build recreates (re-keyed by a key rotation)."""
+Z95 = 1.959963984540054
+
+PLAN_COMMENTS = {
+    "campaign_id": "The campaign this plan belongs to.",
+    "customer_pseudonym": "Keyed pseudonym of the customer.",
+    "as_of": "Scoring date the plan was made from.",
+    "risk_tier": "Risk tier of the customer.",
+    "action": "Action for the tier (tiers.actions); control customers get no action.",
+    "churn_probability": "Calibrated churn probability.",
+    "value_at_risk": "churn_probability x monthly value x horizon.",
+    "cost": "Cost of the action for this tier.",
+    "success_rate": "Assumed share of contacted customers of the tier who stay.",
+    "expected_saved_value": "value_at_risk x success_rate: what contacting this customer is expected to save.",
+    "plan_rank": "1 = the most valuable customer to contact.",
+    "pilot_group": "treatment (contact) or control (held out, not contacted, to measure the effect).",
+}
+
+RESULT_COMMENTS = {
+    "campaign_id": "The campaign evaluated.",
+    "evaluated_at": "When the pilot report ran.",
+    "campaign_as_of": "Campaign date (the scores it was planned from).",
+    "outcome_through": "Outcomes counted up to this date (the build's as_of).",
+    "treated": "Customers contacted.",
+    "control": "Customers held out (not contacted).",
+    "treated_churn_rate": "Share of treated customers whose active period ended since the campaign date.",
+    "control_churn_rate": "Share of control customers whose active period ended since the campaign date.",
+    "effect": "control_churn_rate - treated_churn_rate: churn prevented per treated customer.",
+    "ci_low": "Lower end of the 95% confidence interval of the effect (Wald, difference of proportions).",
+    "ci_high": "Upper end of the 95% confidence interval of the effect.",
+    "retained_customers": "effect x treated: customers kept by the campaign.",
+    "treated_cost": "Money spent on the treated customers.",
+    "retained_per_1000_cost": "Customers retained per 1,000 spent.",
+}
+
+
+class CampaignError(ChurnwhError):
+    """A campaign that does not exist or cannot be evaluated yet."""
+
+
+def control_share(pseudonyms: pl.Series, campaign_id: str) -> np.ndarray:
+    """Deterministic uniform numbers in [0, 1) from (campaign id, pseudonym)."""
+    out = np.empty(pseudonyms.len(), dtype=np.float64)
+    prefix = f"{campaign_id}:".encode()
+    for i, pseudonym in enumerate(pseudonyms.to_list()):
+        digest = hashlib.sha256(prefix + str(pseudonym).encode()).digest()
+        out[i] = int.from_bytes(digest[:8], "big") / 2.0**64
+    return out
+
+
+def assign_groups(pseudonyms: pl.Series, campaign_id: str, control_fraction: float) -> pl.Series:
+    share = control_share(pseudonyms, campaign_id)
+    return pl.Series("pilot_group", np.where(share < control_fraction, "control", "treatment"))
+
+
+def pilot_statistics(treated_churned: np.ndarray, control_churned: np.ndarray, treated_cost: float) -> dict:
+    """Effect (control churn rate - treated churn rate), its 95% interval and retained per cost."""
+    n_t, n_c = len(treated_churned), len(control_churned)
+    if n_t == 0 or n_c == 0:
+        raise CampaignError("the campaign has no treated or no control customers: use a larger selection or "
+                            "a control_fraction between 0 and 1")
+    p_t, p_c = float(np.mean(treated_churned)), float(np.mean(control_churned))
+    effect = p_c - p_t
+    se = math.sqrt(p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c)
+    retained = effect * n_t
+    return {
+        "treated": n_t, "control": n_c, "treated_churn_rate": p_t, "control_churn_rate": p_c,
+        "effect": effect, "ci_low": effect - Z95 * se, "ci_high": effect + Z95 * se,
+        "retained_customers": retained, "treated_cost": float(treated_cost),
+        "retained_per_1000_cost": 1000.0 * retained / treated_cost if treated_cost > 0 else None,
+    }
+
+
+def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, *, budget: float | None,
+              cost: dict[str, float], success_rate: dict[str, float], control_fraction: float) -> dict:
+    """Select customers within the budget, split off the control group, store the campaign."""
+    scores = f"{SCHEMA}.churn_scores"
+    if scores not in warehouse.relations(con):
+        raise ChurnwhError("no scores yet: run `churnwh build` first")
+    if not campaign_id or not campaign_id.replace("-", "").replace("_", "").isalnum():
+        raise CampaignError(f"campaign id {campaign_id!r} is not allowed: use letters, digits, - and _")
+    if CAMPAIGNS in warehouse.relations(con) and con.execute(
+            f"SELECT count(*) FROM {CAMPAIGNS} WHERE campaign_id = ?", [campaign_id]).fetchall()[0][0]:
+        raise CampaignError(f"campaign {campaign_id} already exists: choose a new campaign id")
+    if not 0 < control_fraction < 1:
+        raise CampaignError(f"control fraction {control_fraction} is not allowed: use a number between 0 and 1")
+    # Customers who withdrew marketing consent cannot be contacted: they are never selected.
+    no_contact = ("AND customer_pseudonym NOT IN (SELECT customer_pseudonym FROM staging.consent_state "
+                  "WHERE purpose = 'marketing' AND is_latest AND state = 'withdrawn')"
+                  if "staging.consent_state" in warehouse.relations(con) else "")
+    candidates = pl.from_arrow(con.sql(
+        f"SELECT customer_pseudonym, as_of, risk_tier, action, churn_probability, value_at_risk, model_version "
+        f"FROM {scores} WHERE true {no_contact} ORDER BY customer_pseudonym").to_arrow_table())
+    selected = optimize(candidates, budget, cost, success_rate)
+    if selected.height == 0:
+        raise CampaignError(
+            f"no customer can be selected: the tiers with a cost ({', '.join(sorted(cost))}) have no scored customer "
+            "with value at risk, or the budget is below one action's cost; add a cost for another tier or raise "
+            "the budget")
+    groups = assign_groups(selected["customer_pseudonym"], campaign_id, control_fraction)
+    plan = selected.with_columns(groups).with_columns(
+        campaign_id=pl.lit(campaign_id),
+        plan_rank=pl.int_range(1, selected.height + 1, dtype=pl.Int32),
+        action=pl.when(pl.col("pilot_group") == "control").then(pl.lit("control: no contact"))
+        .otherwise(pl.col("action")),
+    ).select("campaign_id", "customer_pseudonym", "as_of", "risk_tier", "action", "churn_probability",
+             "value_at_risk", "cost", "success_rate", "expected_saved_value", "plan_rank", "pilot_group")
+    treated = plan.filter(pl.col("pilot_group") == "treatment")
+    summary = {
+        "campaign_id": campaign_id, "created_at": dt.datetime.now(), "as_of": plan["as_of"].max()
+        if plan.height else candidates["as_of"].max(),
+        "budget": float(budget), "control_fraction": control_fraction, "selected": plan.height,
+        "treated": treated.height, "control": plan.height - treated.height,
+        "treated_cost": float(treated["cost"].sum()),
+        "expected_saved_value": float(treated["expected_saved_value"].sum()),
+        "model_version": candidates["model_version"].max() if candidates.height else None,
+    }
+    write_table(con, PLAN, plan.to_arrow(), PLAN_COMMENTS,
+                "The latest retention plan: customers to contact within the budget, with the pilot control group.")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"""CREATE TABLE IF NOT EXISTS {CAMPAIGNS} (campaign_id VARCHAR PRIMARY KEY, created_at TIMESTAMP,
+            as_of DATE, budget DOUBLE, control_fraction DOUBLE, selected BIGINT, treated BIGINT, control BIGINT,
+            treated_cost DOUBLE, expected_saved_value DOUBLE, model_version VARCHAR)""")
+        con.execute(f"""CREATE TABLE IF NOT EXISTS {MEMBERS} (campaign_id VARCHAR, customer_pseudonym VARCHAR,
+            as_of DATE, risk_tier VARCHAR, churn_probability DOUBLE, cost DOUBLE, pilot_group VARCHAR)""")
+        con.register("_campaign_row", pa.Table.from_pylist([summary]))
+        con.execute(f"INSERT INTO {CAMPAIGNS} BY NAME SELECT * FROM _campaign_row")
+        con.unregister("_campaign_row")
+        con.register("_campaign_members", plan.select(
+            "campaign_id", "customer_pseudonym", "as_of", "risk_tier", "churn_probability", "cost",
+            "pilot_group").to_arrow())
+        con.execute(f"INSERT INTO {MEMBERS} BY NAME SELECT * FROM _campaign_members")
+        con.unregister("_campaign_members")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return summary
+
+
+def _frame(con: duckdb.DuckDBPyConnection, query: str, parameters: list) -> pl.DataFrame:
+    cursor = con.cursor()
+    try:
+        return pl.from_arrow(cursor.sql(query, params=parameters).to_arrow_table())
+    finally:
+        cursor.close()
+
+
+def campaign(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict:
+    if CAMPAIGNS not in warehouse.relations(con):
+        raise CampaignError(f"campaign {campaign_id} does not exist: no campaign was planned yet "
+                            "(create one with `churnwh plan --campaign ID --budget AMOUNT`)")
+    rows = _frame(con, f"SELECT * FROM {CAMPAIGNS} WHERE campaign_id = ?", [campaign_id])
+    if rows.height == 0:
+        known = [r[0] for r in con.execute(f"SELECT campaign_id FROM {CAMPAIGNS} ORDER BY created_at").fetchall()]
+        raise CampaignError(f"campaign {campaign_id} does not exist: known campaigns are {', '.join(known) or 'none'}")
+    return rows.row(0, named=True)
+
+
+def pilot_report(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str) -> dict:
+    """Realized churn of treated vs control members since the campaign date; stored in ml.pilot_results."""
+    info = campaign(con, campaign_id)
+    data_end = config.variables["as_of"]
+    if data_end <= info["as_of"]:
+        raise CampaignError(
+            f"campaign {campaign_id} started {info['as_of']} and the data ends there (as_of {data_end}): no outcome "
+            "data yet; load newer data and build with a later as_of first")
+    outcomes = _frame(con,
+        f"""SELECT m.pilot_group, m.cost,
+                   CASE WHEN p.period_end IS NOT NULL AND p.period_end < ? THEN 1 ELSE 0 END AS churned
+            FROM {MEMBERS} m
+            LEFT JOIN staging.active_periods p
+              ON p.customer_pseudonym = m.customer_pseudonym AND p.period_start < m.as_of
+             AND (p.period_end IS NULL OR p.period_end >= m.as_of)
+            WHERE m.campaign_id = ?""", [data_end, campaign_id])
+    treated = outcomes.filter(pl.col("pilot_group") == "treatment")
+    control = outcomes.filter(pl.col("pilot_group") == "control")
+    k = config.publish.k_anonymity
+    if min(treated.height, control.height) < k:
+        raise CampaignError(
+            f"campaign {campaign_id} has {treated.height} treated and {control.height} control customers; each group "
+            f"needs at least {k} (publish.k_anonymity) to be reported: plan a larger campaign or control fraction")
+    stats = pilot_statistics(treated["churned"].to_numpy(), control["churned"].to_numpy(),
+                             float(treated["cost"].sum()))
+    row = {"campaign_id": campaign_id, "evaluated_at": dt.datetime.now(), "campaign_as_of": info["as_of"],
+           "outcome_through": data_end, **stats}
+    table = pa.Table.from_pylist([row])
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.register("_pilot_row", table)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS} AS SELECT * FROM _pilot_row WHERE false")
+        con.execute(f"DELETE FROM {RESULTS} WHERE campaign_id = ? AND outcome_through = ?", [campaign_id, data_end])
+        con.execute(f"INSERT INTO {RESULTS} BY NAME SELECT * FROM _pilot_row")
+        con.unregister("_pilot_row")
+        for column, text in RESULT_COMMENTS.items():
+            con.execute(f"COMMENT ON COLUMN {RESULTS}.{column} IS {warehouse.sql_literal(text)}")
+        con.execute(f"COMMENT ON TABLE {RESULTS} IS 'Pilot evaluations: realized churn of treated vs control "
+                    "customers, effect = control rate - treated rate with a 95% interval.'")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return row
+
+
+# --- key rotation ------------------------------------------------------------------------------
+
+
+def pseudonym_owners(con: duckdb.DuckDBPyConnection) -> pa.Table | None:
+    """(customer_id, old_pseudonym) of every customer in a table of ``OUTLIVE_BUILDS``, read before a
+    key rotation rebuilds ``raw.customer_keys``; None when there is nothing to carry over."""
+    existing = warehouse.relations(con)
+    tables = [table for table in OUTLIVE_BUILDS if table in existing]
+    if not tables or f"{warehouse.RAW_SCHEMA}.customer_keys" not in existing:
+        return None
+    union = " UNION ".join(f"SELECT customer_pseudonym FROM {table}" for table in tables)
+    return con.sql(
+        f"SELECT customer_id, customer_pseudonym AS old_pseudonym FROM {warehouse.RAW_SCHEMA}.customer_keys "
+        f"WHERE customer_pseudonym IN ({union})").to_arrow_table()
+
+
+def rekey(con: duckdb.DuckDBPyConnection, owners: pa.Table | None) -> int:
+    """After a key rotation's build: replace the old pseudonyms in ``OUTLIVE_BUILDS`` by the customers'
+    new ones (run it inside the caller's transaction). Rows of customers without a new pseudonym
+    (erased) are left for ``erasure.purge_orphans``. Returns the number of rows re-keyed."""
+    existing = warehouse.relations(con)
+    tables = [table for table in OUTLIVE_BUILDS if table in existing]
+    if owners is None or owners.num_rows == 0 or not tables:
+        return 0
+    con.register("_rekey_owners", owners)
+    try:
+        return sum(con.execute(
+            f"""UPDATE {table} AS t SET customer_pseudonym = k.customer_pseudonym
+                FROM _rekey_owners o JOIN {warehouse.RAW_SCHEMA}.customer_keys k USING (customer_id)
+                WHERE t.customer_pseudonym = o.old_pseudonym""").fetchall()[0][0] for table in tables)
+    finally:
+        con.unregister("_rekey_owners")

@@ -1,0 +1,1 @@
+"""The pure modelling library: frames and arrays in, arrays and models out; no database, SQL or privacy."""

@@ -1,0 +1,1 @@
+"""Keys, classification, lineage proofs, publishing, erasure, the audit log, access and key rotation."""

@@ -1,0 +1,266 @@
+"""Erasure (`churnwh forget`) and physical rewrites of the private file.
+
+A forget request deletes the customers from every raw table (by customer id) and from every
+derived table (by pseudonym), records the request in the audit log (a request id and counts, no
+identifier), marks the current model stale (``_churnwh.meta`` 'erasure_since_model', read by the
+train stage), rewrites the private file with ``COPY FROM DATABASE`` into a new file renamed over
+the old one (DuckDB's DELETE leaves values readable in the file), and re-publishes. Ids enter SQL
+only as rows of a registered Arrow table, never as SQL text.
+
+Crash safety: the deletions, the marks and the audit entry commit in one transaction; the
+'rewrite_pending' mark makes the next build finish a rewrite (and so the republish) that a killed
+`forget` or `rotate-key` left undone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from churnwh.config import Config
+from churnwh.errors import ChurnwhError
+from churnwh.privacy import audit, publish
+from churnwh.privacy.proofs import quote_relation
+from churnwh.store import faults, lock, warehouse
+
+ERASURE_MARK = "erasure_since_model"
+REWRITE_PENDING = "rewrite_pending"
+"""_churnwh.meta: set while the private file still holds bytes that a rewrite must remove."""
+KEYS = f"{warehouse.RAW_SCHEMA}.customer_keys"
+UNTOUCHED_SCHEMAS = {warehouse.META_SCHEMA, audit.SCHEMA}
+MAX_ID_LENGTH = 128
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f,]")
+
+
+@dataclass
+class ForgetResult:
+    request_id: str
+    requested: int
+    found: int
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    published: bool = False
+
+
+def read_id_file(path: Path) -> list[str]:
+    """One customer id per line; blank lines and lines starting with '#' are skipped.
+
+    A line with a control character (a tab, say), a comma, or more than 128 characters is
+    malformed: the error names the line number, never its content.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not part of the first id
+    except FileNotFoundError:
+        raise ChurnwhError(f"id file {path} does not exist: pass a file with one customer id per line") from None
+    except UnicodeDecodeError:
+        raise ChurnwhError(f"id file {path} is not UTF-8 text: save it as UTF-8, one customer id per line") from None
+    ids: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        value = line.strip(" \r\n")
+        if not value or value.startswith("#"):
+            continue
+        if _BAD_CHARS.search(value) or len(value) > MAX_ID_LENGTH:
+            raise ChurnwhError(
+                f"{path}:{number}: malformed line: write one customer id per line (no tabs, commas or control "
+                f"characters, at most {MAX_ID_LENGTH} characters); nothing was changed"
+            )
+        ids.append(value)
+    return ids
+
+
+def check_ids(ids: list[str]) -> None:
+    """Ids given as arguments follow the id file's rules: UTF-8 text (a shell passes other bytes as
+    lone surrogates), no control character or comma, at most 128 characters. Names the position only."""
+    for number, value in enumerate(ids, start=1):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ChurnwhError(f"customer id number {number} is not valid UTF-8 text: pass ids as UTF-8 text; "
+                               "nothing was changed") from None
+        if _BAD_CHARS.search(value) or len(value) > MAX_ID_LENGTH:
+            raise ChurnwhError(
+                f"customer id number {number} is malformed: one id per argument (no commas, tabs or control "
+                f"characters, at most {MAX_ID_LENGTH} characters); nothing was changed"
+            )
+
+
+def _base_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Every base table (not views) as ``schema.name`` -> its columns, bookkeeping excluded."""
+    tables = [name for name, kind in warehouse.relations(con).items() if kind == "table"]
+    return {name: list(warehouse.columns(con, name)) for name in sorted(tables)}
+
+
+def delete_customers(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[int, dict[str, int]]:
+    """Delete ``ids`` from raw and derived tables; return (found, rows per class).
+
+    Runs inside the caller's transaction, so the deletions commit together with what marks them.
+    """
+    con.register("_forget_ids_arrow", pa.table({"customer_id": pa.array(sorted(set(ids)), pa.string())}))
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _forget_ids AS SELECT customer_id FROM _forget_ids_arrow")
+    finally:
+        con.unregister("_forget_ids_arrow")
+    tables = _base_tables(con)
+    deleted = {"raw": 0, "derived": 0}
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _forget_pseudonyms (customer_pseudonym VARCHAR)")
+        if KEYS in tables:
+            con.execute(
+                f"INSERT INTO _forget_pseudonyms SELECT customer_pseudonym FROM {KEYS} "
+                "WHERE customer_id IN (SELECT customer_id FROM _forget_ids)"
+            )
+        found_ids = set()
+        for table, columns in tables.items():
+            if table.startswith(f"{warehouse.RAW_SCHEMA}.") and warehouse.CUSTOMER_ID in columns:
+                found_ids |= {
+                    row[0]
+                    for row in con.execute(
+                        f"SELECT DISTINCT CAST(customer_id AS VARCHAR) FROM {quote_relation(table)} "
+                        "WHERE CAST(customer_id AS VARCHAR) IN (SELECT customer_id FROM _forget_ids)"
+                    ).fetchall()
+                }
+        for table, columns in tables.items():
+            schema = table.split(".")[0]
+            if schema in UNTOUCHED_SCHEMAS:
+                continue
+            if schema == warehouse.RAW_SCHEMA and warehouse.CUSTOMER_ID in columns:
+                count = con.execute(
+                    f"DELETE FROM {quote_relation(table)} "
+                    "WHERE CAST(customer_id AS VARCHAR) IN (SELECT customer_id FROM _forget_ids)"
+                ).fetchone()[0]
+                deleted["raw"] += count
+            elif "customer_pseudonym" in columns:
+                count = con.execute(
+                    f"DELETE FROM {quote_relation(table)} "
+                    "WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM _forget_pseudonyms)"
+                ).fetchone()[0]
+                deleted["raw" if schema == warehouse.RAW_SCHEMA else "derived"] += count
+    finally:
+        con.execute("DROP TABLE IF EXISTS _forget_ids")
+        con.execute("DROP TABLE IF EXISTS _forget_pseudonyms")
+    return len(found_ids), deleted
+
+
+def purge_orphans(con: duckdb.DuckDBPyConnection) -> int:
+    """Delete derived rows whose pseudonym is no current one (erased customers, an old key)."""
+    tables = _base_tables(con)
+    if KEYS not in tables:
+        return 0
+    total = 0
+    for table, columns in tables.items():
+        schema = table.split(".")[0]
+        if schema in UNTOUCHED_SCHEMAS or schema == warehouse.RAW_SCHEMA or "customer_pseudonym" not in columns:
+            continue
+        total += con.execute(
+            f"DELETE FROM {quote_relation(table)} WHERE customer_pseudonym IS NOT NULL "
+            f"AND customer_pseudonym NOT IN (SELECT customer_pseudonym FROM {KEYS})"
+        ).fetchone()[0]
+    return total
+
+
+REWRITE_SUFFIX = ".rewrite"
+
+
+def rewrite_file(path: Path, limits: dict | None = None) -> None:
+    """Copy the database into a new file (COPY FROM DATABASE) and rename it over ``path``.
+
+    Only live rows are copied, so deleted values no longer exist in the file's bytes. Schemas,
+    tables, views, macros, constraints and comments are carried over. ``limits``: the
+    ``warehouse.connect`` resource settings.
+    """
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{REWRITE_SUFFIX}")
+    try:
+        with warehouse.connect(path, **(limits or {})) as con:
+            catalog = con.execute("SELECT current_database()").fetchone()[0]
+            con.execute(f"ATTACH {warehouse.sql_literal(str(temp))} AS _rewrite")
+            con.execute(f'COPY FROM DATABASE "{catalog.replace(chr(34), chr(34) * 2)}" TO _rewrite')
+            con.execute("CHECKPOINT _rewrite")
+            faults.point("rewrite.temp_written")
+            con.execute("DETACH _rewrite")
+            con.execute("CHECKPOINT")
+    except BaseException:
+        for leftover in (temp, Path(str(temp) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+    # Both files were checkpointed, so neither has a WAL that could be replayed onto the wrong file.
+    if Path(str(temp) + ".wal").exists() or Path(str(path) + ".wal").exists():
+        for leftover in (temp, Path(str(temp) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise ChurnwhError(f"rewriting {path.name} left a write-ahead log: nothing was renamed; run the command again")
+    warehouse.fsync(temp)
+    faults.point("rewrite.before_rename")
+    os.replace(temp, path)
+    warehouse.fsync(path.parent)
+    faults.point("rewrite.after_rename")
+
+
+def stale_rewrites(path: Path) -> list[Path]:
+    """Rewritten copies (and their WALs) that a killed rewrite left beside ``path``: our names only."""
+    return publish.temp_files_like(path, REWRITE_SUFFIX)
+
+
+def finish_pending_rewrite(config: Config) -> bool:
+    """Complete a rewrite that an erasure or a key rotation committed to but did not finish.
+
+    The mark is set in the same transaction as the change that needs the rewrite and cleared
+    after it, so a kill anywhere in between leaves it set. Returns whether there was one.
+    """
+    limits = warehouse.limits(config.warehouse)
+    with warehouse.open_private(config) as con:
+        if warehouse.get_meta(con, REWRITE_PENDING) is None:
+            return False
+        purge_orphans(con)
+    rewrite_file(config.warehouse.private, limits)
+    with warehouse.open_private(config) as con:
+        con.execute(f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [REWRITE_PENDING])
+    return True
+
+
+def forget(config: Config, ids: list[str]) -> ForgetResult:
+    """Erase ``ids`` from both files; see the module docstring."""
+    if not ids:
+        raise ChurnwhError("no customer ids given: pass ids as arguments or --file with one id per line")
+    check_ids(ids)
+    request_id = audit.new_id()
+    with lock.write_lock(config.warehouse.private):
+        with warehouse.open_private(config) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                found, deleted = delete_customers(con, ids)
+                warehouse.set_meta(con, ERASURE_MARK, request_id)
+                warehouse.set_meta(con, REWRITE_PENDING, request_id)
+                audit.append(
+                    con,
+                    event="erasure",
+                    run_id=request_id,
+                    config=config,
+                    erasures=found,
+                    detail={"request_id": request_id, "requested": len(set(ids)), "found": found,
+                            "rows_deleted": deleted},
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        faults.point("forget.after_delete")
+        finish_pending_rewrite(config)
+        faults.point("forget.before_publish")
+        result = ForgetResult(request_id, len(set(ids)), found, deleted)
+        with warehouse.open_private(config) as con:
+            warehouse.set_variables(con, config.variables)
+            try:
+                publish.publish(con, config, run_id=request_id)
+            except publish.PublishError as err:
+                # an erasure may not leave the customer in the old published file: withdraw it
+                config.warehouse.published.unlink(missing_ok=True)
+                raise ChurnwhError(
+                    f"erased from the private file, but {err}; the published file was removed instead: "
+                    "fix the cause and run `churnwh build`"
+                ) from None
+    result.published = True
+    return result

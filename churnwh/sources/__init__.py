@@ -1,0 +1,1 @@
+"""What enters the warehouse: declared sources, the demo simulator, `churnwh init` scaffolding."""

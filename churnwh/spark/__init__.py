@@ -1,0 +1,1 @@
+"""The Apache Spark engine: session, dialect, executor-side scoring and lint."""

@@ -1,0 +1,426 @@
+"""`churnwh build --engine spark`: the same SQL models and the same model, run on Apache Spark.
+
+The private DuckDB file stays the system of record. The engine
+
+1. compiles every model with :mod:`churnwh.spark.dialect` and stops before any job starts if one
+   construct would not give identical results (``churnwh lint --engine spark`` lists them);
+2. exports the raw columns the models read to Parquet, for Spark to read;
+3. runs every model on Spark in dependency order, each written as Parquet and read back by the
+   models downstream;
+4. loads all model tables into the private warehouse in ONE DuckDB transaction, with the same
+   checks, audits and column comments as the DuckDB engine: a failure leaves every previous table
+   as it was, and the run's Parquet folder is removed;
+5. training runs on the driver as before (the training set is in the private warehouse);
+6. scoring runs on Spark with ``mapInArrow`` calling :func:`churnwh.ml.train.predict_proba` through
+   :mod:`churnwh.spark.score`, then tiers and ranks are written by the DuckDB path's own SQL.
+
+Raw Parquet (which holds identifiers) is deleted when the run ends, whatever happens.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import duckdb
+
+from churnwh.errors import ChurnwhError, ModelError
+from churnwh.spark.dialect import Compiled, to_spark
+from churnwh.sqlmodels.project import Project
+from churnwh.sqlmodels.run_models import (
+    ModelResult,
+    check_declared_columns,
+    current_fingerprints,
+    run_audits,
+    run_checks,
+    write_comments,
+)
+from churnwh.store import warehouse
+
+DEFAULT_MASTER = "local[2]"
+SPARK_DIR = "spark"
+"""Under the private file's folder: ``spark/tables/<schema>/<table>`` after a successful build."""
+
+_SESSIONS: dict[str, Any] = {}
+
+
+class SparkUnavailable(ChurnwhError):
+    """pyspark, Java or the Spark master cannot be used."""
+
+
+# --- compile ------------------------------------------------------------------------------------
+
+
+def source_schema(con: duckdb.DuckDBPyConnection) -> dict:
+    schema: dict = {}
+    rows = con.execute(
+        "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = current_database() ORDER BY table_schema, table_name, ordinal_position"
+    ).fetchall()
+    for db, table, column, kind in rows:
+        schema.setdefault(db, {}).setdefault(table, {})[column] = kind
+    return schema
+
+
+def compile_project(project: Project, sources: dict, variables: dict[str, Any]) -> dict[str, Compiled]:
+    """Every model as Spark SQL, in build order; model output types feed the models downstream."""
+    schema = {db: dict(tables) for db, tables in sources.items() if db == warehouse.RAW_SCHEMA}
+    compiled: dict[str, Compiled] = {}
+    for name in project.order:
+        model = project.models[name]
+        try:
+            result = to_spark(model.text, schema=schema, variables=variables)
+        except Exception as err:  # noqa: BLE001 - sqlglot raises many kinds; name the file
+            result = Compiled(sql="", columns={}, refusals=[])
+            from churnwh.spark.dialect import SparkRefusal
+
+            result.refusals.append(SparkRefusal("unsupported", None, f"cannot be carried to Spark: {str(err).splitlines()[0]}"))
+        compiled[name] = result
+        schema.setdefault(model.schema, {})[model.table] = result.columns
+    return compiled
+
+
+def refusal_lines(project: Project, compiled: dict[str, Compiled]) -> list[str]:
+    lines = []
+    for name, result in compiled.items():
+        path = project.models[name].path
+        for refusal in result.refusals:
+            where = f"{path}:{refusal.line}" if refusal.line else f"{path}"
+            text = f" `{refusal.text}`" if refusal.text else ""
+            lines.append(f"{where}: {refusal.construct}{text}: {refusal.detail}")
+    return lines
+
+
+def check_compiled(project: Project, compiled: dict[str, Compiled]) -> None:
+    lines = refusal_lines(project, compiled)
+    if lines:
+        more = f" (and {len(lines) - 1} more: `churnwh lint --engine spark` lists them)" if len(lines) > 1 else ""
+        raise ModelError(f"{lines[0]}{more}; nothing was built")
+
+
+# --- session ------------------------------------------------------------------------------------
+
+
+def _check_reachable(master: str) -> None:
+    parsed = urlparse(master)
+    if parsed.scheme not in ("sc", "spark") or not parsed.hostname:
+        return
+    port = parsed.port or (15002 if parsed.scheme == "sc" else 7077)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=5):
+            pass
+    except OSError as err:
+        raise SparkUnavailable(
+            f"Spark master {parsed.scheme}://{parsed.hostname}:{port} cannot be reached ({err.strerror or err}): "
+            "start the cluster or fix --master"
+        ) from None
+
+
+def _check_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return
+    if shutil.which("java") is None:
+        raise SparkUnavailable(
+            "no Java runtime found (Spark needs Java 17 or 21): install one, e.g. "
+            "`apt-get install openjdk-17-jre-headless`, or set JAVA_HOME"
+        )
+
+
+def session(master: str = DEFAULT_MASTER):
+    """A Spark session for ``master``: ``local[N]`` (started here) or ``sc://host:port`` (Spark Connect).
+
+    Raises SparkUnavailable, with one line saying what to do, when pyspark, Java or the master is
+    missing. One session per master per process.
+    """
+    if master in _SESSIONS:
+        return _SESSIONS[master]
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SparkUnavailable("pyspark is not installed: pip install 'pyspark>=4' 'pandas<3' (the spark extra of churnwh)") from None
+    _check_reachable(master)
+    if master.startswith("sc://"):
+        try:
+            spark = SparkSession.builder.remote(master).getOrCreate()
+            spark.conf.set("spark.sql.session.timeZone", "UTC")
+        except Exception as err:  # noqa: BLE001 - py4j/grpc errors are long; keep one line
+            raise SparkUnavailable(f"Spark Connect at {master} failed: {str(err).splitlines()[0][:200]}") from None
+    else:
+        if not master.startswith(("local", "spark://", "yarn", "k8s://")):
+            raise SparkUnavailable(
+                f"--master {master!r} is not a Spark master: use local[2], spark://host:7077 or sc://host:15002"
+            )
+        _check_java()
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        try:
+            spark = (
+                SparkSession.builder.master(master)
+                .appName("churnwh")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.driver.host", "127.0.0.1")
+                .config("spark.driver.bindAddress", "127.0.0.1")
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Duser.timezone=UTC")
+                .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+                .config("spark.sql.shuffle.partitions", "4")
+                .config("spark.sql.adaptive.enabled", "true")
+                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                .config("spark.python.worker.reuse", "true")
+                .getOrCreate()
+            )
+        except Exception as err:  # noqa: BLE001
+            raise SparkUnavailable(f"Spark could not start on {master}: {str(err).splitlines()[0][:200]}") from None
+    if not master.startswith("sc://"):
+        spark.sparkContext.setLogLevel("OFF")
+    # pyspark logs every failed query as a long JSON record; the error we raise is enough
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    _SESSIONS[master] = spark
+    return spark
+
+
+def stop_sessions() -> None:
+    while _SESSIONS:
+        _, spark = _SESSIONS.popitem()
+        try:
+            spark.stop()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+atexit.register(stop_sessions)
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+def view_name(schema: str, table: str) -> str:
+    return f"{schema}__{table}"
+
+
+def _raw_columns(compiled: dict[str, Compiled], sources: dict) -> dict[str, list[str]]:
+    """Raw table -> the columns the models read (identifier columns not read stay in DuckDB)."""
+    import sqlglot
+    from sqlglot import exp
+
+    from churnwh.spark.dialect import ChurnSpark
+
+    wanted: dict[str, set[str]] = {}
+    raw = sources.get(warehouse.RAW_SCHEMA, {})
+    for result in compiled.values():
+        tree = sqlglot.parse_one(result.sql, read=ChurnSpark)
+        aliases: dict[str, str] = {}
+        for table in tree.find_all(exp.Table):
+            prefix = f"{warehouse.RAW_SCHEMA}__"
+            if table.name.startswith(prefix) and table.name[len(prefix):] in raw:
+                aliases[table.alias_or_name] = table.name[len(prefix):]
+                wanted.setdefault(table.name[len(prefix):], set())
+        for column in tree.find_all(exp.Column):
+            if column.table in aliases:
+                wanted[aliases[column.table]].add(column.name)
+    return {table: [c for c in raw[table] if c in columns] for table, columns in sorted(wanted.items())}
+
+
+def export_raw(con: duckdb.DuckDBPyConnection, columns: dict[str, list[str]], folder: Path) -> dict[str, Path]:
+    paths = {}
+    for table, names in columns.items():
+        path = folder / f"{warehouse.RAW_SCHEMA}__{table}.parquet"
+        selected = ", ".join(f'"{name}"' for name in names) or "*"
+        con.execute(f"COPY (SELECT {selected} FROM {warehouse.RAW_SCHEMA}.{table}) TO '{path}' (FORMAT parquet)")
+        paths[table] = path
+    return paths
+
+
+def build_models(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    variables: dict[str, Any],
+    private_path: Path,
+    *,
+    master: str = DEFAULT_MASTER,
+    on_model=None,
+) -> list[ModelResult]:
+    """Compile, run on Spark, then load every model into DuckDB in one transaction."""
+    sources = source_schema(con)
+    compiled = compile_project(project, sources, variables)
+    check_compiled(project, compiled)
+    spark = session(master)
+    root = private_path.parent / SPARK_DIR
+    run_dir = root / f"run-{uuid.uuid4().hex[:12]}"
+    raw_dir = run_dir / "raw"
+    raw_dir.mkdir(parents=True)
+    try:
+        raw_paths = export_raw(con, _raw_columns(compiled, sources), raw_dir)
+        for table, path in raw_paths.items():
+            spark.read.parquet(str(path.resolve())).createOrReplaceTempView(view_name(warehouse.RAW_SCHEMA, table))
+        timings: dict[str, float] = {}
+        for name in project.order:
+            model = project.models[name]
+            started = time.perf_counter()
+            target = run_dir / "tables" / model.schema / model.table
+            try:
+                spark.sql(compiled[name].sql).write.mode("overwrite").parquet(str(target.resolve()))
+            except Exception as err:  # noqa: BLE001 - Spark errors are long: keep the first line
+                message = warehouse.first_line(err)  # quoted data values removed: no identifier leaks
+                raise ModelError(f"{model.path}: model {name} failed on Spark: {message[:300]}; nothing was loaded") from None
+            spark.read.parquet(str(target.resolve())).createOrReplaceTempView(view_name(model.schema, model.table))
+            timings[name] = time.perf_counter() - started
+        shutil.rmtree(raw_dir, ignore_errors=True)
+        results = load_into_duckdb(con, project, variables, run_dir / "tables", timings)
+        final = root / "tables"
+        if final.exists():
+            shutil.rmtree(final)
+        (run_dir / "tables").rename(final)
+        for name in project.order:
+            model = project.models[name]
+            spark.read.parquet(str((final / model.schema / model.table).resolve())).createOrReplaceTempView(
+                view_name(model.schema, model.table)
+            )
+        if on_model:
+            for result in results:
+                on_model(result)
+        return results
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def load_into_duckdb(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    variables: dict[str, Any],
+    tables: Path,
+    timings: dict[str, float],
+) -> list[ModelResult]:
+    """Every Spark-built table replaces its DuckDB table, checked and audited, in one transaction."""
+    warehouse.set_variables(con, variables)
+    existing = warehouse.relations(con)
+    fingerprints = current_fingerprints(con, project, variables, existing)
+    results = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name in project.order:
+            model = project.models[name]
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
+            if existing.get(name) == "view":
+                con.execute(f"DROP VIEW {name}")
+            folder = (tables / model.schema / model.table).resolve()
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{folder}/*.parquet')")
+            output_columns = warehouse.columns(con, name)
+            check_declared_columns(model, output_columns)
+            run_checks(con, model, output_columns)
+            run_audits(con, model, output_columns)
+            write_comments(con, model)
+            rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            # "spark:" fingerprints make the next DuckDB-engine build rebuild these models itself
+            con.execute(
+                f"INSERT OR REPLACE INTO {warehouse.META_SCHEMA}.model_state VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                [name, "spark:" + fingerprints[name], "table", rows, timings.get(name, 0.0)],
+            )
+            results.append(ModelResult(name, "built", rows, timings.get(name, 0.0)))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return results
+
+
+def score(
+    con: duckdb.DuckDBPyConnection,
+    config,
+    model_directory: Path,
+    version: str,
+    run_id: str,
+    *,
+    master: str = DEFAULT_MASTER,
+) -> int:
+    """Score the scoring set on Spark with mapInArrow, then tier and rank it with the DuckDB SQL."""
+    from churnwh.spark import score as spark_score
+    from churnwh.stages.score import _STAGING, check_features, publish_scores
+
+    spark = session(master)
+    relation = config.training.scoring_model
+    schema, table = relation.split(".")
+    folder = config.warehouse.private.parent / SPARK_DIR / "tables" / schema / table
+    if not folder.exists():
+        raise ChurnwhError(f"{relation} was not built on Spark: run `churnwh build --engine spark`")
+    frame = spark.read.parquet(str(folder.resolve()))
+    import polars as pl
+
+    from churnwh.stages import registry
+
+    model = registry.load(config.warehouse.models, version)
+    empty = pl.from_arrow(con.sql(f"SELECT * FROM {relation} LIMIT 0").to_arrow_table())
+    check_features(model, empty.schema, relation, version)
+    function = functools.partial(
+        spark_score.score_batches,
+        version=version,
+        payload=spark_score.model_payload(model_directory),
+        id_column=config.training.id_column,
+        date_column=config.training.date_column,
+        value_column=config.scoring.value_column,
+        batch_rows=config.scoring.batch_rows,
+    )
+    scored = frame.mapInArrow(function, spark_score.scored_schema_ddl())
+    table_out = scored.toArrow()
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_STAGING} (customer_pseudonym VARCHAR, as_of DATE, "
+        "churn_probability DOUBLE, monthly_value DOUBLE)"
+    )
+    con.register("_scored_spark", table_out)
+    try:
+        con.execute(f"INSERT INTO {_STAGING} SELECT * FROM _scored_spark")
+    finally:
+        con.unregister("_scored_spark")
+    return publish_scores(con, config, version, run_id)
+
+
+# --- pipeline stages (churnwh.pipeline dispatches here for --engine spark) ---------------------------
+
+
+def preflight(master: str) -> None:
+    """Fail fast, before any stage runs: pyspark, Java and the master must be usable."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise SparkUnavailable("pyspark is not installed: pip install 'pyspark>=4' 'pandas<3' (the spark extra of churnwh)") from None
+    if master.startswith(("sc://", "spark://")):
+        _check_reachable(master)
+    elif master.startswith("local"):
+        _check_java()
+    else:
+        raise SparkUnavailable(
+            f"--master {master!r} is not a Spark master: use local[2], spark://host:7077 or sc://host:15002"
+        )
+
+
+def build_models_stage(ctx, selected) -> list[ModelResult]:
+    if selected is not None:
+        raise ChurnwhError("--select is not supported with --engine spark: build every model (drop --select)")
+    return build_models(
+        ctx.con,
+        ctx.project,
+        ctx.config.variables,
+        ctx.config.warehouse.private,
+        master=ctx.options.master,
+        on_model=ctx.on_model,
+    )
+
+
+def score_stage(ctx, record) -> int:
+    from churnwh.stages import registry
+
+    directory = registry.model_dir(ctx.config.warehouse.models, record.version)
+    return score(ctx.con, ctx.config, directory, record.version, record.run_id, master=ctx.options.master)

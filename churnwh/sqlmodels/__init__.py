@@ -1,0 +1,1 @@
+"""The SQL model project: parsing, the runner (fingerprints, checks, audits) and column lineage."""

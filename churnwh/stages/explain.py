@@ -1,0 +1,257 @@
+"""The `explain` stage: per-customer churn drivers and global feature importance as warehouse tables.
+
+Reads the scoring set and the current model, computes Integrated Gradients (``churnwh.ml.explain``)
+against a typical retained customer of the training set, and writes
+
+- ``ml.churn_drivers``: each scored customer's ``top_k`` features by absolute contribution, with
+  the direction, the customer's value bucket and a plain-language label taken from the feature's
+  column comment in the scoring-set model;
+- ``ml.feature_importance``: mean absolute contribution per feature over the scored customers.
+
+Values of quasi-identifier and sensitive columns (age band, gender, region, ...) are never copied
+into the bucket column: it says ``withheld`` for them.
+
+The stage is skipped when what it explains is unchanged: a fingerprint of the model run, the
+content of the scoring set and of the training set (the baseline's rows), the labels, privacy
+classes and ``top_k`` is kept in ``_churnwh.meta`` (``explain_fingerprint``) after both tables are
+written; a build whose fingerprint matches, with both tables present, keeps them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from churnwh.config import Config
+from churnwh.errors import DataError
+from churnwh.stages.registry import SCHEMA
+from churnwh.store import warehouse
+
+logger = logging.getLogger(__name__)
+
+DRIVERS = f"{SCHEMA}.churn_drivers"
+IMPORTANCE = f"{SCHEMA}.feature_importance"
+TOP_K = 5
+EXPLAIN_MARK = "explain_fingerprint"
+METHOD = "integrated-gradients adaptive midpoint v2"
+"""Part of the fingerprint: change it when the attributions a model and data give change."""
+BASELINE_ROWS = 20000
+QUINTILE_BUCKETS = ("very low", "low", "middle", "high", "very high")
+WITHHELD_CLASSES = {"quasi_identifier", "sensitive", "direct_identifier"}
+
+DRIVER_COMMENTS = {
+    "customer_pseudonym": "Keyed pseudonym of the customer (HMAC-SHA256), as in churn_scores.",
+    "as_of": "Scoring date of the explained score.",
+    "rank": "1 = the feature that moved this customer's score the most.",
+    "feature": "Feature column of the scoring set.",
+    "label": "What the feature means, from its column description.",
+    "value_bucket": "Where the customer's value lies among all scored customers (quintiles: very low .. very high; "
+                    "missing; the category for plain categorical features; withheld for quasi-identifiers).",
+    "contribution": "Integrated-Gradients attribution in log-odds: how much this feature moves the customer's "
+                    "churn logit away from a typical retained customer. A customer's contributions over all "
+                    "features add up to logit(customer) - logit(typical retained customer).",
+    "direction": "raises risk (contribution > 0) or lowers risk (contribution < 0).",
+    "reason": "Plain-language reason: label, value bucket and direction.",
+    "model_version": "The model version explained (ml.model_runs).",
+}
+IMPORTANCE_COMMENTS = {
+    "rank": "1 = the most important feature.",
+    "feature": "Feature column of the scoring set.",
+    "label": "What the feature means, from its column description.",
+    "mean_abs_contribution": "Mean absolute Integrated-Gradients attribution over the scored customers (log-odds).",
+    "mean_contribution": "Mean signed attribution (log-odds): > 0 means the feature raises risk on average.",
+    "customers": "Number of scored customers averaged over.",
+    "model_version": "The model version explained (ml.model_runs).",
+}
+
+
+def column_labels(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    """Column -> its comment (first sentence, no trailing period) from duckdb_columns()."""
+    schema, table = relation.split(".")
+    rows = con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+        [schema, table],
+    ).fetchall()
+    labels = {}
+    for name, comment in rows:
+        text = (comment or "").strip()
+        labels[name] = text.split(". ")[0].rstrip(".") if text else name.replace("_", " ")
+    return labels
+
+
+def privacy_classes(config: Config, relation: str, project=None) -> dict[str, str]:
+    """Column -> privacy class: the scoring-set model's own metadata, else the most restrictive class
+    any model declares for a column of that name (empty when the project cannot be read).
+    ``project``: the already loaded project (``churnwh.sqlmodels.project.Project``), else it is read from disk."""
+    from churnwh.sqlmodels.project import load_project
+
+    if project is None:
+        try:
+            project = load_project(config.sql)
+        except Exception:  # noqa: BLE001 - a broken project is reported by the models stage
+            return {}
+    classes: dict[str, str] = {}
+    for model in project.models.values():
+        for name, column in model.columns.items():
+            if column.privacy in WITHHELD_CLASSES or name not in classes:
+                classes[name] = column.privacy if classes.get(name) not in WITHHELD_CLASSES else classes[name]
+    own = project.models.get(relation)
+    for name, column in (own.columns.items() if own else ()):
+        if column.privacy != "plain" or classes.get(name) not in WITHHELD_CLASSES:
+            classes[name] = column.privacy
+    return classes
+
+
+def value_buckets(frame: pl.DataFrame, kinds: dict[str, str], privacy: dict[str, str]) -> pl.DataFrame:
+    """The bucket of every (row, feature) as a frame with one column per feature."""
+    columns = {}
+    for name, kind in kinds.items():
+        if privacy.get(name, "plain") in WITHHELD_CLASSES:
+            columns[name] = pl.repeat("withheld", frame.height, eager=True)
+        elif kind == "categorical":
+            columns[name] = frame[name].cast(pl.String).str.strip_chars().fill_null("missing")
+        else:
+            values = frame[name].cast(pl.Float64)
+            values = values.fill_nan(None)
+            present = values.drop_nulls()
+            if present.len() == 0:
+                columns[name] = pl.repeat("missing", frame.height, eager=True)
+                continue
+            rank = values.rank("average") / max(present.len(), 1)
+            index = (rank * len(QUINTILE_BUCKETS)).ceil().clip(1, len(QUINTILE_BUCKETS)).cast(pl.Int64) - 1
+            labels = np.asarray(QUINTILE_BUCKETS, dtype=object)[index.fill_null(0).to_numpy()]
+            labels[index.is_null().to_numpy()] = "missing"
+            columns[name] = pl.Series(name, labels.tolist(), dtype=pl.String)
+    return pl.DataFrame(columns)
+
+
+def explain_stage(ctx) -> str:
+    """Pipeline stage after `score`: write ml.churn_drivers and ml.feature_importance, unless the
+    model run and the data they explain are unchanged since they were written."""
+    from churnwh.stages import registry
+
+    config: Config = ctx.config
+    con = ctx.con
+    record = registry.current(con) if registry.exists(con) else None
+    if record is None:
+        return "no model to explain"
+    relation = config.training.scoring_model
+    labels = column_labels(con, relation)
+    privacy = privacy_classes(config, relation, getattr(ctx, "project", None))
+    fingerprint = explain_fingerprint(con, config, record, labels, privacy)
+    existing = warehouse.relations(con)
+    if (fingerprint is not None and warehouse.get_meta(con, EXPLAIN_MARK) == fingerprint
+            and DRIVERS in existing and IMPORTANCE in existing):
+        rows = con.execute(f"SELECT count(*) FROM {DRIVERS}").fetchall()[0][0]
+        return f"scores unchanged: {rows} driver rows kept"
+    model = ctx.trained.model if getattr(ctx, "trained", None) else registry.load(config.warehouse.models,
+                                                                                   record.version)
+    drivers, importance, gap = explain_scoring_set(con, config, model, record.version, labels=labels,
+                                                   privacy=privacy)
+    if fingerprint is not None:
+        warehouse.set_meta(con, EXPLAIN_MARK, fingerprint)
+    return f"{drivers} driver rows; largest completeness gap {gap:.1e}"
+
+
+def explain_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, labels: dict[str, str],
+                        privacy: dict[str, str], top_k: int = TOP_K) -> str | None:
+    """What the drivers depend on (None when the scoring or training set does not exist yet)."""
+    tr = config.training
+    existing = warehouse.relations(con)
+    if tr.scoring_model not in existing or tr.model not in existing:
+        return None
+    payload = json.dumps({
+        "method": METHOD,
+        "model": [record.version, record.run_id],
+        "scoring": warehouse.content_fingerprint(con, tr.scoring_model),
+        "training": warehouse.content_fingerprint(con, tr.model),
+        "columns": [tr.id_column, tr.label_column, tr.date_column],
+        "labels": labels,
+        "privacy": privacy,
+        "top_k": top_k,
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, version: str,
+                        top_k: int = TOP_K, *, labels: dict[str, str] | None = None,
+                        privacy: dict[str, str] | None = None) -> tuple[int, int, float]:
+    from churnwh.ml import explain
+
+    tr, relation = config.training, config.training.scoring_model
+    for needed in (relation, tr.model):
+        if needed not in warehouse.relations(con):
+            raise DataError(f"table {needed} does not exist: run `churnwh build` first")
+    scoring = pl.from_arrow(
+        con.sql(f'SELECT * FROM {relation} ORDER BY "{tr.id_column}"').to_arrow_table())
+    retained = pl.from_arrow(con.sql(
+        f'SELECT * FROM {tr.model} WHERE "{tr.label_column}" = 0 '
+        f'ORDER BY "{tr.date_column}" DESC, "{tr.id_column}" LIMIT {BASELINE_ROWS}').to_arrow_table())
+    if retained.height == 0:
+        raise DataError(f"{tr.model} has no retained rows ({tr.label_column} = 0) to build the explanation "
+                        "baseline from: check the label column")
+    baseline = explain.typical_retained_baseline(model, retained)
+    attributions = explain.integrated_gradients(model, scoring, baseline)
+    gap = float(attributions.completeness_gap().max()) if scoring.height else 0.0
+    labels = column_labels(con, relation) if labels is None else labels
+    privacy = privacy_classes(config, relation) if privacy is None else privacy
+    kinds = model.features
+    buckets = value_buckets(scoring, kinds, privacy)
+
+    long = explain.top_drivers(attributions, scoring[tr.id_column].alias("customer_pseudonym"), top_k)
+    row_of = np.repeat(np.arange(scoring.height), min(top_k, len(attributions.features)))
+    bucket_matrix = buckets.select(list(attributions.features)).to_numpy() if scoring.height else None
+    position = {name: j for j, name in enumerate(attributions.features)}
+    feature_index = np.array([position[f] for f in long["feature"].to_list()], dtype=np.int64)
+    bucket_values = bucket_matrix[row_of, feature_index].tolist() if scoring.height else []
+    as_of = scoring[tr.date_column].cast(pl.Date)
+    long = long.with_columns(
+        as_of=as_of.gather(row_of) if scoring.height else pl.Series([], dtype=pl.Date),
+        label=pl.Series([labels.get(f, f) for f in long["feature"].to_list()], dtype=pl.String),
+        value_bucket=pl.Series(bucket_values, dtype=pl.String),
+        direction=pl.when(pl.col("contribution") >= 0).then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")),
+    ).with_columns(
+        reason=pl.format("{}: {} ({})", "label", "value_bucket", "direction"),
+        model_version=pl.lit(version),
+    ).select("customer_pseudonym", "as_of", "rank", "feature", "label", "value_bucket", "contribution",
+             "direction", "reason", "model_version")
+    ranked = explain.global_importance(attributions)
+    importance = ranked.with_columns(
+        label=pl.Series([labels.get(f, f) for f in ranked["feature"]], dtype=pl.String),
+        customers=pl.lit(scoring.height, dtype=pl.Int64),
+        model_version=pl.lit(version),
+    ).select("rank", "feature", "label", "mean_abs_contribution", "mean_contribution", "customers",
+             "model_version")
+    write_table(con, DRIVERS, long.to_arrow(), DRIVER_COMMENTS,
+                "Top churn drivers per scored customer (Integrated Gradients against a typical retained customer).")
+    write_table(con, IMPORTANCE, importance.to_arrow(), IMPORTANCE_COMMENTS,
+                "Global feature importance: mean absolute attribution over the scored customers.")
+    logger.info("explained %d customers, largest completeness gap %.2e", scoring.height, gap)
+    return long.height, importance.height, gap
+
+
+def write_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, comments: dict[str, str],
+                table_comment: str) -> None:
+    """Replace ``name`` by ``table`` with comments, in one transaction."""
+    con.register("_churnwh_new_rows", table)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {name.split('.')[0]}")
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _churnwh_new_rows")
+            con.execute(f"COMMENT ON TABLE {name} IS {warehouse.sql_literal(table_comment)}")
+            for column, text in comments.items():
+                if column in table.column_names:
+                    con.execute(f"COMMENT ON COLUMN {name}.{column} IS {warehouse.sql_literal(text)}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.unregister("_churnwh_new_rows")

@@ -1,0 +1,150 @@
+"""The `score` stage: stream the scoring set through the current model into ``ml.churn_scores``.
+
+Rows arrive as Arrow record batches, so memory stays bounded by the batch size whatever the
+number of customers. Tiers, actions, value at risk and priority are computed in SQL over the
+scored rows, and the new table replaces the old one in one transaction.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from churnwh.config import Config
+from churnwh.errors import DataError
+from churnwh.ml.preprocess import feature_kind
+from churnwh.stages.registry import SCHEMA
+from churnwh.store import faults, warehouse
+
+SCORES = f"{SCHEMA}.churn_scores"
+_STAGING = "_scored_rows"
+
+COLUMN_COMMENTS = {
+    "customer_pseudonym": "Keyed pseudonym of the customer (HMAC-SHA256); re-identification needs the key.",
+    "as_of": "Scoring date: features use only data strictly before it.",
+    "churn_probability": "Calibrated probability that the customer's active period ends within the label window.",
+    "risk_tier": "high: retain now; medium: enhanced care; low: normal service.",
+    "action": "The recommended action for the customer's risk tier.",
+    "value_at_risk": "churn_probability x monthly revenue x the value horizon in months.",
+    "priority_rank": "1 = the customer with the most value at risk.",
+    "model_version": "The model version that produced the score (ml.model_runs).",
+    "run_id": "The training run of that model version.",
+}
+
+
+def check_features(model, scoring_schema: dict[str, pl.DataType], relation: str, version: str) -> None:
+    """The scoring table must offer every feature the model was trained on, with the same kind."""
+    for name, kind in model.features.items():
+        if name not in scoring_schema:
+            raise DataError(
+                f"{relation} has no column {name!r}, which model {version} was trained on: "
+                "restore the column or retrain with `churnwh train --force`"
+            )
+        found = feature_kind(scoring_schema[name])
+        if found != kind:
+            raise DataError(
+                f"column {name!r} of {relation} is {found or scoring_schema[name]} but model {version} was "
+                f"trained on it as {kind}: fix the column type or retrain with `churnwh train --force`"
+            )
+
+
+def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: str, run_id: str) -> int:
+    from churnwh.ml.train import predict_proba
+
+    relation = config.training.scoring_model
+    if relation not in warehouse.relations(con):
+        raise DataError(f"scoring table {relation} does not exist: run `churnwh build` first")
+    id_column, date_column = config.training.id_column, config.training.date_column
+    value_column = config.scoring.value_column
+    present = warehouse.columns(con, relation)
+    for column, key in (
+        (id_column, "training.id_column"),
+        (date_column, "training.date_column"),
+        (value_column, "scoring.value_column"),
+    ):
+        if column not in present:
+            raise DataError(f"{relation} has no column {column!r} ({key}): add it to the model or fix {key}")
+    reader_con = con.cursor()
+    try:
+        # A fixed order makes every batch, and so every padded compiled call, the same on each run.
+        ordered = f'SELECT * FROM {relation} ORDER BY "{id_column}"'
+        reader = reader_con.sql(ordered).to_arrow_reader(config.scoring.batch_rows)
+        check_features(model, pl.from_arrow(reader.schema.empty_table()).schema, relation, version)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_STAGING} (customer_pseudonym VARCHAR, as_of DATE, "
+            "churn_probability DOUBLE, monthly_value DOUBLE)"
+        )
+        for batch in reader:
+            frame = pl.from_arrow(batch)
+            if frame.height == 0:
+                continue
+            probabilities = predict_proba(model, frame)
+            scored = pa.table(
+                {
+                    "customer_pseudonym": frame[id_column].to_arrow(),
+                    "as_of": frame[date_column].cast(pl.Date).to_arrow(),
+                    "churn_probability": pa.array(np.asarray(probabilities, dtype=np.float64)),
+                    "monthly_value": frame[value_column].cast(pl.Float64).to_arrow(),
+                }
+            )
+            con.register("_scored_batch", scored)
+            try:
+                con.execute(f"INSERT INTO {_STAGING} SELECT * FROM _scored_batch")
+            finally:
+                con.unregister("_scored_batch")
+            faults.point("score.mid_stream")
+    finally:
+        reader_con.close()
+    return publish_scores(con, config, version, run_id)
+
+
+def tier_sql(config: Config) -> str:
+    tiers = config.tiers
+    if tiers.mode == "probability":
+        return (
+            f"CASE WHEN churn_probability >= {tiers.high!r} THEN 'high' "
+            f"WHEN churn_probability >= {tiers.medium!r} THEN 'medium' ELSE 'low' END"
+        )
+    rank = "row_number() OVER (ORDER BY churn_probability DESC, customer_pseudonym)"
+    total = "count(*) OVER ()"
+    return (
+        f"CASE WHEN {rank} <= ceil({tiers.high!r} * {total}) THEN 'high' "
+        f"WHEN {rank} <= ceil({tiers.medium!r} * {total}) THEN 'medium' ELSE 'low' END"
+    )
+
+
+def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str, run_id: str) -> int:
+    actions = config.tiers.actions
+    action = "CASE risk_tier " + " ".join(
+        f"WHEN '{tier}' THEN {warehouse.sql_literal(actions[tier])}" for tier in ("high", "medium", "low")
+    ) + " END"
+    horizon = config.scoring.horizon_months
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        con.execute(
+            f"""CREATE OR REPLACE TABLE {SCORES} AS
+            WITH tiered AS (
+                SELECT *, {tier_sql(config)} AS risk_tier,
+                       churn_probability * coalesce(monthly_value, 0) * {horizon} AS value_at_risk
+                FROM {_STAGING}
+            )
+            SELECT customer_pseudonym, as_of, churn_probability, risk_tier, {action} AS action, value_at_risk,
+                   CAST(row_number() OVER (ORDER BY value_at_risk DESC, churn_probability DESC, customer_pseudonym)
+                        AS INTEGER) AS priority_rank,
+                   {warehouse.sql_literal(version)} AS model_version, {warehouse.sql_literal(run_id)} AS run_id
+            FROM tiered
+            ORDER BY priority_rank"""
+        )
+        con.execute(f"COMMENT ON TABLE {SCORES} IS 'Churn probability, risk tier, action and value at risk per customer.'")
+        for column, text in COLUMN_COMMENTS.items():
+            con.execute(f"COMMENT ON COLUMN {SCORES}.{column} IS {warehouse.sql_literal(text)}")
+        con.execute(f"DROP TABLE {_STAGING}")
+        faults.point("score.before_commit")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return con.execute(f"SELECT count(*) FROM {SCORES}").fetchall()[0][0]

@@ -1,0 +1,235 @@
+"""The `train` stage: read the training-set model as a Polars frame, train, evaluate, register.
+
+The model is retrained only when the training data, the network settings or the seed changed
+since the current model was trained (or an erasure since then asks for it); otherwise the current
+model is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from churnwh.config import Config
+from churnwh.errors import ChurnwhError, DataError
+from churnwh.ml import metrics, splits
+from churnwh.stages import registry
+from churnwh.store import faults, warehouse
+
+logger = logging.getLogger(__name__)
+
+ERASURE_MARK = "erasure_since_model"
+
+
+@dataclass
+class TrainOutcome:
+    version: str
+    promoted: bool
+    reused: bool
+    decision: str
+    model: object  # churnwh.ml.train.TrainedModel (imported lazily: JAX starts slowly)
+    results: dict | None = None
+
+
+def read_relation(con: duckdb.DuckDBPyConnection, relation: str, order_by: tuple[str, ...] = ()) -> pl.DataFrame:
+    """A whole table as a Polars frame (DuckDB -> Arrow -> Polars, no row loops).
+
+    ``order_by`` fixes the row order, which DuckDB's parallel scans do not, so training is repeatable.
+    """
+    if relation not in warehouse.relations(con):
+        raise ChurnwhError(f"table {relation} does not exist: run `churnwh build` to build the SQL models first")
+    columns = warehouse.columns(con, relation)
+    order = ", ".join(f'"{name}"' for name in order_by if name in columns)
+    query = f"SELECT * FROM {relation}" + (f" ORDER BY {order}" if order else "")
+    return pl.from_arrow(con.sql(query).to_arrow_table())
+
+
+def training_order(config: Config) -> tuple[str, ...]:
+    return (config.training.date_column, config.training.id_column)
+
+
+def train_config(config: Config):
+    """TrainConfig from [network], the seed, and a purge gap that keeps every label window of the
+    training rows before the first validation date (and of validation rows before the test date)."""
+    from churnwh.ml.train import TrainConfig
+
+    variables = config.variables
+    purge_days = sum(int(variables.get(name, 0)) for name in ("lead_days", "label_window_days", "churn_gap_days"))
+    return TrainConfig.from_dict({"purge_days": purge_days, **config.training.network, "seed": config.training.seed})
+
+
+def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
+    """What the model depends on: the training table's content, the network settings and the seed."""
+    content = warehouse.content_fingerprint(con, config.training.model)
+    payload = json.dumps(
+        {
+            "table": config.training.model,
+            "content": content,
+            "network": train_config(config).to_dict(),
+            "columns": [config.training.id_column, config.training.label_column, config.training.date_column],
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool = False) -> TrainOutcome:
+    from churnwh.ml import artifact
+
+    registry.ensure_tables(con)
+    fingerprint = data_fingerprint(con, config)
+    current = registry.current(con)
+    # A model trained before an erasure holds the erased customers: it must be replaced, not kept.
+    erased = warehouse.get_meta(con, ERASURE_MARK) is not None
+    force = force or erased
+    if current and not force and registry.trained_on(con, fingerprint):
+        model = registry.load(config.warehouse.models, current.version)
+        return TrainOutcome(current.version, False, True, "data unchanged: current model reused", model)
+
+    frame = read_relation(con, config.training.model, training_order(config))
+    check_training_frame(frame, config)
+    from churnwh.ml.train import train_and_evaluate
+
+    split_column = time_column(frame, config)
+    # Without a usable date (a flat table), the all-NULL date column must not become a feature.
+    date_column = config.training.date_column
+    unused_date = (date_column,) if split_column is None and date_column in frame.columns else ()
+    model, results = train_and_evaluate(
+        frame,
+        id_column=config.training.id_column,
+        label_column=config.training.label_column,
+        time_column=split_column,
+        exclude=unused_date,
+        config=train_config(config),
+    )
+    version = registry.next_version(con)
+    promote, decision = promotion_decision(con, config, frame, results, current, force)
+    faults.point("train.after_fit")
+    staging = registry.staging_dir(config.warehouse.models, version)
+    artifact.save_model(model, staging)
+    (staging / "run.json").write_text(
+        json.dumps(
+            {
+                "version": version,
+                "data_fingerprint": fingerprint,
+                "training": {
+                    "model": config.training.model,
+                    "id_column": config.training.id_column,
+                    "label_column": config.training.label_column,
+                    "date_column": config.training.date_column,
+                },
+                "variables": {name: str(value) for name, value in config.variables.items()},
+            },
+            indent=1,
+            sort_keys=True,
+        )
+    )
+    # The artifact is whole before its row exists, and the erasure mark goes with the row: a kill
+    # in between leaves an unregistered folder that the retrain replaces, never a row without a model.
+    registry.install_artifact(config.warehouse.models, version, staging)
+    faults.point("train.after_artifact")
+    clear_mark = ((f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [ERASURE_MARK]),) if erased else ()
+    registry.record_run(
+        con,
+        version=version,
+        run_id=uuid.uuid4().hex[:16],
+        data_fingerprint=fingerprint,
+        results=results,
+        feature_count=len(model.features),
+        promote=promote,
+        decision=decision,
+        also=clear_mark,
+    )
+    faults.point("train.after_record")
+    registry.prune_artifacts(con, config.warehouse.models, config.training.keep_versions)
+    if not promote:
+        current_model = registry.load(config.warehouse.models, current.version)
+        return TrainOutcome(current.version, False, False, decision, current_model, results)
+    return TrainOutcome(version, True, False, decision, model, results)
+
+
+def time_column(frame: pl.DataFrame, config: Config) -> str | None:
+    """The observation-date column, or None (a stratified random split) when training.date_column is
+    empty, or the training set has no such column or only NULLs in it: a flat customer table has no time."""
+    column = config.training.date_column
+    if not column or column not in frame.columns or frame[column].null_count() == frame.height:
+        return None
+    return column
+
+
+def split_for_evaluation(frame: pl.DataFrame, config: Config) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(train, valid, test) as train_and_evaluate splits them: by time, or stratified without a date."""
+    train_cfg = train_config(config)
+    column = time_column(frame, config)
+    if column is None:  # the same parts as churnwh.ml.train.train_and_evaluate without a time column
+        labels = frame[config.training.label_column].to_numpy()
+        train_fraction = 1.0 - train_cfg.valid_fraction - train_cfg.test_fraction
+        parts = splits.stratified_split_indices(
+            labels, (train_fraction, train_cfg.valid_fraction, train_cfg.test_fraction), train_cfg.seed)
+        return tuple(frame[indices] for indices in parts)
+    return splits.time_split(frame, column, valid_dates=train_cfg.valid_dates, test_dates=train_cfg.test_dates)
+
+
+def check_training_frame(frame: pl.DataFrame, config: Config) -> None:
+    """Columns the trainer needs must exist; everything else is a feature (the date is optional)."""
+    for key, column in (
+        ("training.id_column", config.training.id_column),
+        ("training.label_column", config.training.label_column),
+    ):
+        if column not in frame.columns:
+            raise DataError(
+                f"{config.training.model} has no column {column!r} ({key}): add it to the model or fix {key}"
+            )
+
+
+def promotion_decision(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    frame: pl.DataFrame,
+    results: dict,
+    current: registry.RunRecord | None,
+    force: bool,
+) -> tuple[bool, str]:
+    """Promote unless the current model is better on the same test rows by more than the tolerance."""
+    new_auc = results["network"]["roc_auc"]
+    if current is None:
+        return True, f"first model (test ROC-AUC {new_auc:.4f})"
+    if force:
+        return True, f"forced (test ROC-AUC {new_auc:.4f})"
+    from churnwh.ml.train import predict_proba
+
+    incumbent = registry.load(config.warehouse.models, current.version)
+    _, _, test = split_for_evaluation(frame, config)
+    try:
+        incumbent_auc = metrics.roc_auc(
+            test[config.training.label_column].to_numpy().astype(np.float64), predict_proba(incumbent, test)
+        )
+    except DataError:
+        return True, f"features changed since {current.version}: the new model replaces it"
+    tolerance = config.training.promote_tolerance
+    if new_auc >= incumbent_auc - tolerance:
+        return True, f"test ROC-AUC {new_auc:.4f} vs {incumbent_auc:.4f} of {current.version}"
+    return False, (
+        f"kept {current.version}: its test ROC-AUC {incumbent_auc:.4f} beats {new_auc:.4f} by more than "
+        f"{tolerance}; use --force to replace it"
+    )
+
+
+def evaluate_current(con: duckdb.DuckDBPyConnection, config: Config) -> tuple[str, dict]:
+    """Evaluate the current model on the latest dates of the current training set, with baselines."""
+    record = registry.current(con) if registry.exists(con) else None
+    if record is None:
+        raise ChurnwhError("no trained model yet: run `churnwh train` or `churnwh build` first")
+    from churnwh.ml.train import evaluate_with_baselines
+
+    model = registry.load(config.warehouse.models, record.version)
+    frame = read_relation(con, config.training.model, training_order(config))
+    train, _, test = split_for_evaluation(frame, config)
+    return record.version, evaluate_with_baselines(model, train, test)

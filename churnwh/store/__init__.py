@@ -1,0 +1,1 @@
+"""Where the warehouse lives: DuckDB connections, the build lock, crash (fault) points, exports."""

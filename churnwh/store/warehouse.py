@@ -1,0 +1,224 @@
+"""The one place that opens DuckDB connections to the private warehouse, and small catalog helpers.
+
+Bookkeeping lives in the schema ``_churnwh`` of the private file: model fingerprints and key-value
+metadata. Raw data lives in ``raw``; models in the schemas named by their folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+
+from churnwh.errors import ChurnwhError
+from churnwh.privacy import keys
+from churnwh.store import faults, lock
+
+META_SCHEMA = "_churnwh"
+RAW_SCHEMA = "raw"
+CUSTOMER_ID = "customer_id"
+
+
+@contextmanager
+def connect(
+    path: Path,
+    *,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    temp_directory: Path | str | None = None,
+    threads: int | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a warehouse file (creating its folder), close it on exit.
+
+    A writer holds the project's write lock (churnwh.store.lock) while the file is open. The limits
+    apply from the first statement on (a replayed WAL included); above ``memory_limit`` DuckDB
+    spills to ``temp_directory`` (default: ``<file>.tmp`` beside it).
+    """
+    if read_only and not path.exists():
+        raise ChurnwhError(f"warehouse file {path} does not exist: run `churnwh build` first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"memory_limit": memory_limit, "temp_directory": temp_directory, "threads": threads}
+    settings = {name: str(value) for name, value in settings.items() if value is not None}
+    with contextlib.ExitStack() as stack:
+        if not read_only:
+            stack.enter_context(lock.write_lock(path))
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=settings)
+        except duckdb.IOException as err:
+            state = lock.inspect(path)
+            if read_only and state.held:
+                raise ChurnwhError(
+                    f"warehouse file {path} is being written by a build (pid {state.pid}): "
+                    "run this again when it finishes"
+                ) from None
+            raise ChurnwhError(f"cannot open warehouse file {path}: {first_line(err)}") from None
+        except duckdb.Error as err:
+            raise ChurnwhError(f"cannot open warehouse file {path}: {first_line(err)}") from None
+        try:
+            if not read_only:
+                ensure_meta(con)
+            yield con
+        finally:
+            con.close()
+
+
+def limits(warehouse_config) -> dict[str, Any]:
+    """The DuckDB resource settings of ``[warehouse]`` as keyword arguments of ``connect``."""
+    return {
+        "memory_limit": warehouse_config.memory_limit,
+        "temp_directory": warehouse_config.temp_directory,
+        "threads": warehouse_config.threads,
+    }
+
+
+def open_private(config, *, read_only: bool = False):
+    """``connect`` to the project's private warehouse with its configured limits."""
+    return connect(config.warehouse.private, read_only=read_only, **limits(config.warehouse))
+
+
+def fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries after a rename, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether a failed write ran out of space (an OSError, or DuckDB's message for the same)."""
+    return (isinstance(err, OSError) and err.errno == errno.ENOSPC) or "No space left on device" in str(err)
+
+
+def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {META_SCHEMA}.model_state (
+            model VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            rows BIGINT, seconds DOUBLE, built_at TIMESTAMP NOT NULL)"""
+    )
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
+    )
+
+
+def get_meta(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    # fetchall: a half-read result (fetchone) would block the connection's next con.sql() in DuckDB 2
+    rows = con.execute(f"SELECT value FROM {META_SCHEMA}.meta WHERE name = ?", [name]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def set_meta(con: duckdb.DuckDBPyConnection, name: str, value: str) -> None:
+    con.execute(f"INSERT OR REPLACE INTO {META_SCHEMA}.meta VALUES (?, ?)", [name, value])
+
+
+def relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every table and view as ``schema.name`` -> 'table' | 'view' (bookkeeping excluded)."""
+    rows = con.execute(
+        "SELECT table_schema, table_name, table_type FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema <> ?",
+        [META_SCHEMA],
+    ).fetchall()
+    return {f"{schema}.{name}": ("view" if kind == "VIEW" else "table") for schema, name, kind in rows}
+
+
+def columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    """Column name -> DuckDB type of ``schema.name``, in table order."""
+    schema, name = relation.split(".")
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return dict(rows)
+
+
+def content_fingerprint(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """Row count and an order-independent hash of every row: changes when any value changes."""
+    count, total = con.execute(f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM {relation} AS t").fetchone()
+    return f"{count}:{total}"
+
+
+def set_variables(con: duckdb.DuckDBPyConnection, variables: dict[str, Any]) -> None:
+    """Expose config values to SQL as DuckDB variables, read with ``getvariable('name')``."""
+    for name, value in variables.items():
+        con.execute(f"SET VARIABLE {name} = {sql_literal(value)}")
+
+
+def sql_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def refresh_customer_keys(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
+    """Keep ``raw.customer_keys`` (customer_id -> pseudonym) complete for every raw table.
+
+    Pseudonyms are computed in Python (DuckDB has no HMAC) once per new customer id. A different key
+    than the one the table was built with recomputes all of them, in one transaction with the key
+    version. Returns the number computed.
+    """
+    table = f"{RAW_SCHEMA}.customer_keys"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        computed = _refresh_customer_keys(con, key, table)
+        faults.point("pseudonymize.mid")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return computed
+
+
+def _refresh_customer_keys(con: duckdb.DuckDBPyConnection, key: bytes, table: str) -> int:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} (customer_id VARCHAR PRIMARY KEY, customer_pseudonym VARCHAR NOT NULL)")
+    current_key = keys.key_id(key)
+    if get_meta(con, "key_id") != current_key:
+        con.execute(f"DELETE FROM {table}")
+    sources = [
+        relation
+        for relation in sorted(relations(con))
+        if relation.startswith(f"{RAW_SCHEMA}.") and relation != table and CUSTOMER_ID in columns(con, relation)
+    ]
+    if not sources:
+        set_meta(con, "key_id", current_key)
+        return 0
+    union = " UNION ".join(f"SELECT {CUSTOMER_ID} FROM {relation} WHERE {CUSTOMER_ID} IS NOT NULL" for relation in sources)
+    new_ids = [
+        row[0]
+        for row in con.execute(
+            f"SELECT DISTINCT CAST({CUSTOMER_ID} AS VARCHAR) FROM ({union}) AS ids "
+            f"WHERE CAST({CUSTOMER_ID} AS VARCHAR) NOT IN (SELECT customer_id FROM {table}) ORDER BY 1"
+        ).fetchall()
+    ]
+    if new_ids:
+        import pyarrow as pa
+
+        batch = pa.table({"customer_id": new_ids, "customer_pseudonym": keys.pseudonymize(new_ids, key)})
+        con.register("_new_customer_keys", batch)
+        try:
+            con.execute(f"INSERT INTO {table} SELECT * FROM _new_customer_keys")
+        finally:
+            con.unregister("_new_customer_keys")
+    set_meta(con, "key_id", current_key)
+    return len(new_ids)
+
+
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def first_line(err: BaseException) -> str:
+    """A DuckDB error as one line with quoted data values removed, so no identifier can leak."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return _QUOTED.sub("'…'", text)
