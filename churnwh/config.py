@@ -167,7 +167,25 @@ SOURCE_TYPES = ("VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TI
 SOURCE_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive", "pseudonym", "plain")
 SOURCE_KEYS = {"path", "format", "table", "delimiter", "header", "date_format", "id_column", "unique_id", "label",
                "positive", "negative", "columns", "allow_empty"}
+SOURCE_COLUMN_KEYS = {"type", "class"}
 TIER_MODES = ("probability", "top_fraction")
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "warehouse": ("private", "published", "models", "memory_limit", "temp_directory", "threads"),
+    "sql": ("path",),
+    "source": ("kind",),
+    "demo": ("customers", "seed", "start", "end", "truth"),
+    "training": ("model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance",
+                 "keep_versions"),
+    "tiers": ("high", "medium", "mode", "actions"),
+    "scoring": ("value_column", "horizon_months", "batch_rows"),
+    "key": ("env", "file", "create"),
+    "publish": ("k_anonymity",),
+    "retention": ("budget", "cost", "success_rate", "control_fraction"),
+    "monitoring": ("psi_warning",),
+}
+"""The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
+OPEN_SECTIONS = ("sources", "network", "vars")
+"""Sections whose keys are names: [sources.NAME] (SOURCE_KEYS), [network] (TrainConfig fields), [vars]."""
 DEFAULT_ACTIONS = {
     "high": "retain now: personal retention offer",
     "medium": "enhanced care: proactive check-in",
@@ -217,11 +235,9 @@ def load_config(root: Path) -> Config:
 
 def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> Config:
     reader = _Reader(raw, origin)
-    known_sections = {"warehouse", "sql", "source", "sources", "demo", "training", "network", "tiers", "scoring", "key",
-                      "vars", "publish", "retention", "monitoring"}
-    reader.reject_unknown("", raw, known_sections)
+    reader.reject_unknown("", raw, {*SECTION_KEYS, *OPEN_SECTIONS})
 
-    wh = reader.section("warehouse", {"private", "published", "models", "memory_limit", "temp_directory", "threads"})
+    wh = reader.section("warehouse", set(SECTION_KEYS["warehouse"]))
     memory_limit = reader.optional_string(wh, "warehouse.memory_limit")
     if memory_limit is not None and not re.fullmatch(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*", memory_limit, re.I):
         raise reader.fail("warehouse.memory_limit", memory_limit, "a size such as '4GB' or '512MB'")
@@ -244,14 +260,14 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
             "the published file must be a separate file"
         )
 
-    sql = reader.section("sql", {"path"})
-    source = reader.section("source", {"kind"})
+    sql = reader.section("sql", set(SECTION_KEYS["sql"]))
+    source = reader.section("source", set(SECTION_KEYS["source"]))
     kind = reader.string(source, "source.kind", "demo")
     if kind not in SOURCES:
         raise ConfigError(f"{origin}: source.kind = {kind!r} is not allowed: use one of {', '.join(SOURCES)}")
     declared = parse_sources(reader, reader.section("sources", None), kind)
 
-    demo = reader.section("demo", {"customers", "seed", "start", "end", "truth"})
+    demo = reader.section("demo", set(SECTION_KEYS["demo"]))
     demo_config = DemoConfig(
         customers=reader.integer(demo, "demo.customers", 5000, minimum=10, maximum=50_000_000),
         seed=reader.integer(demo, "demo.seed", 7, minimum=0),
@@ -262,10 +278,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
     if demo_config.end <= demo_config.start:
         raise ConfigError(f"{origin}: demo.end = {demo_config.end} is not after demo.start = {demo_config.start}")
 
-    tr = reader.section(
-        "training",
-        {"model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance", "keep_versions"},
-    )
+    tr = reader.section("training", set(SECTION_KEYS["training"]))
     training = TrainingConfig(
         model=reader.string(tr, "training.model", "marts.training_set"),
         scoring_model=reader.string(tr, "training.scoring_model", "marts.scoring_set"),
@@ -283,7 +296,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         if name.count(".") != 1:
             raise ConfigError(f"{origin}: {key} = {name!r} is not allowed: name a model as schema.table")
 
-    tiers_section = reader.section("tiers", {"high", "medium", "mode", "actions"})
+    tiers_section = reader.section("tiers", set(SECTION_KEYS["tiers"]))
     mode = reader.string(tiers_section, "tiers.mode", "probability")
     if mode not in TIER_MODES:
         raise reader.fail("tiers.mode", mode, f"one of {', '.join(TIER_MODES)}")
@@ -304,15 +317,15 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
             f"medium) must be above tiers.high = {tiers.high}"
         )
 
-    sc = reader.section("scoring", {"value_column", "horizon_months", "batch_rows"})
+    sc = reader.section("scoring", set(SECTION_KEYS["scoring"]))
     scoring = ScoringConfig(
         value_column=reader.string(sc, "scoring.value_column", "monthly_price"),
         horizon_months=reader.integer(sc, "scoring.horizon_months", 12, minimum=1, maximum=120),
         batch_rows=reader.integer(sc, "scoring.batch_rows", 65536, minimum=256, maximum=10_000_000),
     )
 
-    key = reader.section("key", {"env", "file", "create"})
-    pub = reader.section("publish", {"k_anonymity"})
+    key = reader.section("key", set(SECTION_KEYS["key"]))
+    pub = reader.section("publish", set(SECTION_KEYS["publish"]))
     publish_config = PublishConfig(k_anonymity=reader.integer(pub, "publish.k_anonymity", 5, minimum=1, maximum=1_000_000))
 
     key_config = KeyConfig(
@@ -331,7 +344,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
     if kind == "demo" and "history_start" not in raw.get("vars", {}):
         variables["history_start"] = demo_config.start
 
-    ret = reader.section("retention", {"budget", "cost", "success_rate", "control_fraction"})
+    ret = reader.section("retention", set(SECTION_KEYS["retention"]))
     tiers_known = {"high", "medium", "low"}
     costs = reader.section_of(ret, "retention.cost", tiers_known)
     rates = {**RetentionConfig().success_rate, **reader.section_of(ret, "retention.success_rate", tiers_known)}
@@ -342,7 +355,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
                       for tier in rates},
         control_fraction=reader.fraction(ret, "retention.control_fraction", 0.1),
     )
-    mon = reader.section("monitoring", {"psi_warning"})
+    mon = reader.section("monitoring", set(SECTION_KEYS["monitoring"]))
     monitoring = MonitoringConfig(psi_warning=reader.number(mon, "monitoring.psi_warning", 0.2, minimum=0.0,
                                                             maximum=100.0))
 
@@ -402,7 +415,7 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
                 spec = {"type": spec}
             if not isinstance(spec, dict):
                 raise reader.fail(ckey, spec, '{ type = "VARCHAR", class = "plain" }')
-            reader.reject_unknown(ckey, spec, {"type", "class"})
+            reader.reject_unknown(ckey, spec, SOURCE_COLUMN_KEYS)
             ctype = reader.string(spec, f"{ckey}.type", "VARCHAR").upper()
             if ctype not in SOURCE_TYPES:
                 raise reader.fail(f"{ckey}.type", spec.get("type"), f"one of {', '.join(SOURCE_TYPES)}")

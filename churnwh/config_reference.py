@@ -1,0 +1,321 @@
+"""docs/configuration.md, generated from the schema in churnwh.config so that it cannot drift.
+
+The keys come from ``churnwh.config`` (SECTION_KEYS, SOURCE_KEYS, DEFAULT_VARIABLES) and from the fields of
+``churnwh.ml.train.TrainConfig``; the defaults come from parsing an empty ``churnwh.toml`` (and one with
+declared sources, where the default depends on ``source.kind``). Only the one-line descriptions are written
+here: a key without one, or a description of a key that no longer exists, stops the generator.
+
+    python -m churnwh.config_reference > docs/configuration.md     # regenerate
+    python -m churnwh.config_reference --check                     # exit 1 when the file is stale
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from churnwh import config as schema
+
+OUTPUT = Path("docs/configuration.md")
+
+SECTION_INTROS = {
+    "warehouse": "Where the files live and how much DuckDB may use (every connection to the private file, the "
+                 "published copy and an erasure's or rotation's rewrite included). See [operations](operations.md).",
+    "sql": "The SQL model project.",
+    "source": "Which kind of data the project reads.",
+    "demo": "The simulated demo data (`source.kind = \"demo\"` only).",
+    "training": "Which models are the training and scoring sets, and how a new model is promoted.",
+    "tiers": "Risk tiers of `churn_scores` and the action text of each.",
+    "scoring": "Value at risk and the streaming scorer.",
+    "key": "The pseudonym key (keyed HMAC-SHA256). It never enters a warehouse file, a log or an error message.",
+    "publish": "The sanitized file for BI tools. See [privacy](privacy.md).",
+    "retention": "The budgeted retention plan (`churnwh plan`) and its controlled pilot. See the "
+                 "[guide](guide.md#campaigns-and-pilots).",
+    "monitoring": "Drift monitoring (`ml.drift`).",
+}
+
+DESCRIPTIONS = {
+    "warehouse.private": "The private DuckDB file: raw data with identifiers, models, scores. Never give it to BI tools.",
+    "warehouse.published": "The sanitized file BI tools open read-only; written to a new file and renamed over this one.",
+    "warehouse.models": "Folder of the model registry's versions (`vNNNN/`).",
+    "warehouse.memory_limit": "DuckDB `memory_limit`, a size such as `\"4GB\"` or `\"512MB\"`; above it DuckDB spills "
+                              "to `temp_directory`. Not set: DuckDB's default (80 % of RAM).",
+    "warehouse.temp_directory": "Where DuckDB spills. Not set: `<private file>.tmp` beside the private file.",
+    "warehouse.threads": "DuckDB threads, an integer of at least 1. Not set: DuckDB's default (all cores).",
+    "sql.path": "Folder of the SQL models (`<schema>/<name>.sql`).",
+    "source.kind": "`demo` (the simulator), `events` (declared tables with history) or `flat` (one declared row per "
+                   "customer with a churn flag).",
+    "demo.customers": "Simulated customers, 10 to 50,000,000.",
+    "demo.seed": "Seed of the simulation (an integer of at least 0).",
+    "demo.start": "First day of the simulated history (YYYY-MM-DD).",
+    "demo.end": "Last day of the simulated history; must be after `start`.",
+    "demo.truth": "Parquet file of the true churn hazards (for benchmarks), outside the warehouse files.",
+    "training.model": "The training-set model, as `schema.table`.",
+    "training.scoring_model": "The scoring-set model, as `schema.table`.",
+    "training.id_column": "The pseudonym column of both sets.",
+    "training.label_column": "The 0/1 churn label of the training set.",
+    "training.date_column": "The observation date; validation and test are the latest dates (a purged time split). "
+                            "`\"\"` or a column the training set lacks: no time, a stratified random split (flat tables).",
+    "training.seed": "Seed of training (it also sets `network.seed`).",
+    "training.promote_tolerance": "A new model replaces the current one unless its test ROC-AUC is worse than the "
+                                  "current model's on the same rows by more than this (0 to 1).",
+    "training.keep_versions": "Model artifacts kept: the current one and the newest N (0 keeps all); registry rows "
+                              "and metrics stay.",
+    "tiers.high": "With `mode = \"probability\"`: the probability from which a customer is `high`; with "
+                  "`\"top_fraction\"`: the share of customers (ranked by probability) put in `high`. Between 0 and 1.",
+    "tiers.medium": "The `medium` threshold (below `high`), or with `\"top_fraction\"` the share in `high` or "
+                    "`medium` (above `high`).",
+    "tiers.mode": "`probability` or `top_fraction`.",
+    "tiers.actions": "Action text per tier: a table with keys `high`, `medium`, `low`.",
+    "scoring.value_column": "Column of the scoring set holding a customer's monthly value (value at risk = "
+                            "probability x value x `horizon_months`).",
+    "scoring.horizon_months": "Months of value at risk, 1 to 120.",
+    "scoring.batch_rows": "Rows per Arrow batch of the streaming scorer (and of Spark's `mapInArrow`), 256 to "
+                          "10,000,000.",
+    "key.env": "Environment variable holding the key as hex; used before `file` when set.",
+    "key.file": "Key file, mode 0600; keep it out of git and out of the warehouse folder's backups.",
+    "key.create": "Create the key file on first use (the demo and worked examples only).",
+    "publish.k_anonymity": "Smallest customer group a published segment or quasi-identifier combination may show, "
+                           "1 to 1,000,000.",
+    "retention.budget": "Total budget of a plan (`churnwh plan --budget` overrides it). Not set: pass `--budget`.",
+    "retention.cost": "Cost of one action per tier, a table with keys `high`, `medium`, `low`; a tier without a "
+                      "cost is never contacted.",
+    "retention.success_rate": "Assumed share of contacted customers of a tier who stay because of the action "
+                              "(0 to 1), a table with keys `high`, `medium`, `low`.",
+    "retention.control_fraction": "Share of the selected customers held out as the campaign's control group "
+                                  "(between 0 and 1).",
+    "monitoring.psi_warning": "Population stability index above which a feature's drift is a `warning`.",
+}
+
+SOURCE_DESCRIPTIONS = {
+    "path": "File or glob, relative to the project folder (`churnwh build --source NAME=PATH` overrides it). Required.",
+    "format": "`csv`, `parquet` or `duckdb`. Not set: from the extension (`.parquet`, `.duckdb`/`.db`, else csv).",
+    "table": "With `format = \"duckdb\"`: the table in that file, e.g. `main.customers`. Required there.",
+    "delimiter": "CSV delimiter, one character (`\"\\t\"` for tab).",
+    "header": "The CSV's first line names the columns.",
+    "date_format": "strptime format of the dates, e.g. `%d/%m/%Y` (checked against DuckDB). Not set: ISO dates.",
+    "id_column": "The customer id column, loaded as `customer_id` and replaced by its pseudonym. Not set: "
+                 "`customer_id` if declared.",
+    "unique_id": "Refuse duplicate ids. Not set: true on the labelled table, else false.",
+    "label": "The churn flag column (flat projects: exactly one source has a label).",
+    "positive": "Label values meaning churned, a list such as `[\"Yes\"]` or `[1]`.",
+    "negative": "Label values meaning stayed.",
+    "columns": "Every column, `NAME = { type = \"...\", class = \"...\" }` (see below). Required.",
+    "allow_empty": "A header-only file loads as zero rows instead of being an error (a consent file: nobody objected). "
+                   "Not allowed on the labelled table.",
+}
+
+SOURCE_COLUMN_DESCRIPTIONS = {
+    "type": "One of " + ", ".join(f"`{t}`" for t in schema.SOURCE_TYPES) + " (default `VARCHAR`).",
+    "class": "The privacy class, required: " + ", ".join(f"`{c}`" for c in schema.SOURCE_CLASSES) + ".",
+}
+
+NETWORK_DESCRIPTIONS = {
+    "epochs": "Most epochs (early stopping usually ends sooner).",
+    "batch_size": "Rows per batch; 0 picks it by data size (256 on small sets up to 4,096) and scales the "
+                  "learning rate by the square root.",
+    "learning_rate": "AdamW learning rate (meant for batches of 256 rows when `batch_size = 0`).",
+    "weight_decay": "AdamW weight decay.",
+    "grad_clip_norm": "Gradients are clipped to this global norm.",
+    "hidden": "Width of the MLP backbone.",
+    "depth": "Layers of the MLP backbone.",
+    "k": "BatchEnsemble members sharing the backbone (TabM-style).",
+    "n_bins": "Quantile bins of the piecewise-linear encoding of each numeric feature.",
+    "d_embed": "Embedding size of each feature.",
+    "dropout": "Dropout rate of the backbone.",
+    "shared_layers": "1: the first backbone layer is computed once for all members; 0: per member; -1: by data size "
+                     "(shared from 100,000 training rows).",
+    "ple_direct": "Feed the piecewise-linear encodings straight into the first layer.",
+    "max_epoch_rows": "Rows one epoch sees at most (a fresh random sample each epoch).",
+    "patience": "Epochs without a validation log-loss gain before stopping (best weights restored).",
+    "patience_rows": "...but no more than this many training rows (0: no row cap).",
+    "seed": "Replaced by `training.seed`.",
+    "calibration": "`temperature`, `platt` or `none`, fitted on the validation split.",
+    "min_category_count": "A categorical value seen fewer times goes to the unknown slot.",
+    "max_categories": "Vocabulary size of a categorical column (most frequent values).",
+    "valid_fraction": "Share of rows for validation in a random split (no date column).",
+    "test_fraction": "Share of rows for test in a random split (no date column).",
+    "valid_dates": "Observation dates for validation in a time split (before the test dates).",
+    "test_dates": "Latest observation dates for test in a time split.",
+    "purge_days": "Gap between training rows and the validation date. Not set: `lead_days + label_window_days + "
+                  "churn_gap_days` from `[vars]`.",
+    "logistic_l2": "L2 penalty of the logistic-regression baseline trained in the same run.",
+}
+
+VARIABLE_DESCRIPTIONS = {
+    "as_of": "The scoring date (`getvariable('as_of')`). Demo: the day after `demo.end`.",
+    "history_start": "First day of history the models read. Demo: `demo.start`.",
+    "observation_months": "Months between two observation dates of the training grid.",
+    "min_history_days": "Days of history a customer needs at an observation date.",
+    "lead_days": "Days between an observation date and the start of its label window (time to act).",
+    "label_window_days": "Days of the label window: churn within it is `churned = 1`.",
+    "churn_gap_days": "A re-signup within this many days continues an active period.",
+}
+
+
+class SchemaDrift(Exception):
+    """The schema in churnwh.config and the descriptions here disagree."""
+
+
+def _defaults() -> tuple[schema.Config, schema.Config]:
+    """Every default, parsed from an empty config (the demo) and from one with a declared source."""
+    root = Path("/project")
+    demo = schema.parse_config({}, root)
+    declared = schema.parse_config({
+        "source": {"kind": "events"},
+        "sources": {"events": {"path": "data/events.csv",
+                               "columns": {"customer_id": {"type": "VARCHAR", "class": "direct_identifier"}}}},
+    }, root)
+    return demo, declared
+
+
+def _value(config: schema.Config, section: str, key: str) -> Any:
+    if section == "sql":
+        return config.sql
+    if section == "source":
+        return config.source
+    if section == "vars":
+        return config.variables[key]
+    return getattr(getattr(config, section), key)
+
+
+def _toml(value: Any, root: Path = Path("/project")) -> str:
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, Path):
+        return f"`\"{value.relative_to(root).as_posix()}\"`"
+    if isinstance(value, str):
+        return f"`\"{value}\"`"
+    if isinstance(value, dict):
+        return "`{ " + ", ".join(f"{k} = " + _toml(v).strip("`") for k, v in value.items()) + " }`" if value else "`{}`"
+    if isinstance(value, float):
+        return f"`{value!r}`"
+    if isinstance(value, (int, dt.date)):
+        return f"`{value}`"
+    raise SchemaDrift(f"no TOML rendering for {value!r}")
+
+
+def _default(demo: schema.Config, declared: schema.Config, section: str, key: str) -> str:
+    first, other = _toml(_value(demo, section, key)), _toml(_value(declared, section, key))
+    if (section, key) == ("source", "kind"):
+        return first
+    return first if first == other else f"{first} (demo), {other} (events, flat)"
+
+
+def _row(key: str, default: str, description: str) -> str:
+    return f"| `{key}` | {default} | {description.replace('|', chr(92) + '|')} |"
+
+
+def _described(descriptions: dict[str, str], keys: list[str], where: str) -> None:
+    missing = [key for key in keys if key not in descriptions]
+    stale = [key for key in descriptions if key not in keys]
+    if missing or stale:
+        raise SchemaDrift(
+            f"{where}: " + "; ".join(
+                ([f"no description for {', '.join(missing)}"] if missing else [])
+                + ([f"a description of unknown keys {', '.join(stale)}"] if stale else []))
+            + ": edit churnwh/config_reference.py, then `python -m churnwh.config_reference > docs/configuration.md`")
+
+
+def generate() -> str:
+    """The text of docs/configuration.md."""
+    from churnwh.ml.train import TrainConfig
+
+    demo, declared = _defaults()
+    fixed = [f"{section}.{key}" for section, keys in schema.SECTION_KEYS.items() for key in keys]
+    _described(DESCRIPTIONS, fixed, "churnwh.config.SECTION_KEYS")
+    _described(SECTION_INTROS, list(schema.SECTION_KEYS), "churnwh.config.SECTION_KEYS (sections)")
+    _described(SOURCE_DESCRIPTIONS, sorted(schema.SOURCE_KEYS), "churnwh.config.SOURCE_KEYS")
+    _described(SOURCE_COLUMN_DESCRIPTIONS, sorted(schema.SOURCE_COLUMN_KEYS), "churnwh.config.SOURCE_COLUMN_KEYS")
+    network = TrainConfig()
+    network_fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    _described(NETWORK_DESCRIPTIONS, network_fields, "churnwh.ml.train.TrainConfig")
+    _described(VARIABLE_DESCRIPTIONS, list(schema.DEFAULT_VARIABLES), "churnwh.config.DEFAULT_VARIABLES")
+
+    lines = [
+        "<!-- generated by `python -m churnwh.config_reference > docs/configuration.md` from churnwh/config.py;",
+        "     do not edit by hand: tests/test_docs.py fails when this file differs from the generated text -->",
+        "",
+        "# Configuration reference",
+        "",
+        "`churnwh.toml` at the project root. Every key is optional (except where a `[sources.NAME]` key says",
+        "*required*); a missing file means every default. An unknown key, a value of the wrong type or out of range",
+        "stops every command with one line naming the key, the value and what is allowed (an unknown key also names",
+        "the closest valid key, when one is close). Paths are relative to the project folder. `churnwh init` writes a commented",
+        "`churnwh.toml`; the [guide](guide.md) shows these keys at work.",
+        "",
+    ]
+    table_head = ["| key | default | what it does |", "|---|---|---|"]
+    for section, keys in schema.SECTION_KEYS.items():
+        lines += [f"## [{section}]", "", SECTION_INTROS[section], "", *table_head]
+        lines += [_row(f"{section}.{key}", _default(demo, declared, section, key), DESCRIPTIONS[f"{section}.{key}"])
+                  for key in keys]
+        lines.append("")
+    lines += [
+        "## [sources.NAME]",
+        "",
+        "A declared source (`source.kind = \"events\"` or `\"flat\"`), loaded by `churnwh load` and `churnwh build`",
+        "into `raw.NAME`. NAME is lower-case letters, digits and `_`; `customer_keys` is reserved. With",
+        "`source.kind = \"demo\"` no source may be declared.",
+        "",
+        *table_head,
+    ]
+    lines += [_row(f"sources.NAME.{key}", _source_default(key), SOURCE_DESCRIPTIONS[key])
+              for key in sorted(schema.SOURCE_KEYS)]
+    lines += ["", "Each column under `[sources.NAME.columns]`:", "", "| key | what it does |", "|---|---|"]
+    lines += [f"| `sources.NAME.columns.COLUMN.{key}` | {SOURCE_COLUMN_DESCRIPTIONS[key]} |"
+              for key in sorted(schema.SOURCE_COLUMN_KEYS)]
+    lines += [
+        "",
+        "## [network]",
+        "",
+        "Any field of `churnwh.ml.train.TrainConfig`, with a value of the default's type (see the",
+        "[guide](guide.md#the-churn-model)).",
+        "",
+        *table_head,
+    ]
+    lines += [_row(f"network.{name}", _toml(getattr(network, name)), NETWORK_DESCRIPTIONS[name])
+              for name in network_fields]
+    lines += [
+        "",
+        "## [vars]",
+        "",
+        "DuckDB variables the SQL models read with `getvariable('NAME')`; add any of your own (a name that is a",
+        "reserved SQL word is refused). Strings, numbers, booleans and dates; `as_of` and `history_start` may be",
+        "`YYYY-MM-DD` strings.",
+        "",
+        *table_head,
+    ]
+    lines += [_row(f"vars.{name}", _default(demo, declared, "vars", name), VARIABLE_DESCRIPTIONS[name])
+              for name in schema.DEFAULT_VARIABLES]
+    return "\n".join(lines) + "\n"
+
+
+def _source_default(key: str) -> str:
+    fields = {f.name: f for f in dataclasses.fields(schema.SourceConfig)}
+    field = fields.get(key)
+    if field is None or field.default is dataclasses.MISSING or key in ("id_column", "unique_id", "table"):
+        return "see right" if key in ("format", "id_column", "unique_id") else "not set"
+    if key in ("positive", "negative"):
+        return "`[]`"
+    return _toml(field.default)
+
+
+def main(argv: list[str]) -> int:
+    text = generate()
+    if argv[1:] == ["--check"]:
+        if not OUTPUT.exists() or OUTPUT.read_text(encoding="utf-8") != text:
+            print(f"{OUTPUT} is stale: run `python -m churnwh.config_reference > {OUTPUT}`", file=sys.stderr)
+            return 1
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
