@@ -175,6 +175,12 @@ def _world(built_project, tmp_path: Path) -> Path:
     project, _ = built_project
     work = tmp_path / "work"
     shutil.copytree(project, work, symlinks=True)
+    config = work / "churnwh.toml"
+    text = config.read_text()
+    assert "\n[tiers]\nhigh = 0.5" in text
+    # the tiny network scores everyone low: rank into tiers instead, so that `plan` finds high and medium
+    config.write_text(text.replace("\n[tiers]\nhigh = 0.5", '\n[tiers]\nmode = "top_fraction"\nhigh = 0.1')
+                      .replace("\nmedium = 0.2", "\nmedium = 0.3", 1))
     shutil.copytree(REPO / "examples" / "queries", work / "examples" / "queries")
     write_csv(work / "customers.csv", customer_rows(300))
     write_csv(work / "consent.csv", [["E1", "K00001", "profiling", "withdraw", "2025-06-01 10:00:00", "web", "GDPR"],
