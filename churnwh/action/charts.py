@@ -181,15 +181,18 @@ def drift(rows: Sequence[dict], threshold: float) -> alt.LayerChart:
 
 
 def monthly_churn(rows: Sequence[dict]) -> alt.LayerChart:
-    """Churn rate per month (rows: month as ISO date, churn_rate); the latest and the highest month labelled."""
+    """Churn rate per month (rows: month as ISO date, churn_rate, mark: 'highest', 'latest' or ''): the
+    marked months labelled."""
     base = alt.Chart(_data(rows)).encode(
         x=alt.X("month:T", title=None, axis=alt.Axis(format="%b %Y", labelOverlap="greedy", labelFlush=True,
                                                       tickCount={"interval": "month", "step": 6})),
         y=alt.Y("churn_rate:Q", title="customers who churned that month", axis=alt.Axis(format=".1%")))
     line = base.mark_line(color="#1f5f99", point=alt.OverlayMarkDef(size=20, filled=True))
-    marked = base.transform_filter("datum.mark").mark_text(dy=-12, fontSize=11, fontWeight="bold").encode(
-        text=alt.Text("churn_rate:Q", format=".1%"))
-    return alt.layer(line, marked).properties(width=WIDTH, height=220)
+    text = alt.Text("churn_rate:Q", format=".1%")
+    highest = base.transform_filter("datum.mark == 'highest'").mark_text(dy=-12, fontSize=11, fontWeight="bold")
+    latest = base.transform_filter("datum.mark == 'latest'").mark_text(align="left", dx=6, fontSize=11,
+                                                                       fontWeight="bold")
+    return alt.layer(line, highest.encode(text=text), latest.encode(text=text)).properties(width=WIDTH, height=220)
 
 
 def labelled_bars(rows: Sequence[dict], *, value_title: str, count: bool = False, percent: bool = False,

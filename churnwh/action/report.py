@@ -2,8 +2,9 @@
 
 The charts are inline SVG rendered offline (churnwh.action.charts); the page loads nothing from
 elsewhere. Each chart sits in ``<figure data-plot=NAME>``; a chart with no data yet shows a note
-instead. A small inline script counts the drawn charts into ``data-plots-rendered`` on ``<body>`` and
-records script errors in ``data-errors`` (what the browser test reads).
+instead. A small inline script writes onto ``<body>`` what the browser test reads: the charts drawn
+(``data-plots-rendered``), chart labels drawn outside their chart (``data-labels-outside``), how far
+the page overflows the window's width (``data-overflow-x``) and script errors (``data-errors``).
 
 Only what the published file may show reaches the page: aggregates, and for the customers to act on
 first their pseudonym, tier, value at risk, reasons in words, contactability and campaign group. The
@@ -74,11 +75,11 @@ def _figure(name: str, title: str, svg: str | None, *, note: str = "", empty: st
     return f'<figure data-plot="{name}" data-state="{state}">{caption}</figcaption>{body}</figure>'
 
 
-def _tiers(summary: pl.DataFrame) -> str:
+def _tiers(summary: pl.DataFrame, currency: str) -> str:
     title = "Customers and value at risk per risk tier"
     if summary.height == 0:
         return _figure("tiers", title, None, empty="no scores yet (run churnwh build)")
-    return _figure("tiers", title, charts.render(charts.tiers(summary.to_dicts()), "tiers"))
+    return _figure("tiers", title, charts.render(charts.tiers(summary.to_dicts(), currency), "tiers"))
 
 
 def _score_distribution(con, config: Config) -> str:
@@ -172,7 +173,8 @@ def _churn_over_time(con) -> str:
     if monthly.height < 2:
         return _figure("churn_over_time", title, None, empty="no monthly history yet")
     highest = int(monthly["churn_rate"].arg_max())
-    rows = [{"month": m.isoformat(), "churn_rate": float(r), "mark": i in (highest, monthly.height - 1)}
+    marks = {highest: "highest", monthly.height - 1: "latest"}
+    rows = [{"month": m.isoformat(), "churn_rate": float(r), "mark": marks.get(i, "")}
             for i, (m, r) in enumerate(monthly.iter_rows())]
     return _figure("churn_over_time", title, charts.render(charts.monthly_churn(rows), "churn_over_time"),
                    note="labelled: the latest and the highest month")
@@ -235,50 +237,36 @@ def tier_summary(con: duckdb.DuckDBPyConnection, config: Config) -> pl.DataFrame
                           "action": config.tiers.actions.get(t, "")} for t in TIERS])
 
 
-def act_on_first(con: duckdb.DuckDBPyConnection, limit: int) -> tuple[pl.DataFrame, str]:
+def act_on_first(con: duckdb.DuckDBPyConnection, limit: int) -> pl.DataFrame:
     """The high- and medium-tier customers to act on first (tier, then value at risk), with their top
-    reasons in words, whether they may be contacted, and their group in the latest campaign; and a
-    sentence saying where those last two came from."""
+    reasons in words, whether they may be contacted, and their group in the latest campaign."""
     if "ml.churn_scores" not in warehouse.relations(con):
-        return pl.DataFrame(), ""
-    columns = warehouse.columns(con, "ml.churn_scores")
-    contact_sql, group_sql, source = _contact_and_group(con, columns)
+        return pl.DataFrame()
+    present = warehouse.columns(con, "ml.churn_scores")
+    # Scores written before these columns existed: shown as unknown until the next `churnwh score`.
+    contactable = "s.contactable" if "contactable" in present else "NULL::BOOLEAN"
+    group = "CAST(s.campaign_group AS VARCHAR)" if "campaign_group" in present else "NULL::VARCHAR"
     top = _frame(con, "ml.churn_scores", f"""
         SELECT s.customer_pseudonym AS pseudonym, CAST(s.risk_tier AS VARCHAR) AS tier, s.churn_probability,
-               s.value_at_risk, {contact_sql} AS contactable, {group_sql} AS campaign_group
+               s.value_at_risk, {contactable} AS contactable, {group} AS campaign_group
         FROM ml.churn_scores s
         WHERE CAST(s.risk_tier AS VARCHAR) IN ('high', 'medium')
         ORDER BY {TIER_ORDER_SQL.replace('risk_tier', 's.risk_tier')}, s.priority_rank, s.customer_pseudonym
         LIMIT ?""", [limit])
     if top.height == 0:
-        return top, source
+        return top
+    # Reasons on withheld attributes (quasi-identifiers) say nothing a retention team can act on.
     reasons = _frame(con, "ml.churn_drivers", f"""
         SELECT customer_pseudonym AS pseudonym, label, value_bucket FROM ml.churn_drivers
-        WHERE direction = 'raises risk' AND customer_pseudonym IN (SELECT unnest(?::VARCHAR[]))
+        WHERE direction = 'raises risk' AND value_bucket <> 'withheld'
+          AND customer_pseudonym IN (SELECT unnest(?::VARCHAR[]))
         QUALIFY row_number() OVER (PARTITION BY customer_pseudonym ORDER BY rank) <= {REASONS_PER_CUSTOMER}
         ORDER BY customer_pseudonym, rank""", [top["pseudonym"].to_list()])
     words: dict[str, list[str]] = {}
     for pseudonym, label, bucket in reasons.iter_rows():
         words.setdefault(pseudonym, []).append(f"{short_label(label)}: {bucket}")
     return top.with_columns(reasons=pl.Series([words.get(p, []) for p in top["pseudonym"]],
-                                              dtype=pl.List(pl.String))), source
-
-
-def _contact_and_group(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> tuple[str, str, str]:
-    """SQL for the contactable and campaign-group columns: churn_scores' own when it has them, else derived
-    from the (pseudonymized) consent states and the latest campaign's members."""
-    relations = warehouse.relations(con)
-    if "contactable" in columns and "campaign_group" in columns:
-        return "s.contactable", "CAST(s.campaign_group AS VARCHAR)", ""
-    contact = ("(SELECT bool_or(c.state = 'granted') FROM staging.consent_state c WHERE c.is_latest "
-               "AND c.purpose = 'marketing' AND c.customer_pseudonym = s.customer_pseudonym)"
-               if "staging.consent_state" in relations else "NULL")
-    group = ("coalesce((SELECT m.pilot_group FROM ml.campaign_members m WHERE m.customer_pseudonym = "
-             "s.customer_pseudonym AND m.campaign_id = (SELECT campaign_id FROM ml.campaigns "
-             "ORDER BY created_at DESC LIMIT 1) LIMIT 1), 'none')"
-             if {"ml.campaign_members", "ml.campaigns"} <= set(relations) else "'none'")
-    return contact, group, ("Contactable (latest marketing consent granted) and campaign group (latest campaign) "
-                            "derived by the report from the consent states and campaign members.")
+                                              dtype=pl.List(pl.String)))
 
 
 def _tier_table(summary: pl.DataFrame, currency: str) -> str:
@@ -296,7 +284,7 @@ def _yes_no(value) -> str:
     return "unknown" if value is None else "yes" if value else "no"
 
 
-def _act_table(top: pl.DataFrame, source: str, limit: int, currency: str) -> str:
+def _act_table(top: pl.DataFrame, currency: str) -> str:
     if top.height == 0:
         return ('<p class="empty" id="act-on-first-empty">No customer is in the high or medium risk tier: '
                 'nobody to act on now.</p>')
@@ -305,9 +293,12 @@ def _act_table(top: pl.DataFrame, source: str, limit: int, currency: str) -> str
         f'</td><td>{r["tier"]}</td><td class="num">{r["churn_probability"]:.0%}</td>'
         f'<td class="num">{r["value_at_risk"]:,.0f}</td>'
         f'<td><ul>{"".join(f"<li>{html.escape(w)}</li>" for w in r["reasons"]) or "<li>none recorded</li>"}</ul></td>'
-        f'<td>{_yes_no(r["contactable"])}</td><td>{html.escape(str(r["campaign_group"] or "none"))}</td></tr>'
+        f'<td>{_yes_no(r["contactable"])}</td><td>{html.escape(r["campaign_group"] or "unknown")}</td></tr>'
         for i, r in enumerate(top.iter_rows(named=True), start=1))
-    note = f'<p class="note">{html.escape(source)}</p>' if source else ""
+    note = ('<p class="note">Top reasons: the explanation\'s strongest drivers that raise this customer\'s risk; '
+            "reasons on withheld attributes (age band, gender, region and other quasi-identifiers) are left out. "
+            "Contactable: the latest marketing consent is granted. Campaign group: in the latest campaign "
+            "(<code>churnwh plan</code>).</p>")
     return (f'<table class="act" id="act-on-first"><thead><tr><th>#</th><th>pseudonym</th><th>tier</th>'
             f'<th>churn probability</th><th>value at risk{html.escape(currency)}</th><th>top reasons (raising risk)</th>'
             f'<th>contactable</th><th>campaign group</th></tr></thead><tbody>{rows}</tbody></table>{note}')
@@ -321,16 +312,25 @@ window.__errors = [];
 window.addEventListener('error', function (e) { window.__errors.push(String(e.message)); });
 document.addEventListener('DOMContentLoaded', function () {
   var figures = document.querySelectorAll('figure[data-plot]');
-  var rendered = 0, empty = 0;
+  var rendered = 0, empty = 0, outside = 0;
   figures.forEach(function (figure) {
     var svg = figure.querySelector('svg');
     if (!svg) { empty += 1; return; }
     var box = svg.getBBox();
     if (svg.querySelector('.role-mark') && box.width > 0 && box.height > 0) { rendered += 1; }
+    var frame = svg.getBoundingClientRect();
+    svg.querySelectorAll('text').forEach(function (text) {
+      var r = text.getBoundingClientRect();
+      if (r.width > 0 && (r.left < frame.left - 1 || r.right > frame.right + 1 || r.top < frame.top - 1 ||
+                          r.bottom > frame.bottom + 1)) { outside += 1; }
+    });
   });
+  var page = document.documentElement;
   document.body.setAttribute('data-plots', String(figures.length));
   document.body.setAttribute('data-plots-rendered', String(rendered));
   document.body.setAttribute('data-plots-empty', String(empty));
+  document.body.setAttribute('data-labels-outside', String(outside));
+  document.body.setAttribute('data-overflow-x', String(Math.max(0, page.scrollWidth - page.clientWidth)));
   document.body.setAttribute('data-errors', String(window.__errors.length));
 });
 </script>
@@ -351,7 +351,7 @@ table { border-collapse: collapse; font-size: 12.5px; width: 100%; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 6px; text-align: left; vertical-align: top; }
 thead th { border-bottom: 2px solid #999; } td.num { text-align: right; white-space: nowrap; }
 td.pseudonym { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 11px;
-               overflow-wrap: anywhere; max-width: 150px; }
+               overflow-wrap: anywhere; width: 17ch; }
 table.act ul { margin: 0; padding-left: 14px; } table.act li { margin: 0; }
 table.tiers tr.tier-high th, table.act tr.tier-high td:nth-child(3) { color: #b2182b; font-weight: bold; }
 table.tiers tr.tier-medium th, table.act tr.tier-medium td:nth-child(3) { color: #a0620a; font-weight: bold; }
@@ -375,9 +375,9 @@ def build_html(con: duckdb.DuckDBPyConnection, config: Config, *, customers: int
     record = registry.current(con) if registry.exists(con) else None
     version = record.version if record else None
     labels = feature_labels(con, config)
-    currency = ""
+    currency = f" ({config.scoring.currency})" if config.scoring.currency else ""
     summary = tier_summary(con, config)
-    top, source = act_on_first(con, customers)
+    top = act_on_first(con, customers)
     as_of = _frame(con, "ml.churn_scores", "SELECT max(as_of) FROM ml.churn_scores")
     as_of_text = str(as_of.item()) if as_of.height and as_of.item() is not None else str(
         config.variables.get("as_of"))
@@ -388,12 +388,13 @@ def build_html(con: duckdb.DuckDBPyConnection, config: Config, *, customers: int
         ("Who is at risk", [
             f"<p>{scored:,} customers scored on {html.escape(as_of_text)}. Value at risk = churn probability × "
             f"monthly revenue × {horizon} months.</p>",
-            _tier_table(summary, currency), _tiers(summary), _score_distribution(con, config)]),
+            _tier_table(summary, currency), _tiers(summary, currency), _score_distribution(con, config)]),
         ("Customers to act on first", [
             f"<p>High risk first, then medium; within a tier the largest value at risk first (at most {customers}). "
-            "Customers are shown by pseudonym only: <code>churnwh contacts</code> turns the contactable ones "
-            "into a contact list, with an audit entry.</p>",
-            _act_table(top, source, customers, currency)]),
+            "Customers are shown by pseudonym only: <code>churnwh contacts --tier high</code> writes the "
+            "contactable customers of a tier, re-identified, to a CSV for the retention team (logged in the audit "
+            "log).</p>",
+            _act_table(top, currency)]),
         ("Why customers churn", [_drivers(con, labels)]),
         ("How good the model is", [_roc(con, config, version), _lift(con, version), _calibration(con, version)]),
         ("Churn over time and the pilot", [_churn_over_time(con), _pilot(con)]),
