@@ -630,7 +630,7 @@ def query(
 @app.command()
 def report(
     output: Path = typer.Option(Path("warehouse/report.html"), "--output", "-o", help="HTML file to write."),
-    customers: int = typer.Option(25, "--customers", min=0, max=1000,
+    customers: int = typer.Option(25, "--customers", min=1, max=1000,
                                   help="How many customers the 'act on first' table lists."),
 ) -> None:
     """Write one self-contained HTML report to read and print (charts inline, no network needed).

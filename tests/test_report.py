@@ -44,7 +44,7 @@ def report_project(built_project, tmp_path_factory):
     project = tmp_path_factory.mktemp("report") / "project"
     shutil.copytree(built_project[0], project)
     config = (project / "churnwh.toml").read_text()
-    config, replaced = re.subn(r"^\[tiers\]\n(?:(?!\[).*\n)*", TIERS_BY_RANK.lstrip() + "\n", config, flags=re.M)
+    config, replaced = re.subn(r"^\[tiers\]\n(?:(?!\[).*\n)*", TIERS_BY_RANK.lstrip() + "\n", config, flags=re.MULTILINE)
     assert replaced == 1
     (project / "churnwh.toml").write_text(config)
     for command in (("score",), ("plan", "--campaign", "spring", "--budget", "400")):
@@ -60,18 +60,18 @@ def report_project(built_project, tmp_path_factory):
 def _texts(fragment: str, role: str | None = None) -> list[str]:
     """The words of the SVG <text> elements (one per label, tspans joined) of ``role`` (e.g. axis-title)."""
     if role is not None:
-        groups = re.findall(rf'<g class="mark-text role-{role}[^"]*"[^>]*>(.*?)</g>', fragment, flags=re.S)
+        groups = re.findall(rf'<g class="mark-text role-{role}[^"]*"[^>]*>(.*?)</g>', fragment, flags=re.DOTALL)
         fragment = "".join(groups)
-    found = re.findall(r"<text[^>]*>(.*?)</text>", fragment, flags=re.S)
+    found = re.findall(r"<text[^>]*>(.*?)</text>", fragment, flags=re.DOTALL)
     return [html.unescape(re.sub(r"<[^>]+>", " ", t)).strip().replace("  ", " ") for t in found]
 
 
 def _figures(dom: str) -> dict[str, str]:
-    return dict(re.findall(r'<figure data-plot="([\w-]+)"[^>]*>(.*?)</figure>', dom, flags=re.S))
+    return dict(re.findall(r'<figure data-plot="([\w-]+)"[^>]*>(.*?)</figure>', dom, flags=re.DOTALL))
 
 
 def _visible_text(dom: str) -> str:
-    body = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", dom, flags=re.S)
+    body = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", dom, flags=re.DOTALL)
     return html.unescape(re.sub(r"<[^>]+>", " ", body))
 
 
@@ -124,13 +124,13 @@ def test_report_draws_labelled_charts_and_the_customers_to_act_on(report_project
     assert {"customers", "value at risk (EUR)"} <= set(_texts(figures["tiers"], "axis-title"))
     assert [f"{tiers[t]:,}" for t in ("high", "medium", "low")] == _texts(figures["tiers"], "mark")[:3]
     assert all(INTEGER.match(t) for t in labels if t not in tiers)  # nice integer ticks: 0, 20, 40 ...
-    # The score histogram: integer counts on an integer axis, tiers in the legend in order.
+    # The score histogram: one panel per tier in severity order, integer counts on integer axes.
     histogram = figures["score_distribution"]
+    assert _texts(histogram, "title-text") == [f"{t} risk: {tiers[t]:,} customers" for t in ("high", "medium", "low")]
     assert {"churn probability", "customers"} <= set(_texts(histogram, "axis-title"))
     ticks = _texts(histogram, "axis-label")
     assert "0%" in ticks and "100%" in ticks
     assert [t for t in ticks if not t.endswith("%")] and all(INTEGER.match(t) for t in ticks if not t.endswith("%"))
-    assert _texts(histogram, "legend-label") == ["high", "medium", "low"]
     assert sum(int(t.replace(",", "")) for t in _texts(histogram, "mark")) == sum(tiers.values())
     # Drivers and drift named in words from the column comments, never by column name.
     words = " ".join(_texts(figures["drivers"], "axis-label"))
@@ -146,12 +146,12 @@ def test_report_draws_labelled_charts_and_the_customers_to_act_on(report_project
     assert [t for t in _texts(figures["churn_over_time"], "mark") if t.endswith("%")]
 
     # The customers to act on first: high before medium, by value at risk, reasons in words.
-    table = re.search(r'<table class="act" id="act-on-first">.*?</table>', dom.stdout, flags=re.S).group(0)
-    rows = re.findall(r"<tr class=\"tier-(\w+)\">(.*?)</tr>", table, flags=re.S)
+    table = re.search(r'<table class="act" id="act-on-first">.*?</table>', dom.stdout, flags=re.DOTALL).group(0)
+    rows = re.findall(r"<tr class=\"tier-(\w+)\">(.*?)</tr>", table, flags=re.DOTALL)
     assert len(rows) == len(expected) == 12
     for (tier, cells), (pseudonym, expected_tier, contactable, group) in zip(rows, expected):
         values = [html.unescape(re.sub(r"<[^>]+>", "|", c)).strip("|") for c in
-                  re.findall(r"<td[^>]*>(.*?)</td>", cells, flags=re.S)]
+                  re.findall(r"<td[^>]*>(.*?)</td>", cells, flags=re.DOTALL)]
         assert values[1] == pseudonym and tier == values[2] == expected_tier
         assert values[4].replace(",", "").isdigit()
         reasons = [r for r in values[5].split("|") if r]

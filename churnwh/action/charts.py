@@ -81,30 +81,39 @@ def tiers(rows: Sequence[dict], currency: str = "") -> alt.HConcatChart:
     return alt.hconcat(left.properties(**size), right.properties(**size), spacing=70)
 
 
-def score_histogram(rows: Sequence[dict], thresholds: Sequence[tuple[str, float]] = ()) -> alt.LayerChart:
-    """Customers per probability bin, stacked by tier (rows: start, end, tier, customers); the total above
-    each bar, and the tier thresholds as labelled rules when tiers are probability thresholds."""
-    data = _data(rows)
-    colour = alt.Color("tier:N", title="risk tier", scale=alt.Scale(domain=list(TIERS), range=list(TIER_COLOURS)),
-                       sort=list(TIERS))
+def score_histogram(rows: Sequence[dict], thresholds: Sequence[tuple[str, float]] = ()) -> alt.VConcatChart:
+    """Customers per probability bin (rows: start, end, tier, customers), one panel per tier in severity
+    order, each with its own count axis so that a few high-risk customers stay visible beside thousands
+    of low-risk ones; the count above each bar, the tier thresholds (if by probability) as dashed rules."""
     scale = alt.Scale(domain=[0, 1], nice=False, padding=0)
-    x = alt.X("start:Q", title="churn probability", scale=scale,
-              axis=alt.Axis(format=".0%", values=[i / 10 for i in range(11)]))
-    bars = alt.Chart(data).mark_bar(stroke="white", strokeWidth=0.5).encode(
-        x=x, x2="end:Q", y=alt.Y("sum(customers):Q", axis=_count_axis("customers"), stack="zero"), color=colour,
-        order=alt.Order("rank:Q"))
-    totals = alt.Chart(data).transform_aggregate(
-        total="sum(customers)", groupby=["start", "end"]).transform_filter("datum.total > 0").transform_calculate(
-        middle="(datum.start + datum.end) / 2").mark_text(dy=-6, fontSize=10).encode(
-        x=alt.X("middle:Q", scale=scale), y="total:Q", text=alt.Text("total:Q", format=",d"))
-    layers = [bars, totals]
-    if thresholds:
-        rules = _data([{"at": at, "text": f"{name} from {at:.0%}"} for name, at in thresholds])
-        layers.append(alt.Chart(rules).mark_rule(strokeDash=[4, 3], color="#444").encode(
-            x=alt.X("at:Q", scale=scale)))
-        layers.append(alt.Chart(rules).mark_text(align="left", dx=4, dy=4, baseline="top", fontSize=11,
-                                                 color="#444").encode(x=alt.X("at:Q", scale=scale), y=alt.value(0), text="text:N"))
-    return alt.layer(*layers).properties(width=WIDTH, height=220)
+    ticks = [i / 10 for i in range(11)]
+    rules = _data([{"at": at} for _, at in thresholds])
+    panels = []
+    for tier, colour in zip(TIERS, TIER_COLOURS):
+        mine = [r for r in rows if r["tier"] == tier]
+        total = sum(r["customers"] for r in mine)
+        bottom = tier == TIERS[-1]
+        x = alt.X("start:Q", scale=scale, title="churn probability" if bottom else None,
+                  axis=alt.Axis(format=".0%", values=ticks, labels=bottom))
+        axis = alt.Axis(title="customers", format=",d", tickMinStep=1, tickCount=3, minExtent=44)
+        y = alt.Y("customers:Q", axis=axis,
+                  scale=alt.Scale(domain=[0, max([1] + [r["customers"] for r in mine])], nice=True))
+        base = alt.Chart(_data(mine))
+        layers = [base.mark_bar(color=colour, stroke="white", strokeWidth=0.5).encode(x=x, x2="end:Q", y=y,
+                                                                                   y2=alt.datum(0)),
+                  base.transform_calculate(middle="(datum.start + datum.end) / 2").mark_text(dy=-5, fontSize=10)
+                  .encode(x=alt.X("middle:Q", scale=scale), y=alt.Y("customers:Q"),
+                          text=alt.Text("customers:Q", format=",d"))]
+        if thresholds:
+            layers.append(alt.Chart(rules).mark_rule(strokeDash=[4, 3], color="#444").encode(
+                x=alt.X("at:Q", scale=scale)))
+        if total == 0:
+            layers.append(alt.Chart(_data([{"text": "no customer in this tier"}])).mark_text(
+                fontSize=12, color="#666").encode(x=alt.value(WIDTH / 2), y=alt.value(40), text="text:N"))
+        title = alt.TitleParams(f"{tier} risk: {total:,} customers", anchor="start", fontSize=12, color=colour,
+                                fontWeight="bold")
+        panels.append(alt.layer(*layers).properties(width=WIDTH, height=80, title=title))
+    return alt.vconcat(*panels, spacing=12)
 
 
 def drivers(rows: Sequence[dict]) -> alt.LayerChart:

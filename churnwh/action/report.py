@@ -27,13 +27,10 @@ from churnwh.action.charts import TIERS
 from churnwh.config import Config
 from churnwh.store import warehouse
 
-PLOTS = ("tiers", "score_distribution", "drivers", "roc", "lift", "calibration", "churn_over_time", "pilot",
-         "drift", "consent")
 ACT_ON_FIRST = 25
 """Customers listed in the 'act on first' table by default (`churnwh report --customers N`)."""
 REASONS_PER_CUSTOMER = 3
 SCORE_LABEL = "Churn score (the model's output)"
-TIER_ORDER_SQL = "CASE CAST(risk_tier AS VARCHAR) WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END"
 
 
 def _frame(con: duckdb.DuckDBPyConnection, relation: str, query: str, params: list | None = None) -> pl.DataFrame:
@@ -90,13 +87,14 @@ def _score_distribution(con, config: Config) -> str:
         return _figure("score_distribution", title, None, empty="no scores yet")
     edges = np.linspace(0, 1, 21)
     rows = []
-    for rank, tier in enumerate(TIERS):
+    for tier in TIERS:
         counts = np.histogram(scores.filter(pl.col("tier") == tier)["churn_probability"].to_numpy(), edges)[0]
-        rows += [{"start": float(edges[i]), "end": float(edges[i + 1]), "tier": tier, "rank": rank,
-                  "customers": int(c)} for i, c in enumerate(counts) if c]
+        rows += [{"start": float(edges[i]), "end": float(edges[i + 1]), "tier": tier, "customers": int(c)}
+                 for i, c in enumerate(counts) if c]
     thresholds = ([("high", config.tiers.high), ("medium", config.tiers.medium)]
                   if config.tiers.mode == "probability" else [])
-    note = ("dashed lines: tier thresholds" if thresholds else
+    note = (f"dashed lines: the tier thresholds, medium from {config.tiers.medium:.0%}, high from "
+            f"{config.tiers.high:.0%}" if thresholds else
             f"tiers by rank: the top {config.tiers.high:.0%} are high, the next "
             f"{config.tiers.medium - config.tiers.high:.0%} medium")
     return _figure("score_distribution", title, charts.render(charts.score_histogram(rows, thresholds),
@@ -187,8 +185,8 @@ def _pilot(con) -> str:
         return _figure("pilot", title, None,
                        empty="no pilot evaluated yet (churnwh plan, then churnwh pilot-report)")
     r = results.row(0, named=True)
-    rows = [{"label": f"treated ({r['treated']:,} customers)", "value": r["treated_churn_rate"]},
-            {"label": f"control ({r['control']:,} customers)", "value": r["control_churn_rate"]}]
+    rows = [{"label": f"treated ({r['treated']:,} customers)", "value": float(r["treated_churn_rate"])},
+            {"label": f"control ({r['control']:,} customers)", "value": float(r["control_churn_rate"])}]
     note = (f"campaign {r['campaign_id']}: effect {r['effect']:+.1%} (95% CI {r['ci_low']:+.1%} to "
             f"{r['ci_high']:+.1%})")
     svg = charts.render(charts.labelled_bars(rows, value_title="churned since the campaign", percent=True,
@@ -251,7 +249,7 @@ def act_on_first(con: duckdb.DuckDBPyConnection, limit: int) -> pl.DataFrame:
                s.value_at_risk, {contactable} AS contactable, {group} AS campaign_group
         FROM ml.churn_scores s
         WHERE CAST(s.risk_tier AS VARCHAR) IN ('high', 'medium')
-        ORDER BY {TIER_ORDER_SQL.replace('risk_tier', 's.risk_tier')}, s.priority_rank, s.customer_pseudonym
+        ORDER BY CAST(s.risk_tier AS VARCHAR) = 'medium', s.priority_rank, s.customer_pseudonym
         LIMIT ?""", [limit])
     if top.height == 0:
         return top
@@ -368,6 +366,23 @@ table.tiers tr.tier-medium th, table.act tr.tier-medium td:nth-child(3) { color:
 """
 
 
+def _at_risk_intro(scored: int, as_of: str, horizon: int) -> str:
+    return (f"<p>{scored:,} customers scored on {html.escape(as_of)}. Value at risk = churn probability × "
+            f"monthly revenue × {horizon} months.</p>")
+
+
+def _act_intro(customers: int) -> str:
+    return (f"<p>High risk first, then medium; within a tier the largest value at risk first (at most {customers}). "
+            "Customers are shown by pseudonym only: <code>churnwh contacts --tier high</code> writes the "
+            "contactable customers of a tier, re-identified, to a CSV for the retention team (logged in the audit "
+            "log).</p>")
+
+
+def _section(number: int, title: str, parts: list[str]) -> str:
+    first = ' class="first"' if number == 1 else ""
+    return f'<section{first} id="s{number}"><h2>{html.escape(title)}</h2>{"".join(parts)}</section>'
+
+
 def build_html(con: duckdb.DuckDBPyConnection, config: Config, *, customers: int = ACT_ON_FIRST,
                now: dt.datetime | None = None) -> str:
     from churnwh.stages import registry
@@ -377,36 +392,25 @@ def build_html(con: duckdb.DuckDBPyConnection, config: Config, *, customers: int
     labels = feature_labels(con, config)
     currency = f" ({config.scoring.currency})" if config.scoring.currency else ""
     summary = tier_summary(con, config)
-    top = act_on_first(con, customers)
     as_of = _frame(con, "ml.churn_scores", "SELECT max(as_of) FROM ml.churn_scores")
-    as_of_text = str(as_of.item()) if as_of.height and as_of.item() is not None else str(
-        config.variables.get("as_of"))
-    horizon = config.scoring.horizon_months
-    written = (now or dt.datetime.now()).strftime("%Y-%m-%d %H:%M")
+    as_of_text = str(as_of.item() if as_of.height and as_of.item() is not None else config.variables.get("as_of"))
     scored = int(summary["customers"].sum()) if summary.height else 0
     sections = [
-        ("Who is at risk", [
-            f"<p>{scored:,} customers scored on {html.escape(as_of_text)}. Value at risk = churn probability × "
-            f"monthly revenue × {horizon} months.</p>",
-            _tier_table(summary, currency), _tiers(summary, currency), _score_distribution(con, config)]),
-        ("Customers to act on first", [
-            f"<p>High risk first, then medium; within a tier the largest value at risk first (at most {customers}). "
-            "Customers are shown by pseudonym only: <code>churnwh contacts --tier high</code> writes the "
-            "contactable customers of a tier, re-identified, to a CSV for the retention team (logged in the audit "
-            "log).</p>",
-            _act_table(top, currency)]),
+        ("Who is at risk", [_at_risk_intro(scored, as_of_text, config.scoring.horizon_months),
+                            _tier_table(summary, currency), _tiers(summary, currency),
+                            _score_distribution(con, config)]),
+        ("Customers to act on first", [_act_intro(customers), _act_table(act_on_first(con, customers), currency)]),
         ("Why customers churn", [_drivers(con, labels)]),
         ("How good the model is", [_roc(con, config, version), _lift(con, version), _calibration(con, version)]),
         ("Churn over time and the pilot", [_churn_over_time(con), _pilot(con)]),
         ("Data health", [_drift(con, labels), _consent(con)]),
     ]
-    body = "".join(
-        f'<section class="{"first" if i == 0 else ""}" id="s{i + 1}"><h2>{html.escape(title)}</h2>{"".join(parts)}'
-        "</section>" for i, (title, parts) in enumerate(sections))
+    body = "".join(_section(i, title, parts) for i, (title, parts) in enumerate(sections, start=1))
+    written = (now or dt.datetime.now()).strftime("%Y-%m-%d %H:%M")
     header = (f'<p class="meta">Scores as of {html.escape(as_of_text)} · model {html.escape(version or "none")} · '
               f"page written {written}</p>")
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Churn risk report</title>"
+    return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Churn risk report</title>'
             f"<style>{STYLE}</style>{SCRIPT}</head><body><main><h1>Churn risk report</h1>{header}{body}</main>"
             "</body></html>")
 
