@@ -165,7 +165,10 @@ def test_report_draws_labelled_charts_and_the_customers_to_act_on(report_project
     assert set(re.findall(r"\b[0-9a-f]{32}\b", page)) <= pseudonyms
     assert not {i for i in identifiers if i in page}
 
-    # Printable: one page at least per section, and a picture of the page for the README.
+    # Printable: every chart fits the text width of an A4 page (186 mm = 703 px), a page at least per
+    # section (each starts a page), and a picture of the page.
+    widths = [float(w) for w in re.findall(r'<svg[^>]*?\swidth="([\d.]+)"', page)]
+    assert len(widths) == 10 - len(empty) and max(widths) <= 703, widths
     pdf = tmp_path / "report.pdf"
     printed = _chromium(tmp_path, "pdf", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", output.as_uri())
     assert printed.returncode == 0, printed.stderr[-2000:]
@@ -174,6 +177,18 @@ def test_report_draws_labelled_charts_and_the_customers_to_act_on(report_project
     shot = _chromium(tmp_path, "shot", f"--screenshot={screenshot}", "--window-size=900,2600", output.as_uri())
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 50_000
+
+
+def test_report_before_the_first_build_says_what_to_run(tmp_path):
+    from churnwh.action.report import build_html
+    from churnwh.config import load_config
+    from tests.helpers import make_project
+
+    with duckdb.connect() as empty:
+        page = build_html(empty, load_config(make_project(tmp_path / "project")))
+    notes = re.findall(r'<p class="empty"[^>]*>(.*?)</p>', page)
+    assert len(re.findall(r"<figure data-plot=", page)) == 10 and "<svg" not in page
+    assert "No scores yet: run <code>churnwh build</code>." in notes and "no model yet" in notes
 
 
 def test_query_formats_and_read_only(built_project):

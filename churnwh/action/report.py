@@ -214,7 +214,7 @@ def _consent(con) -> str:
                     "SELECT purpose || ' withdrawn' AS label, count(DISTINCT customer_pseudonym) AS value "
                     "FROM staging.consent_state WHERE is_latest AND state = 'withdrawn' GROUP BY ALL ORDER BY 1")
     if counts.height == 0:
-        return _figure("consent", title, None, empty="no consent withdrawn")
+        return _figure("consent", title, None, empty="no consent withdrawn" if counts.width else "no consent data yet")
     svg = charts.render(charts.labelled_bars(counts.to_dicts(), value_title="customers", count=True), "consent")
     return _figure("consent", title, svg,
                    note="profiling withdrawn: not scored; marketing withdrawn: scored, never contacted")
@@ -283,6 +283,8 @@ def _yes_no(value) -> str:
 
 
 def _act_table(top: pl.DataFrame, currency: str) -> str:
+    if top.width == 0:
+        return '<p class="empty" id="act-on-first-empty">No scores yet: run <code>churnwh build</code>.</p>'
     if top.height == 0:
         return ('<p class="empty" id="act-on-first-empty">No customer is in the high or medium risk tier: '
                 'nobody to act on now.</p>')
