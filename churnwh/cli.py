@@ -630,16 +630,18 @@ def query(
 @app.command()
 def report(
     output: Path = typer.Option(Path("warehouse/report.html"), "--output", "-o", help="HTML file to write."),
+    customers: int = typer.Option(25, "--customers", min=1, max=1000,
+                                  help="How many customers the 'act on first' table lists."),
 ) -> None:
-    """Write one self-contained HTML report (plots inline, no network needed).
+    """Write one self-contained HTML report to read and print (charts inline, no network needed).
 
-    Example: churnwh report --output warehouse/report.html
+    Example: churnwh report --output warehouse/report.html --customers 50
     """
     from churnwh.action import actions
 
     config = _config()
     target = output if output.is_absolute() else config.root / output
-    out.print(f"wrote {actions.report(config, target)}", highlight=False)
+    out.print(f"wrote {actions.report(config, target, customers)}", highlight=False)
 
 
 @app.command()

@@ -68,6 +68,10 @@ class ScoringConfig:
     value_column: str
     horizon_months: int
     batch_rows: int
+    segments: tuple[str, ...] = ()
+    """Scoring-set columns copied into churn_scores for slicing (never an identifying column)."""
+    currency: str | None = None
+    """The currency of value_column (and so of value_at_risk), stated in the published `about` table."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "training": ("model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance",
                  "keep_versions"),
     "tiers": ("high", "medium", "mode", "actions"),
-    "scoring": ("value_column", "horizon_months", "batch_rows"),
+    "scoring": ("value_column", "horizon_months", "batch_rows", "segments", "currency"),
     "key": ("env", "file", "create"),
     "publish": ("k_anonymity",),
     "retention": ("budget", "cost", "success_rate", "control_fraction"),
@@ -186,6 +190,10 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
 OPEN_SECTIONS = ("sources", "network", "vars")
 """Sections whose keys are names: [sources.NAME] (SOURCE_KEYS), [network] (TrainConfig fields), [vars]."""
+DEMO_SEGMENTS = ("current_plan", "acquisition_channel", "tenure_band")
+SCORE_COLUMNS = ("customer_pseudonym", "as_of", "churn_probability", "risk_tier", "action", "value_at_risk",
+                 "priority_rank", "model_version", "run_id", "contactable", "campaign_group")
+"""The columns churn_scores always has (a segment may not take one of these names)."""
 DEFAULT_ACTIONS = {
     "high": "retain now: personal retention offer",
     "medium": "enhanced care: proactive check-in",
@@ -318,10 +326,15 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         )
 
     sc = reader.section("scoring", set(SECTION_KEYS["scoring"]))
+    currency = reader.optional_string(sc, "scoring.currency")
+    if currency is not None and (len(currency) > 20 or not currency.isprintable()):
+        raise reader.fail("scoring.currency", currency, "a currency code such as 'EUR' (at most 20 characters)")
     scoring = ScoringConfig(
         value_column=reader.string(sc, "scoring.value_column", "monthly_price"),
         horizon_months=reader.integer(sc, "scoring.horizon_months", 12, minimum=1, maximum=120),
         batch_rows=reader.integer(sc, "scoring.batch_rows", 65536, minimum=256, maximum=10_000_000),
+        segments=parse_segments(reader, sc, kind, declared),
+        currency=currency,
     )
 
     key = reader.section("key", set(SECTION_KEYS["key"]))
@@ -375,6 +388,36 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         retention=retention,
         monitoring=monitoring,
     )
+
+
+def parse_segments(reader: "_Reader", section: dict[str, Any], kind: str,
+                   declared: tuple["SourceConfig", ...]) -> tuple[str, ...]:
+    """[scoring] segments: scoring-set column names, none of them identifying (refused in one line)."""
+    if "segments" not in section:
+        return DEMO_SEGMENTS if kind == "demo" else ()
+    value = section["segments"]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise reader.fail("scoring.segments", value, 'a list of scoring-set column names, e.g. ["current_plan"]')
+    from churnwh.privacy import classification
+
+    classes = {column: kind_ for columns in classification.SOURCE_COLUMNS.values() for column, kind_ in columns.items()}
+    classes |= {name: classification.QUASI_IDENTIFIER for name in classification.quasi_identifier_names()}
+    classes |= {column.name: column.privacy for source in declared for column in source.columns}
+    for name in value:
+        if not name.isidentifier():
+            raise reader.fail("scoring.segments", name, "column names of letters, digits and _")
+        if name in SCORE_COLUMNS:
+            raise ConfigError(f"{reader.origin}: scoring.segments names {name!r}, a column churn_scores always has: "
+                              "remove it from scoring.segments")
+        if classes.get(name) in IDENTIFYING_CLASSES:
+            raise ConfigError(f"{reader.origin}: scoring.segments names {name!r}, classified {classes[name]}: "
+                              "segments are published per customer, so use a non-identifying column")
+    if len(set(value)) != len(value):
+        raise reader.fail("scoring.segments", value, "each column once")
+    return tuple(value)
+
+
+IDENTIFYING_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive")
 
 
 def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[SourceConfig, ...]:

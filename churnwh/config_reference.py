@@ -75,6 +75,11 @@ DESCRIPTIONS = {
     "scoring.horizon_months": "Months of value at risk, 1 to 120.",
     "scoring.batch_rows": "Rows per Arrow batch of the streaming scorer (and of Spark's `mapInArrow`), 256 to "
                           "10,000,000.",
+    "scoring.segments": "Scoring-set columns copied into `churn_scores` for slicing (the demo: `current_plan`, "
+                        "`acquisition_channel`, `tenure_band`); a column classified as an identifier, quasi-identifier "
+                        "or sensitive is refused.",
+    "scoring.currency": "Currency of `value_column` (and so of `value_at_risk`), stated in the published `about` "
+                        "table and the report; at most 20 characters.",
     "key.env": "Environment variable holding the key as hex; used before `file` when set.",
     "key.file": "Key file, mode 0600; keep it out of git and out of the warehouse folder's backups.",
     "key.create": "Create the key file on first use (the demo and worked examples only).",
@@ -193,6 +198,8 @@ def _toml(value: Any, root: Path = Path("/project")) -> str:
         return f"`\"{value}\"`"
     if isinstance(value, dict):
         return "`{ " + ", ".join(f"{k} = " + _toml(v).strip("`") for k, v in value.items()) + " }`" if value else "`{}`"
+    if isinstance(value, (list, tuple)):
+        return "`[" + ", ".join(_toml(v).strip("`") for v in value) + "]`"
     if isinstance(value, float):
         return f"`{value!r}`"
     if isinstance(value, (int, dt.date)):

@@ -112,8 +112,8 @@ def format_rows(names: list[str], rows: list[tuple], fmt: str) -> str:
     raise AssertionError(fmt)
 
 
-def report(config: Config, output: Path) -> Path:
+def report(config: Config, output: Path, customers: int = 25) -> Path:
     from churnwh.action.report import write_report
 
     with warehouse.open_private(config, read_only=True) as con:
-        return write_report(con, config, output)
+        return write_report(con, config, output, customers=customers)

@@ -41,6 +41,7 @@ from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.stages.explain import write_table
 from churnwh.stages.registry import SCHEMA
+from churnwh.stages.score import refresh_campaign_group
 from churnwh.store import warehouse
 
 PLAN = f"{SCHEMA}.retention_plan"
@@ -182,6 +183,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, 
             "pilot_group").to_arrow())
         con.execute(f"INSERT INTO {MEMBERS} BY NAME SELECT * FROM _campaign_members")
         con.unregister("_campaign_members")
+        refresh_campaign_group(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -1,131 +1,117 @@
-"""`churnwh report`: one self-contained HTML file with inline SVG plots (no network, no scripts from
-elsewhere). Every plot is an ``<svg class="plot" data-plot=NAME>``; a plot with no data yet shows a
-note instead of marks. A small inline script counts the rendered plots into ``data-plots-rendered``
-on ``<body>`` and records script errors in ``data-errors`` (what the browser test reads).
+"""`churnwh report`: one self-contained HTML page a retention manager can read on screen and print.
 
-Only aggregates reach the page: curves, histograms, rates and counts, never a customer row.
+The charts are inline SVG rendered offline (churnwh.action.charts); the page loads nothing from
+elsewhere. Each chart sits in ``<figure data-plot=NAME>``; a chart with no data yet shows a note
+instead. A small inline script writes onto ``<body>`` what the browser test reads: the charts drawn
+(``data-plots-rendered``), chart labels drawn outside their chart (``data-labels-outside``), how far
+the page overflows the window's width (``data-overflow-x``) and script errors (``data-errors``).
+
+Only what the published file may show reaches the page: aggregates, and for the customers to act on
+first their pseudonym, tier, value at risk, reasons in words, contactability and campaign group. The
+page reads no raw table, so no name, e-mail or source id can reach it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
-import math
+import re
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import polars as pl
 
+from churnwh.action import charts
+from churnwh.action.charts import TIERS
 from churnwh.config import Config
 from churnwh.store import warehouse
 
-WIDTH, HEIGHT = 560, 300
-MARGIN = {"left": 56, "right": 16, "top": 16, "bottom": 40}
-TIER_COLOURS = {"high": "#c0392b", "medium": "#e67e22", "low": "#2e86c1"}
-PLOTS = ("roc", "lift", "calibration", "score_distribution", "drivers", "drift", "churn_over_time", "pilot",
-         "consent")
+ACT_ON_FIRST = 25
+"""Customers listed in the 'act on first' table by default (`churnwh report --customers N`)."""
+REASONS_PER_CUSTOMER = 3
+SCORE_LABEL = "Churn score (the model's output)"
 
 
-def _frame(con: duckdb.DuckDBPyConnection, relation: str, query: str) -> pl.DataFrame:
+def _frame(con: duckdb.DuckDBPyConnection, relation: str, query: str, params: list | None = None) -> pl.DataFrame:
     if relation not in warehouse.relations(con):
         return pl.DataFrame()
-    return pl.from_arrow(con.sql(query).to_arrow_table())
+    return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
 
 
-# --- SVG primitives ----------------------------------------------------------------------------
+def short_label(comment: str) -> str:
+    """A column comment's first clause, short enough for an axis: 'Customer's gender (female, ...)' ->
+    "Customer's gender"; 'Change in spending: last 30 days ...' -> 'Change in spending'."""
+    text = comment.strip().split(". ")[0].rstrip(".")
+    return re.split(r" \(|; |: ", text, maxsplit=1)[0].strip() or text
 
 
-class Axes:
-    def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float]):
-        self.x0, self.x1 = x_range
-        self.y0, self.y1 = y_range
-        if self.x1 <= self.x0:
-            self.x1 = self.x0 + 1
-        if self.y1 <= self.y0:
-            self.y1 = self.y0 + 1
-        self.w = WIDTH - MARGIN["left"] - MARGIN["right"]
-        self.h = HEIGHT - MARGIN["top"] - MARGIN["bottom"]
+def feature_labels(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, str]:
+    """Feature column -> short label from its column comment in the scoring set (the model's inputs)."""
+    from churnwh.stages.explain import column_labels
 
-    def x(self, v: float) -> float:
-        return MARGIN["left"] + (v - self.x0) / (self.x1 - self.x0) * self.w
-
-    def y(self, v: float) -> float:
-        return MARGIN["top"] + self.h - (v - self.y0) / (self.y1 - self.y0) * self.h
-
-    def frame(self, x_label: str, y_label: str, x_ticks=None, y_ticks=None) -> str:
-        parts = [f'<rect x="{MARGIN["left"]}" y="{MARGIN["top"]}" width="{self.w}" height="{self.h}" '
-                 'fill="none" stroke="#bbb"/>']
-        for v in (x_ticks if x_ticks is not None else np.linspace(self.x0, self.x1, 5)):
-            label = v if isinstance(v, str) else _fmt(v)
-            xv = self.x(float(v)) if not isinstance(v, str) else None
-            if xv is not None:
-                parts.append(f'<text x="{xv:.1f}" y="{HEIGHT - MARGIN["bottom"] + 14}" font-size="10" '
-                             f'text-anchor="middle">{html.escape(str(label))}</text>')
-        for v in (y_ticks if y_ticks is not None else np.linspace(self.y0, self.y1, 5)):
-            parts.append(f'<text x="{MARGIN["left"] - 4}" y="{self.y(float(v)) + 3:.1f}" font-size="10" '
-                         f'text-anchor="end">{_fmt(v)}</text>')
-        parts.append(f'<text x="{MARGIN["left"] + self.w / 2}" y="{HEIGHT - 6}" font-size="11" '
-                     f'text-anchor="middle">{html.escape(x_label)}</text>')
-        parts.append(f'<text transform="translate(12,{MARGIN["top"] + self.h / 2}) rotate(-90)" font-size="11" '
-                     f'text-anchor="middle">{html.escape(y_label)}</text>')
-        return "".join(parts)
-
-    def line(self, xs, ys, colour="#2e86c1", dash="") -> str:
-        points = " ".join(f"{self.x(float(a)):.1f},{self.y(float(b)):.1f}" for a, b in zip(xs, ys)
-                          if math.isfinite(float(a)) and math.isfinite(float(b)))
-        dashed = f' stroke-dasharray="{dash}"' if dash else ""
-        return f'<polyline class="mark" points="{points}" fill="none" stroke="{colour}" stroke-width="2"{dashed}/>'
+    relation = config.training.scoring_model
+    labels = column_labels(con, relation) if relation in warehouse.relations(con) else {}
+    return {name: short_label(text) for name, text in labels.items()} | {"__score__": SCORE_LABEL}
 
 
-def _fmt(v: float) -> str:
-    v = float(v)
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.2f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
+def _labelled(features: list[str], labels: dict[str, str]) -> list[str]:
+    """Axis labels for features: their comment's words, wrapped, never two alike."""
+    words = [charts.wrap(labels.get(f, f.replace("_", " "))) for f in features]
+    return charts.distinct(words, features)
 
 
-def _svg(name: str, title: str, body: str, note: str = "") -> str:
-    caption = f'<figcaption>{html.escape(title)}{(" — " + html.escape(note)) if note else ""}</figcaption>'
-    return (f'<figure>{caption}<svg class="plot" data-plot="{name}" xmlns="http://www.w3.org/2000/svg" '
-            f'width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-            f'aria-label="{html.escape(title)}">{body}</svg></figure>')
+# --- charts --------------------------------------------------------------------------------------
 
 
-def _empty(name: str, title: str, why: str) -> str:
-    body = (f'<text class="mark empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" font-size="13" '
-            f'fill="#777">{html.escape(why)}</text>')
-    return _svg(name, title, body)
+def _figure(name: str, title: str, svg: str | None, *, note: str = "", empty: str = "") -> str:
+    caption = f"<figcaption><strong>{html.escape(title)}</strong>"
+    caption += f"<span class=\"note\">{html.escape(note)}</span>" if note and svg else ""
+    body = svg if svg else f'<p class="empty">{html.escape(empty)}</p>'
+    state = "drawn" if svg else "empty"
+    return f'<figure data-plot="{name}" data-state="{state}">{caption}</figcaption>{body}</figure>'
 
 
-def _bars(name: str, title: str, labels: list[str], values: list[float], *, colours=None, x_label="",
-          threshold: float | None = None, note: str = "") -> str:
-    n = len(values)
-    if n == 0:
-        return _empty(name, title, "no data yet")
-    top = max(max(values), threshold or 0, 1e-9) * 1.1
-    left = 170
-    w = WIDTH - left - MARGIN["right"]
-    row = (HEIGHT - MARGIN["top"] - MARGIN["bottom"]) / n
-    parts = []
-    for i, (label, value) in enumerate(zip(labels, values)):
-        colour = (colours[i] if colours else "#2e86c1")
-        y = MARGIN["top"] + i * row
-        parts.append(f'<text x="{left - 4}" y="{y + row * 0.7:.1f}" font-size="{min(11, row * 0.8):.1f}" '
-                     f'text-anchor="end">{html.escape(str(label)[:28])}</text>')
-        parts.append(f'<rect class="mark" x="{left}" y="{y + row * 0.1:.1f}" width="{max(value, 0) / top * w:.1f}" '
-                     f'height="{row * 0.8:.1f}" fill="{colour}"><title>{html.escape(str(label))}: '
-                     f'{value:.4g}</title></rect>')
-    if threshold is not None:
-        tx = left + threshold / top * w
-        parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{MARGIN["top"]}" y2="{HEIGHT - MARGIN["bottom"]}" '
-                     'stroke="#c0392b" stroke-dasharray="4 3"/>')
-    parts.append(f'<text x="{left + w / 2}" y="{HEIGHT - 10}" font-size="11" text-anchor="middle">'
-                 f'{html.escape(x_label)}</text>')
-    return _svg(name, title, "".join(parts), note)
+def _tiers(summary: pl.DataFrame, currency: str) -> str:
+    title = "Customers and value at risk per risk tier"
+    if summary.height == 0:
+        return _figure("tiers", title, None, empty="no scores yet (run churnwh build)")
+    return _figure("tiers", title, charts.render(charts.tiers(summary.to_dicts(), currency), "tiers"))
 
 
-# --- plots -------------------------------------------------------------------------------------
+def _score_distribution(con, config: Config) -> str:
+    title = "How churn probabilities are spread, by risk tier"
+    scores = _frame(con, "ml.churn_scores", "SELECT churn_probability, CAST(risk_tier AS VARCHAR) AS tier "
+                                            "FROM ml.churn_scores")
+    if scores.height == 0:
+        return _figure("score_distribution", title, None, empty="no scores yet")
+    edges = np.linspace(0, 1, 21)
+    rows = []
+    for tier in TIERS:
+        counts = np.histogram(scores.filter(pl.col("tier") == tier)["churn_probability"].to_numpy(), edges)[0]
+        rows += [{"start": float(edges[i]), "end": float(edges[i + 1]), "tier": tier, "customers": int(c)}
+                 for i, c in enumerate(counts) if c]
+    thresholds = ([("high", config.tiers.high), ("medium", config.tiers.medium)]
+                  if config.tiers.mode == "probability" else [])
+    note = (f"dashed lines: the tier thresholds, medium from {config.tiers.medium:.0%}, high from "
+            f"{config.tiers.high:.0%}" if thresholds else
+            f"tiers by rank: the top {config.tiers.high:.0%} are high, the next "
+            f"{config.tiers.medium - config.tiers.high:.0%} medium")
+    return _figure("score_distribution", title, charts.render(charts.score_histogram(rows, thresholds),
+                                                              "score_distribution"), note=note)
+
+
+def _drivers(con, labels: dict[str, str]) -> str:
+    title = "What drives churn risk (15 strongest drivers over the customers scored)"
+    imp = _frame(con, "ml.feature_importance", "SELECT feature, mean_abs_contribution, mean_contribution "
+                                               "FROM ml.feature_importance ORDER BY rank LIMIT 15")
+    if imp.height == 0:
+        return _figure("drivers", title, None, empty="no explanation yet")
+    names = _labelled(imp["feature"].to_list(), labels)
+    rows = [{"label": name, "mean_abs_contribution": a, "effect": "raises risk" if m > 0 else "lowers risk"}
+            for name, (_, a, m) in zip(names, imp.iter_rows())]
+    return _figure("drivers", title, charts.render(charts.drivers(rows), "drivers"),
+                   note="longer bar: the feature moves customers' risk more; colour: its average direction")
 
 
 def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,10 +123,11 @@ def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _roc(con, config: Config, version: str | None) -> str:
-    title = "ROC curve (latest observation date of the training set, current model)"
+    title = "ROC curve: how well the model ranks churners above retained customers"
     tr = config.training
     if version is None or tr.model not in warehouse.relations(con):
-        return _empty("roc", title, "no model yet")
+        return _figure("roc", title, None, empty="no model yet")
+    from churnwh.ml.metrics import roc_auc
     from churnwh.ml.train import predict_proba
     from churnwh.stages import registry
 
@@ -149,181 +136,291 @@ def _roc(con, config: Config, version: str | None) -> str:
     ).to_arrow_table())
     labels = test[tr.label_column].to_numpy().astype(float) if test.height else np.zeros(0)
     if test.height == 0 or labels.min() == labels.max():
-        return _empty("roc", title, "needs churned and retained rows")
-    model = registry.load(config.warehouse.models, version)
-    scores = predict_proba(model, test)
+        return _figure("roc", title, None, empty="needs churned and retained rows")
+    scores = predict_proba(registry.load(config.warehouse.models, version), test)
     fpr, tpr = roc_points(labels, scores)
-    from churnwh.ml.metrics import roc_auc
-
-    axes = Axes((0, 1), (0, 1))
-    body = axes.frame("false positive rate", "true positive rate") + axes.line([0, 1], [0, 1], "#999", "4 3")
-    body += axes.line(fpr, tpr)
-    return _svg("roc", title, body, f"AUC {roc_auc(labels, scores):.3f} on {test.height:,} rows")
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 300)).round().astype(int))
+    rows = [{"fpr": float(fpr[i]), "tpr": float(tpr[i]), "order": int(i)} for i in keep]
+    svg = charts.render(charts.roc(rows, roc_auc(labels, scores), test.height), "roc")
+    return _figure("roc", title, svg, note="latest observation date of the training set, current model")
 
 
 def _lift(con, version) -> str:
-    title = "Lift by score decile (test rows)"
-    lift = _frame(con, "ml.lift", f"SELECT decile, lift FROM ml.lift WHERE version = '{version}' ORDER BY decile")
+    title = "Lift: how much more churn among the highest scores"
+    lift = _frame(con, "ml.lift", "SELECT decile, lift FROM ml.lift WHERE version = ? ORDER BY decile", [version])
     if lift.height == 0:
-        return _empty("lift", title, "no evaluation yet")
-    axes = Axes((1, max(lift["decile"].max(), 2)), (0, max(float(lift["lift"].max()), 1.0) * 1.1))
-    body = axes.frame("decile (1 = highest scores)", "lift", x_ticks=lift["decile"].to_list())
-    body += axes.line([1, lift["decile"].max()], [1, 1], "#999", "4 3") + axes.line(lift["decile"], lift["lift"])
-    return _svg("lift", title, body)
+        return _figure("lift", title, None, empty="no evaluation yet")
+    return _figure("lift", title, charts.render(charts.lift(lift.to_dicts()), "lift"),
+                   note="test rows; dashed line: 1× = no better than picking customers at random")
 
 
 def _calibration(con, version) -> str:
-    title = "Calibration (test rows)"
-    cal = _frame(con, "ml.calibration", f"SELECT mean_predicted, observed_rate FROM ml.calibration "
-                                        f"WHERE version = '{version}' ORDER BY bin")
+    title = "Calibration: predicted against observed churn"
+    cal = _frame(con, "ml.calibration", "SELECT mean_predicted, observed_rate FROM ml.calibration "
+                                        "WHERE version = ? ORDER BY bin", [version])
     if cal.height == 0:
-        return _empty("calibration", title, "no evaluation yet")
-    top = max(float(cal["mean_predicted"].max()), float(cal["observed_rate"].max()), 0.05) * 1.1
-    axes = Axes((0, top), (0, top))
-    body = axes.frame("mean predicted probability", "observed churn rate") + axes.line([0, top], [0, top], "#999",
-                                                                                         "4 3")
-    body += axes.line(cal["mean_predicted"], cal["observed_rate"])
-    body += "".join(f'<circle class="mark" cx="{axes.x(a):.1f}" cy="{axes.y(b):.1f}" r="3" fill="#2e86c1"/>'
-                    for a, b in zip(cal["mean_predicted"], cal["observed_rate"]))
-    return _svg("calibration", title, body)
-
-
-def _score_distribution(con) -> str:
-    title = "Score distribution by risk tier (current scores)"
-    scores = _frame(con, "ml.churn_scores", "SELECT churn_probability, risk_tier FROM ml.churn_scores")
-    if scores.height == 0:
-        return _empty("score_distribution", title, "no scores yet")
-    edges = np.linspace(0, 1, 21)
-    counts = {t: np.histogram(scores.filter(pl.col("risk_tier") == t)["churn_probability"].to_numpy(), edges)[0]
-              for t in TIER_COLOURS}
-    total = sum(counts.values())
-    axes = Axes((0, 1), (0, max(float(total.max()), 1.0) * 1.1))
-    body = axes.frame("churn probability", "customers")
-    bottom = np.zeros(20)
-    for tier, colour in TIER_COLOURS.items():
-        for i, c in enumerate(counts[tier]):
-            if c:
-                x0, x1 = axes.x(edges[i]), axes.x(edges[i + 1])
-                y_top, y_bottom = axes.y(bottom[i] + c), axes.y(bottom[i])
-                body += (f'<rect class="mark" x="{x0:.1f}" y="{y_top:.1f}" width="{x1 - x0 - 1:.1f}" '
-                         f'height="{y_bottom - y_top:.1f}" fill="{colour}"><title>{tier}: {c}</title></rect>')
-        bottom += counts[tier]
-    legend = " ".join(f"{t} ({int(counts[t].sum()):,})" for t in TIER_COLOURS)
-    return _svg("score_distribution", title, body, legend)
-
-
-def _drivers(con) -> str:
-    imp = _frame(con, "ml.feature_importance", "SELECT feature, mean_abs_contribution, mean_contribution "
-                                               "FROM ml.feature_importance ORDER BY rank LIMIT 15")
-    colours = ["#c0392b" if v > 0 else "#27ae60" for v in imp["mean_contribution"]] if imp.height else None
-    return _bars("drivers", "Global churn drivers (mean |attribution|, log-odds; red raises risk on average)",
-                 imp["feature"].to_list() if imp.height else [],
-                 imp["mean_abs_contribution"].to_list() if imp.height else [], colours=colours,
-                 x_label="mean absolute contribution")
-
-
-def _drift(con) -> str:
-    drift = _frame(con, "ml.drift", "SELECT feature, psi, threshold, status FROM ml.drift "
-                                    "WHERE psi IS NOT NULL ORDER BY psi DESC LIMIT 15")
-    if drift.height == 0:
-        return _empty("drift", "Drift (PSI, training data vs current scoring set)", "no drift measured yet")
-    colours = ["#c0392b" if s == "warning" else "#2e86c1" for s in drift["status"]]
-    warnings = int((drift["status"] == "warning").sum())
-    return _bars("drift", "Drift (PSI, training data vs current scoring set; dashed: warning threshold)",
-                 drift["feature"].to_list(), drift["psi"].to_list(), colours=colours,
-                 threshold=float(drift["threshold"][0]), x_label="population stability index",
-                 note=f"{warnings} warnings among the 15 largest")
+        return _figure("calibration", title, None, empty="no evaluation yet")
+    return _figure("calibration", title, charts.render(charts.calibration(cal.to_dicts()), "calibration"),
+                   note="test rows; on the dashed line the probabilities mean what they say")
 
 
 def _churn_over_time(con) -> str:
     title = "Monthly churn rate (all consenting customers)"
     monthly = _frame(con, "marts.churn_monthly", "SELECT month, churn_rate FROM marts.churn_monthly "
-                                                 "WHERE segment_type = 'all' ORDER BY month")
+                                                 "WHERE segment_type = 'all' AND churn_rate IS NOT NULL ORDER BY month")
     if monthly.height < 2:
-        return _empty("churn_over_time", title, "no monthly history yet")
-    days = [(m - monthly["month"][0]).days for m in monthly["month"]]
-    axes = Axes((0, days[-1]), (0, max(float(monthly["churn_rate"].max()), 0.01) * 1.15))
-    ticks = np.linspace(0, days[-1], 5)
-    body = axes.frame("", "churn rate", x_ticks=[])
-    for t in ticks:  # month labels
-        label = (monthly["month"][0] + dt.timedelta(days=float(t))).strftime("%Y-%m")
-        body += (f'<text x="{axes.x(t):.1f}" y="{HEIGHT - 8}" font-size="10" text-anchor="middle">'
-                 f'{label}</text>')
-    body += axes.line(days, monthly["churn_rate"])
-    return _svg("churn_over_time", title, body)
+        return _figure("churn_over_time", title, None, empty="no monthly history yet")
+    highest = int(monthly["churn_rate"].arg_max())
+    marks = {highest: "highest", monthly.height - 1: "latest"}
+    rows = [{"month": m.isoformat(), "churn_rate": float(r), "mark": marks.get(i, "")}
+            for i, (m, r) in enumerate(monthly.iter_rows())]
+    return _figure("churn_over_time", title, charts.render(charts.monthly_churn(rows), "churn_over_time"),
+                   note="labelled: the latest and the highest month")
 
 
 def _pilot(con) -> str:
-    title = "Pilot: churn of treated vs control customers"
+    title = "Pilot: churn of contacted (treated) against held-out (control) customers"
     results = _frame(con, "ml.pilot_results", "SELECT * FROM ml.pilot_results ORDER BY evaluated_at DESC LIMIT 1")
     if results.height == 0:
-        return _empty("pilot", title, "no pilot evaluated yet (churnwh plan, then churnwh pilot-report)")
+        return _figure("pilot", title, None,
+                       empty="no pilot evaluated yet (churnwh plan, then churnwh pilot-report)")
     r = results.row(0, named=True)
+    rows = [{"label": f"treated ({r['treated']:,} customers)", "value": float(r["treated_churn_rate"])},
+            {"label": f"control ({r['control']:,} customers)", "value": float(r["control_churn_rate"])}]
     note = (f"campaign {r['campaign_id']}: effect {r['effect']:+.1%} (95% CI {r['ci_low']:+.1%} to "
             f"{r['ci_high']:+.1%})")
-    return _bars("pilot", title, [f"treated (n={r['treated']})", f"control (n={r['control']})"],
-                 [r["treated_churn_rate"], r["control_churn_rate"]], colours=["#27ae60", "#999"],
-                 x_label="realized churn rate", note=note)
+    svg = charts.render(charts.labelled_bars(rows, value_title="churned since the campaign", percent=True,
+                                             colours=("#2a8f5a", "#999")), "pilot")
+    return _figure("pilot", title, svg, note=note)
+
+
+def _drift(con, labels: dict[str, str]) -> str:
+    title = "Drift: features whose distribution moved since training (15 largest)"
+    drift = _frame(con, "ml.drift", "SELECT feature, psi, threshold, status FROM ml.drift "
+                                    "WHERE psi IS NOT NULL ORDER BY psi DESC, feature LIMIT 15")
+    if drift.height == 0:
+        return _figure("drift", title, None, empty="no drift measured yet")
+    names = _labelled(drift["feature"].to_list(), labels)
+    rows = [{"label": name, "psi": p, "status": s} for name, (_, p, _, s) in zip(names, drift.iter_rows())]
+    threshold = float(drift["threshold"][0])
+    warnings = int((drift["status"] == "warning").sum())
+    note = f"dashed line: warning threshold {threshold:g}; {warnings} of these {drift.height} above it"
+    return _figure("drift", title, charts.render(charts.drift(rows, threshold), "drift"), note=note)
 
 
 def _consent(con) -> str:
+    title = "Customers excluded by consent (latest state: withdrawn)"
     counts = _frame(con, "staging.consent_state",
-                    "SELECT purpose || ' withdrawn' AS what, count(DISTINCT customer_pseudonym) AS n "
+                    "SELECT purpose || ' withdrawn' AS label, count(DISTINCT customer_pseudonym) AS value "
                     "FROM staging.consent_state WHERE is_latest AND state = 'withdrawn' GROUP BY ALL ORDER BY 1")
-    return _bars("consent", "Customers excluded by consent (latest state withdrawn)",
-                 counts["what"].to_list() if counts.height else [],
-                 [float(v) for v in counts["n"]] if counts.height else [], x_label="customers")
+    if counts.height == 0:
+        return _figure("consent", title, None, empty="no consent withdrawn" if counts.width else "no consent data yet")
+    svg = charts.render(charts.labelled_bars(counts.to_dicts(), value_title="customers", count=True), "consent")
+    return _figure("consent", title, svg,
+                   note="profiling withdrawn: not scored; marketing withdrawn: scored, never contacted")
 
+
+# --- tables --------------------------------------------------------------------------------------
+
+
+def tier_summary(con: duckdb.DuckDBPyConnection, config: Config) -> pl.DataFrame:
+    """One row per tier in severity order, tiers without customers included (0)."""
+    counts = _frame(con, "ml.churn_scores", "SELECT CAST(risk_tier AS VARCHAR) AS tier, count(*) AS customers, "
+                                            "sum(value_at_risk) AS value_at_risk FROM ml.churn_scores GROUP BY ALL")
+    if counts.height == 0:
+        return counts
+    found = {t: (c, v) for t, c, v in counts.iter_rows()}
+    return pl.DataFrame([{"tier": t, "customers": int(found.get(t, (0, 0.0))[0]),
+                          "value_at_risk": float(found.get(t, (0, 0.0))[1] or 0.0),
+                          "action": config.tiers.actions.get(t, "")} for t in TIERS])
+
+
+def act_on_first(con: duckdb.DuckDBPyConnection, limit: int) -> pl.DataFrame:
+    """The high- and medium-tier customers to act on first (tier, then value at risk), with their top
+    reasons in words, whether they may be contacted, and their group in the latest campaign."""
+    if "ml.churn_scores" not in warehouse.relations(con):
+        return pl.DataFrame()
+    present = warehouse.columns(con, "ml.churn_scores")
+    # Scores written before these columns existed: shown as unknown until the next `churnwh score`.
+    contactable = "s.contactable" if "contactable" in present else "NULL::BOOLEAN"
+    group = "CAST(s.campaign_group AS VARCHAR)" if "campaign_group" in present else "NULL::VARCHAR"
+    top = _frame(con, "ml.churn_scores", f"""
+        SELECT s.customer_pseudonym AS pseudonym, CAST(s.risk_tier AS VARCHAR) AS tier, s.churn_probability,
+               s.value_at_risk, {contactable} AS contactable, {group} AS campaign_group
+        FROM ml.churn_scores s
+        WHERE CAST(s.risk_tier AS VARCHAR) IN ('high', 'medium')
+        ORDER BY CAST(s.risk_tier AS VARCHAR) = 'medium', s.priority_rank, s.customer_pseudonym
+        LIMIT ?""", [limit])
+    if top.height == 0:
+        return top
+    # Reasons on withheld attributes (quasi-identifiers) say nothing a retention team can act on.
+    reasons = _frame(con, "ml.churn_drivers", f"""
+        SELECT customer_pseudonym AS pseudonym, label, value_bucket FROM ml.churn_drivers
+        WHERE direction = 'raises risk' AND value_bucket <> 'withheld'
+          AND customer_pseudonym IN (SELECT unnest(?::VARCHAR[]))
+        QUALIFY row_number() OVER (PARTITION BY customer_pseudonym ORDER BY rank) <= {REASONS_PER_CUSTOMER}
+        ORDER BY customer_pseudonym, rank""", [top["pseudonym"].to_list()])
+    words: dict[str, list[str]] = {}
+    for pseudonym, label, bucket in reasons.iter_rows():
+        words.setdefault(pseudonym, []).append(f"{short_label(label)}: {bucket}")
+    return top.with_columns(reasons=pl.Series([words.get(p, []) for p in top["pseudonym"]],
+                                              dtype=pl.List(pl.String)))
+
+
+def _tier_table(summary: pl.DataFrame, currency: str) -> str:
+    if summary.height == 0:
+        return '<p class="empty">No scores yet: run <code>churnwh build</code>.</p>'
+    total = max(int(summary["customers"].sum()), 1)
+    rows = "".join(
+        f'<tr class="tier-{t}"><th scope="row">{t}</th><td class="num">{c:,}</td><td class="num">{c / total:.0%}</td>'
+        f'<td class="num">{v:,.0f}</td><td>{html.escape(a)}</td></tr>' for t, c, v, a in summary.iter_rows())
+    return ('<table class="tiers"><thead><tr><th>risk tier</th><th>customers</th><th>share</th>'
+            f'<th>value at risk{html.escape(currency)}</th><th>action</th></tr></thead><tbody>{rows}</tbody></table>')
+
+
+def _yes_no(value) -> str:
+    return "unknown" if value is None else "yes" if value else "no"
+
+
+def _act_table(top: pl.DataFrame, currency: str) -> str:
+    if top.width == 0:
+        return '<p class="empty" id="act-on-first-empty">No scores yet: run <code>churnwh build</code>.</p>'
+    if top.height == 0:
+        return ('<p class="empty" id="act-on-first-empty">No customer is in the high or medium risk tier: '
+                'nobody to act on now.</p>')
+    rows = "".join(
+        f'<tr class="tier-{r["tier"]}"><td class="num">{i}</td><td class="pseudonym">{html.escape(r["pseudonym"])}'
+        f'</td><td>{r["tier"]}</td><td class="num">{r["churn_probability"]:.0%}</td>'
+        f'<td class="num">{r["value_at_risk"]:,.0f}</td>'
+        f'<td><ul>{"".join(f"<li>{html.escape(w)}</li>" for w in r["reasons"]) or "<li>none recorded</li>"}</ul></td>'
+        f'<td>{_yes_no(r["contactable"])}</td><td>{html.escape(r["campaign_group"] or "unknown")}</td></tr>'
+        for i, r in enumerate(top.iter_rows(named=True), start=1))
+    note = ('<p class="note">Top reasons: the explanation\'s strongest drivers that raise this customer\'s risk; '
+            "reasons on withheld attributes (age band, gender, region and other quasi-identifiers) are left out. "
+            "Contactable: the latest marketing consent is granted. Campaign group: in the latest campaign "
+            "(<code>churnwh plan</code>).</p>")
+    return (f'<table class="act" id="act-on-first"><thead><tr><th>#</th><th>pseudonym</th><th>tier</th>'
+            f'<th>churn probability</th><th>value at risk{html.escape(currency)}</th><th>top reasons (raising risk)</th>'
+            f'<th>contactable</th><th>campaign group</th></tr></thead><tbody>{rows}</tbody></table>{note}')
+
+
+# --- page ----------------------------------------------------------------------------------------
 
 SCRIPT = """
 <script>
 window.__errors = [];
 window.addEventListener('error', function (e) { window.__errors.push(String(e.message)); });
 document.addEventListener('DOMContentLoaded', function () {
-  var plots = document.querySelectorAll('svg.plot');
-  var rendered = 0;
-  plots.forEach(function (svg) {
+  var figures = document.querySelectorAll('figure[data-plot]');
+  var rendered = 0, empty = 0, outside = 0;
+  figures.forEach(function (figure) {
+    var svg = figure.querySelector('svg');
+    if (!svg) { empty += 1; return; }
     var box = svg.getBBox();
-    if (svg.querySelector('.mark') && box.width > 0 && box.height > 0) { rendered += 1; }
+    if (svg.querySelector('.role-mark') && box.width > 0 && box.height > 0) { rendered += 1; }
+    var frame = svg.getBoundingClientRect();
+    svg.querySelectorAll('text').forEach(function (text) {
+      var r = text.getBoundingClientRect();
+      if (r.width > 0 && (r.left < frame.left - 1 || r.right > frame.right + 1 || r.top < frame.top - 1 ||
+                          r.bottom > frame.bottom + 1)) { outside += 1; }
+    });
   });
-  document.body.setAttribute('data-plots', String(plots.length));
+  var page = document.documentElement;
+  document.body.setAttribute('data-plots', String(figures.length));
   document.body.setAttribute('data-plots-rendered', String(rendered));
+  document.body.setAttribute('data-plots-empty', String(empty));
+  document.body.setAttribute('data-labels-outside', String(outside));
+  document.body.setAttribute('data-overflow-x', String(Math.max(0, page.scrollWidth - page.clientWidth)));
   document.body.setAttribute('data-errors', String(window.__errors.length));
 });
 </script>
 """
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
-h1 { font-size: 22px; } .grid { display: flex; flex-wrap: wrap; gap: 16px; }
-figure { margin: 0; border: 1px solid #ddd; padding: 8px; } figcaption { font-size: 13px; margin-bottom: 4px; }
-table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #ddd; padding: 3px 8px; }
+:root { color: #222; font-family: "Liberation Sans", Arial, Helvetica, sans-serif; }
+body { margin: 0; background: #f4f4f2; }
+main { max-width: 760px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
+h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 0 0 8px; border-bottom: 2px solid #ddd; }
+section { margin-top: 32px; } p { line-height: 1.4; } .meta { color: #555; margin-top: 0; }
+figure { margin: 16px 0; break-inside: avoid; page-break-inside: avoid; }
+figcaption { font-size: 14px; margin-bottom: 4px; } figcaption .note { display: block; color: #555; font-size: 12px; }
+figure svg { display: block; max-width: 100%; height: auto; }
+.empty { color: #666; font-style: italic; border: 1px dashed #ccc; padding: 12px; }
+.note { color: #555; font-size: 12px; }
+table { border-collapse: collapse; font-size: 12.5px; width: 100%; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 6px; text-align: left; vertical-align: top; }
+thead th { border-bottom: 2px solid #999; } td.num { text-align: right; white-space: nowrap; }
+td.pseudonym { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 11px;
+               overflow-wrap: anywhere; width: 17ch; }
+table.act ul { margin: 0; padding-left: 14px; } table.act li { margin: 0; }
+table.tiers tr.tier-high th, table.act tr.tier-high td:nth-child(3) { color: #b2182b; font-weight: bold; }
+table.tiers tr.tier-medium th, table.act tr.tier-medium td:nth-child(3) { color: #a0620a; font-weight: bold; }
+@media print {
+  @page { size: auto; margin: 14mm 12mm; }
+  body { background: #fff; }
+  main { max-width: none; padding: 0; }
+  section { break-before: page; page-break-before: always; margin-top: 0; }
+  section.first { break-before: auto; page-break-before: auto; }
+  thead { display: table-header-group; }
+  tr { break-inside: avoid; page-break-inside: avoid; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+}
 """
 
 
-def build_html(con: duckdb.DuckDBPyConnection, config: Config) -> str:
+def _at_risk_intro(scored: int, as_of: str, horizon: int) -> str:
+    return (f"<p>{scored:,} customers scored on {html.escape(as_of)}. Value at risk = churn probability × "
+            f"monthly revenue × {horizon} months.</p>")
+
+
+def _act_intro(customers: int) -> str:
+    return (f"<p>High risk first, then medium; within a tier the largest value at risk first (at most {customers}). "
+            "Customers are shown by pseudonym only: <code>churnwh contacts --tier high</code> writes the "
+            "contactable customers of a tier, re-identified, to a CSV for the retention team (logged in the audit "
+            "log).</p>")
+
+
+def _section(number: int, title: str, parts: list[str]) -> str:
+    first = ' class="first"' if number == 1 else ""
+    return f'<section{first} id="s{number}"><h2>{html.escape(title)}</h2>{"".join(parts)}</section>'
+
+
+def build_html(con: duckdb.DuckDBPyConnection, config: Config, *, customers: int = ACT_ON_FIRST,
+               now: dt.datetime | None = None) -> str:
     from churnwh.stages import registry
 
     record = registry.current(con) if registry.exists(con) else None
     version = record.version if record else None
-    plots = [_roc(con, config, version), _lift(con, version), _calibration(con, version), _score_distribution(con),
-             _drivers(con), _drift(con), _churn_over_time(con), _pilot(con), _consent(con)]
-    summary = _frame(con, "ml.churn_scores", "SELECT risk_tier, count(*) AS customers, "
-                                             "round(sum(value_at_risk), 2) AS value_at_risk "
-                                             "FROM ml.churn_scores GROUP BY ALL ORDER BY 1")
-    rows = "".join(f"<tr><td>{html.escape(str(t))}</td><td>{c:,}</td><td>{v:,.2f}</td></tr>"
-                   for t, c, v in summary.iter_rows()) if summary.height else ""
-    header = (f"model {html.escape(version or 'none')}, as_of {html.escape(str(config.variables.get('as_of')))}, "
-              f"written {dt.datetime.now():%Y-%m-%d %H:%M}")
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>churnwh report</title>"
-            f"<style>{STYLE}</style>{SCRIPT}</head><body><h1>churnwh report</h1><p>{header}</p>"
-            "<table><tr><th>risk tier</th><th>customers</th><th>value at risk</th></tr>"
-            f"{rows}</table><div class=\"grid\">{''.join(plots)}</div></body></html>")
+    labels = feature_labels(con, config)
+    currency = f" ({config.scoring.currency})" if config.scoring.currency else ""
+    summary = tier_summary(con, config)
+    as_of = _frame(con, "ml.churn_scores", "SELECT max(as_of) FROM ml.churn_scores")
+    as_of_text = str(as_of.item() if as_of.height and as_of.item() is not None else config.variables.get("as_of"))
+    scored = int(summary["customers"].sum()) if summary.height else 0
+    sections = [
+        ("Who is at risk", [_at_risk_intro(scored, as_of_text, config.scoring.horizon_months),
+                            _tier_table(summary, currency), _tiers(summary, currency),
+                            _score_distribution(con, config)]),
+        ("Customers to act on first", [_act_intro(customers), _act_table(act_on_first(con, customers), currency)]),
+        ("Why customers churn", [_drivers(con, labels)]),
+        ("How good the model is", [_roc(con, config, version), _lift(con, version), _calibration(con, version)]),
+        ("Churn over time and the pilot", [_churn_over_time(con), _pilot(con)]),
+        ("Data health", [_drift(con, labels), _consent(con)]),
+    ]
+    body = "".join(_section(i, title, parts) for i, (title, parts) in enumerate(sections, start=1))
+    written = (now or dt.datetime.now()).strftime("%Y-%m-%d %H:%M")
+    header = (f'<p class="meta">Scores as of {html.escape(as_of_text)} · model {html.escape(version or "none")} · '
+              f"page written {written}</p>")
+    return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Churn risk report</title>'
+            f"<style>{STYLE}</style>{SCRIPT}</head><body><main><h1>Churn risk report</h1>{header}{body}</main>"
+            "</body></html>")
 
 
-def write_report(con: duckdb.DuckDBPyConnection, config: Config, output: Path) -> Path:
+def write_report(con: duckdb.DuckDBPyConnection, config: Config, output: Path, *,
+                 customers: int = ACT_ON_FIRST) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_suffix(output.suffix + ".tmp")
-    temporary.write_text(build_html(con, config), encoding="utf-8")
+    temporary.write_text(build_html(con, config, customers=customers), encoding="utf-8")
     temporary.replace(output)
     return output

@@ -91,6 +91,9 @@ COMMON = """
 # value_column = "monthly_price"         # a scoring-set column: value at risk = value x horizon_months
 # horizon_months = 12
 # batch_rows = 65536
+# currency = "EUR"                       # of value_column (stated in the published `about` table)
+# segments = ["plan"]                    # scoring-set columns copied into churn_scores to slice by (never an
+                                         # identifying column: one classified quasi/direct/sensitive is refused)
 
 [tiers]
 # mode = "probability"                   # or "top_fraction": high/medium are shares of customers

@@ -13,7 +13,8 @@ import polars as pl
 import pyarrow as pa
 
 from churnwh.config import Config
-from churnwh.errors import DataError
+from churnwh.config import IDENTIFYING_CLASSES
+from churnwh.errors import ChurnwhError, DataError
 from churnwh.ml.preprocess import feature_kind
 from churnwh.stages.registry import SCHEMA
 from churnwh.store import faults, warehouse
@@ -31,7 +32,41 @@ COLUMN_COMMENTS = {
     "priority_rank": "1 = the customer with the most value at risk.",
     "model_version": "The model version that produced the score (ml.model_runs).",
     "run_id": "The training run of that model version.",
+    "contactable": "True when the customer's latest marketing consent is granted: they may be contacted for "
+                   "retention (no consent record: false).",
+    "campaign_group": "The customer's group in the latest campaign (`churnwh plan`): treated (contacted), control "
+                      "(held out to measure the effect) or none (not selected).",
 }
+TIERS = ("high", "medium", "low")
+TIER_TYPE = "ENUM(" + ", ".join(f"'{tier}'" for tier in TIERS) + ")"
+"""risk_tier's type: ORDER BY risk_tier gives high, medium, low (severity, not the alphabet)."""
+CONSENT_STATE = "staging.consent_state"
+CAMPAIGNS, CAMPAIGN_MEMBERS = f"{SCHEMA}.campaigns", f"{SCHEMA}.campaign_members"
+
+
+def check_segments(config: Config, present: list[str], relation: str, project=None) -> None:
+    """Every segment is a column of the scoring set that no model header classifies as identifying."""
+    classes = {}
+    if project is not None:
+        for model in project.models.values():
+            classes |= {name: column.privacy for name, column in model.columns.items()
+                        if column.privacy in IDENTIFYING_CLASSES}
+    for name in config.scoring.segments:
+        if name in classes:
+            raise DataError(f"scoring.segments names {name!r}, classified {classes[name]} in the SQL models: "
+                            "segments are published per customer, so remove it from scoring.segments")
+        if name not in present:
+            raise DataError(f"{relation} has no column {name!r} (scoring.segments): add it to the model or remove "
+                            "it from scoring.segments")
+
+
+def segment_comment(con: duckdb.DuckDBPyConnection, relation: str, column: str) -> str:
+    schema, table = relation.split(".")
+    row = con.execute(
+        "SELECT comment FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = ? "
+        "AND table_name = ? AND column_name = ?", [schema, table, column]).fetchone()
+    described = row[0].strip().rstrip(".") if row and row[0] else f"Column {column} of {relation}"
+    return f"{described}. A segment to slice scores by ([scoring] segments)."
 
 
 def check_features(model, scoring_schema: dict[str, pl.DataType], relation: str, version: str) -> None:
@@ -59,6 +94,13 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
     id_column, date_column = config.training.id_column, config.training.date_column
     value_column = config.scoring.value_column
     present = warehouse.columns(con, relation)
+    from churnwh.sqlmodels.project import load_project
+
+    try:
+        project = load_project(config.sql)
+    except ChurnwhError:
+        project = None
+    check_segments(config, present, relation, project)
     for column, key in (
         (id_column, "training.id_column"),
         (date_column, "training.date_column"),
@@ -104,15 +146,40 @@ def tier_sql(config: Config) -> str:
     tiers = config.tiers
     if tiers.mode == "probability":
         return (
-            f"CASE WHEN churn_probability >= {tiers.high!r} THEN 'high' "
-            f"WHEN churn_probability >= {tiers.medium!r} THEN 'medium' ELSE 'low' END"
+            f"CAST(CASE WHEN churn_probability >= {tiers.high!r} THEN 'high' "
+            f"WHEN churn_probability >= {tiers.medium!r} THEN 'medium' ELSE 'low' END AS {TIER_TYPE})"
         )
     rank = "row_number() OVER (ORDER BY churn_probability DESC, customer_pseudonym)"
     total = "count(*) OVER ()"
     return (
-        f"CASE WHEN {rank} <= ceil({tiers.high!r} * {total}) THEN 'high' "
-        f"WHEN {rank} <= ceil({tiers.medium!r} * {total}) THEN 'medium' ELSE 'low' END"
+        f"CAST(CASE WHEN {rank} <= ceil({tiers.high!r} * {total}) THEN 'high' "
+        f"WHEN {rank} <= ceil({tiers.medium!r} * {total}) THEN 'medium' ELSE 'low' END AS {TIER_TYPE})"
     )
+
+
+def contactable_sql(relations: dict[str, str]) -> str:
+    """Latest marketing consent granted (as `churnwh contacts` selects); no consent data: nobody."""
+    if CONSENT_STATE not in relations:
+        return "false"
+    return (f"coalesce(customer_pseudonym IN (SELECT customer_pseudonym FROM {CONSENT_STATE} "
+            "WHERE purpose = 'marketing' AND is_latest AND state = 'granted'), false)")
+
+
+def campaign_group_sql(relations: dict[str, str]) -> str:
+    """The customer's group in the latest campaign: treated, control or none."""
+    if CAMPAIGNS not in relations or CAMPAIGN_MEMBERS not in relations:
+        return "'none'"
+    latest = f"(SELECT campaign_id FROM {CAMPAIGNS} ORDER BY created_at DESC, campaign_id DESC LIMIT 1)"
+    return (f"coalesce((SELECT CASE m.pilot_group WHEN 'treatment' THEN 'treated' ELSE 'control' END "
+            f"FROM {CAMPAIGN_MEMBERS} AS m WHERE m.campaign_id = {latest} "
+            f"AND m.customer_pseudonym = scored.customer_pseudonym LIMIT 1), 'none')")
+
+
+def refresh_campaign_group(con: duckdb.DuckDBPyConnection) -> None:
+    """After a new campaign: churn_scores.campaign_group follows the latest campaign."""
+    relations = warehouse.relations(con)
+    if SCORES in relations:
+        con.execute(f"UPDATE {SCORES} AS scored SET campaign_group = {campaign_group_sql(relations)}")
 
 
 def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str, run_id: str) -> int:
@@ -121,6 +188,14 @@ def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str,
         f"WHEN '{tier}' THEN {warehouse.sql_literal(actions[tier])}" for tier in ("high", "medium", "low")
     ) + " END"
     horizon = config.scoring.horizon_months
+    relations = warehouse.relations(con)
+    relation, id_column = config.training.scoring_model, config.training.id_column
+    segments = config.scoring.segments
+    segment_select = "".join(f", segment.{_q(name)}" for name in segments)
+    segment_join = (f"LEFT JOIN (SELECT {_q(id_column)} AS customer_pseudonym"
+                    + "".join(f", {_q(name)}" for name in segments)
+                    + f" FROM {relation}) AS segment USING (customer_pseudonym)") if segments else ""
+    comments = dict(COLUMN_COMMENTS) | {name: segment_comment(con, relation, name) for name in segments}
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
@@ -131,16 +206,19 @@ def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str,
                        churn_probability * coalesce(monthly_value, 0) * {horizon} AS value_at_risk
                 FROM {_STAGING}
             )
-            SELECT customer_pseudonym, as_of, churn_probability, risk_tier, {action} AS action, value_at_risk,
-                   CAST(row_number() OVER (ORDER BY value_at_risk DESC, churn_probability DESC, customer_pseudonym)
-                        AS INTEGER) AS priority_rank,
+            SELECT scored.customer_pseudonym, as_of, churn_probability, risk_tier, {action} AS action, value_at_risk,
+                   CAST(row_number() OVER (ORDER BY value_at_risk DESC, churn_probability DESC,
+                                           scored.customer_pseudonym) AS INTEGER) AS priority_rank,
                    {warehouse.sql_literal(version)} AS model_version, {warehouse.sql_literal(run_id)} AS run_id
-            FROM tiered
+                   {segment_select},
+                   {contactable_sql(relations)} AS contactable,
+                   {campaign_group_sql(relations)} AS campaign_group
+            FROM tiered AS scored {segment_join}
             ORDER BY priority_rank"""
         )
         con.execute(f"COMMENT ON TABLE {SCORES} IS 'Churn probability, risk tier, action and value at risk per customer.'")
-        for column, text in COLUMN_COMMENTS.items():
-            con.execute(f"COMMENT ON COLUMN {SCORES}.{column} IS {warehouse.sql_literal(text)}")
+        for column, text in comments.items():
+            con.execute(f"COMMENT ON COLUMN {SCORES}.{_q(column)} IS {warehouse.sql_literal(text)}")
         con.execute(f"DROP TABLE {_STAGING}")
         faults.point("score.before_commit")
         con.execute("COMMIT")
@@ -148,3 +226,7 @@ def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str,
         con.execute("ROLLBACK")
         raise
     return con.execute(f"SELECT count(*) FROM {SCORES}").fetchall()[0][0]
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

@@ -13,6 +13,12 @@ description = "The scoring date (as_of); features describe the customer as known
 privacy = "plain"
 checks = ["not_null"]
 
+[columns.tenure_band]
+description = "Tenure band on the scoring date (from tenure_days): a segment to slice scores by, not a model feature."
+privacy = "plain"
+checks = ["not_null"]
+accepted_values = ["under 6 months", "6-12 months", "1-2 years", "2+ years"]
+
 # feature columns inherit their description and privacy tag from features.customer_features
 
 [[audits]]
@@ -22,6 +28,12 @@ sql = "SELECT customer_pseudonym FROM this WHERE observation_date <> getvariable
 SELECT
     customer_pseudonym,
     observation_date,
-    * EXCLUDE (customer_pseudonym, observation_date, purpose)
+    * EXCLUDE (customer_pseudonym, observation_date, purpose),
+    CASE
+        WHEN tenure_days < 183 THEN 'under 6 months'
+        WHEN tenure_days < 365 THEN '6-12 months'
+        WHEN tenure_days < 730 THEN '1-2 years'
+        ELSE '2+ years'
+    END AS tenure_band
 FROM features.customer_features
 WHERE purpose = 'score'
