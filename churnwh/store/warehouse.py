@@ -129,6 +129,11 @@ def relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {f"{schema}.{name}": ("view" if kind == "VIEW" else "table") for schema, name, kind in rows}
 
 
+def quote_relation(relation: str) -> str:
+    """``schema.table`` from the catalog as a quoted SQL identifier."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in relation.split("."))
+
+
 def columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
     """Column name -> DuckDB type of ``schema.name``, in table order."""
     schema, name = relation.split(".")
