@@ -15,7 +15,7 @@ import duckdb
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import keys
+from churnwh.privacy import keys, pseudonyms
 from churnwh.privacy.proofs import classify_stage, lineage_stage, publish_stage
 from churnwh.sqlmodels.project import Project, load_project
 from churnwh.sqlmodels.run_models import ModelResult, run_models
@@ -79,7 +79,7 @@ def load_sources(ctx: BuildContext) -> str:
 
 def pseudonymize(ctx: BuildContext) -> str:
     ctx.key = ensure_key(ctx.config)
-    computed = warehouse.refresh_customer_keys(ctx.con, ctx.key)
+    computed = pseudonyms.refresh_customer_keys(ctx.con, ctx.key)
     return f"{computed} new pseudonyms"
 
 
