@@ -398,11 +398,7 @@ def parse_segments(reader: "_Reader", section: dict[str, Any], kind: str,
     value = section["segments"]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise reader.fail("scoring.segments", value, 'a list of scoring-set column names, e.g. ["current_plan"]')
-    from churnwh.privacy import classification
-
-    classes = {column: kind_ for columns in classification.SOURCE_COLUMNS.values() for column, kind_ in columns.items()}
-    classes |= {name: classification.QUASI_IDENTIFIER for name in classification.quasi_identifier_names()}
-    classes |= {column.name: column.privacy for source in declared for column in source.columns}
+    classes = {column.name: column.privacy for source in declared for column in source.columns}
     for name in value:
         if not name.isidentifier():
             raise reader.fail("scoring.segments", name, "column names of letters, digits and _")

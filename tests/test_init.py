@@ -471,19 +471,20 @@ def test_a_wheel_ships_the_sql_models_and_init_works_from_a_regular_install(tmp_
                                 "--no-index", "-q", str(wheel)], capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stderr[-2000:]
     probe = "import churnwh.sources.scaffold as s; print(s.__file__); print(s.template_sql())"
-    where = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wheel, not a checkout on the path
+    where = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=clean,
                            check=True).stdout.split()
     assert all(str(venv) in line for line in where) and where[1].endswith("sql_templates"), where
     project = tmp_path / "fresh"
     for args in (("init", str(project)), ("--project", str(project), "dag")):
-        result = subprocess.run([str(venv / "bin" / "churnwh"), *args], capture_output=True, text=True,
+        result = subprocess.run([str(venv / "bin" / "churnwh"), *args], capture_output=True, text=True, env=clean,
                                 cwd=tmp_path, timeout=300)
         assert result.returncode == 0, result.stderr
     written = sorted(p.relative_to(project / "sql").as_posix() for p in (project / "sql").rglob("*.sql"))
     assert written == repo_sql
     events = tmp_path / "events"
     result = subprocess.run([str(venv / "bin" / "churnwh"), "init", str(events), "--events"], capture_output=True,
-                            text=True, cwd=tmp_path, timeout=300)
+                            text=True, cwd=tmp_path, timeout=300, env=clean)
     assert result.returncode == 0, result.stderr
     assert (events / "sql" / "staging" / "consent_state.sql").read_bytes() == \
         (REPO / "sql" / "staging" / "consent_state.sql").read_bytes()

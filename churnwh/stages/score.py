@@ -12,10 +12,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from churnwh.config import Config
-from churnwh.config import IDENTIFYING_CLASSES
+from churnwh.config import IDENTIFYING_CLASSES, Config
 from churnwh.errors import ChurnwhError, DataError
 from churnwh.ml.preprocess import feature_kind
+from churnwh.privacy import classification
 from churnwh.stages.registry import SCHEMA
 from churnwh.store import faults, warehouse
 
@@ -45,15 +45,18 @@ CAMPAIGNS, CAMPAIGN_MEMBERS = f"{SCHEMA}.campaigns", f"{SCHEMA}.campaign_members
 
 
 def check_segments(config: Config, present: list[str], relation: str, project=None) -> None:
-    """Every segment is a column of the scoring set that no model header classifies as identifying."""
-    classes = {}
+    """Every segment is a column of the scoring set that neither the sources nor a model header classify as
+    identifying."""
+    classes = {column: privacy for columns in classification.SOURCE_COLUMNS.values()
+               for column, privacy in columns.items() if privacy in IDENTIFYING_CLASSES}
+    classes |= {name: classification.QUASI_IDENTIFIER for name in classification.quasi_identifier_names()}
     if project is not None:
         for model in project.models.values():
             classes |= {name: column.privacy for name, column in model.columns.items()
                         if column.privacy in IDENTIFYING_CLASSES}
     for name in config.scoring.segments:
         if name in classes:
-            raise DataError(f"scoring.segments names {name!r}, classified {classes[name]} in the SQL models: "
+            raise DataError(f"scoring.segments names {name!r}, classified {classes[name]}: "
                             "segments are published per customer, so remove it from scoring.segments")
         if name not in present:
             raise DataError(f"{relation} has no column {name!r} (scoring.segments): add it to the model or remove "
