@@ -34,8 +34,8 @@ REWRITE_PENDING = "rewrite_pending"
 """_churnwh.meta: set while the private file still holds bytes that a rewrite must remove."""
 KEYS = f"{warehouse.RAW_SCHEMA}.customer_keys"
 UNTOUCHED_SCHEMAS = {warehouse.META_SCHEMA, audit.SCHEMA}
-MAX_ID_LENGTH = 128
-_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f,]")
+MAX_ID_LENGTH = warehouse.ID_MAX_LENGTH
+_BAD_CHARS = re.compile(warehouse.ID_FORBIDDEN)
 
 
 @dataclass
@@ -45,6 +45,16 @@ class ForgetResult:
     found: int
     rows_deleted: dict[str, int] = field(default_factory=dict)
     published: bool = False
+
+    @property
+    def hint(self) -> str:
+        """What to do about ids that matched no customer (a count, never the ids); empty if all matched."""
+        missing = self.requested - self.found
+        if not missing:
+            return ""
+        return (f"; {missing} {'id' if missing == 1 else 'ids'} matched no customer: ids are compared as `load` "
+                "stores them (surrounding spaces removed, case and every other character exact): check their "
+                "spelling against the source, or the customer was erased before")
 
 
 def read_id_file(path: Path) -> list[str]:
@@ -226,6 +236,7 @@ def forget(config: Config, ids: list[str]) -> ForgetResult:
     if not ids:
         raise ChurnwhError("no customer ids given: pass ids as arguments or --file with one id per line")
     check_ids(ids)
+    ids = sorted(set(warehouse.normalise_ids(ids)))  # matched as `load` stored them
     request_id = audit.new_id()
     with lock.write_lock(config.warehouse.private):
         with warehouse.open_private(config) as con:

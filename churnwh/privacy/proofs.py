@@ -206,6 +206,27 @@ def check_consent_events(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | N
     return total
 
 
+def unmatched_consent_events(con: duckdb.DuckDBPyConnection) -> int:
+    """Consent events whose customer id (normalised at load like every id) names no customer.
+
+    They got no pseudonym (``warehouse.KEYLESS_SOURCES``), so the models cannot apply them: a
+    withdrawal spelt differently from its customer's id (another case, an inner space) would
+    otherwise be counted as an objection while the real customer stays profiled. Counted, never named.
+    """
+    relations = warehouse.relations(con)
+    keys_table = f"{warehouse.RAW_SCHEMA}.customer_keys"
+    if CONSENT_SOURCE not in relations or keys_table not in relations:
+        return 0
+    return con.execute(
+        f"SELECT count(*) FROM {CONSENT_SOURCE} WHERE customer_id IS NULL OR CAST(customer_id AS VARCHAR) "
+        f"NOT IN (SELECT customer_id FROM {keys_table})"
+    ).fetchone()[0]
+
+
+UNMATCHED_CONSENT_HINT = ("ids must match the customer table's exactly (case and inner characters; surrounding "
+                          "spaces are removed): fix them in the consent source, or the customer was erased")
+
+
 CONSENT_STATE = "staging.consent_state"
 SPINE = "features.observation_spine"
 
@@ -284,6 +305,12 @@ def classify_stage(ctx) -> str:
     """Every source column classified; consent input readable (before any model runs)."""
     columns = classification.classify_sources(ctx.con)
     events = check_consent_events(ctx.con)
+    unmatched = unmatched_consent_events(ctx.con)
+    ctx.privacy["consent_events_unmatched"] = unmatched
+    if unmatched:
+        named = f"{unmatched} consent event{'s name' if unmatched != 1 else ' names'} no customer"
+        return (f"{columns} source columns classified, {events} consent events checked; {named} and "
+                f"{'were' if unmatched != 1 else 'was'} not applied: {UNMATCHED_CONSENT_HINT}")
     return f"{columns} source columns classified, {events} consent events checked"
 
 
@@ -317,7 +344,8 @@ def publish_stage(ctx) -> str:
         key_version=keys.key_id(ctx.key) if ctx.key else None,
         rows_read=rows_read(ctx.con),
         rows_excluded=excluded,
-        detail={"lineage": ctx.privacy.get("lineage"), "models": len(ctx.models)},
+        detail={"lineage": ctx.privacy.get("lineage"), "models": len(ctx.models),
+                "consent_events_unmatched": ctx.privacy.get("consent_events_unmatched", 0)},
     )
     try:
         project = ctx.project or load_project(ctx.config.sql)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -286,6 +287,14 @@ def verify(con: duckdb.DuckDBPyConnection, k: int, quasi_identifiers: set[str]) 
     return problems, checks
 
 
+def published_mode(target: Path) -> int:
+    """The permission bits of a new published file: those of the file it replaces, else the umask's."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~warehouse.USER_UMASK
+
+
 def publish(
     con: duckdb.DuckDBPyConnection,
     config: Config,
@@ -340,6 +349,9 @@ def publish(
         con.execute(f"CHECKPOINT {PUB}")
         con.execute(f"DETACH {PUB}")
         attached = False
+        # Created while the private file is open, so owner-only: BI tools get the mode the old
+        # published file had, or the one the user's umask asks for.
+        os.chmod(temp, published_mode(target))
         warehouse.fsync(temp)
         # A WAL beside the target belongs to the old file (a reader that opened it read-write):
         # replayed onto the new one it would corrupt it.
