@@ -279,17 +279,24 @@ def _refresh_customer_keys(con: duckdb.DuckDBPyConnection, key: bytes, table: st
     return len(new_ids)
 
 
+_SAFE_TAIL = re.compile(
+    r"( to [A-Z][A-Z0-9_]*(\(\d+(, ?\d+)?\))?( when casting from source column [A-Za-z_][A-Za-z0-9_]*)?| does not exist[!.]?( Did you mean \"[^'\"]*\"\??)?| not found( in FROM clause)?[!.]?)$"
+)
+"""What DuckDB writes after a quoted value that is its own words: kept; any other tail may be the
+rest of a value with a quote in it (``'Pat O'Brien ...``) and is dropped."""
+
+
 def first_line(err: BaseException) -> str:
     """A DuckDB error as one line with quoted data values removed, so no identifier can leak.
 
     A value may itself hold a quote (``O'Brien``) or a line break, so quote pairs cannot be
-    matched: everything from the first single quote to the last one is removed, and a lone
-    quote removes the rest of the line. Over-scrubbing a harmless word is the price.
+    matched: everything from the first single quote on is removed, and only a tail that is
+    DuckDB's own words (`` to INT32``, `` does not exist``) is put back after ``'…'``.
+    Over-scrubbing a harmless word is the price.
     """
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     first, last = text.find("'"), text.rfind("'")
     if first < 0:
         return text
-    if last == first:
-        return text[:first] + "'…"
-    return text[:first] + "'…'" + text[last + 1:]
+    tail = text[last + 1:] if last > first else ""
+    return text[:first] + "'…'" + (tail if _SAFE_TAIL.fullmatch(tail) else "")
