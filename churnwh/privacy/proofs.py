@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 import sqlglot
+from sqlglot import exp
 from sqlglot.lineage import lineage
 
 from churnwh.errors import ChurnwhError, ModelError
@@ -85,11 +86,64 @@ def model_edges(model, schema: dict) -> dict[str, list[str]]:
     return {column: sorted(str(source) for source in source_columns(node)) for column, node in nodes.items()}
 
 
+ROW_GENERATORS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
+"""The table functions a model may use: they make rows from values, they read nothing."""
+OUTSIDE_SCALARS = frozenset({"getenv", "current_setting", "current_query", "json_execute_serialized_sql",
+                             "json_deserialize_sql", "query", "query_table"})
+"""Scalar functions that read the environment, the configuration or run SQL text: refused in models."""
+_PATH_CHARS = set("/\\*?.")
+
+
+def _function_name(function: exp.Expression) -> str:
+    return (function.name if isinstance(function, exp.Anonymous) else function.sql_name()).lower()
+
+
+def outside_reads(sql: str) -> list[str]:
+    """What in ``sql`` reads outside the warehouse: table functions other than row generators
+    (read_text, read_csv, read_parquet, glob, query, ...), a file path used as a table name
+    (DuckDB's replacement scan of ``FROM 'x.csv'``), and scalar functions that read the environment
+    or run SQL text. Lineage follows columns, so a file read would otherwise pass it."""
+    found: list[str] = []
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+    except sqlglot.errors.SqlglotError:
+        return []  # the models stage names the parse error with its line
+    for statement in statements:
+        for table in statement.find_all(exp.Table):
+            if isinstance(table.this, exp.Func):
+                name = "range" if isinstance(table.this, exp.GenerateSeries) else _function_name(table.this)
+                if name not in ROW_GENERATORS:
+                    found.append(f"{name}(...)")
+            elif _PATH_CHARS & set(table.name):
+                found.append("a file path as a table name")
+        for function in statement.find_all(exp.Func):
+            name = _function_name(function)
+            if name in OUTSIDE_SCALARS or name.startswith(("read_", "parquet_", "sniff_")) or name == "glob":
+                found.append(f"{name}(...)")
+    return sorted(set(found))
+
+
+def check_reads_inside(project: Project) -> None:
+    """Refuse a model (or one of its audits) that reads outside the warehouse (``outside_reads``)."""
+    for name in project.order:
+        model = project.models[name]
+        for what, sql in ((f"model {name}", model.text),
+                          *((f"audit {audit.name} of model {name}", audit.sql) for audit in model.audits)):
+            reads = outside_reads(sql)
+            if reads:
+                raise LineageError(
+                    f"{model.path}: {what} reads outside the warehouse with {', '.join(reads)}: models read only "
+                    "raw.* and other models (load a file as a declared source in churnwh.toml instead)"
+                )
+
+
 def prove_lineage(con: duckdb.DuckDBPyConnection, project: Project) -> LineageReport:
-    """Prove that no direct identifier reaches any model output column; raise LineageError if one does."""
+    """Prove that no model reads outside the warehouse and no direct identifier reaches any model
+    output column; raise LineageError if one does."""
     import time
 
     started = time.perf_counter()
+    check_reads_inside(project)
     _ensure_proof_table(con)
     # sources from the catalog; model outputs inferred by sqlglot in build order, so the proof runs
     # before any model is materialized (a leaking model never writes its table)

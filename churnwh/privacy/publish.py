@@ -34,7 +34,7 @@ import duckdb
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import audit, classification
+from churnwh.privacy import audit, canary, classification
 from churnwh.privacy.proofs import quote_relation
 from churnwh.store import faults, warehouse
 
@@ -328,6 +328,8 @@ def publish(
             tables[table] = con.execute(f"SELECT count(*) FROM {PUB}.main.{_q(table)}").fetchone()[0]
         faults.point("publish.temp_written")
         problems, checks = verify(con, k, quasi)
+        key = canary.project_key(config)
+        problems += canary.table_problems(con, PUB, _pub_tables(con), key)
         checks["tables"] = tables
         if problems:
             con.execute(f"DETACH {PUB}")
@@ -349,6 +351,9 @@ def publish(
         con.execute(f"CHECKPOINT {PUB}")
         con.execute(f"DETACH {PUB}")
         attached = False
+        if canary.file_holds_key(temp, key):  # names, comments, metadata: what no column scan sees
+            raise PublishError(f"publish failed verification: the published copy holds the pseudonym key (or a "
+                               f"part of it): the published file {target.name} was kept")
         # Created while the private file is open, so owner-only: BI tools get the mode the old
         # published file had, or the one the user's umask asks for.
         os.chmod(temp, published_mode(target))

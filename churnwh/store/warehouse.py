@@ -85,8 +85,14 @@ def connect(
     memory_limit: str | None = None,
     temp_directory: Path | str | None = None,
     threads: int | None = None,
+    sandboxed: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open a warehouse file (creating its folder), close it on exit.
+
+    ``sandboxed``: for user SQL (the models stage). DuckDB's external access is off from the start
+    (no file, glob, network or extension read: ``read_text('**/.churnwh.key')`` fails) and the
+    configuration is locked, so the SQL cannot turn it back on; spilling to the temp directory
+    still works. The setting belongs to the database instance, so it ends when this closes.
 
     A writer holds the project's write lock (churnwh.store.lock) while the file is open. The limits
     apply from the first statement on (a replayed WAL included); above ``memory_limit`` DuckDB
@@ -98,6 +104,8 @@ def connect(
     path.parent.mkdir(parents=True, exist_ok=True)
     settings = {"memory_limit": memory_limit, "temp_directory": temp_directory, "threads": threads}
     settings = {name: str(value) for name, value in settings.items() if value is not None}
+    if sandboxed:
+        settings["enable_external_access"] = "false"
     with contextlib.ExitStack() as stack:
         stack.enter_context(owner_only())
         if not read_only:
@@ -117,6 +125,8 @@ def connect(
         try:
             if not read_only:
                 ensure_meta(con)
+            if sandboxed:
+                con.execute("SET lock_configuration = true")
             yield con
         finally:
             con.close()
@@ -131,9 +141,9 @@ def limits(warehouse_config) -> dict[str, Any]:
     }
 
 
-def open_private(config, *, read_only: bool = False):
+def open_private(config, *, read_only: bool = False, sandboxed: bool = False):
     """``connect`` to the project's private warehouse with its configured limits."""
-    return connect(config.warehouse.private, read_only=read_only, **limits(config.warehouse))
+    return connect(config.warehouse.private, read_only=read_only, sandboxed=sandboxed, **limits(config.warehouse))
 
 
 def fsync(path: Path) -> None:
