@@ -308,7 +308,7 @@ def rotate_key() -> None:
 
     Example: churnwh rotate-key
     """
-    from churnwh.privacy.rotation import rotate_key as run_rotation
+    from churnwh.pipeline import rotate_key as run_rotation
 
     config = _config()
     with err.status("rotating the key") as status:

@@ -16,7 +16,7 @@ import duckdb
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import keys
+from churnwh.privacy import keys, pseudonyms
 from churnwh.privacy.proofs import classify_stage, lineage_stage, publish_stage
 from churnwh.sqlmodels.project import Project, load_project
 from churnwh.sqlmodels.run_models import ModelResult, run_models
@@ -88,7 +88,7 @@ def load_sources(ctx: BuildContext) -> str:
 
 def pseudonymize(ctx: BuildContext) -> str:
     ctx.key = ensure_key(ctx.config)
-    computed = warehouse.refresh_customer_keys(ctx.con, ctx.key)
+    computed = pseudonyms.refresh_customer_keys(ctx.con, ctx.key)
     return f"{computed} new pseudonyms"
 
 
@@ -199,6 +199,32 @@ def build(
                 stages.append(StageResult(name, time.perf_counter() - started, detail))
                 faults.point(f"after.{name}")
     return BuildReport(stages=stages, models=ctx.models)
+
+
+def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name: None) -> tuple[str, str]:
+    """`churnwh rotate-key`: a new key, a full rebuild with it, then the key in force (churnwh.privacy.rotation).
+
+    Campaign and pilot rows outlive builds: their pseudonyms' owners are noted before the rebuild and the
+    rows carried over to the new pseudonyms after it (churnwh.action.pilot). Returns (old key version,
+    new key version).
+    """
+    from churnwh.action import pilot
+    from churnwh.privacy import rotation
+
+    rotation.refuse_key_from_environment(config)
+    with lock.write_lock(config.warehouse.private):
+        pending = rotation.begin_rotation(config)
+        with warehouse.open_private(config) as con:  # campaigns and score history outlive the rebuild
+            owners = pilot.pseudonym_owners(con)
+        try:
+            build(pending.new_config, BuildOptions(full_refresh=True), on_stage=on_stage)
+            rotation.mark_rebuilt(pending)
+        except BaseException:
+            rotation.abandon_rotation(pending)
+            raise
+        new_version = rotation.finish_rotation(pending, carry_over=lambda con: pilot.rekey(con, owners),
+                                               on_stage=on_stage)
+    return pending.old_version, new_version
 
 
 def recover(config: Config) -> list[str]:

@@ -12,7 +12,7 @@ from churnwh.ml import explain
 from churnwh.stages import registry
 from tests.helpers import REPO, churnwh, private
 
-# The simulator's churn drivers (churnwh/sources/demo.py docstring, TRUE_DRIVERS) and the feature columns
+# The simulator's churn drivers (churnwh/sources/demo/__init__.py docstring, TRUE_DRIVERS) and the feature columns
 # that measure them.
 TRUE_DRIVER_FEATURES = {
     "engagement level": {"active_days_30d", "active_days_90d", "usage_minutes_30d", "usage_minutes_90d",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from churnwh.privacy import keys
+from churnwh.privacy import keys, pseudonyms
 from churnwh.store import warehouse
 
 KEY_A, KEY_B = bytes.fromhex("ab" * 32), bytes.fromhex("cd" * 32)
@@ -11,13 +11,13 @@ def test_customer_keys_cover_every_raw_table_and_follow_the_key(tmp_path):
         con.execute("CREATE SCHEMA raw")
         con.execute("CREATE TABLE raw.customers AS SELECT * FROM (VALUES ('C1'), ('C2')) t(customer_id)")
         con.execute("CREATE TABLE raw.orders AS SELECT * FROM (VALUES ('C2'), ('C3'), (NULL)) t(customer_id)")
-        assert warehouse.refresh_customer_keys(con, KEY_A) == 3
-        assert warehouse.refresh_customer_keys(con, KEY_A) == 0
+        assert pseudonyms.refresh_customer_keys(con, KEY_A) == 3
+        assert pseudonyms.refresh_customer_keys(con, KEY_A) == 0
         rows = dict(con.execute("SELECT * FROM raw.customer_keys").fetchall())
         assert rows == dict(zip(["C1", "C2", "C3"], keys.pseudonymize(["C1", "C2", "C3"], KEY_A)))
         con.execute("INSERT INTO raw.orders VALUES ('C4')")
-        assert warehouse.refresh_customer_keys(con, KEY_A) == 1
-        assert warehouse.refresh_customer_keys(con, KEY_B) == 4
+        assert pseudonyms.refresh_customer_keys(con, KEY_A) == 1
+        assert pseudonyms.refresh_customer_keys(con, KEY_B) == 4
         rows = dict(con.execute("SELECT * FROM raw.customer_keys").fetchall())
         assert rows["C1"] == keys.pseudonymize(["C1"], KEY_B)[0]
 

@@ -1,1 +1,1 @@
-"""Keys, classification, lineage proofs, publishing, erasure, the audit log, access and key rotation."""
+"""Keys and pseudonyms, classification, lineage proofs, publishing, erasure, the audit log, access, key rotation."""

@@ -18,8 +18,8 @@ import pyarrow.csv as pacsv
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError, KeyMaterialError
 from churnwh.privacy import audit, keys
-from churnwh.privacy.proofs import quote_relation
 from churnwh.store import warehouse
+from churnwh.store.warehouse import quote_relation
 
 SCORES = "ml.churn_scores"
 DRIVERS = "ml.churn_drivers"

@@ -26,8 +26,8 @@ import pyarrow as pa
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import audit, publish
-from churnwh.privacy.proofs import quote_relation
 from churnwh.store import faults, lock, warehouse
+from churnwh.store.warehouse import quote_relation
 
 ERASURE_MARK = "erasure_since_model"
 REWRITE_PENDING = "rewrite_pending"

@@ -343,13 +343,8 @@ def rows_read(con: duckdb.DuckDBPyConnection) -> int:
     total = 0
     for relation in sorted(warehouse.relations(con)):
         if relation.startswith(f"{warehouse.RAW_SCHEMA}.") and relation != "raw.customer_keys":
-            total += con.execute(f"SELECT count(*) FROM {quote_relation(relation)}").fetchone()[0]
+            total += con.execute(f"SELECT count(*) FROM {warehouse.quote_relation(relation)}").fetchone()[0]
     return total
-
-
-def quote_relation(relation: str) -> str:
-    """``schema.table`` from the catalog as a quoted SQL identifier."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in relation.split("."))
 
 
 # --- build stages (plain functions over churnwh.pipeline.BuildContext) ------------------------------

@@ -35,8 +35,8 @@ import duckdb
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import audit, canary, classification
-from churnwh.privacy.proofs import quote_relation
 from churnwh.store import faults, warehouse
+from churnwh.store.warehouse import quote_relation
 
 PUB = "_churnwh_pub"
 STORAGE_VERSION = "v1.0.0"

@@ -1,0 +1,103 @@
+"""A realistic demo warehouse: synthetic customers whose churn follows a known mechanism.
+
+`simulate` generates every `raw.*` table of the shared spec plus the ground truth, `write_raw`
+loads the tables into a DuckDB schema, `write_truth` writes the truth to a Parquet file that never
+enters a warehouse. Everything is vectorized numpy; the only Python loop runs over months.
+
+Churn mechanism (monthly hazard)
+--------------------------------
+Customers carry a hidden state that drives what they do; the churn hazard reads only what they
+did and experienced as the raw tables recorded it before the month starts, as a real customer's
+decision follows their own use of the product, their support experience and their bill. The
+features of ``sql/features/customer_features.sql`` see the same record, so a model can learn the
+hazard from them.
+
+Behaviour (hidden state, updated at every month start, after that month's cancellations):
+
+* engagement ``e``: a mean-reverting random walk around a personal baseline that slowly drifts
+  down with tenure (novelty wears off). Product use is a Bernoulli draw per day with probability
+  ``sigmoid(e - 1.1 - 1.6 d)``; web visits are Poisson with ``exp(0.55 e + 0.35 - d)`` a month;
+  minutes per session, purchases and e-mail opens also rise with ``e``.
+* disengaging ``d``: a state entered with probability 2% a month (5% with an open ticket) and left
+  with probability 15%. It shows at once in that month's record: product use falls to about a
+  fifth, web visits to about a third, fewer e-mails are opened, more tickets are raised.
+* e-mail affinity: a fixed per-customer trait that drives opens and clicks of campaigns.
+* support tickets: about 3.5% of customers a month open one (more with a price rise or while
+  disengaging); most close within hours or days, 12% stall for 3 weeks to 5 months and are rated
+  poorly if at all. Ratings (1-5, often missing) fall with the time to resolve.
+
+For every customer active (inside an active period) at the start of a month ``ms``, the
+probability of cancelling during the month is ``p_cancel = sigmoid(z)`` with, from the record
+before ``ms`` (windows and definitions as in the features, named in brackets):
+
+    z = 0.05
+        + plan effect (basic +0.5, standard 0, premium -0.25, family -0.7)     [current_plan]
+        + channel effect (paid_search +0.5, social +0.3, partner +0.05, organic -0.15,
+          referral -0.5)                                                       [acquisition_channel]
+        - 0.45 * log(1 + months since the current active period began)       [current_period_days]
+        - 1.4 * log(1 + active days in the last 90 days / 3)                   [active_days_90d]
+        - 0.4 * log(1 + web visits in the last 30 days)                        [web_sessions_30d]
+        + 0.8 * [fewer than 4 active days in the last 90 days]                 [active_days_90d]
+          (engagement level: product use and web visits; near-dormant customers leave most)
+        + 1.4 * max(0, -usage trend) + 0.4 * max(0, -web trend)    [usage_trend, web_sessions_trend]
+          (falling engagement: the last 30 days against the monthly average of the 60 days
+          before, from -1 (stopped) to +1; only a fall raises risk)
+        + min(tickets still unresolved, 2) * (0.5 + 1.0 * [period under 6 months])
+          (unresolved tickets hurt new customers most)                       [tickets_unresolved]
+        + 0.8 * [average rating of the resolved, rated tickets below 2.5]    [mean_satisfaction]
+        + [the list price of the plan rose over the last 90 days]          [price_change_90d_pct]
+          * (0.25 + 1.5 * [fewer than 4 active days in the last 30 days])   [active_days_30d]
+          (a price increase hurts low-usage customers most)
+        - 0.55 * [clicked a campaign e-mail in the last 3 months]          [email_click_rate_90d]
+        - 0.25 * [opened a campaign e-mail in the last 3 months]            [email_open_rate_90d]
+
+The hidden state matters only through the record it leaves: the hazard of the month that starts
+on an observation date is a function of that date's features (``tests/test_demo.py`` recomputes it
+from the raw tables), and later months depend on how the state goes on to shape the record, which
+the data before the date estimate well but not exactly. Activity in the 90 days before the history
+start is simulated for customers who joined earlier (so the first hazards read a normal record)
+but is not written to the raw tables.
+
+A cancellation is followed by a re-signup within 3-29 days with probability 0.2 (the active
+period continues), by a re-signup after 45-600 days with probability 0.1 (a new active period),
+and otherwise by nothing. The truth hazard is therefore ``churn_hazard = 0.8 * p_cancel``: the
+probability that the active period ends during the month. Customers become at risk in the
+month after they (re)join. Plan changes (1.2% a month) end one subscription and start the next
+on the same day and are not churn.
+
+Messiness planted on purpose: inconsistent casing and whitespace in categorical text, NULLs
+(birth dates, genders, channels, amounts, minutes, satisfaction), outliers (huge amounts and
+minutes, a few negative refunds), exact duplicate rows (transactions, product usage, e-mail
+events), and late-arriving transactions (loaded_at days after transaction_ts). There are no
+orphan rows: every customer_id in an event table exists in raw.customers.
+
+The oracle
+----------
+``churn_hazard`` in the truth file is the hazard of the month it names, computed from the record
+before that month; the training label looks 14-104 days ahead, so it also depends on the record
+of the months after the observation date, and an "oracle" built from realized future hazards would
+see the future. ``churn_oracle(customers, seed, observation_date)`` gives the honest upper bound instead:
+the true probability of the training label (``marts.training_set``'s definition: the active period
+ends in ``[t + lead, t + lead + window)``, given it did not end in ``[t, t + lead)``) given each
+customer's complete state at the observation date ``t``, hidden variables included, computed by
+continuing this simulator's own transition model from that state many times (Rao-Blackwellized
+Monte Carlo, see its docstring). A model sees only the data before ``t``: the hazard of the
+first month exactly, the hidden engagement and disengaging state (which shape the later months'
+record) through daily use, web visits, minutes, purchases and e-mail opens, so its ROC-AUC is
+below the oracle's by how much of that state the data hide.
+
+Modules: ``generate`` (``simulate``) runs ``people`` (attributes, identities, consent, plans and prices) and
+``simulation`` (the monthly hazard and behaviour), then ``tables`` turns the events into the raw tables
+(with ``arrow``'s builders) and writes them; ``oracle`` continues the simulation from a date's full state;
+``vocabulary`` holds what they share.
+"""
+
+from churnwh.sources.demo.generate import simulate
+from churnwh.sources.demo.oracle import churn_oracle
+from churnwh.sources.demo.simulation import HAZARD_INTERCEPT, TRUE_DRIVERS
+from churnwh.sources.demo.tables import TABLE_NAMES, DemoData, write_raw, write_truth
+from churnwh.sources.demo.vocabulary import CHANNEL_EFFECT, CHANNELS, PLAN_EFFECT, PLAN_IDS
+
+__all__ = ["DemoData", "TRUE_DRIVERS", "churn_oracle", "simulate", "write_raw", "write_truth",
+           # the mechanism's parameters and table names (tests/test_demo.py reads them)
+           "CHANNELS", "CHANNEL_EFFECT", "HAZARD_INTERCEPT", "PLAN_EFFECT", "PLAN_IDS", "TABLE_NAMES"]

@@ -1,0 +1,380 @@
+"""`churnwh init --flat --from FILE`: a declaration and feature SQL for the user's own file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from churnwh.errors import ChurnwhError
+from churnwh.sources.scaffold.naming import (
+    REASONS, _ident, _listed, _relative_or_absolute, _showable, _toml_key, guess_class, snake, words,
+)
+from churnwh.sources.scaffold.templates import COMMON, SOURCE_HELP
+
+ID_NAMES = ("customer_id", "client_id", "account_id", "user_id", "member_id", "subscriber_id", "id", "customer")
+LABEL_NAMES = ("churn", "churned", "is_churned", "churn_flag", "exited", "attrition", "attrited", "left")
+POSITIVE_GUESSES = ("Yes", "yes", "YES", "Y", "y", "1", "true", "True", "TRUE", "churned", "Churned")
+VALUE_WORDS = ("charge", "charges", "fee", "fees", "price", "revenue", "spend", "amount", "balance",
+               "arpu", "mrr", "payment", "bill", "value")
+RESERVED_ALIASES = {"customer_pseudonym", "observation_date", "churned", "customer_id"}
+TYPE_MAP = {"BIGINT": "BIGINT", "INTEGER": "BIGINT", "SMALLINT": "BIGINT", "TINYINT": "BIGINT",
+            "UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "USMALLINT": "BIGINT", "UTINYINT": "BIGINT",
+            "HUGEINT": "DOUBLE", "DOUBLE": "DOUBLE", "FLOAT": "DOUBLE", "BOOLEAN": "BOOLEAN", "DATE": "DATE"}
+MAX_LABEL_VALUES = 10
+
+
+@dataclass
+class SniffedColumn:
+    name: str
+    type: str
+    privacy: str
+    why: str
+    """Why the class was guessed (written as a comment beside the declaration)."""
+    alias: str = ""
+    """The feature's name in the SQL models; empty when the column is not a feature."""
+    left_out: str = ""
+    """Why the column is not a feature (written as a comment in the SQL)."""
+
+
+@dataclass
+class FlatSource:
+    """What `churnwh init --flat --from FILE` learnt from the user's file (names and types, no values)."""
+
+    path: Path
+    format: str
+    delimiter: str
+    date_format: str | None
+    columns: list[SniffedColumn]
+    id_column: str
+    label: str
+    positive: list[str]
+    negative: list[str]
+    rows: int
+    value_column: str | None
+
+
+def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], option: str, what: str) -> str:
+    if wanted is not None:
+        if wanted in columns:
+            return wanted
+        import difflib
+
+        close = difflib.get_close_matches(wanted, _showable(columns), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ChurnwhError(f"{option} {wanted!r}: the file has no such column: {hint}its columns are "
+                           f"{_listed(columns)}")
+    by_snake = {snake(c): c for c in columns}
+    for guess in guesses:
+        if guess in by_snake:
+            return by_snake[guess]
+    raise ChurnwhError(f"cannot tell which column is {what}: pass {option} COLUMN (the file's columns are "
+                       f"{_listed(columns)})")
+
+
+def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = None,
+               positive: list[str] | None = None, negative: list[str] | None = None) -> FlatSource:
+    """Read ``path`` (CSV or Parquet) the way `churnwh load` will, and infer its declaration.
+
+    Types are what DuckDB's sniffer sees, confirmed with the loader's own conversion (a type that
+    would reject a value falls back to VARCHAR; a text column whose non-blank values all parse as
+    numbers becomes a number). Messages name columns, never values.
+    """
+    import duckdb
+
+    from churnwh.config import SourceColumn, SourceConfig
+    from churnwh.sources import declared as sources
+
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise ChurnwhError(f"--from {path}: no such file: give the path of your customer CSV or Parquet file")
+    fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+    con = duckdb.connect()
+    try:
+        delimiter, date_format, sniffed = ",", None, {}
+        if fmt == "csv":
+            try:
+                found = con.execute("SELECT Delimiter, HasHeader, Columns, DateFormat FROM sniff_csv(?)",
+                                    [str(path)]).fetchone()
+            except duckdb.Error as err:
+                raise ChurnwhError(f"--from {path}: cannot be read as a CSV file ({type(err).__name__}): "
+                                   "export it again as CSV with a header row") from None
+            delimiter, has_header, described, date_format = found
+            if not has_header:
+                raise ChurnwhError(f"--from {path}: the first line is not a header: churnwh needs the column "
+                                   "names in the first line")
+            sniffed = {c["name"]: str(c["type"]) for c in described}
+            if date_format in ("%Y-%m-%d", ""):
+                date_format = None
+        if len(delimiter) != 1:
+            raise ChurnwhError(f"--from {path}: the delimiter is not one character: export it with , or ;")
+        source = SourceConfig(name="customers", path=str(path), format=fmt, columns=(), delimiter=delimiter)
+        sql = sources.read_sql(source, [path])
+        try:
+            native = sources._columns_of(con, sql)
+            con.execute(f"CREATE TEMP TABLE src AS {sql}")
+        except duckdb.Error as err:
+            raise ChurnwhError(f"--from {path}: cannot be read ({type(err).__name__}): check that it is a "
+                               "CSV with a header row or a Parquet file") from None
+        names = list(native)
+        rows = con.execute("SELECT count(*) FROM src").fetchone()[0]
+        if rows == 0:
+            raise ChurnwhError(f"--from {path}: the file has a header but no data rows: export the data again")
+        id_column = _pick(names, id_column, ID_NAMES, "--id-column", "the customer id")
+        label = _pick(names, label, LABEL_NAMES, "--label", "the churn flag")
+        if label == id_column:
+            raise ChurnwhError("--label and --id-column name the same column: the churn flag and the customer id "
+                               "are two columns")
+
+        ref = sources._ident
+
+        def failures(column: str, kind: str) -> int:
+            declared = SourceColumn(column, kind, "plain")
+            present = f"({ref(column)} IS NOT NULL AND trim(CAST({ref(column)} AS VARCHAR)) <> '')"
+            conversion = sources.converted(declared, native[column], date_format)
+            return con.execute(f"SELECT count(*) FROM src WHERE {present} AND {conversion} IS NULL").fetchone()[0]
+
+        # the id: one row per customer, never empty
+        empty, duplicated = con.execute(
+            f"SELECT count(*) FILTER (WHERE coalesce(trim(CAST({ref(id_column)} AS VARCHAR)), '') = ''), "
+            f"count(*) - count(DISTINCT trim(CAST({ref(id_column)} AS VARCHAR))) FROM src").fetchone()
+        if empty or duplicated:
+            problem = f"is empty in {empty} rows" if empty else f"repeats {duplicated} values"
+            raise ChurnwhError(f"--id-column {id_column}: the column {problem}: a flat customer table needs one "
+                               "row per customer with its id; pick the column that identifies a customer")
+        # the label: on every row; its values, the positive and negative ones
+        unlabelled = con.execute(
+            f"SELECT count(*) FROM src WHERE coalesce(trim(CAST({ref(label)} AS VARCHAR)), '') = ''").fetchone()[0]
+        if unlabelled:
+            raise ChurnwhError(f"--label {label}: the column is empty in {unlabelled} rows: every customer needs the "
+                               "churn flag (drop those rows or fill them in)")
+        values = [v for (v,) in con.execute(
+            f"SELECT DISTINCT trim(CAST({ref(label)} AS VARCHAR)) AS v FROM src WHERE v IS NOT NULL AND v <> '' "
+            f"ORDER BY v LIMIT {MAX_LABEL_VALUES + 1}").fetchall()]
+        if len(values) > MAX_LABEL_VALUES:
+            raise ChurnwhError(f"--label {label}: the column has more than {MAX_LABEL_VALUES} distinct values: "
+                               "is it the churn flag? pass --label with the column saying who churned")
+        if len(values) < 2:
+            raise ChurnwhError(f"--label {label}: the column has {len(values)} distinct value(s): a churn flag "
+                               "needs churned and retained customers")
+        if not positive:
+            guessed = [v for v in values if v in POSITIVE_GUESSES]
+            if len(guessed) != 1 or len(values) != 2:
+                raise ChurnwhError(f"--label {label}: cannot tell which value means churned: pass --positive "
+                                   "VALUE (and --negative VALUE)")
+            positive = guessed
+        for value in [*positive, *(negative or [])]:
+            if value not in values:
+                raise ChurnwhError(f"--positive/--negative: no row of column {label} holds that value "
+                                   f"({len(values)} distinct values there): check the spelling")
+        negative = list(negative or [v for v in values if v not in positive])
+        if set(positive) & set(negative) or not negative:
+            raise ChurnwhError("--positive and --negative must be different values of the label column")
+
+        columns: list[SniffedColumn] = []
+        taken = set(RESERVED_ALIASES)
+        for name in names:
+            kind = source_type(sniffed.get(name, native[name]))
+            if name in (id_column, label):
+                kind = "VARCHAR"
+            elif native[name] == "VARCHAR":
+                if kind != "VARCHAR" and failures(name, kind):
+                    kind = "VARCHAR"  # the sniffer saw a sample; the loader checks every row
+                if kind == "VARCHAR":
+                    for candidate in ("BIGINT", "DOUBLE"):
+                        if con.execute(f"SELECT count(*) FROM src WHERE nullif(trim({ref(name)}), '') IS NOT NULL"
+                                       ).fetchone()[0] and not failures(name, candidate):
+                            kind = candidate
+                            break
+                if kind in ("BIGINT", "DOUBLE") and con.execute(
+                        f"SELECT count(*) FROM src WHERE regexp_matches(trim({ref(name)}), '^[+-]?0[0-9]')"
+                ).fetchone()[0]:
+                    kind = "VARCHAR"  # codes with leading zeros (postcodes, account numbers) stay text
+            distinct, present = con.execute(
+                f"SELECT count(DISTINCT v), count(v) FROM (SELECT nullif(trim(CAST({ref(name)} AS VARCHAR)), '') AS v "
+                "FROM src)").fetchone()
+            # a Yes/No or a small set of codes is a category, whatever the name (PhoneService, email_opt_in)
+            category = kind == "BOOLEAN" or (distinct <= MAX_LABEL_VALUES and rows >= 5 * MAX_LABEL_VALUES)
+            privacy, word = guess_class(name)
+            why = f"named like {word!r}: {REASONS[privacy]}" if word else "no identifying name"
+            if privacy == "direct_identifier" and category:
+                privacy, why = "plain", f"named like {word!r} but holds only {distinct} distinct values"
+            column = SniffedColumn(name, kind, privacy, why)
+            if name == id_column:
+                column.privacy, column.why = "direct_identifier", "the customer id: loaded as customer_id and " \
+                    "replaced by its keyed pseudonym"
+                column.left_out = "the customer id (only its pseudonym leaves raw)"
+            elif name == label:
+                column.privacy, column.why = "plain", "the churn flag: loaded as 1 (positive) / 0 (negative)"
+            elif column.privacy == "direct_identifier":
+                column.left_out = "a direct identifier: stays in raw"
+            elif present == 0:
+                column.left_out = "empty in every row"
+            elif kind in ("VARCHAR", "BIGINT") and rows >= 20 and distinct == rows:
+                column.left_out = "a different value on every row: a key or a row number, not a feature"
+                if kind == "VARCHAR" and column.privacy == "plain":
+                    column.privacy = "direct_identifier"
+                    column.why = "a different value on every row: looks like an identifier"
+            elif kind == "VARCHAR" and rows >= 20 and distinct > rows // 2:
+                column.left_out = "more distinct values than half the rows: free text or a code, not a category"
+                if column.privacy == "quasi_identifier":
+                    column.left_out += f" (a quasi-identifier: coarsen it, e.g. left(c.{_ident(name)}, 2), to use it)"
+            if not column.left_out and name != label:
+                alias = snake(name)
+                if kind in ("DATE", "TIMESTAMP"):
+                    alias += "_years" if column.privacy == "quasi_identifier" else "_days"
+                while alias in taken:
+                    alias += "_"
+                taken.add(alias)
+                column.alias = alias
+            columns.append(column)
+        if not any(c.alias for c in columns):
+            raise ChurnwhError(f"--from {path}: no column besides the id and the label can be a feature: "
+                               "a flat table needs at least one attribute of the customer")
+        features = [c for c in columns if c.alias and c.type in ("BIGINT", "DOUBLE")]
+        value_column = None
+        for preferred in (True, False):
+            for column in features:
+                found = words(column.name)
+                if any(w in VALUE_WORDS for w in found) and (not preferred or "monthly" in found or "month" in found):
+                    value_column = column.alias
+                    break
+            if value_column:
+                break
+        return FlatSource(path=path, format=fmt, delimiter=delimiter, date_format=date_format, columns=columns,
+                          id_column=id_column, label=label, positive=list(positive), negative=negative, rows=rows,
+                          value_column=value_column)
+    finally:
+        con.close()
+
+
+def source_type(duckdb_type: str) -> str:
+    """The declarable type (config.SOURCE_TYPES) for a DuckDB type."""
+    upper = duckdb_type.upper()
+    if upper in TYPE_MAP:
+        return TYPE_MAP[upper]
+    if upper.startswith(("DECIMAL", "NUMERIC")):
+        return "DOUBLE"
+    if upper.startswith("TIMESTAMP"):
+        return "TIMESTAMP"
+    return "VARCHAR"
+
+
+def flat_config(flat: FlatSource, root: Path) -> str:
+    """churnwh.toml for the user's file: its real columns, types and a reviewed-by-you classification."""
+    width = max(len(_toml_key(c.name)) for c in flat.columns)
+    lines = []
+    for column in flat.columns:
+        spec = f'{{ type = "{column.type}", class = "{column.privacy}" }}'
+        lines.append(f"{_toml_key(column.name).ljust(width)} = {spec.ljust(54)} # {column.why}")
+    options = []
+    if flat.delimiter != ",":
+        shown = "\\t" if flat.delimiter == "\t" else flat.delimiter
+        options.append(f'delimiter = "{shown}"')
+    if flat.date_format:
+        options.append(f"date_format = {json.dumps(flat.date_format)}")
+    value = (f'value_column = "{flat.value_column}"' if flat.value_column else
+             'value_column = "customer_value"     # no money column found: a value of 1 per customer; set yours')
+    config = f"""# churnwh project: a flat customer table (one row per customer with a churn flag), written by
+# `churnwh init --flat --from {flat.path.name}` from the file's header and {flat.rows:,} rows.
+# Paths are relative to this file's folder. Uncommented lines are required; the rest show defaults.
+
+[source]
+kind = "flat"                            # demo | events | flat
+
+{SOURCE_HELP}
+[sources.customers]
+path = {json.dumps(_relative_or_absolute(flat.path, root))}   # moved? churnwh build --source customers=NEW_PATH
+format = "{flat.format}"
+{chr(10).join(options) + chr(10) if options else ''}id_column = {json.dumps(flat.id_column)}
+label = {json.dumps(flat.label)}
+positive = {json.dumps(flat.positive)}
+negative = {json.dumps(flat.negative)}
+
+# REVIEW EVERY LINE BELOW before a real build. The types were read from the file; the classes are
+# GUESSES from the column names: direct_identifier (names, e-mails, phones, addresses, ids: stay in raw),
+# quasi_identifier (age, birth date, postcode, gender, region, country: identify in combination),
+# sensitive, pseudonym, plain. A column you reclassify as direct_identifier must also leave
+# sql/staging/customers.sql (the build's lineage proof stops otherwise).
+[sources.customers.columns]
+{chr(10).join(lines)}
+
+@@CONSENT@@
+[vars]
+as_of = "{dt.date.today().isoformat()}"                  # the scoring date of each score; dates become days before it
+"""
+    common = COMMON.replace('# value_column = "monthly_price"         # a scoring-set column: value at risk = '
+                            'value x horizon_months', value + "  # value at risk = value x horizon_months", 1)
+    return config + common
+
+
+def flat_sql(flat: FlatSource) -> dict[str, str]:
+    """The staging and mart models over the file's columns (features: every column not left out)."""
+    selects, notes = [], []
+    for column in flat.columns:
+        ref = f"c.{_ident(column.name)}"
+        if column.name == flat.label:
+            selects.append(f"    {ref} AS churned,                    -- the label: loaded as 1 (positive) / 0")
+        elif column.alias and column.type in ("DATE", "TIMESTAMP"):
+            part = "year" if column.privacy == "quasi_identifier" else "day"
+            selects.append(f"    date_diff('{part}', CAST({ref} AS DATE), getvariable('as_of')) AS {column.alias},"
+                           f"  -- {part}s before as_of")
+        elif column.alias:
+            selects.append(f"    {ref} AS {column.alias},")
+        else:
+            notes.append(f"--   {column.name}: {column.left_out}")
+    features = [c.alias for c in flat.columns if c.alias]
+    quasi = [c for c in flat.columns if c.alias and c.privacy == "quasi_identifier"]
+    docs = "".join(f'\n[columns.{c.alias}]\nprivacy = "quasi_identifier"\n' for c in quasi)
+    listed = ",\n    ".join(", ".join(features[i:i + 6]) for i in range(0, len(features), 6))
+    value = "" if flat.value_column else ",\n    CAST(1 AS DOUBLE) AS customer_value   -- [scoring] value_column"
+    staging = f"""/*
+materialized = "table"
+grain = ["customer_pseudonym"]
+description = "One row per customer, keyed by pseudonym: the features read from raw.customers. Never a direct identifier."
+
+[columns.customer_pseudonym]
+privacy = "pseudonym"
+checks = ["not_null", "unique"]
+
+[columns.churned]
+checks = ["not_null"]
+accepted_values = [0, 1]
+{docs}*/
+-- Written by `churnwh init --flat --from`. Left out of the features:
+{chr(10).join(notes) if notes else '--   (nothing)'}
+SELECT
+    k.customer_pseudonym,
+{chr(10).join(selects)}
+FROM raw.customers AS c
+JOIN raw.customer_keys AS k ON k.customer_id = c.customer_id
+"""
+    # the trailing comma of the last feature line goes: the label is always listed, put it last
+    staging = re.sub(r",(\s*(?:--[^\n]*)?)\nFROM raw", r"\1\nFROM raw", staging)
+    training = f"""/*
+materialized = "table"
+grain = ["customer_pseudonym"]
+description = "Features and the churn flag; observation_date is NULL (no time), so training splits stratified at random."
+*/
+SELECT
+    customer_pseudonym,
+    CAST(NULL AS DATE) AS observation_date,
+    {listed},
+    churned
+FROM staging.customers
+"""
+    scoring = f"""/*
+materialized = "table"
+grain = ["customer_pseudonym"]
+description = "Current customers (churned = 0) with the same features, scored at as_of."
+*/
+SELECT
+    customer_pseudonym,
+    getvariable('as_of') AS observation_date,
+    {listed}{value}
+FROM staging.customers
+WHERE churned = 0
+"""
+    return {"staging/customers.sql": staging, "marts/training_set.sql": training, "marts/scoring_set.sql": scoring}

@@ -1,0 +1,61 @@
+"""Writing the project folder: the shape's templates, the consent declaration, the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from churnwh.errors import ChurnwhError
+from churnwh.privacy import keys
+from churnwh.sources.scaffold.consent import ConsentSource, consent_config, flat_consent_sql
+from churnwh.sources.scaffold.from_file import FlatSource, flat_config, flat_sql
+from churnwh.sources.scaffold.shapes import EVENTS_CONFIG, FLAT_CONFIG, FLAT_SQL, INACTIVITY_CONFIG, INACTIVITY_SQL
+from churnwh.sources.scaffold.templates import CONSENT_MODELS, GITIGNORE, README, template_sql
+
+
+def init_project(directory: Path, shape: str, flat_source: FlatSource | None = None,
+                 consent: ConsentSource | None = None) -> list[Path]:
+    """Create the project folder for ``shape`` (events | flat | inactivity); return the files written.
+
+    ``flat_source`` (``--flat --from FILE``): the declaration and the feature SQL are written for that
+    file's real columns instead of the sample ones. ``consent`` (``--consent FILE``): the consent source
+    reads that file; a flat project gets the canonical consent models and excludes objectors in
+    ``staging.customers`` (without it a flat project declares no consent source).
+    """
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise ChurnwhError(f"{directory} already exists and is not empty: pick a new folder name")
+    if flat_source is not None and shape != "flat":
+        raise ChurnwhError("--from reads a flat customer table (one row per customer): use it with --flat")
+    config = {"flat": FLAT_CONFIG, "events": EVENTS_CONFIG, "inactivity": INACTIVITY_CONFIG}[shape]
+    described = {"flat": "flat customer table", "events": "event tables with subscriptions",
+                 "inactivity": "activity events, churn by inactivity"}[shape]
+    sql: dict[str, str] = {"flat": FLAT_SQL, "inactivity": INACTIVITY_SQL, "events": {}}[shape]
+    if shape == "events":
+        canonical = template_sql()
+        sql = {str(path.relative_to(canonical)): path.read_text(encoding="utf-8")
+               for path in sorted(canonical.rglob("*.sql"))}
+    elif shape == "inactivity":
+        canonical = template_sql()
+        sql = {**{name: (canonical / name).read_text(encoding="utf-8") for name in CONSENT_MODELS}, **sql}
+    if flat_source is not None:
+        config, sql = flat_config(flat_source, directory.resolve()), flat_sql(flat_source)
+    config = config.replace("@@CONSENT@@\n", consent_config(shape, consent, directory.resolve()), 1)
+    if shape == "flat" and consent is not None:
+        sql = flat_consent_sql(sql)
+    files: dict[str, str] = {
+        "churnwh.toml": config,
+        ".gitignore": GITIGNORE,
+        "README.md": README.format(name=directory.name, shape=described),
+        "data/.keep": "",
+    }
+    files.update({f"sql/{path}": text for path, text in sql.items()})
+    written = []
+    directory.mkdir(parents=True, exist_ok=True)
+    for relative, text in files.items():
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+    (directory / "warehouse").mkdir(exist_ok=True)
+    keys.generate_key_file(directory / ".churnwh.key")
+    written.append(directory / ".churnwh.key")
+    return written
