@@ -57,3 +57,105 @@ def test_a_vars_key_that_is_sql_is_refused_whole_and_values_are_bound(tmp_path):
         assert con.execute("SELECT getvariable('note'), typeof(getvariable('as_of'))").fetchone() == (
             "1'; CREATE SCHEMA pwn; --", "DATE")
         assert not con.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'pwn'").fetchone()[0]
+
+
+# --- finding 1: a column name that becomes SQL and publishes the pseudonym key -----------------------
+
+PAYLOAD = ("email\nSELECT k.customer_pseudonym, (SELECT content FROM read_text('**/.churnwh.key')) AS value_bucket "
+           "FROM raw.customer_keys AS k --")
+
+
+def parquet_with_column(path: Path, name: str, rows: int = 200) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = customer_rows(rows)
+    columns = {"customer_id": [r[0] for r in data], name: [f"p{i}@example.org" for i in range(rows)],
+               "plan": [r[4] for r in data], "monthly_fee": [float(r[5]) for r in data],
+               "support_calls": [int(r[6]) for r in data], "churned": [r[7] for r in data]}
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def key_fragment_in(data: bytes, key_hex: str) -> bool:
+    from churnwh.privacy import canary
+
+    return not canary._windows(data.decode("latin-1").lower()).isdisjoint(canary._windows(key_hex))
+
+
+def test_a_column_name_that_ends_a_comment_is_refused_by_init(tmp_path):
+    data = parquet_with_column(tmp_path / "customers.parquet", PAYLOAD)
+    result = churnwh(Path("."), "init", str(tmp_path / "proj"), "--flat", "--from", str(data))
+    message = result.stderr.strip()
+    assert result.returncode == 1 and len(message.splitlines()) == 1, result.stdout + message
+    assert "column number 2" in message and "line break" in message and "read_text" not in message
+    assert not (tmp_path / "proj").exists()
+
+
+def test_names_with_quotes_and_comment_ends_round_trip_into_toml_and_sql(tmp_path):
+    import tomllib
+
+    odd = 'plan "tier" */ -- #x'
+    data = parquet_with_column(tmp_path / "shop\nx = 1 #.parquet", odd, rows=60)  # the file name, in a comment
+    result = churnwh(Path("."), "init", str(tmp_path / "proj"), "--flat", "--from", str(data))
+    assert result.returncode == 0, result.stderr
+    config = tomllib.loads((tmp_path / "proj" / "churnwh.toml").read_text())
+    assert odd in config["sources"]["customers"]["columns"] and "x" not in config
+    check = churnwh(tmp_path / "proj", "load", "--check")
+    assert check.returncode == 0 and "60 rows" in check.stdout, check.stderr
+
+
+def test_a_model_reading_the_key_is_refused_and_the_key_never_reaches_the_published_file(tmp_path):
+    """The same payload written as a model by hand: the lineage proof refuses the file read with one
+    line and the published file stays as it was; DuckDB's own sandbox refuses the read; and a key that
+    reached a published table anyway (hex, upper-case or base64) fails the publish check."""
+    import base64
+
+    from churnwh.config import load_config
+    from churnwh.errors import ChurnwhError
+    from churnwh.privacy import publish
+
+    project = flat_project(tmp_path, customer_rows(200))
+    built = churnwh(project, "build")
+    assert built.returncode == 0, built.stderr
+    published = project / "warehouse" / "churn.duckdb"
+    before = published.read_bytes()
+    key_hex = (project / ".churnwh.key").read_text().strip()
+
+    leak = project / "sql" / "marts" / "leak.sql"
+    for sql in ("SELECT content AS value_bucket FROM read_text('**/.churnwh.key')",
+                "SELECT (SELECT content FROM read_text('.churnwh.key')) AS value_bucket FROM raw.customer_keys",
+                "SELECT * FROM query('SELECT content FROM read_text(''.churnwh.key'')')",
+                "SELECT getenv('CHURNWH_KEY') AS value_bucket FROM raw.customer_keys"):
+        leak.write_text(sql + "\n")
+        result = churnwh(project, "build")
+        message = result.stderr.strip()
+        assert result.returncode == 1 and "reads outside the warehouse" in message and "leak.sql" in message, message
+        assert len(message.splitlines()) == 1 and key_hex not in message
+        assert published.read_bytes() == before and not key_fragment_in(before, key_hex)
+    leak.unlink()
+
+    with warehouse.connect(project / "warehouse" / "private.duckdb", sandboxed=True) as con:
+        for attempt in ("SELECT content FROM read_text('**/.churnwh.key')", "SET enable_external_access = true"):
+            try:
+                con.execute(attempt)
+                raise AssertionError(f"the sandbox ran {attempt}")
+            except duckdb.Error:
+                pass
+
+    config = load_config(project)
+    key = bytes.fromhex(key_hex)
+    for planted in (key_hex, key_hex.upper()[8:40], base64.b64encode(key).decode()):
+        with warehouse.open_private(config) as con:
+            con.execute("CREATE OR REPLACE TEMP TABLE keep AS SELECT * FROM ml.churn_drivers")
+            con.execute("UPDATE ml.churn_drivers SET value_bucket = ? WHERE rank = 1 AND customer_pseudonym = "
+                        "(SELECT min(customer_pseudonym) FROM ml.churn_drivers)", [planted])
+            try:
+                publish.publish(con, config, run_id="leaktest")
+                raise AssertionError("a published key passed the publish check")
+            except ChurnwhError as err:
+                assert "churn_drivers.value_bucket holds the pseudonym key" in str(err) and planted not in str(err)
+            finally:
+                con.execute("DELETE FROM ml.churn_drivers")
+                con.execute("INSERT INTO ml.churn_drivers SELECT * FROM keep")
+        assert published.read_bytes() == before
