@@ -5,7 +5,9 @@ derived table (by pseudonym), records the request in the audit log (a request id
 identifier), marks the current model stale (``_churnwh.meta`` 'erasure_since_model', read by the
 train stage), rewrites the private file with ``COPY FROM DATABASE`` into a new file renamed over
 the old one (DuckDB's DELETE leaves values readable in the file), and re-publishes. Ids enter SQL
-only as rows of a registered Arrow table, never as SQL text.
+only as rows of a registered Arrow table, never as SQL text. Ids are normalised exactly as `load`
+normalises the id column (``warehouse.normalised_id_sql``); how many matched no customer is reported,
+never which. The rewritten file is owner-only (``warehouse.owner_only``), whatever mode the old had.
 
 Crash safety: the deletions, the marks and the audit entry commit in one transaction; the
 'rewrite_pending' mark makes the next build finish a rewrite (and so the republish) that a killed

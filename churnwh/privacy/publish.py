@@ -15,7 +15,11 @@ removed and the old published file stays):
 - every pseudonym is a current one (in raw.customer_keys: no erased or pre-rotation pseudonym) and
   no customer who objected to profiling as of the build appears;
 - segment tables (a ``customers`` count column) have no group smaller than k, and row-level tables
-  with quasi-identifier columns have no quasi-identifier combination shared by fewer than k rows.
+  with quasi-identifier columns have no quasi-identifier combination shared by fewer than k rows;
+- no column and no byte of the file holds a fragment of the pseudonym key (``churnwh.privacy.canary``).
+
+The new file is created owner-only (it is written while the private file is open) and then given
+the mode of the file it replaces, or the one the user's umask asks for.
 """
 
 from __future__ import annotations
