@@ -295,8 +295,8 @@ def forget(
     out.print(
         f"erasure request {result.request_id}: {result.found} of {result.requested} customers found and erased "
         f"({result.rows_deleted.get('raw', 0)} raw rows, {result.rows_deleted.get('derived', 0)} derived rows); "
-        "private file rewritten, published file rebuilt; the next build retrains the model",
-        highlight=False,
+        "private file rewritten, published file rebuilt; the next build retrains the model" + result.hint,
+        highlight=False, markup=False,
     )
 
 

@@ -351,7 +351,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
 
     variables = dict(DEFAULT_VARIABLES)
     for name, value in reader.section("vars", None).items():
-        variables[name] = reader.variable(f"vars.{name}", value)
+        variables[name] = reader.variable(name, value)
     if kind == "demo" and "as_of" not in raw.get("vars", {}):
         variables["as_of"] = demo_config.end + dt.timedelta(days=1)
     if kind == "demo" and "history_start" not in raw.get("vars", {}):
@@ -634,10 +634,13 @@ class _Reader:
             raise self.fail(key, value, "a date as YYYY-MM-DD")
         return value
 
-    def variable(self, key: str, value: Any) -> Any:
-        name = key.split(".")[-1]
-        if not name.isidentifier():
-            raise ConfigError(f"{self.origin}: variable name {name!r} is not allowed: use letters, digits and _")
+    def variable(self, name: str, value: Any) -> Any:
+        """A [vars] entry; the whole name (a quoted TOML key may hold dots, spaces, SQL) must be a plain
+        ASCII identifier, because it becomes SQL text in ``SET VARIABLE name = ?``."""
+        key = f"vars.{name}"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigError(f"{self.origin}: [vars] name {name[:40]!r} is not allowed: use ASCII letters, digits "
+                              "and _, starting with a letter or _")
         if name.lower() in _reserved_words():
             raise ConfigError(f"{self.origin}: variable name {name!r} is a reserved SQL word: rename it, "
                               f"e.g. {name}_value")

@@ -14,10 +14,13 @@ Checks, in order (each finding is ok, info or a problem with a one-line fix):
   recorded model exists as a table or view; rows for deleted model files and models whose SQL or
   variables changed since are information) and the current registered model has its artifact;
 - ``lock``: no stale write lock (``churnwh.store.lock``);
-- ``leftovers``: no temporary files of a killed publish, rewrite or spill beside the warehouse files.
+- ``leftovers``: no temporary files of a killed publish, rewrite or spill beside the warehouse files;
+- ``modes``: the private file, its WAL, the spill folder and the model artifacts are owner-only
+  (files 0600, folders 0700): they hold identifiers, or values derived from them.
 
 ``repair`` does only safe things: clear a stale lock, remove our own leftover temporary files
-(never while a build runs), chmod 600 the key file. Nothing here writes to a warehouse file.
+(never while a build runs), chmod 600 the key file, take group and other permissions off the
+private files. Nothing here writes to a warehouse file.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def diagnose(root: Path) -> Diagnosis:
             con.close()
     _check_lock(lock_state, findings)
     leftovers = _check_leftovers(config, lock_state, findings)
+    _check_modes(config, findings)
     return Diagnosis(findings, config, tuple(leftovers))
 
 
@@ -393,6 +397,38 @@ def _check_leftovers(config: Config, state: lock.LockState, findings: list[Findi
     return found
 
 
+# --- file modes ------------------------------------------------------------------------------------
+
+
+def private_paths(config: Config) -> list[Path]:
+    """What holds identifiers or values derived from them, beside the key file: the private file,
+    its WAL, the spill folder and everything in it, the models folder and everything in it."""
+    private = config.warehouse.private
+    found = [private, Path(str(private) + ".wal")]
+    for folder in (Path(config.warehouse.temp_directory or Path(str(private) + ".tmp")), config.warehouse.models):
+        found.append(folder)
+        if folder.is_dir():
+            found += sorted(folder.rglob("*"))
+    return [path for path in found if path.exists() and not path.is_symlink()]
+
+
+def too_open(config: Config) -> list[Path]:
+    """Private paths that a group or other users may read, write or enter."""
+    return [path for path in private_paths(config) if stat.S_IMODE(path.stat().st_mode) & 0o077]
+
+
+def _check_modes(config: Config, findings: list[Finding]) -> None:
+    loose = too_open(config)
+    if not loose:
+        findings.append(Finding("modes", OK, "the private file, its WAL, spill folder and models are owner-only"))
+        return
+    first = loose[0]
+    more = f" and {len(loose) - 1} more" if len(loose) > 1 else ""
+    findings.append(Finding(
+        "modes", PROBLEM, f"{first} has mode {stat.S_IMODE(first.stat().st_mode):04o}{more}: other users may read "
+        "identifiers", f"run `churnwh doctor --fix` (or `chmod go-rwx {first}`)", "chmod_private"))
+
+
 # --- repairs ---------------------------------------------------------------------------------------
 
 
@@ -406,6 +442,10 @@ def repair(diagnosis: Diagnosis) -> list[str]:
     if "chmod_key" in wanted and config.key.file.is_file():
         os.chmod(config.key.file, 0o600)
         done.append(f"set mode 0600 on {config.key.file}")
+    if "chmod_private" in wanted:
+        for path in too_open(config):
+            os.chmod(path, stat.S_IMODE(path.stat().st_mode) & 0o700)
+            done.append(f"took group and other permissions off {path}")
     if "clear_lock" in wanted:
         state = lock.inspect(config.warehouse.private)
         if state.stale and lock.clear_stale(config.warehouse.private):

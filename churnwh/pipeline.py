@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -58,6 +59,14 @@ class BuildContext:
     trained: TrainOutcome | None = None
     privacy: dict = field(default_factory=dict)
     """run id, lineage figures and the like for the audit entry (churnwh.privacy.proofs)."""
+    _reopened: list = field(default_factory=list, repr=False)
+
+    def reopen(self) -> duckdb.DuckDBPyConnection:
+        """A new connection to the private file (closed by ``build`` at the end)."""
+        stack = contextlib.ExitStack()
+        con = stack.enter_context(warehouse.open_private(self.config))
+        self._reopened.append(stack)
+        return con
 
 
 @dataclass
@@ -92,14 +101,20 @@ def build_models(ctx: BuildContext) -> str:
 
         ctx.models = spark_engine.build_models_stage(ctx, selected)
         return f"{len(ctx.models)} built on Spark ({ctx.options.master})"
-    ctx.models = run_models(
-        ctx.con,
-        ctx.project,
-        ctx.config.variables,
-        selected=selected,
-        full_refresh=ctx.options.full_refresh,
-        on_model=ctx.on_model,
-    )
+    # User SQL runs on its own sandboxed instance (no file or network access, configuration locked):
+    # the build's connection is closed for it and reopened after (DuckDB cannot re-enable access).
+    ctx.con.close()
+    with warehouse.open_private(ctx.config, sandboxed=True) as sandbox:
+        ctx.models = run_models(
+            sandbox,
+            ctx.project,
+            ctx.config.variables,
+            selected=selected,
+            full_refresh=ctx.options.full_refresh,
+            on_model=ctx.on_model,
+        )
+    ctx.con = ctx.reopen()
+    warehouse.set_variables(ctx.con, ctx.config.variables)  # as run_models left them on the old connection
     built = sum(result.status == "built" for result in ctx.models)
     return f"{built} built, {len(ctx.models) - built} unchanged"
 
@@ -164,8 +179,9 @@ def build(
     stages: list[StageResult] = []
     with lock.write_lock(config.warehouse.private, wait_seconds=options.wait_seconds):
         recover(config)
-        with warehouse.open_private(config) as con:
+        with warehouse.open_private(config) as con, contextlib.ExitStack() as reopened:
             ctx = BuildContext(config=config, options=options, con=con, on_stage=on_stage, on_model=on_model)
+            reopened.callback(lambda: [stack.close() for stack in reversed(ctx._reopened)])
             for name, stage in STAGES:
                 if only is not None and name not in only:
                     continue

@@ -135,7 +135,7 @@ def test_published_file_with_a_planted_identifier(project):
 def hold_lock(private: Path, then: str) -> subprocess.Popen:
     """A process holding the write lock that is SIGKILLed ("die"), or a build holding lock and file ("sleep")."""
     holder = "lock.write_lock" if then == "die" else "warehouse.connect"
-    code = ("import os, signal, sys, time\nfrom pathlib import Path\nfrom churnwh import lock, warehouse\n"
+    code = ("import os, signal, sys, time\nfrom pathlib import Path\nfrom churnwh.store import lock, warehouse\n"
             f"with {holder}(Path({str(private)!r})):\n"
             "    print('locked', flush=True)\n"
             + ("    os.kill(os.getpid(), signal.SIGKILL)\n" if then == "die" else "    time.sleep(60)\n"))
@@ -186,6 +186,8 @@ def test_leftover_temporary_files_are_removed(project):
     kept = [warehouse / ".churn.duckdb.notours.tmp", spill / f"duckdb_temp_{os.getpid()}_0.tmp"]  # not ours / alive
     for path in kept:
         path.write_text("keep")
+    for path in (spill, *leftovers, *kept):  # owner-only, as churnwh creates them (else `modes` names them too)
+        path.chmod(0o700 if path.is_dir() else 0o600)
     result = doctor(project)
     assert result.returncode == 1
     [line] = problems(result)

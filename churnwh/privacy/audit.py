@@ -86,10 +86,13 @@ def config_fingerprint(config: Config) -> str:
 
 def model_version(con: duckdb.DuckDBPyConnection) -> str | None:
     """The current model version from the registry, None before the first model."""
-    try:
-        row = con.execute("SELECT version FROM ml.model_runs WHERE status = 'current'").fetchone()
-    except duckdb.Error:
+    from churnwh.store import warehouse
+
+    # looked up, not tried: a failed statement would abort the caller's transaction (`forget`
+    # before the first build)
+    if "ml.model_runs" not in warehouse.relations(con):
         return None
+    row = con.execute("SELECT version FROM ml.model_runs WHERE status = 'current'").fetchone()
     return row[0] if row else None
 
 

@@ -5,7 +5,9 @@ derived table (by pseudonym), records the request in the audit log (a request id
 identifier), marks the current model stale (``_churnwh.meta`` 'erasure_since_model', read by the
 train stage), rewrites the private file with ``COPY FROM DATABASE`` into a new file renamed over
 the old one (DuckDB's DELETE leaves values readable in the file), and re-publishes. Ids enter SQL
-only as rows of a registered Arrow table, never as SQL text.
+only as rows of a registered Arrow table, never as SQL text. Ids are normalised exactly as `load`
+normalises the id column (``warehouse.normalised_id_sql``); how many matched no customer is reported,
+never which. The rewritten file is owner-only (``warehouse.owner_only``), whatever mode the old had.
 
 Crash safety: the deletions, the marks and the audit entry commit in one transaction; the
 'rewrite_pending' mark makes the next build finish a rewrite (and so the republish) that a killed
@@ -34,8 +36,8 @@ REWRITE_PENDING = "rewrite_pending"
 """_churnwh.meta: set while the private file still holds bytes that a rewrite must remove."""
 KEYS = f"{warehouse.RAW_SCHEMA}.customer_keys"
 UNTOUCHED_SCHEMAS = {warehouse.META_SCHEMA, audit.SCHEMA}
-MAX_ID_LENGTH = 128
-_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f,]")
+MAX_ID_LENGTH = warehouse.ID_MAX_LENGTH
+_BAD_CHARS = re.compile(warehouse.ID_FORBIDDEN)
 
 
 @dataclass
@@ -45,6 +47,16 @@ class ForgetResult:
     found: int
     rows_deleted: dict[str, int] = field(default_factory=dict)
     published: bool = False
+
+    @property
+    def hint(self) -> str:
+        """What to do about ids that matched no customer (a count, never the ids); empty if all matched."""
+        missing = self.requested - self.found
+        if not missing:
+            return ""
+        return (f"; {missing} {'id' if missing == 1 else 'ids'} matched no customer: ids are compared as `load` "
+                "stores them (surrounding spaces removed, case and every other character exact): check their "
+                "spelling against the source, or the customer was erased before")
 
 
 def read_id_file(path: Path) -> list[str]:
@@ -226,6 +238,7 @@ def forget(config: Config, ids: list[str]) -> ForgetResult:
     if not ids:
         raise ChurnwhError("no customer ids given: pass ids as arguments or --file with one id per line")
     check_ids(ids)
+    ids = sorted(set(warehouse.normalise_ids(ids)))  # matched as `load` stored them
     request_id = audit.new_id()
     with lock.write_lock(config.warehouse.private):
         with warehouse.open_private(config) as con:

@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 import sqlglot
+from sqlglot import exp
 from sqlglot.lineage import lineage
 
 from churnwh.errors import ChurnwhError, ModelError
@@ -85,11 +86,64 @@ def model_edges(model, schema: dict) -> dict[str, list[str]]:
     return {column: sorted(str(source) for source in source_columns(node)) for column, node in nodes.items()}
 
 
+ROW_GENERATORS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
+"""The table functions a model may use: they make rows from values, they read nothing."""
+OUTSIDE_SCALARS = frozenset({"getenv", "current_setting", "current_query", "json_execute_serialized_sql",
+                             "json_deserialize_sql", "query", "query_table"})
+"""Scalar functions that read the environment, the configuration or run SQL text: refused in models."""
+_PATH_CHARS = set("/\\*?.")
+
+
+def _function_name(function: exp.Expression) -> str:
+    return (function.name if isinstance(function, exp.Anonymous) else function.sql_name()).lower()
+
+
+def outside_reads(sql: str) -> list[str]:
+    """What in ``sql`` reads outside the warehouse: table functions other than row generators
+    (read_text, read_csv, read_parquet, glob, query, ...), a file path used as a table name
+    (DuckDB's replacement scan of ``FROM 'x.csv'``), and scalar functions that read the environment
+    or run SQL text. Lineage follows columns, so a file read would otherwise pass it."""
+    found: list[str] = []
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+    except sqlglot.errors.SqlglotError:
+        return []  # the models stage names the parse error with its line
+    for statement in statements:
+        for table in statement.find_all(exp.Table):
+            if isinstance(table.this, exp.Func):
+                name = "range" if isinstance(table.this, exp.GenerateSeries) else _function_name(table.this)
+                if name not in ROW_GENERATORS:
+                    found.append(f"{name}(...)")
+            elif _PATH_CHARS & set(table.name):
+                found.append("a file path as a table name")
+        for function in statement.find_all(exp.Func):
+            name = _function_name(function)
+            if name in OUTSIDE_SCALARS or name.startswith(("read_", "parquet_", "sniff_")) or name == "glob":
+                found.append(f"{name}(...)")
+    return sorted(set(found))
+
+
+def check_reads_inside(project: Project) -> None:
+    """Refuse a model (or one of its audits) that reads outside the warehouse (``outside_reads``)."""
+    for name in project.order:
+        model = project.models[name]
+        for what, sql in ((f"model {name}", model.text),
+                          *((f"audit {audit.name} of model {name}", audit.sql) for audit in model.audits)):
+            reads = outside_reads(sql)
+            if reads:
+                raise LineageError(
+                    f"{model.path}: {what} reads outside the warehouse with {', '.join(reads)}: models read only "
+                    "raw.* and other models (load a file as a declared source in churnwh.toml instead)"
+                )
+
+
 def prove_lineage(con: duckdb.DuckDBPyConnection, project: Project) -> LineageReport:
-    """Prove that no direct identifier reaches any model output column; raise LineageError if one does."""
+    """Prove that no model reads outside the warehouse and no direct identifier reaches any model
+    output column; raise LineageError if one does."""
     import time
 
     started = time.perf_counter()
+    check_reads_inside(project)
     _ensure_proof_table(con)
     # sources from the catalog; model outputs inferred by sqlglot in build order, so the proof runs
     # before any model is materialized (a leaking model never writes its table)
@@ -206,6 +260,27 @@ def check_consent_events(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | N
     return total
 
 
+def unmatched_consent_events(con: duckdb.DuckDBPyConnection) -> int:
+    """Consent events whose customer id (normalised at load like every id) names no customer.
+
+    They got no pseudonym (``warehouse.KEYLESS_SOURCES``), so the models cannot apply them: a
+    withdrawal spelt differently from its customer's id (another case, an inner space) would
+    otherwise be counted as an objection while the real customer stays profiled. Counted, never named.
+    """
+    relations = warehouse.relations(con)
+    keys_table = f"{warehouse.RAW_SCHEMA}.customer_keys"
+    if CONSENT_SOURCE not in relations or keys_table not in relations:
+        return 0
+    return con.execute(
+        f"SELECT count(*) FROM {CONSENT_SOURCE} WHERE customer_id IS NULL OR CAST(customer_id AS VARCHAR) "
+        f"NOT IN (SELECT customer_id FROM {keys_table})"
+    ).fetchone()[0]
+
+
+UNMATCHED_CONSENT_HINT = ("ids must match the customer table's exactly (case and inner characters; surrounding "
+                          "spaces are removed): fix them in the consent source, or the customer was erased")
+
+
 CONSENT_STATE = "staging.consent_state"
 SPINE = "features.observation_spine"
 
@@ -279,6 +354,12 @@ def classify_stage(ctx) -> str:
     """Every source column classified; consent input readable (before any model runs)."""
     columns = classification.classify_sources(ctx.con)
     events = check_consent_events(ctx.con)
+    unmatched = unmatched_consent_events(ctx.con)
+    ctx.privacy["consent_events_unmatched"] = unmatched
+    if unmatched:
+        named = f"{unmatched} consent event{'s name' if unmatched != 1 else ' names'} no customer"
+        return (f"{columns} source columns classified, {events} consent events checked; {named} and "
+                f"{'were' if unmatched != 1 else 'was'} not applied: {UNMATCHED_CONSENT_HINT}")
     return f"{columns} source columns classified, {events} consent events checked"
 
 
@@ -312,7 +393,8 @@ def publish_stage(ctx) -> str:
         key_version=keys.key_id(ctx.key) if ctx.key else None,
         rows_read=rows_read(ctx.con),
         rows_excluded=excluded,
-        detail={"lineage": ctx.privacy.get("lineage"), "models": len(ctx.models)},
+        detail={"lineage": ctx.privacy.get("lineage"), "models": len(ctx.models),
+                "consent_events_unmatched": ctx.privacy.get("consent_events_unmatched", 0)},
     )
     try:
         project = ctx.project or load_project(ctx.config.sql)

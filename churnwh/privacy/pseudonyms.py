@@ -6,7 +6,7 @@ import duckdb
 
 from churnwh.privacy import keys
 from churnwh.store import faults
-from churnwh.store.warehouse import CUSTOMER_ID, RAW_SCHEMA, columns, get_meta, relations, set_meta
+from churnwh.store.warehouse import CUSTOMER_ID, KEYLESS_SOURCES, RAW_SCHEMA, columns, get_meta, relations, set_meta
 
 
 def refresh_customer_keys(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
@@ -36,7 +36,8 @@ def _refresh_customer_keys(con: duckdb.DuckDBPyConnection, key: bytes, table: st
     sources = [
         relation
         for relation in sorted(relations(con))
-        if relation.startswith(f"{RAW_SCHEMA}.") and relation != table and CUSTOMER_ID in columns(con, relation)
+        if relation.startswith(f"{RAW_SCHEMA}.") and relation != table and relation not in KEYLESS_SOURCES
+        and CUSTOMER_ID in columns(con, relation)
     ]
     if not sources:
         set_meta(con, "key_id", current_key)

@@ -15,7 +15,11 @@ removed and the old published file stays):
 - every pseudonym is a current one (in raw.customer_keys: no erased or pre-rotation pseudonym) and
   no customer who objected to profiling as of the build appears;
 - segment tables (a ``customers`` count column) have no group smaller than k, and row-level tables
-  with quasi-identifier columns have no quasi-identifier combination shared by fewer than k rows.
+  with quasi-identifier columns have no quasi-identifier combination shared by fewer than k rows;
+- no column and no byte of the file holds a fragment of the pseudonym key (``churnwh.privacy.canary``).
+
+The new file is created owner-only (it is written while the private file is open) and then given
+the mode of the file it replaces, or the one the user's umask asks for.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,7 +38,7 @@ import duckdb
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import audit, classification
+from churnwh.privacy import audit, canary, classification
 from churnwh.store import faults, warehouse
 from churnwh.store.warehouse import quote_relation
 
@@ -286,6 +291,14 @@ def verify(con: duckdb.DuckDBPyConnection, k: int, quasi_identifiers: set[str]) 
     return problems, checks
 
 
+def published_mode(target: Path) -> int:
+    """The permission bits of a new published file: those of the file it replaces, else the umask's."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~warehouse.USER_UMASK
+
+
 def publish(
     con: duckdb.DuckDBPyConnection,
     config: Config,
@@ -319,6 +332,8 @@ def publish(
             tables[table] = con.execute(f"SELECT count(*) FROM {PUB}.main.{_q(table)}").fetchone()[0]
         faults.point("publish.temp_written")
         problems, checks = verify(con, k, quasi)
+        key = canary.project_key(config)
+        problems += canary.table_problems(con, PUB, _pub_tables(con), key)
         checks["tables"] = tables
         if problems:
             con.execute(f"DETACH {PUB}")
@@ -340,6 +355,12 @@ def publish(
         con.execute(f"CHECKPOINT {PUB}")
         con.execute(f"DETACH {PUB}")
         attached = False
+        if canary.file_holds_key(temp, key):  # names, comments, metadata: what no column scan sees
+            raise PublishError(f"publish failed verification: the published copy holds the pseudonym key (or a "
+                               f"part of it): the published file {target.name} was kept")
+        # Created while the private file is open, so owner-only: BI tools get the mode the old
+        # published file had, or the one the user's umask asks for.
+        os.chmod(temp, published_mode(target))
         warehouse.fsync(temp)
         # A WAL beside the target belongs to the old file (a reader that opened it read-write):
         # replayed onto the new one it would corrupt it.

@@ -251,6 +251,9 @@ def check_source(con: duckdb.DuckDBPyConnection, config: Config, source: SourceC
                 checks.append((column, "label", f"coalesce(trim(CAST({_ident(column.name)} AS VARCHAR)) NOT IN ({allowed}), true)"))
             if column.name == source.id_column:
                 checks.append((column, "null_id", f"NOT {_present(column, native[column.name])}"))
+                normalised = warehouse.normalised_id_sql(_ident(column.name))
+                checks.append((column, "erasable_id", f"(regexp_matches({normalised}, {_literal(warehouse.ID_FORBIDDEN)}) "
+                                                      f"OR length({normalised}) > {warehouse.ID_MAX_LENGTH})"))
         for column, kind, condition in checks:
             count, first_file, first_row = con.execute(
                 f"SELECT count(*), arg_min({FILE}, {ROW}), min({ROW}) FROM ({sql}) WHERE {condition}"
@@ -272,6 +275,12 @@ def check_source(con: duckdb.DuckDBPyConnection, config: Config, source: SourceC
                     f"source {name}: label column {column.name}: {_count(count, 'row has a value', 'rows have values')} "
                     f"other than positive {list(source.positive)} or negative {list(source.negative)} (first at "
                     f"{where}): add the value to sources.{name}.positive or negative, or clean the file")
+            elif kind == "erasable_id":
+                problems.append(
+                    f"source {name}: id column {column.name}: {_count(count, 'id holds', 'ids hold')} a control "
+                    f"character or a comma, or {'is' if count == 1 else 'are'} longer than {warehouse.ID_MAX_LENGTH} "
+                    f"characters (first at {where}): such an id could not be erased with `churnwh forget`; map "
+                    "the ids to plain ones in the export")
             else:
                 problems.append(f"source {name}: id column {column.name} is empty in {_count(count, 'row', 'rows')} "
                                 f"(first at {where}): every row needs a customer id")
@@ -386,7 +395,7 @@ def select_sql(source: SourceConfig, native: dict[str, str], sql: str) -> str:
             positives = ", ".join(_literal(v) for v in source.positive)
             expression = f"CAST(CASE WHEN trim(CAST({_ident(column.name)} AS VARCHAR)) IN ({positives}) THEN 1 ELSE 0 END AS INTEGER)"
         elif column.name == source.id_column:
-            expression = f"trim(CAST({_ident(column.name)} AS VARCHAR))"
+            expression = warehouse.normalised_id_sql(_ident(column.name))
         parts.append(f"{expression} AS {_ident(raw_name(source, column.name))}")
     return f"SELECT {', '.join(parts)} FROM ({sql}) ORDER BY {FILE}, {ROW}"
 

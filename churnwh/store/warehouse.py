@@ -20,9 +20,60 @@ import duckdb
 from churnwh.errors import ChurnwhError
 from churnwh.store import lock
 
+OWNER_ONLY_UMASK = 0o077
+"""While a warehouse file is open, whatever DuckDB creates (the file, its WAL, spill files and their
+folder) and whatever we write (model artifacts, exports) is readable by its owner only."""
+
+
+def _current_umask() -> int:
+    mask = os.umask(OWNER_ONLY_UMASK)
+    os.umask(mask)
+    return mask
+
+
+USER_UMASK = _current_umask()
+"""The umask the process started with: the published file (for BI tools) is created as it asks."""
+
 META_SCHEMA = "_churnwh"
 RAW_SCHEMA = "raw"
 CUSTOMER_ID = "customer_id"
+ID_MAX_LENGTH = 128
+ID_FORBIDDEN = r"[\x00-\x1f\x7f,]"
+"""What a customer id may not hold (Python re and DuckDB's RE2 read it alike): the erasure path
+takes one id per line or argument, so an id with a control character or a comma, or longer than
+``ID_MAX_LENGTH``, could be loaded but never erased; `load` refuses it."""
+KEYLESS_SOURCES = frozenset({f"{RAW_SCHEMA}.consent_events"})
+"""Raw tables whose ids name customers but create none: a consent event for an id that no other table
+holds gets no pseudonym, so it cannot count as an objection (it is reported instead)."""
+
+
+def normalised_id_sql(expression: str) -> str:
+    """How a customer id is normalised, at load and wherever an id is looked up (erasure, consent):
+    text with surrounding spaces removed (DuckDB's trim: Unicode spaces too); case is kept."""
+    return f"trim(CAST({expression} AS VARCHAR))"
+
+
+def normalise_ids(ids: list[str]) -> list[str]:
+    """``ids`` normalised exactly as `load` normalises the id column (by DuckDB itself)."""
+    if not ids:
+        return []
+    with duckdb.connect() as con:
+        return con.execute(f"SELECT list_transform(?::VARCHAR[], lambda x: {normalised_id_sql('x')})", [ids]).fetchone()[0]
+
+
+@contextmanager
+def owner_only() -> Iterator[None]:
+    """Files and folders created inside are owner-only (0600 / 0700), whatever the user's umask.
+
+    DuckDB creates the WAL and spill files itself, long after the connection opened, so a chmod of
+    the file cannot cover them: the process umask does. The umask is process-wide; churnwh runs
+    one build per process, and restores the previous umask on exit (nesting is fine).
+    """
+    previous = os.umask(OWNER_ONLY_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 @contextmanager
@@ -33,19 +84,29 @@ def connect(
     memory_limit: str | None = None,
     temp_directory: Path | str | None = None,
     threads: int | None = None,
+    sandboxed: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open a warehouse file (creating its folder), close it on exit.
 
+    ``sandboxed``: for user SQL (the models stage). DuckDB's external access is off from the start
+    (no file, glob, network or extension read: ``read_text('**/.churnwh.key')`` fails) and the
+    configuration is locked, so the SQL cannot turn it back on; spilling to the temp directory
+    still works. The setting belongs to the database instance, so it ends when this closes.
+
     A writer holds the project's write lock (churnwh.store.lock) while the file is open. The limits
     apply from the first statement on (a replayed WAL included); above ``memory_limit`` DuckDB
-    spills to ``temp_directory`` (default: ``<file>.tmp`` beside it).
+    spills to ``temp_directory`` (default: ``<file>.tmp`` beside it). Everything created while the
+    connection is open is owner-only (``owner_only``).
     """
     if read_only and not path.exists():
         raise ChurnwhError(f"warehouse file {path} does not exist: run `churnwh build` first")
     path.parent.mkdir(parents=True, exist_ok=True)
     settings = {"memory_limit": memory_limit, "temp_directory": temp_directory, "threads": threads}
     settings = {name: str(value) for name, value in settings.items() if value is not None}
+    if sandboxed:
+        settings["enable_external_access"] = "false"
     with contextlib.ExitStack() as stack:
+        stack.enter_context(owner_only())
         if not read_only:
             stack.enter_context(lock.write_lock(path))
         try:
@@ -63,6 +124,8 @@ def connect(
         try:
             if not read_only:
                 ensure_meta(con)
+            if sandboxed:
+                con.execute("SET lock_configuration = true")
             yield con
         finally:
             con.close()
@@ -77,9 +140,9 @@ def limits(warehouse_config) -> dict[str, Any]:
     }
 
 
-def open_private(config, *, read_only: bool = False):
+def open_private(config, *, read_only: bool = False, sandboxed: bool = False):
     """``connect`` to the project's private warehouse with its configured limits."""
-    return connect(config.warehouse.private, read_only=read_only, **limits(config.warehouse))
+    return connect(config.warehouse.private, read_only=read_only, sandboxed=sandboxed, **limits(config.warehouse))
 
 
 def fsync(path: Path) -> None:
@@ -150,10 +213,20 @@ def content_fingerprint(con: duckdb.DuckDBPyConnection, relation: str) -> str:
     return f"{count}:{total}"
 
 
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def set_variables(con: duckdb.DuckDBPyConnection, variables: dict[str, Any]) -> None:
-    """Expose config values to SQL as DuckDB variables, read with ``getvariable('name')``."""
+    """Expose config values to SQL as DuckDB variables, read with ``getvariable('name')``.
+
+    The whole name must be a plain identifier (it is SQL text); the value is a bound parameter,
+    never SQL text. Config validates names first; this refuses one that slipped through.
+    """
     for name, value in variables.items():
-        con.execute(f"SET VARIABLE {name} = {sql_literal(value)}")
+        if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
+            raise ChurnwhError("a [vars] name is not a plain identifier: use letters, digits and _ "
+                               "(starting with a letter or _)")
+        con.execute(f"SET VARIABLE {name} = ?", [value])
 
 
 def sql_literal(value: Any) -> str:
@@ -166,10 +239,24 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-_QUOTED = re.compile(r"'[^']*'")
+_SAFE_TAIL = re.compile(
+    r"( to [A-Z][A-Z0-9_]*(\(\d+(, ?\d+)?\))?( when casting from source column [A-Za-z_][A-Za-z0-9_]*)?| does not exist[!.]?( Did you mean \"[^'\"]*\"\??)?| not found( in FROM clause)?[!.]?)$"
+)
+"""What DuckDB writes after a quoted value that is its own words: kept; any other tail may be the
+rest of a value with a quote in it (``'Pat O'Brien ...``) and is dropped."""
 
 
 def first_line(err: BaseException) -> str:
-    """A DuckDB error as one line with quoted data values removed, so no identifier can leak."""
+    """A DuckDB error as one line with quoted data values removed, so no identifier can leak.
+
+    A value may itself hold a quote (``O'Brien``) or a line break, so quote pairs cannot be
+    matched: everything from the first single quote on is removed, and only a tail that is
+    DuckDB's own words (`` to INT32``, `` does not exist``) is put back after ``'…'``.
+    Over-scrubbing a harmless word is the price.
+    """
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return _QUOTED.sub("'…'", text)
+    first, last = text.find("'"), text.rfind("'")
+    if first < 0:
+        return text
+    tail = text[last + 1:] if last > first else ""
+    return text[:first] + "'…'" + (tail if _SAFE_TAIL.fullmatch(tail) else "")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from churnwh.errors import ChurnwhError
-from churnwh.sources.scaffold.naming import REASONS, _listed, _relative_or_absolute, _toml_key, guess_class
+from churnwh.sources.scaffold.naming import (
+    REASONS, _listed, _relative_or_absolute, _toml_key, check_names, comment_text, guess_class, toml_string,
+)
 from churnwh.sources.scaffold.templates import CONSENT_MODELS, template_sql
 
 CONSENT_COLUMNS = {
@@ -110,6 +111,7 @@ def sniff_consent(path: Path, *, id_column: str | None = None) -> ConsentSource:
             raise ChurnwhError(f"--consent {path}: cannot be read ({type(err).__name__}): check that it is a CSV "
                                "with a header row or a Parquet file") from None
         names = list(native)
+        check_names(names, f"--consent {path}")
         customer = "customer_id" if "customer_id" in names else id_column if id_column in names else None
         missing = [c for c in CONSENT_COLUMNS if c not in names and not (c == "customer_id" and customer)]
         if missing:
@@ -164,18 +166,18 @@ def consent_config(shape: str, consent: ConsentSource | None, root: Path) -> str
         columns = [(name, kind, "direct_identifier" if name == "customer_id" else "plain", comment)
                    for name, (kind, comment) in CONSENT_COLUMNS.items()]
     else:
-        path = json.dumps(_relative_or_absolute(consent.path, root))
+        path = toml_string(_relative_or_absolute(consent.path, root))
         options = [f'format = "{consent.format}"']
         if consent.delimiter != ",":
-            options.append(f"delimiter = {json.dumps(consent.delimiter)}")  # a JSON string is a TOML string
+            options.append(f"delimiter = {toml_string(consent.delimiter)}")
         if consent.date_format:
-            options.append(f"date_format = {json.dumps(consent.date_format)}")
+            options.append(f"date_format = {toml_string(consent.date_format)}")
         if consent.id_column != "customer_id":
-            options.append(f"id_column = {json.dumps(consent.id_column)}")
+            options.append(f"id_column = {toml_string(consent.id_column)}")
         columns = consent.columns
     width = max(len(_toml_key(name)) for name, *_ in columns)
     lines = [f'{_toml_key(name).ljust(width)} = {{ type = "{kind}", class = "{privacy}" }}'.ljust(width + 54)
-             + f" # {comment}" for name, kind, privacy, comment in columns]
+             + f" # {comment_text(comment)}" for name, kind, privacy, comment in columns]
     head = [f"path = {path}".ljust(40) + " # one row per decision; unknown purposes stop the build",
             "allow_empty = true".ljust(40) + " # a header-only file loads as no rows: nobody has objected", *options]
     return (CONSENT_RULES[shape] + "[sources.consent_events]\n" + "\n".join(head)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from churnwh.errors import ChurnwhError
 from churnwh.sources.scaffold.naming import (
-    REASONS, _ident, _listed, _relative_or_absolute, _showable, _toml_key, guess_class, snake, words,
+    REASONS, _ident, _listed, _relative_or_absolute, _showable, _toml_key, check_names, comment_text, guess_class,
+    snake, toml_string, words,
 )
 from churnwh.sources.scaffold.templates import COMMON, SOURCE_HELP
 
@@ -119,6 +119,7 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
             raise ChurnwhError(f"--from {path}: cannot be read ({type(err).__name__}): check that it is a "
                                "CSV with a header row or a Parquet file") from None
         names = list(native)
+        check_names(names, f"--from {path}")
         rows = con.execute("SELECT count(*) FROM src").fetchone()[0]
         if rows == 0:
             raise ChurnwhError(f"--from {path}: the file has a header but no data rows: export the data again")
@@ -268,17 +269,17 @@ def flat_config(flat: FlatSource, root: Path) -> str:
     lines = []
     for column in flat.columns:
         spec = f'{{ type = "{column.type}", class = "{column.privacy}" }}'
-        lines.append(f"{_toml_key(column.name).ljust(width)} = {spec.ljust(54)} # {column.why}")
+        lines.append(f"{_toml_key(column.name).ljust(width)} = {spec.ljust(54)} # {comment_text(column.why)}")
     options = []
     if flat.delimiter != ",":
         shown = "\\t" if flat.delimiter == "\t" else flat.delimiter
         options.append(f'delimiter = "{shown}"')
     if flat.date_format:
-        options.append(f"date_format = {json.dumps(flat.date_format)}")
-    value = (f'value_column = "{flat.value_column}"' if flat.value_column else
+        options.append(f"date_format = {toml_string(flat.date_format)}")
+    value = (f"value_column = {toml_string(flat.value_column)}" if flat.value_column else
              'value_column = "customer_value"     # no money column found: a value of 1 per customer; set yours')
     config = f"""# churnwh project: a flat customer table (one row per customer with a churn flag), written by
-# `churnwh init --flat --from {flat.path.name}` from the file's header and {flat.rows:,} rows.
+# `churnwh init --flat --from {comment_text(flat.path.name)}` from the file's header and {flat.rows:,} rows.
 # Paths are relative to this file's folder. Uncommented lines are required; the rest show defaults.
 
 [source]
@@ -286,12 +287,12 @@ kind = "flat"                            # demo | events | flat
 
 {SOURCE_HELP}
 [sources.customers]
-path = {json.dumps(_relative_or_absolute(flat.path, root))}   # moved? churnwh build --source customers=NEW_PATH
+path = {toml_string(_relative_or_absolute(flat.path, root))}   # moved? churnwh build --source customers=NEW_PATH
 format = "{flat.format}"
-{chr(10).join(options) + chr(10) if options else ''}id_column = {json.dumps(flat.id_column)}
-label = {json.dumps(flat.label)}
-positive = {json.dumps(flat.positive)}
-negative = {json.dumps(flat.negative)}
+{chr(10).join(options) + chr(10) if options else ''}id_column = {toml_string(flat.id_column)}
+label = {toml_string(flat.label)}
+positive = {_toml_list(flat.positive)}
+negative = {_toml_list(flat.negative)}
 
 # REVIEW EVERY LINE BELOW before a real build. The types were read from the file; the classes are
 # GUESSES from the column names: direct_identifier (names, e-mails, phones, addresses, ids: stay in raw),
@@ -324,7 +325,7 @@ def flat_sql(flat: FlatSource) -> dict[str, str]:
         elif column.alias:
             selects.append(f"    {ref} AS {column.alias},")
         else:
-            notes.append(f"--   {column.name}: {column.left_out}")
+            notes.append(f"--   {comment_text(column.name)}: {comment_text(column.left_out)}")
     features = [c.alias for c in flat.columns if c.alias]
     quasi = [c for c in flat.columns if c.alias and c.privacy == "quasi_identifier"]
     docs = "".join(f'\n[columns.{c.alias}]\nprivacy = "quasi_identifier"\n' for c in quasi)
@@ -377,4 +378,28 @@ SELECT
 FROM staging.customers
 WHERE churned = 0
 """
+    _check_generated(staging, ["customer_pseudonym", *[c.alias or "churned" for c in flat.columns
+                                                         if c.alias or c.name == flat.label]])
     return {"staging/customers.sql": staging, "marts/training_set.sql": training, "marts/scoring_set.sql": scoring}
+
+
+def _toml_list(values: list[str]) -> str:
+    return "[" + ", ".join(toml_string(value) for value in values) + "]"
+
+
+def _check_generated(sql: str, outputs: list[str]) -> None:
+    """The generated staging model, parsed back, is one SELECT with exactly the intended output columns
+    from raw.customers and raw.customer_keys: a name that changed the SQL's structure stops init."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except sqlglot.errors.SqlglotError:
+        statements = []
+    tables = {f"{t.db}.{t.name}" for s in statements for t in s.find_all(exp.Table)}
+    if (len(statements) != 1 or not isinstance(statements[0], exp.Select)
+            or [e.alias_or_name for e in statements[0].selects] != outputs
+            or tables != {"raw.customers", "raw.customer_keys"}):
+        raise ChurnwhError("--from: the file's column names cannot be written into sql/staging/customers.sql "
+                           "safely: rename the unusual columns in the file; nothing was written")

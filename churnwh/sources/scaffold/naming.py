@@ -3,9 +3,11 @@ helpers that write names into TOML, SQL and error messages."""
 
 from __future__ import annotations
 
-import json
 import re
+import unicodedata
 from pathlib import Path
+
+from churnwh.errors import ChurnwhError
 
 DIRECT_WORDS = {"name", "names", "surname", "firstname", "lastname", "fullname", "forename", "username",
                 "email", "mail", "phone", "mobile", "telephone", "tel", "fax", "address", "street",
@@ -52,17 +54,65 @@ REASONS = {
 }
 
 
+# --- user-supplied names into generated text, safe by construction --------------------------------
+#
+# A column name comes from the user's file: it may hold a line break (ending an SQL or TOML comment, so
+# the rest of the name becomes code), a quote, a `*/`, or bidirectional controls that make the text
+# read differently from what runs. Names with a character no generated file can show faithfully are
+# refused; every other name goes into SQL as a quoted identifier built by sqlglot, into TOML as an
+# escaped string, and into a comment only through a function that cannot end it.
+
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def _unshowable(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs") or char in _BIDI
+
+
+def check_names(names: list[str], where: str) -> None:
+    """Refuse column names with a line break or another control character (one line, no name shown:
+    such a "name" may be data or an attack); churnwh writes names into SQL, TOML and comments."""
+    bad = [number for number, name in enumerate(names, start=1) if not name or any(_unshowable(c) for c in name)]
+    if bad:
+        listed = ", ".join(str(n) for n in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise ChurnwhError(
+            f"{where}: {len(bad)} column name{'s' if len(bad) != 1 else ''} (column number {listed}) "
+            f"{'are' if len(bad) != 1 else 'is'} empty or hold{'' if len(bad) != 1 else 's'} a line break or another "
+            "control character: rename the column in the file (churnwh writes column names into SQL and TOML and "
+            "cannot do so safely); nothing was written")
+
+
 def _ident(name: str) -> str:
-    """``name`` as an SQL identifier (quoted only when it has to be)."""
+    """``name`` as a DuckDB identifier built by sqlglot (quoted unless it is a plain, non-keyword name)."""
+    from sqlglot import exp
     from sqlglot.dialects.duckdb import DuckDB
 
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.upper() not in DuckDB.Tokenizer.KEYWORDS:
-        return name
-    return '"' + name.replace('"', '""') + '"'
+    plain = bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)) and name.upper() not in DuckDB.Tokenizer.KEYWORDS
+    return exp.to_identifier(name, quoted=not plain).sql(dialect="duckdb")
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for char in value:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F or _unshowable(char):
+            out.append(f"\\u{ord(char):04X}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def _toml_key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else toml_string(name)
+
+
+def comment_text(text: str) -> str:
+    """``text`` made safe inside a line comment (SQL ``--`` or TOML ``#``) or an SQL block comment:
+    no line break or control character can end the line, no ``*/`` can end the block."""
+    shown = "".join("?" if _unshowable(char) else char for char in text)
+    return shown.replace("*/", "* /")
 
 
 def _showable(columns: list[str]) -> list[str]:
