@@ -122,11 +122,12 @@ def export(config: Config, output: Path, *, tier: str | None = None, campaign: s
         held = {row[0] for row in con.execute(pilot.held_out_sql(running)).fetchall()}
         keep = [p not in held for p in candidates["customer_pseudonym"].to_pylist()]
         selection = candidates.filter(pa.array(keep, pa.bool_()))
-        words = _reasons(con, selection["customer_pseudonym"].to_pylist())
+        pseudonyms = selection["customer_pseudonym"].to_pylist()
+        words = _reasons(con, pseudonyms)
+        texts = [words.get(p, []) for p in pseudonyms]
         for n in range(REASONS):
-            selection = selection.append_column(f"reason_{n + 1}", pa.array(
-                [(words.get(p) or [])[n] if len(words.get(p) or []) > n else None
-                 for p in selection["customer_pseudonym"].to_pylist()], pa.string()))
+            selection = selection.append_column(
+                f"reason_{n + 1}", pa.array([t[n] if len(t) > n else None for t in texts], pa.string()))
         held_back = candidates.num_rows - selection.num_rows
         rows = access.export_contacts(con, config, selection, output, detail={
             "tier": tier, "campaign": campaign, "held_back_control": held_back, "active_campaigns": running})
