@@ -318,20 +318,25 @@ def rotate_key() -> None:
 
 @app.command()
 def contacts(
-    tier: str = typer.Option("high", "--tier", help="Risk tier to export: high, medium or low."),
+    tier: Optional[str] = typer.Option(None, "--tier", help="Risk tier to export: high (default), medium or low."),
+    campaign: Optional[str] = typer.Option(None, "--campaign", help="Export this campaign's treated group instead."),
     output: Path = typer.Option(Path("contacts.csv"), "--output", "-o", help="CSV file to write (mode 0600)."),
 ) -> None:
-    """Re-identify the customers of a risk tier who consented to marketing, as a CSV for the retention team.
+    """Re-identify the customers to contact who consented to marketing, as a CSV for the retention team.
 
+    Control groups of running campaigns are always left out; each row carries its top reasons in words.
     Every use is logged in the audit log with its row count.
 
     Example: churnwh contacts --tier high --output retention/high_risk.csv
     """
-    from churnwh.privacy.access import contacts as run_contacts
+    from churnwh.action.contacts import export
 
-    rows = run_contacts(_config(), tier, output)
-    out.print(f"wrote {rows} contactable {tier}-risk customers to {output} (mode 0600); the export is logged",
-              highlight=False)
+    r = export(_config(), output, tier=tier, campaign=campaign)
+    what = f"treated customers of campaign {campaign}" if campaign else f"{r.tier}-risk customers"
+    out.print(f"wrote {r.rows} contactable {what} to {output} (mode 0600); the export is logged", highlight=False)
+    if r.held_back:
+        out.print(f"held back {r.held_back} in the control group of a running pilot "
+                  f"({', '.join(r.active_campaigns)}): contacting them would spoil it", highlight=False)
 
 
 @app.command("subject-report")

@@ -129,6 +129,9 @@ class RetentionConfig:
     """Assumed share of contacted customers of a tier who stay because of the action."""
     control_fraction: float = 0.1
     """Share of selected customers held out as the control group of a campaign."""
+    pilot_days: int = 90
+    """Days after its campaign date that a campaign's pilot runs: its control group is not contacted (nor
+    selected by another plan) while the scores' as_of is within them."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "scoring": ("value_column", "horizon_months", "batch_rows", "segments", "currency"),
     "key": ("env", "file", "create"),
     "publish": ("k_anonymity",),
-    "retention": ("budget", "cost", "success_rate", "control_fraction"),
+    "retention": ("budget", "cost", "success_rate", "control_fraction", "pilot_days"),
     "monitoring": ("psi_warning",),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
@@ -367,6 +370,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         success_rate={tier: reader.number(rates, f"retention.success_rate.{tier}", 0.0, minimum=0.0, maximum=1.0)
                       for tier in rates},
         control_fraction=reader.fraction(ret, "retention.control_fraction", 0.1),
+        pilot_days=reader.integer(ret, "retention.pilot_days", 90, minimum=1, maximum=3660),
     )
     mon = reader.section("monitoring", set(SECTION_KEYS["monitoring"]))
     monitoring = MonitoringConfig(psi_warning=reader.number(mon, "monitoring.psi_warning", 0.2, minimum=0.0,

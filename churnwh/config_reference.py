@@ -92,6 +92,9 @@ DESCRIPTIONS = {
                               "(0 to 1), a table with keys `high`, `medium`, `low`.",
     "retention.control_fraction": "Share of the selected customers held out as the campaign's control group "
                                   "(between 0 and 1).",
+    "retention.pilot_days": "Days after a campaign's date that its pilot runs (1 to 3660, default 90): while the "
+                            "scores' as_of is within them its control group is left out of `churnwh contacts` "
+                            "and of other campaigns' plans.",
     "monitoring.psi_warning": "Population stability index above which a feature's drift is a `warning`.",
 }
 

@@ -8,6 +8,12 @@ id gives an independent split.
 
 Customers whose latest marketing consent is withdrawn are never selected (they cannot be contacted).
 
+A campaign is *active* while its pilot runs: from its campaign date (the ``as_of`` of the scores it was
+planned from) for ``retention.pilot_days`` days, measured against the ``as_of`` of the current scores
+(the data's date, not the wall clock, so a rebuild for a later date moves time on). The control group of
+an active campaign must not be contacted: ``churnwh contacts`` leaves it out and a new plan never
+selects it (a customer held out by a running pilot and treated by another campaign would spoil both).
+
 Tables (schema ``ml``): ``retention_plan`` (the latest plan), ``campaigns`` (one row per campaign),
 ``campaign_members`` (who was selected, in which group, at what cost) and ``pilot_results`` (each
 evaluation of a campaign).
@@ -122,6 +128,34 @@ def pilot_statistics(treated_churned: np.ndarray, control_churned: np.ndarray, t
     }
 
 
+def active_campaigns(con: duckdb.DuckDBPyConnection, config: Config, on: dt.date) -> list[str]:
+    """The campaigns whose pilot still runs on ``on``: ``as_of <= on < as_of + retention.pilot_days``,
+    and campaigns dated after ``on`` (scores rebuilt for an earlier date), oldest first."""
+    if CAMPAIGNS not in warehouse.relations(con):
+        return []
+    return [row[0] for row in con.execute(
+        f"SELECT campaign_id FROM {CAMPAIGNS} WHERE CAST(? AS DATE) < CAST(as_of AS DATE) + CAST(? AS INTEGER) "
+        "ORDER BY created_at, campaign_id", [on, config.retention.pilot_days]).fetchall()]
+
+
+def held_out_sql(campaign_ids: list[str]) -> str:
+    """A query for the pseudonyms in the control group of any of ``campaign_ids`` (no row for none)."""
+    if not campaign_ids:
+        return "SELECT NULL::VARCHAR AS customer_pseudonym WHERE false"
+    ids = ", ".join(warehouse.sql_literal(campaign_id) for campaign_id in campaign_ids)
+    return (f"SELECT DISTINCT customer_pseudonym FROM {MEMBERS} "
+            f"WHERE pilot_group = 'control' AND campaign_id IN ({ids})")
+
+
+def scores_date(con: duckdb.DuckDBPyConnection, config: Config) -> dt.date:
+    """The as_of of the current scores (the build's as_of before the first score)."""
+    scores = f"{SCHEMA}.churn_scores"
+    found = (con.execute(f"SELECT max(as_of) FROM {scores}").fetchall()[0][0]
+             if scores in warehouse.relations(con) else None)
+    found = found or config.variables["as_of"]
+    return found.date() if isinstance(found, dt.datetime) else found
+
+
 def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, *, budget: float | None,
               cost: dict[str, float], success_rate: dict[str, float], control_fraction: float) -> dict:
     """Select customers within the budget, split off the control group, store the campaign."""
@@ -139,9 +173,12 @@ def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, 
     no_contact = ("AND customer_pseudonym NOT IN (SELECT customer_pseudonym FROM staging.consent_state "
                   "WHERE purpose = 'marketing' AND is_latest AND state = 'withdrawn')"
                   if "staging.consent_state" in warehouse.relations(con) else "")
+    # The control groups of running pilots stay untouched: never treated by this campaign.
+    running = active_campaigns(con, config, scores_date(con, config))
+    held_out = f"AND customer_pseudonym NOT IN ({held_out_sql(running)})" if running else ""
     candidates = pl.from_arrow(con.sql(
         f"SELECT customer_pseudonym, as_of, risk_tier, action, churn_probability, value_at_risk, model_version "
-        f"FROM {scores} WHERE true {no_contact} ORDER BY customer_pseudonym").to_arrow_table())
+        f"FROM {scores} WHERE true {no_contact} {held_out} ORDER BY customer_pseudonym").to_arrow_table())
     selected = optimize(candidates, budget, cost, success_rate)
     if selected.height == 0:
         raise CampaignError(

@@ -24,7 +24,6 @@ from churnwh.store.warehouse import quote_relation
 SCORES = "ml.churn_scores"
 DRIVERS = "ml.churn_drivers"
 CONSENT_STATE = "staging.consent_state"
-TIERS = ("high", "medium", "low")
 
 
 def _checked_key(con: duckdb.DuckDBPyConnection, config: Config) -> bytes:
@@ -38,49 +37,43 @@ def _checked_key(con: duckdb.DuckDBPyConnection, config: Config) -> bytes:
     return key
 
 
-def contacts(config: Config, tier: str, output: Path) -> int:
-    """Write the contactable customers of ``tier`` who consent to marketing to ``output`` (CSV, 0600)."""
-    if tier not in TIERS:
-        raise ChurnwhError(f"--tier {tier!r} is not allowed: use one of {', '.join(TIERS)}")
-    with warehouse.open_private(config) as con:
-        key = _checked_key(con, config)
-        relations = warehouse.relations(con)
-        for needed in (SCORES, "raw.customers", CONSENT_STATE):
-            if needed not in relations:
-                raise ChurnwhError(f"{needed} does not exist: run `churnwh build` first")
-        ids = [row[0] for row in con.execute("SELECT DISTINCT CAST(customer_id AS VARCHAR) FROM raw.customers "
-                                              "WHERE customer_id IS NOT NULL").fetchall()]
-        con.register("_contact_keys", pa.table({"customer_id": pa.array(ids, pa.string()),
-                                                "customer_pseudonym": pa.array(keys.pseudonymize(ids, key), pa.string())}))
-        try:
-            table = con.sql(
-                f"""SELECT c.customer_id, c.full_name, c.email, c.phone,
-                        s.risk_tier, s.churn_probability, s.value_at_risk, s.priority_rank, s.action, s.as_of
-                    FROM {SCORES} AS s
-                    JOIN _contact_keys AS k USING (customer_pseudonym)
-                    JOIN (SELECT * FROM raw.customers QUALIFY row_number() OVER (PARTITION BY customer_id
-                          ORDER BY signup_date NULLS LAST) = 1) AS c ON CAST(c.customer_id AS VARCHAR) = k.customer_id
-                    WHERE s.risk_tier = ?
-                      AND s.customer_pseudonym IN (
-                          SELECT customer_pseudonym FROM {CONSENT_STATE}
-                          WHERE purpose = 'marketing' AND is_latest AND state = 'granted')
-                      AND s.customer_pseudonym NOT IN (
-                          SELECT customer_pseudonym FROM {CONSENT_STATE}
-                          WHERE purpose = 'profiling' AND is_latest AND state = 'withdrawn')
-                    ORDER BY s.priority_rank""",
-                params=[tier],
-            ).to_arrow_table()
-        finally:
-            con.unregister("_contact_keys")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        temp = output.with_name(f".{output.name}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            pacsv.write_csv(table, handle)
-        os.chmod(temp, 0o600)
-        os.replace(temp, output)
-        audit.append(con, event="contacts_export", run_id=audit.new_id(), config=config,
-                     detail={"tier": tier, "rows": table.num_rows})
+def export_contacts(con: duckdb.DuckDBPyConnection, config: Config, selection: pa.Table, output: Path,
+                    detail: dict[str, Any]) -> int:
+    """Re-identify the customers of ``selection`` (``customer_pseudonym`` first, then the columns to export,
+    in export order) and write them to ``output`` (CSV, 0600) as customer_id, full_name, email, phone and
+    the selection's other columns. The export is logged in the audit log with ``detail`` and its row count
+    (counts and campaign ids only: never an identifier). Which customers may be contacted (consent, pilot
+    control groups) is the caller's decision (``churnwh.action.contacts``)."""
+    key = _checked_key(con, config)
+    if "raw.customers" not in warehouse.relations(con):
+        raise ChurnwhError("raw.customers does not exist: run `churnwh build` first")
+    ids = [row[0] for row in con.execute("SELECT DISTINCT CAST(customer_id AS VARCHAR) FROM raw.customers "
+                                          "WHERE customer_id IS NOT NULL").fetchall()]
+    others = [name for name in selection.column_names if name != "customer_pseudonym"]
+    con.register("_contact_keys", pa.table({"customer_id": pa.array(ids, pa.string()),
+                                            "customer_pseudonym": pa.array(keys.pseudonymize(ids, key), pa.string())}))
+    con.register("_contact_selection", selection.append_column(
+        "_export_order", pa.array(range(selection.num_rows), pa.int64())))
+    try:
+        table = con.sql(
+            f"""SELECT c.customer_id, c.full_name, c.email, c.phone{"".join(f', s."{n}"' for n in others)}
+                FROM _contact_selection AS s
+                JOIN _contact_keys AS k USING (customer_pseudonym)
+                JOIN (SELECT * FROM raw.customers QUALIFY row_number() OVER (PARTITION BY customer_id
+                      ORDER BY signup_date NULLS LAST) = 1) AS c ON CAST(c.customer_id AS VARCHAR) = k.customer_id
+                ORDER BY s._export_order""").to_arrow_table()
+    finally:
+        con.unregister("_contact_keys")
+        con.unregister("_contact_selection")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temp = output.with_name(f".{output.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        pacsv.write_csv(table, handle)
+    os.chmod(temp, 0o600)
+    os.replace(temp, output)
+    audit.append(con, event="contacts_export", run_id=audit.new_id(), config=config,
+                 detail={**detail, "rows": table.num_rows})
     return table.num_rows
 
 
