@@ -330,6 +330,11 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         variables["as_of"] = demo_config.end + dt.timedelta(days=1)
     if kind == "demo" and "history_start" not in raw.get("vars", {}):
         variables["history_start"] = demo_config.start
+    # One k everywhere: the SQL models suppress with the same value the publish check enforces.
+    if "k_anonymity" in raw.get("vars", {}):
+        raise reader.fail("vars.k_anonymity", raw["vars"]["k_anonymity"],
+                          "set [publish] k_anonymity instead (the SQL models read that value)")
+    variables["k_anonymity"] = publish_config.k_anonymity
 
     ret = reader.section("retention", {"budget", "cost", "success_rate", "control_fraction"})
     tiers_known = {"high", "medium", "low"}
