@@ -333,6 +333,30 @@ def _check_models(con: duckdb.DuckDBPyConnection, config: Config, findings: list
                     "listed by `churnwh models` whose artifact exists"))
             else:
                 findings.append(Finding("models", OK, f"current model {record.version} has its artifact"))
+        _check_withdrawn(con, config, record, findings)
+
+
+def _check_withdrawn(con: duckdb.DuckDBPyConnection, config: Config, record, findings: list[Finding]) -> None:
+    """Model versions trained on an erased customer or an objector must not score, nor stay on disk."""
+    from churnwh.privacy import withdrawal
+
+    withdrawn = [row[0] for row in con.execute(
+        f"SELECT version FROM {withdrawal.RUNS} WHERE status = '{withdrawal.WITHDRAWN}' ORDER BY version").fetchall()]
+    if not withdrawn:
+        return
+    if record is None:
+        findings.append(Finding(
+            "models", PROBLEM, f"no current model: {withdrawn[-1]} was withdrawn (trained on data of a customer "
+            "since erased or objecting) and no retrain has replaced it yet", "run `churnwh build`"))
+    left = withdrawal.withdrawn_artifacts(con, config.warehouse.models)
+    if left:
+        findings.append(Finding(
+            "models", PROBLEM, f"{len(left)} withdrawn model version(s) still have artifacts: "
+            f"{', '.join(path.name for path in left[:5])}", "run `churnwh build` (it deletes them) or delete those "
+            f"folders under {config.warehouse.models}"))
+    else:
+        findings.append(Finding("models", OK, f"{len(withdrawn)} withdrawn model version(s), none restorable "
+                                "(rollback refuses them, their artifacts are gone)"))
 
 
 def _changed_models(con, project, config: Config, states: dict[str, str], relations: dict[str, str],

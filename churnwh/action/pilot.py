@@ -40,6 +40,7 @@ from churnwh.action.retention import optimize
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.stages.explain import write_table
+from churnwh.privacy import withdrawal
 from churnwh.stages.registry import SCHEMA
 from churnwh.store import warehouse
 
@@ -47,7 +48,7 @@ PLAN = f"{SCHEMA}.retention_plan"
 CAMPAIGNS = f"{SCHEMA}.campaigns"
 MEMBERS = f"{SCHEMA}.campaign_members"
 RESULTS = f"{SCHEMA}.pilot_results"
-OUTLIVE_BUILDS = (MEMBERS, PLAN, f"{SCHEMA}.score_history")
+OUTLIVE_BUILDS = (MEMBERS, PLAN, f"{SCHEMA}.score_history", withdrawal.SUBJECTS)
 """Tables keyed by pseudonym that no build recreates (re-keyed by a key rotation)."""
 Z95 = 1.959963984540054
 

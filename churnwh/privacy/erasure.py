@@ -2,8 +2,9 @@
 
 A forget request deletes the customers from every raw table (by customer id) and from every
 derived table (by pseudonym), records the request in the audit log (a request id and counts, no
-identifier), marks the current model stale (``_churnwh.meta`` 'erasure_since_model', read by the
-train stage), rewrites the private file with ``COPY FROM DATABASE`` into a new file renamed over
+identifier), withdraws every model version trained on the customers (``churnwh.privacy.withdrawal``:
+no rollback or score can use them again, their artifacts are deleted) and marks the current model
+stale (``_churnwh.meta`` 'erasure_since_model', read by the train stage), rewrites the private file with ``COPY FROM DATABASE`` into a new file renamed over
 the old one (DuckDB's DELETE leaves values readable in the file), and re-publishes. Ids enter SQL
 only as rows of a registered Arrow table, never as SQL text.
 
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import audit, publish
+from churnwh.privacy import audit, publish, withdrawal
 from churnwh.privacy.proofs import quote_relation
 from churnwh.store import faults, lock, warehouse
 
@@ -231,6 +232,8 @@ def forget(config: Config, ids: list[str]) -> ForgetResult:
         with warehouse.open_private(config) as con:
             con.execute("BEGIN TRANSACTION")
             try:
+                withdrawn = withdrawal.withdraw_for_erasure(
+                    con, pa.table({"customer_id": pa.array(sorted(set(ids)), pa.string())}))
                 found, deleted = delete_customers(con, ids)
                 warehouse.set_meta(con, ERASURE_MARK, request_id)
                 warehouse.set_meta(con, REWRITE_PENDING, request_id)
@@ -241,12 +244,14 @@ def forget(config: Config, ids: list[str]) -> ForgetResult:
                     config=config,
                     erasures=found,
                     detail={"request_id": request_id, "requested": len(set(ids)), "found": found,
-                            "rows_deleted": deleted},
+                            "rows_deleted": deleted, "models_withdrawn": withdrawn},
                 )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        with warehouse.open_private(config) as con:
+            withdrawal.remove_artifacts(withdrawal.withdrawn_artifacts(con, config.warehouse.models))
         faults.point("forget.after_delete")
         finish_pending_rewrite(config)
         faults.point("forget.before_publish")

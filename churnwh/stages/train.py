@@ -20,6 +20,7 @@ import polars as pl
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError, DataError
 from churnwh.ml import metrics, splits
+from churnwh.privacy import withdrawal
 from churnwh.stages import registry
 from churnwh.store import faults, warehouse
 
@@ -84,6 +85,10 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     from churnwh.ml import artifact
 
     registry.ensure_tables(con)
+    withdrawal.ensure_table(con)
+    # A new objection withdraws the versions trained on the objector: no grace, the current one is
+    # replaced by this build (it no longer counts as current).
+    withdrawal.withdraw_for_objections(con)
     fingerprint = data_fingerprint(con, config)
     current = registry.current(con)
     # A model trained before an erasure holds the erased customers: it must be replaced, not kept.
@@ -136,6 +141,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     registry.install_artifact(config.warehouse.models, version, staging)
     faults.point("train.after_artifact")
     clear_mark = ((f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [ERASURE_MARK]),) if erased else ()
+    clear_mark += (withdrawal.subjects_sql(version, config.training.model, config.training.id_column),)
     registry.record_run(
         con,
         version=version,
@@ -148,6 +154,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         also=clear_mark,
     )
     faults.point("train.after_record")
+    withdrawal.remove_artifacts(withdrawal.withdrawn_artifacts(con, config.warehouse.models))
     registry.prune_artifacts(con, config.warehouse.models, config.training.keep_versions)
     if not promote:
         current_model = registry.load(config.warehouse.models, current.version)
