@@ -11,11 +11,15 @@ removed and the old published file stays):
 
 - no column is named like a direct identifier;
 - every text value is scanned for e-mail addresses, phone numbers, card numbers (Luhn) and IBANs
-  (mod 97), and compared with the values of every direct-identifier column of ``raw``;
+  (mod 97), and compared with the values of every direct-identifier column of ``raw``; date and
+  timestamp values (as dates) and integers of 7 digits or more are compared with them too (an
+  exact birth date, a phone number stored as a number);
 - every pseudonym is a current one (in raw.customer_keys: no erased or pre-rotation pseudonym) and
   no customer who objected to profiling as of the build appears;
-- segment tables (a ``customers`` count column) have no group smaller than k, and row-level tables
-  with quasi-identifier columns have no quasi-identifier combination shared by fewer than k rows.
+- every group-size column (``customers``, ``cohort_customers``, ``active_customers``) is at least k,
+  no hidden segment of 1..k-1 customers can be recovered by subtracting the shown segments from the
+  'all' row, and row-level tables with quasi-identifier columns have no quasi-identifier
+  combination shared by fewer than k rows.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ GROUP_SIZE_COLUMNS = ("customers", "cohort_customers", "active_customers")
 """Columns that count the customers of a published group: each must be at least k. (Outcome counts
 inside a group, such as retained_customers, are not group sizes.)"""
 SEGMENT_COLUMNS = ("segment_type", "segment")
+MIN_IDENTIFYING_DIGITS = 7
 MEASURE_TYPES = ("BIGINT", "HUGEINT", "DOUBLE", "FLOAT", "DECIMAL")
 IDENTIFIER_NAMES = {column for _, column in classification.direct_identifiers()} | {"name", "first_name", "last_name"}
 
@@ -272,6 +277,25 @@ def verify(con: duckdb.DuckDBPyConnection, k: int, quasi_identifiers: set[str]) 
             ):
                 if count:
                     problems.append(f"{table}.{column} holds {count} value{'s' if count != 1 else ''} like {what}")
+    checks["date_and_number_columns"] = 0
+    for table, columns in tables.items():
+        target = f"{PUB}.main.{_q(table)}"
+        for column, kind in columns.items():
+            if kind.startswith(("DATE", "TIMESTAMP")):
+                # an exact raw date (a birth date): the value as the raw column renders it
+                value = f"CAST(CAST({_q(column)} AS DATE) AS VARCHAR)"
+            elif kind.startswith(("BIGINT", "INTEGER", "HUGEINT", "UBIGINT", "DECIMAL")):
+                # a number as long as a phone or an account number; shorter ones are counts and amounts
+                value = f"CAST({_q(column)} AS VARCHAR)"
+                value = f"CASE WHEN length({value}) >= {MIN_IDENTIFYING_DIGITS} THEN {value} END"
+            else:
+                continue
+            checks["date_and_number_columns"] += 1
+            hits = con.execute(
+                f"SELECT count(*) FROM {target} WHERE {value} IN (SELECT v FROM _pii_values)").fetchone()[0]
+            if hits:
+                problems.append(f"{table}.{column} holds {hits} value{'s' if hits != 1 else ''} equal to a raw "
+                                "direct-identifier value (an exact date or number)")
     con.execute("DROP TABLE IF EXISTS _pii_values")
 
     # pseudonyms: current ones only, and no objector
