@@ -87,6 +87,7 @@ def diagnose(root: Path) -> Diagnosis:
         if con is not None and not rotating:
             _check_key_matches(con, key, findings)
             _check_pending(con, findings)
+            _check_audit_chain(con, config, findings)
         _check_published(config, con, lock_state, findings)
         if con is not None:
             _check_models(con, config, findings)
@@ -210,6 +211,32 @@ def _meta(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
         return warehouse.get_meta(con, name)
     except duckdb.Error:
         return None
+
+
+def _check_audit_chain(con: duckdb.DuckDBPyConnection, config: Config, findings: list[Finding]) -> None:
+    """The audit log's keyed hash chain (churnwh.privacy.audit): a removed or edited entry breaks it."""
+    from churnwh.privacy import audit
+    from churnwh.store import warehouse
+
+    if audit.TABLE not in warehouse.relations(con):
+        return
+    try:
+        key, _ = audit.chain_key(config, create=False)
+    except ChurnwhError as err:
+        findings.append(Finding("audit", PROBLEM, str(err), "restore the audit key file from your backup"))
+        return
+    entries = con.execute(f"SELECT count(*) FROM {audit.TABLE}").fetchone()[0]
+    if key is None:
+        findings.append(Finding("audit", PROBLEM if entries else INFO, "no audit key: the audit log's chain cannot be "
+                                "verified", "restore the audit key file from your backup"))
+        return
+    broken = audit.verify_chain(con, key)
+    if broken:
+        findings.append(Finding("audit", PROBLEM, f"the audit log's keyed chain is broken at {broken} of {entries} "
+                                "entries (entries were removed or edited)", "treat the log as tampered with: "
+                                "compare it with the copy in an older published file"))
+    else:
+        findings.append(Finding("audit", OK, f"the audit log's keyed chain is intact ({entries} entries)"))
 
 
 def _check_pending(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> None:
