@@ -5,7 +5,9 @@ derived table (by pseudonym), records the request in the audit log (a request id
 identifier), withdraws every model version trained on the customers (``churnwh.privacy.withdrawal``:
 no rollback or score can use them again, their artifacts are deleted) and marks the current model
 stale (``_churnwh.meta`` 'erasure_since_model', read by the train stage), rewrites the private file with ``COPY FROM DATABASE`` into a new file renamed over
-the old one (DuckDB's DELETE leaves values readable in the file), and re-publishes. Ids enter SQL
+the old one (DuckDB's DELETE leaves values readable in the file), rebuilds what the customers
+contributed to (``refresh_derived``: the SQL models, and the scores and model-based aggregates, or
+drops those when their model was withdrawn), and re-publishes. Ids enter SQL
 only as rows of a registered Arrow table, never as SQL text.
 
 Crash safety: the deletions, the marks and the audit entry commit in one transaction; the
@@ -222,6 +224,32 @@ def finish_pending_rewrite(config: Config) -> bool:
     return True
 
 
+MODEL_AGGREGATES = ("ml.feature_importance", "ml.drift")
+"""Aggregates computed with the current model: dropped when that model was withdrawn (the next
+build's retrain recomputes them), so none computed over the erased customer's rows is republished."""
+
+
+def refresh_derived(config: Config) -> None:
+    """Rebuild what the erased customers contributed to before the republish (call under the lock).
+
+    The SQL models run again (with their lineage proof): staging, features and the marts
+    (cohort_retention, churn_monthly, revenue_churn_monthly) no longer count the customers. With a
+    usable current model the scores, drivers, feature importance, drift and data quality are
+    recomputed without them; when the erasure withdrew the current model (it was trained on them),
+    the model-based aggregates are dropped instead until the next build retrains.
+    """
+    from churnwh.pipeline import build
+    from churnwh.stages import registry
+
+    with warehouse.open_private(config) as con:
+        usable = registry.exists(con) and registry.current(con) is not None
+        if not usable:
+            for table in MODEL_AGGREGATES:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+    stages = ("pseudonymize", "classify", "lineage", "models") + (("score", "explain", "monitor") if usable else ())
+    build(config, only=stages)
+
+
 def forget(config: Config, ids: list[str]) -> ForgetResult:
     """Erase ``ids`` from both files; see the module docstring."""
     if not ids:
@@ -254,8 +282,17 @@ def forget(config: Config, ids: list[str]) -> ForgetResult:
             withdrawal.remove_artifacts(withdrawal.withdrawn_artifacts(con, config.warehouse.models))
         faults.point("forget.after_delete")
         finish_pending_rewrite(config)
-        faults.point("forget.before_publish")
         result = ForgetResult(request_id, len(set(ids)), found, deleted)
+        try:
+            if found:
+                refresh_derived(config)
+        except ChurnwhError as err:
+            config.warehouse.published.unlink(missing_ok=True)
+            raise ChurnwhError(
+                f"erased from the private file, but rebuilding what the customer contributed to failed ({err}); "
+                "the published file was removed instead: fix the cause and run `churnwh build`"
+            ) from None
+        faults.point("forget.before_publish")
         with warehouse.open_private(config) as con:
             warehouse.set_variables(con, config.variables)
             try:
