@@ -39,8 +39,8 @@ import pyarrow as pa
 from churnwh.action.retention import optimize
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.stages.explain import write_table
 from churnwh.privacy import withdrawal
+from churnwh.stages.explain import write_table
 from churnwh.stages.registry import SCHEMA
 from churnwh.store import warehouse
 

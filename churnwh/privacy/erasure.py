@@ -239,10 +239,9 @@ def refresh_derived(config: Config) -> None:
     the model-based aggregates are dropped instead until the next build retrains.
     """
     from churnwh.pipeline import build
-    from churnwh.stages import registry
 
     with warehouse.open_private(config) as con:
-        usable = registry.exists(con) and registry.current(con) is not None
+        usable = withdrawal.has_current(con)
         if not usable:
             for table in MODEL_AGGREGATES:
                 con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -87,6 +87,12 @@ def withdraw_for_objections(con: duckdb.DuckDBPyConnection) -> list[str]:
     return withdraw(con, objectors, "objection", unrecorded=False)
 
 
+def has_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a model version is current (none is after the current one was withdrawn)."""
+    return RUNS in warehouse.relations(con) and con.execute(
+        f"SELECT count(*) FROM {RUNS} WHERE status = 'current'").fetchone()[0] > 0
+
+
 def withdrawn_reason(con: duckdb.DuckDBPyConnection, version: str) -> str | None:
     """Why ``version`` was withdrawn (None when it was not)."""
     if RUNS not in warehouse.relations(con):
