@@ -51,6 +51,9 @@ class TrainingConfig:
     """Model artifacts kept under warehouse/models: the current one and the newest N (0 = all)."""
     network: dict[str, Any] = field(default_factory=dict)
     """Overrides of churnwh.ml.train.TrainConfig (epochs, hidden, k, ...)."""
+    withhold_quasi_identifiers: bool = False
+    """Leave quasi-identifier and sensitive columns out of the model's inputs, so no published score
+    depends on them (otherwise the score itself carries some of their information)."""
 
 
 @dataclass(frozen=True)
@@ -264,8 +267,11 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
 
     tr = reader.section(
         "training",
-        {"model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance", "keep_versions"},
+        {"model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance", "keep_versions",
+         "withhold_quasi_identifiers"},
     )
+    if not isinstance(tr.get("withhold_quasi_identifiers", False), bool):
+        raise reader.fail("training.withhold_quasi_identifiers", tr["withhold_quasi_identifiers"], "true or false")
     training = TrainingConfig(
         model=reader.string(tr, "training.model", "marts.training_set"),
         scoring_model=reader.string(tr, "training.scoring_model", "marts.scoring_set"),
@@ -278,6 +284,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         promote_tolerance=reader.number(tr, "training.promote_tolerance", 0.005, minimum=0.0, maximum=1.0),
         keep_versions=reader.integer(tr, "training.keep_versions", 10, minimum=0),
         network=network_overrides(reader.section("network", None), origin),
+        withhold_quasi_identifiers=tr.get("withhold_quasi_identifiers", False),
     )
     for key, name in (("training.model", training.model), ("training.scoring_model", training.scoring_model)):
         if name.count(".") != 1:

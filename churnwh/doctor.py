@@ -225,7 +225,7 @@ def _check_audit_chain(con: duckdb.DuckDBPyConnection, config: Config, findings:
     except ChurnwhError as err:
         findings.append(Finding("audit", PROBLEM, str(err), "restore the audit key file from your backup"))
         return
-    entries = con.execute(f"SELECT count(*) FROM {audit.TABLE}").fetchone()[0]
+    entries = con.execute(f"SELECT count(*) FROM {audit.TABLE}").fetchall()[0][0]
     if key is None:
         findings.append(Finding("audit", PROBLEM if entries else INFO, "no audit key: the audit log's chain cannot be "
                                 "verified", "restore the audit key file from your backup"))

@@ -292,7 +292,7 @@ def verify(con: duckdb.DuckDBPyConnection, k: int, quasi_identifiers: set[str]) 
                 continue
             checks["date_and_number_columns"] += 1
             hits = con.execute(
-                f"SELECT count(*) FROM {target} WHERE {value} IN (SELECT v FROM _pii_values)").fetchone()[0]
+                f"SELECT count(*) FROM {target} WHERE {value} IN (SELECT v FROM _pii_values)").fetchall()[0][0]
             if hits:
                 problems.append(f"{table}.{column} holds {hits} value{'s' if hits != 1 else ''} equal to a raw "
                                 "direct-identifier value (an exact date or number)")

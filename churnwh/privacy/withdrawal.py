@@ -72,7 +72,7 @@ def withdraw_for_erasure(con: duckdb.DuckDBPyConnection, ids: pa.Table) -> list[
     con.register("_withdraw_ids", ids)
     try:
         erased = f"SELECT customer_pseudonym FROM {keys} WHERE customer_id IN (SELECT customer_id FROM _withdraw_ids)"
-        found = con.execute(f"SELECT count(*) FROM ({erased})").fetchone()[0] > 0
+        found = con.execute(f"SELECT count(*) FROM ({erased})").fetchall()[0][0] > 0
         return withdraw(con, erased, "erasure", unrecorded=found) if found else []
     finally:
         con.unregister("_withdraw_ids")
@@ -90,14 +90,15 @@ def withdraw_for_objections(con: duckdb.DuckDBPyConnection) -> list[str]:
 def has_current(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether a model version is current (none is after the current one was withdrawn)."""
     return RUNS in warehouse.relations(con) and con.execute(
-        f"SELECT count(*) FROM {RUNS} WHERE status = 'current'").fetchone()[0] > 0
+        f"SELECT count(*) FROM {RUNS} WHERE status = 'current'").fetchall()[0][0] > 0
 
 
 def withdrawn_reason(con: duckdb.DuckDBPyConnection, version: str) -> str | None:
     """Why ``version`` was withdrawn (None when it was not)."""
     if RUNS not in warehouse.relations(con):
         return None
-    row = con.execute(f"SELECT status, decision FROM {RUNS} WHERE version = ?", [version]).fetchone()
+    rows = con.execute(f"SELECT status, decision FROM {RUNS} WHERE version = ?", [version]).fetchall()
+    row = rows[0] if rows else None
     if row is None or row[0] != WITHDRAWN:
         return None
     return next((text.removeprefix("withdrawn: ") for text in REASONS.values() if text in row[1]), "withdrawn")
