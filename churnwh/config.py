@@ -79,6 +79,9 @@ class KeyConfig:
     file: Path
     create: bool = False
     """Create the key file on first use (default for the demo and the worked examples only)."""
+    audit_file: Path | None = None
+    """The audit-chain key file (churnwh.privacy.keys.audit_key_file); None: beside ``file``. Fixed
+    when the config is read, so a key rotation's temporary key file does not move it."""
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         env=reader.string(key, "key.env", "CHURNWH_KEY"),
         file=root / reader.string(key, "key.file", ".churnwh.key"),
         create=key.get("create", kind == "demo"),
+        audit_file=(root / reader.string(key, "key.file", ".churnwh.key")).with_suffix(".audit.key"),
     )
     if not isinstance(key_config.create, bool):
         raise reader.fail("key.create", key_config.create, "true or false")

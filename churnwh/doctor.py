@@ -228,7 +228,8 @@ def _check_audit_chain(con: duckdb.DuckDBPyConnection, config: Config, findings:
     entries = con.execute(f"SELECT count(*) FROM {audit.TABLE}").fetchall()[0][0]
     if key is None:
         findings.append(Finding("audit", PROBLEM if entries else INFO, "no audit key: the audit log's chain cannot be "
-                                "verified", "restore the audit key file from your backup"))
+                                "verified", "restore the audit key file from your backup (a log written before "
+                                "churnwh keyed its chain is sealed by the next build)"))
         return
     broken = audit.verify_chain(con, key)
     if broken:

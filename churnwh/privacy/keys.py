@@ -60,7 +60,7 @@ AUDIT_ENV_SUFFIX = "_AUDIT"
 def audit_key_file(config: KeyConfig) -> Path:
     """Where the audit-chain key lives: beside the pseudonym key file, kept the same way (0600;
     ``.churnwh.key`` -> ``.churnwh.audit.key``, which a ``*.key`` ignore rule keeps out of git)."""
-    return config.file.with_suffix(AUDIT_KEY_SUFFIX)
+    return config.audit_file or config.file.with_suffix(AUDIT_KEY_SUFFIX)
 
 
 def load_audit_key(config: KeyConfig, *, create: bool) -> tuple[bytes | None, bool]:

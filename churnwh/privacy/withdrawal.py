@@ -112,6 +112,17 @@ def withdrawn_artifacts(con: duckdb.DuckDBPyConnection, models_root: Path) -> li
     return [models_root / version for version in versions if (models_root / version).is_dir()]
 
 
+def drop_unrestorable_subjects(con: duckdb.DuckDBPyConnection, models_root: Path) -> int:
+    """Forget the subjects of versions whose artifact is gone (pruned or withdrawn): no rollback can
+    restore them, so there is nothing left to withdraw, and the table stays the size of what is kept."""
+    ensure_table(con)
+    versions = [row[0] for row in con.execute(f"SELECT DISTINCT version FROM {SUBJECTS}").fetchall()]
+    gone = [version for version in versions if not (models_root / version / "model.json").is_file()]
+    for version in gone:
+        con.execute(f"DELETE FROM {SUBJECTS} WHERE version = ?", [version])
+    return len(gone)
+
+
 def remove_artifacts(folders: list[Path]) -> None:
     """Delete withdrawn artifacts: renamed first, so a kill leaves a leftover a build clears, never half a model."""
     for folder in folders:

@@ -181,6 +181,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     faults.point("train.after_record")
     withdrawal.remove_artifacts(withdrawal.withdrawn_artifacts(con, config.warehouse.models))
     registry.prune_artifacts(con, config.warehouse.models, config.training.keep_versions)
+    withdrawal.drop_unrestorable_subjects(con, config.warehouse.models)
     if not promote:
         current_model = registry.load(config.warehouse.models, current.version)
         return TrainOutcome(current.version, False, False, decision, current_model, results)
