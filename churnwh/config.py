@@ -84,6 +84,15 @@ class KeyConfig:
     when the config is read, so a key rotation's temporary key file does not move it."""
 
 
+def audit_key_beside(key_file: Path) -> Path:
+    """The audit-chain key file beside the pseudonym key: ``.churnwh.key`` -> ``.churnwh.audit.key``
+    (a ``*.key`` ignore rule keeps both out of git)."""
+    try:
+        return key_file.with_suffix(".audit.key")
+    except ValueError:  # a name with no stem ("/", ".."): the key file itself is refused when read
+        return key_file.parent / ".churnwh.audit.key"
+
+
 @dataclass(frozen=True)
 class PublishConfig:
     k_anonymity: int = 5
@@ -329,7 +338,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         env=reader.string(key, "key.env", "CHURNWH_KEY"),
         file=root / reader.string(key, "key.file", ".churnwh.key"),
         create=key.get("create", kind == "demo"),
-        audit_file=(root / reader.string(key, "key.file", ".churnwh.key")).with_suffix(".audit.key"),
+        audit_file=audit_key_beside(root / reader.string(key, "key.file", ".churnwh.key")),
     )
     if not isinstance(key_config.create, bool):
         raise reader.fail("key.create", key_config.create, "true or false")

@@ -14,7 +14,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from churnwh.config import KeyConfig
+from churnwh.config import KeyConfig, audit_key_beside
 from churnwh.errors import KeyMaterialError
 
 MIN_KEY_BYTES = 32
@@ -53,14 +53,13 @@ def load_key(config: KeyConfig) -> bytes:
     return _decode(path.read_text(encoding="ascii", errors="replace"), f"key file {path}")
 
 
-AUDIT_KEY_SUFFIX = ".audit.key"
 AUDIT_ENV_SUFFIX = "_AUDIT"
 
 
 def audit_key_file(config: KeyConfig) -> Path:
     """Where the audit-chain key lives: beside the pseudonym key file, kept the same way (0600;
     ``.churnwh.key`` -> ``.churnwh.audit.key``, which a ``*.key`` ignore rule keeps out of git)."""
-    return config.audit_file or config.file.with_suffix(AUDIT_KEY_SUFFIX)
+    return config.audit_file or audit_key_beside(config.file)
 
 
 def load_audit_key(config: KeyConfig, *, create: bool) -> tuple[bytes | None, bool]:
