@@ -283,7 +283,7 @@ def forget(
 
     Example: churnwh forget C00000042 --file erasure_requests.txt
     """
-    from churnwh.privacy.erasure import forget as run_forget
+    from churnwh.pipeline import forget as run_forget
     from churnwh.privacy.erasure import read_id_file
 
     ids = list(customer_ids or [])

@@ -51,6 +51,9 @@ class TrainingConfig:
     """Model artifacts kept under warehouse/models: the current one and the newest N (0 = all)."""
     network: dict[str, Any] = field(default_factory=dict)
     """Overrides of churnwh.ml.train.TrainConfig (epochs, hidden, k, ...)."""
+    withhold_quasi_identifiers: bool = False
+    """Leave quasi-identifier and sensitive columns out of the model's inputs, so no published score
+    depends on them (otherwise the score itself carries some of their information)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,18 @@ class KeyConfig:
     file: Path
     create: bool = False
     """Create the key file on first use (default for the demo and the worked examples only)."""
+    audit_file: Path | None = None
+    """The audit-chain key file (churnwh.privacy.keys.audit_key_file); None: beside ``file``. Fixed
+    when the config is read, so a key rotation's temporary key file does not move it."""
+
+
+def audit_key_beside(key_file: Path) -> Path:
+    """The audit-chain key file beside the pseudonym key: ``.churnwh.key`` -> ``.churnwh.audit.key``
+    (a ``*.key`` ignore rule keeps both out of git)."""
+    try:
+        return key_file.with_suffix(".audit.key")
+    except ValueError:  # a name with no stem ("/", ".."): the key file itself is refused when read
+        return key_file.parent / ".churnwh.audit.key"
 
 
 @dataclass(frozen=True)
@@ -182,7 +197,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "source": ("kind",),
     "demo": ("customers", "seed", "start", "end", "truth"),
     "training": ("model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance",
-                 "keep_versions"),
+                 "keep_versions", "withhold_quasi_identifiers"),
     "tiers": ("high", "medium", "mode", "actions"),
     "scoring": ("value_column", "horizon_months", "batch_rows", "segments", "currency"),
     "key": ("env", "file", "create"),
@@ -290,6 +305,8 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         raise ConfigError(f"{origin}: demo.end = {demo_config.end} is not after demo.start = {demo_config.start}")
 
     tr = reader.section("training", set(SECTION_KEYS["training"]))
+    if not isinstance(tr.get("withhold_quasi_identifiers", False), bool):
+        raise reader.fail("training.withhold_quasi_identifiers", tr["withhold_quasi_identifiers"], "true or false")
     training = TrainingConfig(
         model=reader.string(tr, "training.model", "marts.training_set"),
         scoring_model=reader.string(tr, "training.scoring_model", "marts.scoring_set"),
@@ -302,6 +319,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         promote_tolerance=reader.number(tr, "training.promote_tolerance", 0.005, minimum=0.0, maximum=1.0),
         keep_versions=reader.integer(tr, "training.keep_versions", 10, minimum=0),
         network=network_overrides(reader.section("network", None), origin),
+        withhold_quasi_identifiers=tr.get("withhold_quasi_identifiers", False),
     )
     for key, name in (("training.model", training.model), ("training.scoring_model", training.scoring_model)):
         if name.count(".") != 1:
@@ -348,6 +366,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         env=reader.string(key, "key.env", "CHURNWH_KEY"),
         file=root / reader.string(key, "key.file", ".churnwh.key"),
         create=key.get("create", kind == "demo"),
+        audit_file=audit_key_beside(root / reader.string(key, "key.file", ".churnwh.key")),
     )
     if not isinstance(key_config.create, bool):
         raise reader.fail("key.create", key_config.create, "true or false")
@@ -359,6 +378,11 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         variables["as_of"] = demo_config.end + dt.timedelta(days=1)
     if kind == "demo" and "history_start" not in raw.get("vars", {}):
         variables["history_start"] = demo_config.start
+    # One k everywhere: the SQL models suppress with the same value the publish check enforces.
+    if "k_anonymity" in raw.get("vars", {}):
+        raise reader.fail("vars.k_anonymity", raw["vars"]["k_anonymity"],
+                          "set [publish] k_anonymity instead (the SQL models read that value)")
+    variables["k_anonymity"] = publish_config.k_anonymity
 
     ret = reader.section("retention", set(SECTION_KEYS["retention"]))
     tiers_known = {"high", "medium", "low"}

@@ -62,6 +62,9 @@ DESCRIPTIONS = {
     "training.seed": "Seed of training (it also sets `network.seed`).",
     "training.promote_tolerance": "A new model replaces the current one unless its test ROC-AUC is worse than the "
                                   "current model's on the same rows by more than this (0 to 1).",
+    "training.withhold_quasi_identifiers": "Keep quasi-identifier, sensitive and direct-identifier columns out of "
+                                           "the model's inputs, so that scores reveal nothing of them (a current "
+                                           "model that reads them is replaced).",
     "training.keep_versions": "Model artifacts kept: the current one and the newest N (0 keeps all); registry rows "
                               "and metrics stay.",
     "tiers.high": "With `mode = \"probability\"`: the probability from which a customer is `high`; with "

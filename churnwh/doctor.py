@@ -90,6 +90,7 @@ def diagnose(root: Path) -> Diagnosis:
         if con is not None and not rotating:
             _check_key_matches(con, key, findings)
             _check_pending(con, findings)
+            _check_audit_chain(con, config, findings)
         _check_published(config, con, lock_state, findings)
         if con is not None:
             _check_models(con, config, findings)
@@ -216,6 +217,33 @@ def _meta(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
         return None
 
 
+def _check_audit_chain(con: duckdb.DuckDBPyConnection, config: Config, findings: list[Finding]) -> None:
+    """The audit log's keyed hash chain (churnwh.privacy.audit): a removed or edited entry breaks it."""
+    from churnwh.privacy import audit
+    from churnwh.store import warehouse
+
+    if audit.TABLE not in warehouse.relations(con):
+        return
+    try:
+        key, _ = audit.chain_key(config, create=False)
+    except ChurnwhError as err:
+        findings.append(Finding("audit", PROBLEM, str(err), "restore the audit key file from your backup"))
+        return
+    entries = con.execute(f"SELECT count(*) FROM {audit.TABLE}").fetchall()[0][0]
+    if key is None:
+        findings.append(Finding("audit", PROBLEM if entries else INFO, "no audit key: the audit log's chain cannot be "
+                                "verified", "restore the audit key file from your backup (a log written before "
+                                "churnwh keyed its chain is sealed by the next build)"))
+        return
+    broken = audit.verify_chain(con, key)
+    if broken:
+        findings.append(Finding("audit", PROBLEM, f"the audit log's keyed chain is broken at {broken} of {entries} "
+                                "entries (entries were removed or edited)", "treat the log as tampered with: "
+                                "compare it with the copy in an older published file"))
+    else:
+        findings.append(Finding("audit", OK, f"the audit log's keyed chain is intact ({entries} entries)"))
+
+
 def _check_pending(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> None:
     from churnwh.privacy import erasure
 
@@ -337,6 +365,30 @@ def _check_models(con: duckdb.DuckDBPyConnection, config: Config, findings: list
                     "listed by `churnwh models` whose artifact exists"))
             else:
                 findings.append(Finding("models", OK, f"current model {record.version} has its artifact"))
+        _check_withdrawn(con, config, record, findings)
+
+
+def _check_withdrawn(con: duckdb.DuckDBPyConnection, config: Config, record, findings: list[Finding]) -> None:
+    """Model versions trained on an erased customer or an objector must not score, nor stay on disk."""
+    from churnwh.privacy import withdrawal
+
+    withdrawn = [row[0] for row in con.execute(
+        f"SELECT version FROM {withdrawal.RUNS} WHERE status = '{withdrawal.WITHDRAWN}' ORDER BY version").fetchall()]
+    if not withdrawn:
+        return
+    if record is None:
+        findings.append(Finding(
+            "models", PROBLEM, f"no current model: {withdrawn[-1]} was withdrawn (trained on data of a customer "
+            "since erased or objecting) and no retrain has replaced it yet", "run `churnwh build`"))
+    left = withdrawal.withdrawn_artifacts(con, config.warehouse.models)
+    if left:
+        findings.append(Finding(
+            "models", PROBLEM, f"{len(left)} withdrawn model version(s) still have artifacts: "
+            f"{', '.join(path.name for path in left[:5])}", "run `churnwh build` (it deletes them) or delete those "
+            f"folders under {config.warehouse.models}"))
+    else:
+        findings.append(Finding("models", OK, f"{len(withdrawn)} withdrawn model version(s), none restorable "
+                                "(rollback refuses them, their artifacts are gone)"))
 
 
 def _changed_models(con, project, config: Config, states: dict[str, str], relations: dict[str, str],

@@ -201,6 +201,14 @@ def build(
     return BuildReport(stages=stages, models=ctx.models)
 
 
+def forget(config: Config, ids: list[str]):
+    """`churnwh forget`: erase customers (churnwh.privacy.erasure), rebuilding with this pipeline's stages
+    what they contributed to before the republish."""
+    from churnwh.privacy import erasure
+
+    return erasure.forget(config, ids, rebuild=lambda stages: build(config, only=stages))
+
+
 def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name: None) -> tuple[str, str]:
     """`churnwh rotate-key`: a new key, a full rebuild with it, then the key in force (churnwh.privacy.rotation).
 

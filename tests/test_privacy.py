@@ -216,7 +216,8 @@ def test_a_customer_who_consents_again_contributes_only_dates_with_consent(built
 def test_audit_log_counts_exclusions_by_reason_and_holds_no_identifier(built):
     with duckdb.connect(str(private(built)), read_only=True) as con:
         rows = con.execute("SELECT * FROM audit.audit_log WHERE event = 'build'").fetchall()
-        assert audit.verify_chain(con) == 0
+        audit_key = bytes.fromhex((built / ".churnwh.audit.key").read_text().strip())
+        assert audit.verify_chain(con, audit_key) == 0
         excluded = con.execute("SELECT rows_excluded, rows_read, key_version, config_fingerprint FROM audit.audit_log "
                                "WHERE event = 'build'").fetchone()
         ids = {r[0] for r in con.execute("SELECT customer_id FROM raw.customer_keys").fetchall()}

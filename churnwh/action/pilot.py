@@ -45,6 +45,7 @@ import pyarrow as pa
 from churnwh.action.retention import optimize
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
+from churnwh.privacy import withdrawal
 from churnwh.stages.explain import write_table
 from churnwh.stages.registry import SCHEMA
 from churnwh.stages.score import refresh_campaign_group
@@ -54,7 +55,7 @@ PLAN = f"{SCHEMA}.retention_plan"
 CAMPAIGNS = f"{SCHEMA}.campaigns"
 MEMBERS = f"{SCHEMA}.campaign_members"
 RESULTS = f"{SCHEMA}.pilot_results"
-OUTLIVE_BUILDS = (MEMBERS, PLAN, f"{SCHEMA}.score_history")
+OUTLIVE_BUILDS = (MEMBERS, PLAN, f"{SCHEMA}.score_history", withdrawal.SUBJECTS)
 """Tables keyed by pseudonym that no build recreates (re-keyed by a key rotation)."""
 Z95 = 1.959963984540054
 

@@ -5,6 +5,16 @@ report). Rows hold run ids, counts, fingerprints and versions, never a customer 
 pseudonym or key material. The code only ever INSERTs; each row carries the hash of the previous
 row (``prev_hash``) and its own (``row_hash``), so an edited or deleted row breaks the chain
 (``verify_chain``). The published file carries a copy of the log.
+
+The chain is keyed: ``row_hash`` is HMAC-SHA256 under the audit key (``keys.load_audit_key``: a
+0600 file beside the pseudonym key, or an environment variable; never in a warehouse file). With a
+plain SHA-256 anyone who could write the file could delete rows and recompute every later hash;
+without the audit key they cannot. What it proves: every entry was written by someone holding the
+key, in this order, and none was removed from the middle or edited. What it does not prove: that
+the newest entries were not cut off the end (truncation keeps a valid chain: compare the entry
+count with a copy kept elsewhere, e.g. an older published file), that the key holder did not
+rewrite the log, or that the logged counts are true. Readers of the published file cannot verify
+the chain (they lack the key); the operator does, with `churnwh doctor`.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import json
 import uuid
 from pathlib import Path
@@ -39,7 +50,7 @@ COLUMNS = {
     "outcome": "ok, or failed with the reason.",
     "detail": "Further counts and verification results as JSON (no identifiers).",
     "prev_hash": "row_hash of the previous entry (tamper evidence).",
-    "row_hash": "SHA-256 over prev_hash and this entry's fields.",
+    "row_hash": "HMAC-SHA256 (under the operator's audit key) over prev_hash and this entry's fields.",
 }
 
 
@@ -109,9 +120,40 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def _hash(prev: str | None, values: list[Any]) -> str:
+def _hash(prev: str | None, values: list[Any], key: bytes | None) -> str:
+    """HMAC-SHA256 under the audit key; plain SHA-256 (``key`` None) only for logs written before
+    the chain was keyed."""
     text = json.dumps([prev, *[str(v) if v is not None else None for v in values]], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    if key is None:
+        return hashlib.sha256(text.encode()).hexdigest()
+    return hmac.new(key, text.encode(), "sha256").hexdigest()
+
+
+def chain_key(config: Config | None, *, create: bool = True) -> tuple[bytes | None, bool]:
+    """The audit key of ``config`` (see ``keys.load_audit_key``); (None, False) without a config."""
+    from churnwh.privacy import keys
+
+    if config is None:
+        return None, False
+    return keys.load_audit_key(config.key, create=create)
+
+
+def seal_unkeyed_log(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
+    """Re-chain a log written before the chain was keyed, once, when the audit key is first created,
+    and only if its plain chain is intact. Returns the entries sealed.
+
+    Only when the key is new: later, a log whose keyed chain breaks is reported, never re-sealed
+    (else deleting rows and recomputing plain hashes would be laundered by the next append)."""
+    rows = con.execute(f"SELECT * FROM {TABLE} ORDER BY logged_at, entry_id").fetchall()
+    if not rows or _broken(rows, None):
+        return 0
+    prev = None
+    for row in rows:
+        *values, _, _ = row
+        row_hash = _hash(prev, values, key)
+        con.execute(f"UPDATE {TABLE} SET prev_hash = ?, row_hash = ? WHERE entry_id = ?", [prev, row_hash, values[0]])
+        prev = row_hash
+    return len(rows)
 
 
 def append(
@@ -136,6 +178,9 @@ def append(
     """
     assert event in EVENTS, event
     ensure_table(con)
+    key, created = chain_key(config)
+    if created:
+        seal_unkeyed_log(con, key)
     prev = con.execute(f"SELECT row_hash FROM {TABLE} ORDER BY logged_at DESC, entry_id DESC LIMIT 1").fetchone()
     prev_hash = prev[0] if prev else None
     from churnwh.store import warehouse
@@ -156,7 +201,7 @@ def append(
     }
     values = list(entry.values())
     entry["prev_hash"] = prev_hash
-    entry["row_hash"] = _hash(prev_hash, values)
+    entry["row_hash"] = _hash(prev_hash, values, key)
     if not defer_own:
         insert(con, entry)
     if also_into:
@@ -169,13 +214,18 @@ def insert(con: duckdb.DuckDBPyConnection, entry: dict[str, Any], table: str = T
     con.execute(f"INSERT INTO {table} VALUES ({placeholders})", list(entry.values()))
 
 
-def verify_chain(con: duckdb.DuckDBPyConnection, table: str = TABLE) -> int:
-    """Number of entries whose hash chain is broken (0 when the log is intact)."""
-    rows = con.execute(f"SELECT * FROM {table} ORDER BY logged_at, entry_id").fetchall()
+def verify_chain(con: duckdb.DuckDBPyConnection, key: bytes | None, table: str = TABLE) -> int:
+    """Number of entries whose hash chain is broken (0 when the log is intact) under the audit key.
+
+    ``key`` None checks the plain SHA-256 chain of a log written before the chain was keyed."""
+    return _broken(con.execute(f"SELECT * FROM {table} ORDER BY logged_at, entry_id").fetchall(), key)
+
+
+def _broken(rows: list[tuple], key: bytes | None) -> int:
     broken, prev = 0, None
     for row in rows:
         *values, prev_hash, row_hash = row
-        if prev_hash != prev or _hash(prev_hash, values) != row_hash:
+        if prev_hash != prev or _hash(prev_hash, values, key) != row_hash:
             broken += 1
         prev = row_hash
     return broken

@@ -2,12 +2,16 @@
 
 A forget request deletes the customers from every raw table (by customer id) and from every
 derived table (by pseudonym), records the request in the audit log (a request id and counts, no
-identifier), marks the current model stale (``_churnwh.meta`` 'erasure_since_model', read by the
-train stage), rewrites the private file with ``COPY FROM DATABASE`` into a new file renamed over
-the old one (DuckDB's DELETE leaves values readable in the file), and re-publishes. Ids enter SQL
-only as rows of a registered Arrow table, never as SQL text. Ids are normalised exactly as `load`
-normalises the id column (``warehouse.normalised_id_sql``); how many matched no customer is reported,
-never which. The rewritten file is owner-only (``warehouse.owner_only``), whatever mode the old had.
+identifier), withdraws every model version trained on the customers (``churnwh.privacy.withdrawal``:
+no rollback or score can use them again, their artifacts are deleted) and marks the current model
+stale (``_churnwh.meta`` 'erasure_since_model', read by the train stage), rewrites the private file
+with ``COPY FROM DATABASE`` into a new file renamed over the old one (DuckDB's DELETE leaves values
+readable in the file), rebuilds what the customers contributed to (``refresh_derived``: the SQL
+models, and the scores and model-based aggregates, or drops those when their model was withdrawn),
+and re-publishes. Ids enter SQL only as rows of a registered Arrow table, never as SQL text. Ids are
+normalised exactly as `load` normalises the id column (``warehouse.normalised_id_sql``); how many
+matched no customer is reported, never which. The rewritten file is owner-only
+(``warehouse.owner_only``), whatever mode the old had.
 
 Crash safety: the deletions, the marks and the audit entry commit in one transaction; the
 'rewrite_pending' mark makes the next build finish a rewrite (and so the republish) that a killed
@@ -19,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +32,7 @@ import pyarrow as pa
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import audit, publish
+from churnwh.privacy import audit, publish, withdrawal
 from churnwh.store import faults, lock, warehouse
 from churnwh.store.warehouse import quote_relation
 
@@ -233,8 +238,33 @@ def finish_pending_rewrite(config: Config) -> bool:
     return True
 
 
-def forget(config: Config, ids: list[str]) -> ForgetResult:
-    """Erase ``ids`` from both files; see the module docstring."""
+MODEL_AGGREGATES = ("ml.feature_importance", "ml.drift")
+"""Aggregates computed with the current model: dropped when that model was withdrawn (the next
+build's retrain recomputes them), so none computed over the erased customer's rows is republished."""
+
+
+def refresh_derived(config: Config, rebuild: Callable[[tuple[str, ...]], None]) -> None:
+    """Rebuild what the erased customers contributed to before the republish (call under the lock).
+
+    The SQL models run again (with their lineage proof): staging, features and the marts
+    (cohort_retention, churn_monthly, revenue_churn_monthly) no longer count the customers. With a
+    usable current model the scores, drivers, feature importance, drift and data quality are
+    recomputed without them; when the erasure withdrew the current model (it was trained on them),
+    the model-based aggregates are dropped instead until the next build retrains. ``rebuild`` runs the
+    given build stages (the pipeline's: privacy does not sequence builds).
+    """
+    with warehouse.open_private(config) as con:
+        usable = withdrawal.has_current(con)
+        if not usable:
+            for table in MODEL_AGGREGATES:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+    stages = ("pseudonymize", "classify", "lineage", "models") + (("score", "explain", "monitor") if usable else ())
+    rebuild(stages)
+
+
+def forget(config: Config, ids: list[str], rebuild: Callable[[tuple[str, ...]], None]) -> ForgetResult:
+    """Erase ``ids`` from both files; see the module docstring. ``rebuild`` runs build stages
+    (``churnwh.pipeline.forget`` passes its own)."""
     if not ids:
         raise ChurnwhError("no customer ids given: pass ids as arguments or --file with one id per line")
     check_ids(ids)
@@ -244,6 +274,8 @@ def forget(config: Config, ids: list[str]) -> ForgetResult:
         with warehouse.open_private(config) as con:
             con.execute("BEGIN TRANSACTION")
             try:
+                withdrawn = withdrawal.withdraw_for_erasure(
+                    con, pa.table({"customer_id": pa.array(sorted(set(ids)), pa.string())}))
                 found, deleted = delete_customers(con, ids)
                 warehouse.set_meta(con, ERASURE_MARK, request_id)
                 warehouse.set_meta(con, REWRITE_PENDING, request_id)
@@ -254,16 +286,27 @@ def forget(config: Config, ids: list[str]) -> ForgetResult:
                     config=config,
                     erasures=found,
                     detail={"request_id": request_id, "requested": len(set(ids)), "found": found,
-                            "rows_deleted": deleted},
+                            "rows_deleted": deleted, "models_withdrawn": withdrawn},
                 )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        with warehouse.open_private(config) as con:
+            withdrawal.remove_artifacts(withdrawal.withdrawn_artifacts(con, config.warehouse.models))
         faults.point("forget.after_delete")
         finish_pending_rewrite(config)
-        faults.point("forget.before_publish")
         result = ForgetResult(request_id, len(set(ids)), found, deleted)
+        try:
+            if found:
+                refresh_derived(config, rebuild)
+        except ChurnwhError as err:
+            config.warehouse.published.unlink(missing_ok=True)
+            raise ChurnwhError(
+                f"erased from the private file, but rebuilding what the customer contributed to failed ({err}); "
+                "the published file was removed instead: fix the cause and run `churnwh build`"
+            ) from None
+        faults.point("forget.before_publish")
         with warehouse.open_private(config) as con:
             warehouse.set_variables(con, config.variables)
             try:

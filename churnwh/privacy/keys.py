@@ -14,7 +14,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from churnwh.config import KeyConfig
+from churnwh.config import KeyConfig, audit_key_beside
 from churnwh.errors import KeyMaterialError
 
 MIN_KEY_BYTES = 32
@@ -51,6 +51,38 @@ def load_key(config: KeyConfig) -> bytes:
     if mode & 0o077:
         raise KeyMaterialError(f"key file {path} is readable by other users: run `chmod 600 {path}`")
     return _decode(path.read_text(encoding="ascii", errors="replace"), f"key file {path}")
+
+
+AUDIT_ENV_SUFFIX = "_AUDIT"
+
+
+def audit_key_file(config: KeyConfig) -> Path:
+    """Where the audit-chain key lives: beside the pseudonym key file, kept the same way (0600;
+    ``.churnwh.key`` -> ``.churnwh.audit.key``, which a ``*.key`` ignore rule keeps out of git)."""
+    return config.audit_file or audit_key_beside(config.file)
+
+
+def load_audit_key(config: KeyConfig, *, create: bool) -> tuple[bytes | None, bool]:
+    """(the key that seals the audit log's hash chain, whether it was created now).
+
+    From environment variable ``<key.env>_AUDIT`` if set, else the file ``keys.audit_key_file``; with
+    ``create`` a missing file is created (0600). A separate key from the pseudonym key, so a key
+    rotation does not make the old entries unverifiable. (None, False) when absent and not created.
+    """
+    from_env = os.environ.get(config.env + AUDIT_ENV_SUFFIX)
+    if from_env is not None:
+        return _decode(from_env, f"environment variable {config.env + AUDIT_ENV_SUFFIX}"), False
+    path = audit_key_file(config)
+    created = False
+    if not path.exists():
+        if not create:
+            return None, False
+        generate_key_file(path)
+        created = True
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyMaterialError(f"audit key file {path} is readable by other users: run `chmod 600 {path}`")
+    return _decode(path.read_text(encoding="ascii", errors="replace"), f"audit key file {path}"), created
 
 
 def key_id(key: bytes) -> str:

@@ -206,15 +206,69 @@ def prove_lineage(con: duckdb.DuckDBPyConnection, project: Project) -> LineageRe
 
 
 def _generalized(model, column: str, reached: set[str]) -> bool:
-    """True when ``column`` is a reviewed generalization (classification.GENERALIZATIONS) that applies."""
+    """True when ``column`` is a reviewed generalization (classification.GENERALIZATIONS) that applies.
+
+    Judged by the expression's structure, not its text: every way a value reaches the output must go
+    through the generalizing function (``coalesce(birth_date, date_trunc('month', birth_date))``
+    contains the function but passes the exact date on, so it is refused).
+    """
     rule = classification.GENERALIZATIONS.get((model.name, column))
     if rule is None or reached != {rule[0]}:
         return False
     statement = sqlglot.parse_one(model.text, read=DIALECT)
+    ctes = {cte.alias_or_name: cte.this for cte in statement.find_all(exp.CTE)}
     for projection in statement.selects:
         if projection.alias_or_name == column:
-            return f"{rule[1].lower()}(" in projection.sql(dialect=DIALECT).lower()
+            return _only_through(projection.unalias(), rule[1].lower(), ctes)
     return False
+
+
+COARSE_UNITS = {"MONTH", "QUARTER", "YEAR", "DECADE", "CENTURY", "MILLENNIUM"}
+"""date_trunc units that generalize a date (a day, an hour or a week would keep it nearly exact)."""
+
+
+def _only_through(node: exp.Expression, function: str, ctes: dict[str, exp.Expression]) -> bool:
+    """Whether every column value in ``node`` reaches its result only through ``function``.
+
+    CASE conditions choose a branch but are not the value (a condition's outcome is at most a
+    NULL or not); casts and parentheses pass the value on; any other operation on a column outside
+    the function (coalesce, arithmetic, string functions) could carry the exact value and is refused.
+    """
+    if not any(True for _ in node.find_all(exp.Column)):
+        return True
+    if isinstance(node, (exp.Cast, exp.TryCast, exp.Paren)):
+        return _only_through(node.this, function, ctes)
+    if isinstance(node, exp.Case):
+        branches = [branch.args.get("true") for branch in node.args.get("ifs") or []] + [node.args.get("default")]
+        return all(branch is None or _only_through(branch, function, ctes) for branch in branches)
+    if isinstance(node, exp.If):
+        return all(branch is None or _only_through(branch, function, ctes)
+                   for branch in (node.args.get("true"), node.args.get("false")))
+    if function == "date_trunc" and isinstance(node, (exp.DateTrunc, exp.TimestampTrunc)):
+        unit = node.args.get("unit")
+        unit_name = (unit.name if unit is not None else "").upper()
+        return unit_name in COARSE_UNITS and _plain_column(node.this, ctes, depth=0)
+    return False
+
+
+def _plain_column(node: exp.Expression, ctes: dict[str, exp.Expression], depth: int,
+                  seen: frozenset = frozenset()) -> bool:
+    """A column, cast or not, that each CTE defining it passes on unchanged (so no upstream
+    arithmetic can smuggle the day into what the function keeps)."""
+    while isinstance(node, (exp.Cast, exp.TryCast, exp.Paren)):
+        node = node.this
+    if not isinstance(node, exp.Column) or depth > 20:
+        return False
+    if node.table and node.table not in ctes:
+        return True  # a source table's column: the raw value itself
+    for name, select in ctes.items():
+        if (node.table and name != node.table) or (name, node.name) in seen:
+            continue
+        for projection in getattr(select, "selects", []):
+            if projection.alias_or_name == node.name and not _plain_column(
+                    projection.unalias(), ctes, depth + 1, seen | {(name, node.name)}):
+                return False
+    return True
 
 
 # --- consent --------------------------------------------------------------------------------------

@@ -11,11 +11,15 @@ removed and the old published file stays):
 
 - no column is named like a direct identifier;
 - every text value is scanned for e-mail addresses, phone numbers, card numbers (Luhn) and IBANs
-  (mod 97), and compared with the values of every direct-identifier column of ``raw``;
+  (mod 97), and compared with the values of every direct-identifier column of ``raw``; date and
+  timestamp values (as dates) and integers of 7 digits or more are compared with them too (an
+  exact birth date, a phone number stored as a number);
 - every pseudonym is a current one (in raw.customer_keys: no erased or pre-rotation pseudonym) and
   no customer who objected to profiling as of the build appears;
-- segment tables (a ``customers`` count column) have no group smaller than k, and row-level tables
-  with quasi-identifier columns have no quasi-identifier combination shared by fewer than k rows;
+- every group-size column (``customers``, ``cohort_customers``, ``active_customers``) is at least k,
+  no hidden segment of 1..k-1 customers can be recovered by subtracting the shown segments from the
+  'all' row, and row-level tables with quasi-identifier columns have no quasi-identifier
+  combination shared by fewer than k rows;
 - no column and no byte of the file holds a fragment of the pseudonym key (``churnwh.privacy.canary``).
 
 The new file is created owner-only (it is written while the private file is open) and then given
@@ -65,9 +69,20 @@ ALLOWLIST: tuple[tuple[str, str], ...] = (
 )
 """Private table -> published name (main schema of the published file). Nothing else is published."""
 
+SCORES = "ml.churn_scores"
+PUBLISHED_VALUE_COMMENT = (
+    "churn_probability x banded monthly revenue x the value horizon in months, to the cent. The monthly revenue "
+    "is rounded to two significant digits, and a rounded value that fewer than {k} scored customers share is "
+    "replaced by the most common one, so value_at_risk / churn_probability discloses no exact price."
+)
 TIER_SUMMARY = "tier_summary"
 PSEUDONYM_COLUMN = "customer_pseudonym"
-SEGMENT_COUNT_COLUMN = "customers"
+GROUP_SIZE_COLUMNS = ("customers", "cohort_customers", "active_customers")
+"""Columns that count the customers of a published group: each must be at least k. (Outcome counts
+inside a group, such as retained_customers, are not group sizes.)"""
+SEGMENT_COLUMNS = ("segment_type", "segment")
+MIN_IDENTIFYING_DIGITS = 7
+MEASURE_TYPES = ("BIGINT", "HUGEINT", "DOUBLE", "FLOAT", "DECIMAL")
 IDENTIFIER_NAMES = {column for _, column in classification.direct_identifiers()} | {"name", "first_name", "last_name"}
 
 # RE2 (DuckDB) prefilters; Python confirms (Luhn, mod 97) on the candidates only.
@@ -154,6 +169,38 @@ def _copy_comments(con: duckdb.DuckDBPyConnection, source: str, target: str) -> 
         con.execute(f"COMMENT ON COLUMN {PUB}.main.{_q(target)}.{_q(column)} IS {warehouse.sql_literal(comment)}")
 
 
+def published_scores_sql(k: int, horizon: int) -> str:
+    """ml.churn_scores as published: value at risk from a banded monthly value, priorities re-ranked.
+
+    The private value at risk is churn_probability x monthly value x horizon, so dividing the
+    published columns gave back each customer's exact price (an exact price can single a customer
+    out). The monthly value is rounded to two significant digits; a rounded value shared by fewer
+    than ``k`` scored customers becomes the most common rounded value. Whatever an analyst divides
+    out is then shared by at least ``k`` customers (or by all of them, if fewer are scored).
+    The priority rank follows the published value, so its order adds nothing beyond it.
+    """
+    return f"""
+        WITH valued AS (
+            SELECT *, value_at_risk / nullif(churn_probability * {int(horizon)}, 0) AS _monthly
+            FROM {SCORES}),
+        rounded AS (
+            SELECT *, CASE WHEN _monthly IS NULL OR _monthly = 0 THEN 0.0
+                           ELSE round(_monthly, 1 - CAST(floor(log10(abs(_monthly))) AS INTEGER)) END AS _band
+            FROM valued),
+        counted AS (SELECT *, count(*) OVER (PARTITION BY _band) AS _sharing FROM rounded),
+        common AS (SELECT _band AS _common FROM counted GROUP BY _band ORDER BY count(*) DESC, _band LIMIT 1),
+        banded AS (
+            SELECT *, round(churn_probability * CASE WHEN _sharing >= {int(k)} THEN _band ELSE _common END
+                            * {int(horizon)}, 2) AS _value
+            FROM counted CROSS JOIN common)
+        SELECT * EXCLUDE (_monthly, _band, _sharing, _common, _value) REPLACE (
+            _value AS value_at_risk,
+            CAST(row_number() OVER (ORDER BY _value DESC, churn_probability DESC, customer_pseudonym) AS INTEGER)
+                AS priority_rank)
+        FROM banded
+        ORDER BY priority_rank"""
+
+
 def _write_tier_summary(con: duckdb.DuckDBPyConnection, k: int) -> None:
     con.execute(
         f"""CREATE TABLE {PUB}.main.{TIER_SUMMARY} AS
@@ -235,6 +282,25 @@ def verify(con: duckdb.DuckDBPyConnection, k: int, quasi_identifiers: set[str]) 
             ):
                 if count:
                     problems.append(f"{table}.{column} holds {count} value{'s' if count != 1 else ''} like {what}")
+    checks["date_and_number_columns"] = 0
+    for table, columns in tables.items():
+        target = f"{PUB}.main.{_q(table)}"
+        for column, kind in columns.items():
+            if kind.startswith(("DATE", "TIMESTAMP")):
+                # an exact raw date (a birth date): the value as the raw column renders it
+                value = f"CAST(CAST({_q(column)} AS DATE) AS VARCHAR)"
+            elif kind.startswith(("BIGINT", "INTEGER", "HUGEINT", "UBIGINT", "DECIMAL")):
+                # a number as long as a phone or an account number; shorter ones are counts and amounts
+                value = f"CAST({_q(column)} AS VARCHAR)"
+                value = f"CASE WHEN length({value}) >= {MIN_IDENTIFYING_DIGITS} THEN {value} END"
+            else:
+                continue
+            checks["date_and_number_columns"] += 1
+            hits = con.execute(
+                f"SELECT count(*) FROM {target} WHERE {value} IN (SELECT v FROM _pii_values)").fetchall()[0][0]
+            if hits:
+                problems.append(f"{table}.{column} holds {hits} value{'s' if hits != 1 else ''} equal to a raw "
+                                "direct-identifier value (an exact date or number)")
     con.execute("DROP TABLE IF EXISTS _pii_values")
 
     # pseudonyms: current ones only, and no objector
@@ -269,15 +335,22 @@ def verify(con: duckdb.DuckDBPyConnection, k: int, quasi_identifiers: set[str]) 
         if objecting:
             problems.append(f"{table} holds {objecting} rows of customers who objected to profiling")
 
-    # k-anonymity
+    # k-anonymity: every group-size column, and what subtraction from an 'all' row gives
     checks["small_groups"] = 0
+    checks["differenced_groups"] = 0
     for table, columns in tables.items():
         target = f"{PUB}.main.{_q(table)}"
         qi = [column for column in columns if column in quasi_identifiers]
-        if SEGMENT_COUNT_COLUMN in columns:
+        sizes = [column for column in GROUP_SIZE_COLUMNS if column in columns]
+        if sizes:
             small = con.execute(
-                f"SELECT count(*) FROM {target} WHERE {SEGMENT_COUNT_COLUMN} < ?", [k]
+                f"SELECT count(*) FROM {target} WHERE " + " OR ".join(f"{_q(c)} < ?" for c in sizes), [k] * len(sizes)
             ).fetchone()[0]
+            derived = differenced_groups(con, target, columns, sizes[0], k)
+            checks["differenced_groups"] += derived
+            if derived:
+                problems.append(f"{table} has {derived} hidden group{'s' if derived != 1 else ''} smaller than k = {k} "
+                                "that subtracting its segments from the all row recovers")
         elif qi:
             keys = ", ".join(_q(column) for column in qi)
             small = con.execute(
@@ -297,6 +370,31 @@ def published_mode(target: Path) -> int:
         return stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
         return 0o666 & ~warehouse.USER_UMASK
+
+
+def differenced_groups(con: duckdb.DuckDBPyConnection, target: str, columns: dict[str, str], size: str,
+                       k: int) -> int:
+    """Hidden groups of 1..k-1 customers that the 'all' row minus the shown segments of one segment
+    type gives away (0 for a table without segment_type and segment columns).
+
+    The other grain columns (dates, offsets, labels: every column that is not a measure) identify
+    which 'all' row a segment row adds up to.
+    """
+    if not all(column in columns for column in SEGMENT_COLUMNS):
+        return 0
+    grain = [c for c, kind in columns.items()
+             if c not in SEGMENT_COLUMNS and c != size and not kind.startswith(MEASURE_TYPES)]
+    keys = ", ".join(_q(c) for c in grain)
+    on = " AND ".join(f"a.{_q(c)} IS NOT DISTINCT FROM p.{_q(c)}" for c in grain) or "true"
+    return con.execute(
+        f"""WITH totals AS (SELECT {keys + ', ' if keys else ''}{_q(size)} AS total FROM {target}
+                            WHERE segment_type = 'all'),
+                 shown AS (SELECT {keys + ', ' if keys else ''}segment_type, sum({_q(size)}) AS shown FROM {target}
+                           WHERE segment_type <> 'all' GROUP BY ALL)
+            SELECT count(*) FROM totals AS a JOIN shown AS p ON {on}
+            WHERE a.total - p.shown > 0 AND a.total - p.shown < ?""",
+        [k],
+    ).fetchone()[0]
 
 
 def publish(
@@ -323,8 +421,13 @@ def publish(
         for source, name in ALLOWLIST:
             if relations.get(source) != "table":
                 continue
-            con.execute(f"CREATE TABLE {PUB}.main.{_q(name)} AS SELECT * FROM {quote_relation(source)}")
+            select = (published_scores_sql(k, config.scoring.horizon_months) if source == SCORES
+                      else f"SELECT * FROM {quote_relation(source)}")
+            con.execute(f"CREATE TABLE {PUB}.main.{_q(name)} AS {select}")
             _copy_comments(con, source, name)
+            if source == SCORES:
+                con.execute(f"COMMENT ON COLUMN {PUB}.main.{_q(name)}.value_at_risk IS "
+                            f"{warehouse.sql_literal(PUBLISHED_VALUE_COMMENT.format(k=k))}")
             faults.point("publish.copy")
         if relations.get("ml.churn_scores") == "table":
             _write_tier_summary(con, k)

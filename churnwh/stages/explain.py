@@ -8,8 +8,11 @@ against a typical retained customer of the training set, and writes
   column comment in the scoring-set model;
 - ``ml.feature_importance``: mean absolute contribution per feature over the scored customers.
 
-Values of quasi-identifier and sensitive columns (age band, gender, region, ...) are never copied
-into the bucket column: it says ``withheld`` for them.
+Quasi-identifier, sensitive and direct-identifier features (age band, gender, region, ...) are left
+out of the per-customer drivers altogether: ranks run over the other features only. Their value
+buckets were withheld before, but their contributions took one narrow range per category, so a
+published contribution disclosed the category (tests/test_inference.py runs that attack). They
+still count in ``feature_importance``, an average over every scored customer.
 
 The stage is skipped when what it explains is unchanged: a fingerprint of the model run, the
 content of the scoring set and of the training set (the baseline's rows), the labels, privacy
@@ -19,6 +22,7 @@ written; a build whose fingerprint matches, with both tables present, keeps them
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -39,7 +43,7 @@ DRIVERS = f"{SCHEMA}.churn_drivers"
 IMPORTANCE = f"{SCHEMA}.feature_importance"
 TOP_K = 5
 EXPLAIN_MARK = "explain_fingerprint"
-METHOD = "integrated-gradients adaptive midpoint v2"
+METHOD = "integrated-gradients adaptive midpoint v2; quasi-identifiers unlisted"
 """Part of the fingerprint: change it when the attributions a model and data give change."""
 BASELINE_ROWS = 20000
 QUINTILE_BUCKETS = ("very low", "low", "middle", "high", "very high")
@@ -48,14 +52,15 @@ WITHHELD_CLASSES = {"quasi_identifier", "sensitive", "direct_identifier"}
 DRIVER_COMMENTS = {
     "customer_pseudonym": "Keyed pseudonym of the customer (HMAC-SHA256), as in churn_scores.",
     "as_of": "Scoring date of the explained score.",
-    "rank": "1 = the feature that moved this customer's score the most.",
+    "rank": "1 = the feature that moved this customer's score the most, among the features that are not "
+            "quasi-identifiers or sensitive (those are never listed per customer).",
     "feature": "Feature column of the scoring set.",
     "label": "What the feature means, from its column description.",
     "value_bucket": "Where the customer's value lies among all scored customers (quintiles: very low .. very high; "
-                    "missing; the category for plain categorical features; withheld for quasi-identifiers).",
+                    "missing; the category for plain categorical features).",
     "contribution": "Integrated-Gradients attribution in log-odds: how much this feature moves the customer's "
                     "churn logit away from a typical retained customer. A customer's contributions over all "
-                    "features add up to logit(customer) - logit(typical retained customer).",
+                    "features (listed or not) add up to logit(customer) - logit(typical retained customer).",
     "direction": "raises risk (contribution > 0) or lowers risk (contribution < 0).",
     "reason": "Plain-language reason: label, value bucket and direction.",
     "model_version": "The model version explained (ml.model_runs).",
@@ -131,6 +136,14 @@ def value_buckets(frame: pl.DataFrame, kinds: dict[str, str], privacy: dict[str,
     return pl.DataFrame(columns)
 
 
+def listable(attributions, privacy: dict[str, str]):
+    """The attributions of the features that may be listed per customer: no quasi-identifier,
+    sensitive or direct-identifier feature (its contribution would disclose its value)."""
+    keep = [j for j, name in enumerate(attributions.features) if privacy.get(name, "plain") not in WITHHELD_CLASSES]
+    return dataclasses.replace(attributions, features=tuple(attributions.features[j] for j in keep),
+                               values=attributions.values[:, keep])
+
+
 def explain_stage(ctx) -> str:
     """Pipeline stage after `score`: write ml.churn_drivers and ml.feature_importance, unless the
     model run and the data they explain are unchanged since they were written."""
@@ -204,12 +217,13 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     kinds = model.features
     buckets = value_buckets(scoring, kinds, privacy)
 
-    long = explain.top_drivers(attributions, scoring[tr.id_column].alias("customer_pseudonym"), top_k)
-    row_of = np.repeat(np.arange(scoring.height), min(top_k, len(attributions.features)))
-    bucket_matrix = buckets.select(list(attributions.features)).to_numpy() if scoring.height else None
-    position = {name: j for j, name in enumerate(attributions.features)}
+    listed = listable(attributions, privacy)
+    long = explain.top_drivers(listed, scoring[tr.id_column].alias("customer_pseudonym"), top_k)
+    row_of = np.repeat(np.arange(scoring.height), min(top_k, len(listed.features)))
+    bucket_matrix = buckets.select(list(listed.features)).to_numpy() if scoring.height and listed.features else None
+    position = {name: j for j, name in enumerate(listed.features)}
     feature_index = np.array([position[f] for f in long["feature"].to_list()], dtype=np.int64)
-    bucket_values = bucket_matrix[row_of, feature_index].tolist() if scoring.height else []
+    bucket_values = bucket_matrix[row_of, feature_index].tolist() if bucket_matrix is not None else []
     as_of = scoring[tr.date_column].cast(pl.Date)
     long = long.with_columns(
         as_of=as_of.gather(row_of) if scoring.height else pl.Series([], dtype=pl.Date),

@@ -177,6 +177,12 @@ def rollback(con: duckdb.DuckDBPyConnection, models_root: Path, version: str) ->
     if not found:
         known = ", ".join(runs(con)["version"].to_list()) or "none yet"
         raise ChurnwhError(f"no model version {version!r}: known versions are {known} (`churnwh models`)")
+    from churnwh.privacy import withdrawal
+
+    reason = withdrawal.withdrawn_reason(con, version)
+    if reason is not None:
+        raise ChurnwhError(f"model {version} cannot be restored: it was {reason}; run `churnwh build` to train "
+                           "a model without them")
     if not (model_dir(models_root, version) / "model.json").is_file():
         raise ChurnwhError(
             f"model {version} has no artifact under {models_root} (training.keep_versions prunes old ones): "

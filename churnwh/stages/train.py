@@ -20,6 +20,7 @@ import polars as pl
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError, DataError
 from churnwh.ml import metrics, splits
+from churnwh.privacy import withdrawal
 from churnwh.stages import registry
 from churnwh.store import faults, warehouse
 
@@ -65,6 +66,29 @@ def train_config(config: Config):
     return TrainConfig.from_dict({"purge_days": purge_days, **config.training.network, "seed": config.training.seed})
 
 
+def withheld_inputs(config: Config) -> list[str]:
+    """Columns left out of the model's inputs: quasi-identifiers and sensitive columns, when
+    ``training.withhold_quasi_identifiers`` asks for it (else none)."""
+    if not config.training.withhold_quasi_identifiers:
+        return []
+    from churnwh.stages.explain import WITHHELD_CLASSES, privacy_classes
+
+    classes = privacy_classes(config, config.training.model)
+    return sorted(name for name, privacy in classes.items() if privacy in WITHHELD_CLASSES)
+
+
+def uses_withheld_inputs(config: Config, current: registry.RunRecord | None) -> bool:
+    """Whether the current model reads a column that training.withhold_quasi_identifiers now keeps out
+    (then it is replaced whatever its test score: the setting is a privacy decision)."""
+    withheld = set(withheld_inputs(config))
+    if not withheld or current is None:
+        return False
+    try:
+        return bool(withheld & set(registry.load(config.warehouse.models, current.version).features))
+    except (OSError, ValueError, KeyError):
+        return True
+
+
 def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     """What the model depends on: the training table's content, the network settings and the seed."""
     content = warehouse.content_fingerprint(con, config.training.model)
@@ -74,6 +98,7 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
             "content": content,
             "network": train_config(config).to_dict(),
             "columns": [config.training.id_column, config.training.label_column, config.training.date_column],
+            **({"withheld_inputs": withheld} if (withheld := withheld_inputs(config)) else {}),
         },
         sort_keys=True,
     )
@@ -84,11 +109,15 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     from churnwh.ml import artifact
 
     registry.ensure_tables(con)
+    withdrawal.ensure_table(con)
+    # A new objection withdraws the versions trained on the objector: no grace, the current one is
+    # replaced by this build (it no longer counts as current).
+    withdrawal.withdraw_for_objections(con)
     fingerprint = data_fingerprint(con, config)
     current = registry.current(con)
     # A model trained before an erasure holds the erased customers: it must be replaced, not kept.
     erased = warehouse.get_meta(con, ERASURE_MARK) is not None
-    force = force or erased
+    force = force or erased or uses_withheld_inputs(config, current)
     if current and not force and registry.trained_on(con, fingerprint):
         model = registry.load(config.warehouse.models, current.version)
         return TrainOutcome(current.version, False, True, "data unchanged: current model reused", model)
@@ -100,13 +129,14 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     split_column = time_column(frame, config)
     # Without a usable date (a flat table), the all-NULL date column must not become a feature.
     date_column = config.training.date_column
-    unused_date = (date_column,) if split_column is None and date_column in frame.columns else ()
+    excluded = (date_column,) if split_column is None and date_column in frame.columns else ()
+    excluded += tuple(name for name in withheld_inputs(config) if name in frame.columns)
     model, results = train_and_evaluate(
         frame,
         id_column=config.training.id_column,
         label_column=config.training.label_column,
         time_column=split_column,
-        exclude=unused_date,
+        exclude=excluded,
         config=train_config(config),
     )
     version = registry.next_version(con)
@@ -136,6 +166,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     registry.install_artifact(config.warehouse.models, version, staging)
     faults.point("train.after_artifact")
     clear_mark = ((f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [ERASURE_MARK]),) if erased else ()
+    clear_mark += (withdrawal.subjects_sql(version, config.training.model, config.training.id_column),)
     registry.record_run(
         con,
         version=version,
@@ -148,7 +179,9 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         also=clear_mark,
     )
     faults.point("train.after_record")
+    withdrawal.remove_artifacts(withdrawal.withdrawn_artifacts(con, config.warehouse.models))
     registry.prune_artifacts(con, config.warehouse.models, config.training.keep_versions)
+    withdrawal.drop_unrestorable_subjects(con, config.warehouse.models)
     if not promote:
         current_model = registry.load(config.warehouse.models, current.version)
         return TrainOutcome(current.version, False, False, decision, current_model, results)

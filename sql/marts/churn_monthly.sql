@@ -1,7 +1,7 @@
 /*
 materialized = "table"
 grain = ["month", "segment_type", "segment"]
-description = "Monthly churn rate: customers active at the start of each month and how many of them churned (their active period ended) during it, overall and by acquisition channel. Customers who withdrew profiling consent are left out; a segment-month with fewer customers than the k-anonymity minimum (variable k_anonymity, default 5) is not shown."
+description = "Monthly churn rate: customers active at the start of each month and how many of them churned (their active period ended) during it, overall and by acquisition channel. Customers who withdrew profiling consent are left out; a segment-month with fewer customers than the k-anonymity minimum ([publish] k_anonymity) is not shown, and neither is the smallest shown segment of a month whose hidden segments add up to fewer than k customers (so no hidden segment can be recovered by subtracting from the all row)."
 
 [columns.month]
 description = "First day of the month."
@@ -41,12 +41,28 @@ segmented AS (
     SELECT month, 'all' AS segment_type, 'all' AS segment, churned FROM active
     UNION ALL
     SELECT month, 'acquisition_channel', acquisition_channel, churned FROM active
+),
+counted AS (
+    SELECT month, segment_type, segment,
+           count(*) AS active_customers,
+           CAST(sum(churned) AS BIGINT) AS churned_customers,
+           sum(churned) / count(*) AS churn_rate,
+           CAST(getvariable('k_anonymity') AS INTEGER) AS k
+    FROM segmented
+    GROUP BY ALL
+),
+ranked AS (
+    SELECT *,
+           sum(CASE WHEN active_customers < k THEN active_customers ELSE 0 END)
+               OVER (PARTITION BY month, segment_type) AS suppressed,
+           row_number() OVER (PARTITION BY month, segment_type, active_customers >= k
+                              ORDER BY active_customers, segment) AS size_order
+    FROM counted
 )
-SELECT month, segment_type, segment,
-       count(*) AS active_customers,
-       CAST(sum(churned) AS BIGINT) AS churned_customers,
-       sum(churned) / count(*) AS churn_rate
-FROM segmented
-GROUP BY ALL
-HAVING count(*) >= coalesce(CAST(getvariable('k_anonymity') AS INTEGER), 5)
+-- Complementary suppression: the 'all' row minus the shown segments gives the hidden ones' total,
+-- so when that total would be 1..k-1 the smallest shown segment is hidden as well.
+SELECT month, segment_type, segment, active_customers, churned_customers, churn_rate
+FROM ranked
+WHERE active_customers >= k
+  AND NOT (segment_type <> 'all' AND suppressed > 0 AND suppressed < k AND size_order = 1)
 ORDER BY month, segment_type, segment

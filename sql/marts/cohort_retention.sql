@@ -1,7 +1,7 @@
 /*
 materialized = "table"
 grain = ["cohort_month", "segment_type", "segment", "months_since_signup"]
-description = "Cohort retention: of the customers whose first active period began in a month (the cohort), the share still in that first period N months later, overall and by acquisition channel and by first plan. Only months before as_of are shown. Customers who withdrew profiling consent are left out; cohorts smaller than the k-anonymity minimum (variable k_anonymity, default 5) are not shown."
+description = "Cohort retention: of the customers whose first active period began in a month (the cohort), the share still in that first period N months later, overall and by acquisition channel and by first plan. Only months before as_of are shown. Customers who withdrew profiling consent are left out; cohorts smaller than the k-anonymity minimum ([publish] k_anonymity) are not shown, and neither is the smallest shown segment of a cohort whose hidden segments add up to fewer than k customers (so no hidden cohort can be recovered by subtracting segments from the all row)."
 
 [columns.cohort_month]
 description = "Month the customers first subscribed."
@@ -42,10 +42,26 @@ segmented AS (
     UNION ALL
     SELECT *, 'first_plan', first_plan FROM firsts
 ),
-sizes AS (
-    SELECT cohort_month, segment_type, segment, count(*) AS cohort_customers
+counted AS (
+    SELECT cohort_month, segment_type, segment, count(*) AS cohort_customers,
+           CAST(getvariable('k_anonymity') AS INTEGER) AS k
     FROM segmented GROUP BY ALL
-    HAVING count(*) >= coalesce(CAST(getvariable('k_anonymity') AS INTEGER), 5)
+),
+ranked AS (
+    SELECT *,
+           sum(CASE WHEN cohort_customers < k THEN cohort_customers ELSE 0 END)
+               OVER (PARTITION BY cohort_month, segment_type) AS suppressed,
+           row_number() OVER (PARTITION BY cohort_month, segment_type, cohort_customers >= k
+                              ORDER BY cohort_customers, segment) AS size_order
+    FROM counted
+),
+-- Complementary suppression: the 'all' row minus the shown segments gives the hidden ones' total,
+-- so when that total would be 1..k-1 the smallest shown segment is hidden as well.
+sizes AS (
+    SELECT cohort_month, segment_type, segment, cohort_customers
+    FROM ranked
+    WHERE cohort_customers >= k
+      AND NOT (segment_type <> 'all' AND suppressed > 0 AND suppressed < k AND size_order = 1)
 ),
 offsets AS (
     SELECT CAST(n AS INTEGER) AS months_since_signup FROM range(0, 37) AS t(n)

@@ -1,7 +1,7 @@
 /*
 materialized = "table"
 grain = ["month"]
-description = "Monthly revenue churn: recurring revenue (plan list prices) of the customers active at the start of each month, and the part of it lost to customers who churned during the month. Customers who withdrew profiling consent are left out; months with fewer customers than the k-anonymity minimum are not shown."
+description = "Monthly revenue churn: recurring revenue (plan list prices) of the customers active at the start of each month, and the part of it lost to customers who churned during the month. Customers who withdrew profiling consent are left out; months with fewer customers than the k-anonymity minimum ([publish] k_anonymity) are not shown."
 
 [columns.month]
 description = "First day of the month."
@@ -46,5 +46,5 @@ SELECT month,
        round(round(coalesce(sum(price) FILTER (WHERE churned), 0), 2) / round(sum(price), 2), 6) AS revenue_churn_rate
 FROM flagged
 GROUP BY month
-HAVING count(*) >= coalesce(CAST(getvariable('k_anonymity') AS INTEGER), 5)
+HAVING count(*) >= CAST(getvariable('k_anonymity') AS INTEGER)
 ORDER BY month
