@@ -188,11 +188,14 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     for needed in (relation, tr.model):
         if needed not in warehouse.relations(con):
             raise DataError(f"table {needed} does not exist: run `churnwh build` first")
-    scoring = pl.from_arrow(
-        con.sql(f'SELECT * FROM {relation} ORDER BY "{tr.id_column}"').to_arrow_table())
+    # content order, not pseudonym order: the global importance is a float mean over these rows
+    scoring = pl.from_arrow(con.sql(
+        f"SELECT * FROM {relation} ORDER BY {warehouse.content_order(con, relation, (), tr.id_column)}"
+    ).to_arrow_table())
+    latest_first = warehouse.content_sample_order(con, tr.model, f'"{tr.date_column}" DESC', tr.id_column)
     retained = pl.from_arrow(con.sql(
         f'SELECT * FROM {tr.model} WHERE "{tr.label_column}" = 0 '
-        f'ORDER BY "{tr.date_column}" DESC, "{tr.id_column}" LIMIT {BASELINE_ROWS}').to_arrow_table())
+        f"ORDER BY {latest_first} LIMIT {BASELINE_ROWS}").to_arrow_table())
     if retained.height == 0:
         raise DataError(f"{tr.model} has no retained rows ({tr.label_column} = 0) to build the explanation "
                         "baseline from: check the label column")

@@ -270,9 +270,9 @@ def snapshot_scores(con: duckdb.DuckDBPyConnection) -> int:
 
 def measure_drift(con: duckdb.DuckDBPyConnection, config: Config, model, version: str) -> pl.DataFrame:
     tr = config.training
+    latest_first = warehouse.content_sample_order(con, tr.model, f'"{tr.date_column}" DESC', tr.id_column)
     training = pl.from_arrow(con.sql(
-        f'SELECT * FROM {tr.model} ORDER BY "{tr.date_column}" DESC, "{tr.id_column}" '
-        f"LIMIT {DRIFT_SAMPLE_ROWS}").to_arrow_table())
+        f"SELECT * FROM {tr.model} ORDER BY {latest_first} LIMIT {DRIFT_SAMPLE_ROWS}").to_arrow_table())
     scoring = pl.from_arrow(con.sql(f"SELECT * FROM {tr.scoring_model}").to_arrow_table())
     threshold = getattr(getattr(config, "monitoring", None), "psi_warning", DEFAULT_PSI_WARNING)
     drift = drift_frame(model, training, scoring, threshold)
