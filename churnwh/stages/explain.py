@@ -39,7 +39,7 @@ DRIVERS = f"{SCHEMA}.churn_drivers"
 IMPORTANCE = f"{SCHEMA}.feature_importance"
 TOP_K = 5
 EXPLAIN_MARK = "explain_fingerprint"
-METHOD = "integrated-gradients adaptive midpoint v2"
+METHOD = "integrated-gradients adaptive midpoint v2; key-independent baseline sample"
 """Part of the fingerprint: change it when the attributions a model and data give change."""
 BASELINE_ROWS = 20000
 QUINTILE_BUCKETS = ("very low", "low", "middle", "high", "very high")

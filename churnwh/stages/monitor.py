@@ -45,7 +45,7 @@ POINT_MASS = 1.0 / (2 * PSI_BINS)
 DEFAULT_PSI_WARNING = 0.2
 DRIFT_SAMPLE_ROWS = 50000
 DRIFT_MARK = "drift_fingerprint"
-PSI_METHOD = "point masses, quantile intervals, missing; +0.5 per bin"
+PSI_METHOD = "point masses, quantile intervals, missing; +0.5 per bin; key-independent sample"
 """Part of the drift fingerprint: change it when the PSI of the same samples changes."""
 
 HISTORY_COMMENTS = {
