@@ -34,13 +34,13 @@ def compare(project: Path) -> dict:
     from churnwh.config import load_config
     from churnwh.ml.train import evaluate_with_baselines
     from churnwh.stages import registry
-    from churnwh.stages.train import read_relation, split_for_evaluation, training_order
+    from churnwh.stages.train import read_relation, split_for_evaluation
     from churnwh.store import warehouse
 
     config = load_config(project)
     with warehouse.connect(config.warehouse.private, read_only=True) as con:
         record = registry.current(con)
-        frame = read_relation(con, config.training.model, training_order(config))
+        frame = read_relation(con, config.training.model, config)
     model = registry.load(config.warehouse.models, record.version)
     train, valid, test = split_for_evaluation(frame, config)
     results = evaluate_with_baselines(model, train, test)

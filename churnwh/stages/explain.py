@@ -43,7 +43,7 @@ DRIVERS = f"{SCHEMA}.churn_drivers"
 IMPORTANCE = f"{SCHEMA}.feature_importance"
 TOP_K = 5
 EXPLAIN_MARK = "explain_fingerprint"
-METHOD = "integrated-gradients adaptive midpoint v2; quasi-identifiers unlisted"
+METHOD = "integrated-gradients adaptive midpoint v2; quasi-identifiers unlisted; key-independent baseline sample"
 """Part of the fingerprint: change it when the attributions a model and data give change."""
 BASELINE_ROWS = 20000
 QUINTILE_BUCKETS = ("very low", "low", "middle", "high", "very high")
@@ -201,11 +201,14 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     for needed in (relation, tr.model):
         if needed not in warehouse.relations(con):
             raise DataError(f"table {needed} does not exist: run `churnwh build` first")
-    scoring = pl.from_arrow(
-        con.sql(f'SELECT * FROM {relation} ORDER BY "{tr.id_column}"').to_arrow_table())
+    # content order, not pseudonym order: the global importance is a float mean over these rows
+    scoring = pl.from_arrow(con.sql(
+        f"SELECT * FROM {relation} ORDER BY {warehouse.content_order(con, relation, (), tr.id_column)}"
+    ).to_arrow_table())
+    latest_first = warehouse.content_sample_order(con, tr.model, f'"{tr.date_column}" DESC', tr.id_column)
     retained = pl.from_arrow(con.sql(
         f'SELECT * FROM {tr.model} WHERE "{tr.label_column}" = 0 '
-        f'ORDER BY "{tr.date_column}" DESC, "{tr.id_column}" LIMIT {BASELINE_ROWS}').to_arrow_table())
+        f"ORDER BY {latest_first} LIMIT {BASELINE_ROWS}").to_arrow_table())
     if retained.height == 0:
         raise DataError(f"{tr.model} has no retained rows ({tr.label_column} = 0) to build the explanation "
                         "baseline from: check the label column")

@@ -46,7 +46,7 @@ POINT_MASS = 1.0 / (2 * PSI_BINS)
 DEFAULT_PSI_WARNING = 0.2
 DRIFT_SAMPLE_ROWS = 50000
 DRIFT_MARK = "drift_fingerprint"
-PSI_METHOD = "point masses, quantile intervals, missing; +0.5 per bin"
+PSI_METHOD = "point masses, quantile intervals, missing; +0.5 per bin; key-independent sample"
 """Part of the drift fingerprint: change it when the PSI of the same samples changes."""
 
 HISTORY_COMMENTS = {
@@ -271,9 +271,9 @@ def snapshot_scores(con: duckdb.DuckDBPyConnection) -> int:
 
 def measure_drift(con: duckdb.DuckDBPyConnection, config: Config, model, version: str) -> pl.DataFrame:
     tr = config.training
+    latest_first = warehouse.content_sample_order(con, tr.model, f'"{tr.date_column}" DESC', tr.id_column)
     training = pl.from_arrow(con.sql(
-        f'SELECT * FROM {tr.model} ORDER BY "{tr.date_column}" DESC, "{tr.id_column}" '
-        f"LIMIT {DRIFT_SAMPLE_ROWS}").to_arrow_table())
+        f"SELECT * FROM {tr.model} ORDER BY {latest_first} LIMIT {DRIFT_SAMPLE_ROWS}").to_arrow_table())
     scoring = pl.from_arrow(con.sql(f"SELECT * FROM {tr.scoring_model}").to_arrow_table())
     threshold = getattr(getattr(config, "monitoring", None), "psi_warning", DEFAULT_PSI_WARNING)
     drift = drift_frame(model, training, scoring, threshold)

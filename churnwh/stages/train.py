@@ -39,21 +39,27 @@ class TrainOutcome:
     results: dict | None = None
 
 
-def read_relation(con: duckdb.DuckDBPyConnection, relation: str, order_by: tuple[str, ...] = ()) -> pl.DataFrame:
+def read_relation(con: duckdb.DuckDBPyConnection, relation: str, config: Config | None = None) -> pl.DataFrame:
     """A whole table as a Polars frame (DuckDB -> Arrow -> Polars, no row loops).
 
-    ``order_by`` fixes the row order, which DuckDB's parallel scans do not, so training is repeatable.
+    With ``config``, rows come in the training order (``training_order_sql``), which DuckDB's
+    parallel scans do not keep on their own, so training is repeatable.
     """
     if relation not in warehouse.relations(con):
         raise ChurnwhError(f"table {relation} does not exist: run `churnwh build` to build the SQL models first")
-    columns = warehouse.columns(con, relation)
-    order = ", ".join(f'"{name}"' for name in order_by if name in columns)
-    query = f"SELECT * FROM {relation}" + (f" ORDER BY {order}" if order else "")
+    query = f"SELECT * FROM {relation}"
+    if config is not None:
+        query += f" ORDER BY {training_order_sql(con, relation, config)}"
     return pl.from_arrow(con.sql(query).to_arrow_table())
 
 
-def training_order(config: Config) -> tuple[str, ...]:
-    return (config.training.date_column, config.training.id_column)
+def training_order_sql(con: duckdb.DuckDBPyConnection, relation: str, config: Config) -> str:
+    """Observation date first, then the row's content, the pseudonym last: the same order (and so the
+    same seeded shuffle and the same model) whatever the pseudonymization key."""
+    tr = config.training
+    columns = warehouse.columns(con, relation)
+    leading = (tr.date_column,) if tr.date_column in columns else ()
+    return warehouse.content_order(con, relation, leading, tr.id_column)
 
 
 def train_config(config: Config):
@@ -122,7 +128,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         model = registry.load(config.warehouse.models, current.version)
         return TrainOutcome(current.version, False, True, "data unchanged: current model reused", model)
 
-    frame = read_relation(con, config.training.model, training_order(config))
+    frame = read_relation(con, config.training.model, config)
     check_training_frame(frame, config)
     from churnwh.ml.train import train_and_evaluate
 
@@ -263,6 +269,6 @@ def evaluate_current(con: duckdb.DuckDBPyConnection, config: Config) -> tuple[st
     from churnwh.ml.train import evaluate_with_baselines
 
     model = registry.load(config.warehouse.models, record.version)
-    frame = read_relation(con, config.training.model, training_order(config))
+    frame = read_relation(con, config.training.model, config)
     train, _, test = split_for_evaluation(frame, config)
     return record.version, evaluate_with_baselines(model, train, test)

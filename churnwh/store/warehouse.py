@@ -207,6 +207,26 @@ def columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
     return dict(rows)
 
 
+def content_order(con: duckdb.DuckDBPyConnection, relation: str, leading: tuple[str, ...], id_column: str) -> str:
+    """A total ORDER BY that does not depend on the pseudonymization key: ``leading``, then every other
+    column but ``id_column`` in table order, then ``id_column`` (which orders only rows equal in all else).
+
+    Ordering by the keyed pseudonym alone makes the row order, and so what a seeded shuffle makes of
+    it, a function of the secret key: each project (each test run) trained a different model.
+    """
+    names = [name for name in columns(con, relation) if name != id_column and name not in leading]
+    keys = [*leading, *names, id_column]
+    return ", ".join('"' + name.replace('"', '""') + '"' for name in keys)
+
+
+def content_sample_order(con: duckdb.DuckDBPyConnection, relation: str, leading_sql: str, id_column: str) -> str:
+    """A total ORDER BY for taking the first N rows as a sample: ``leading_sql`` (an ORDER BY term),
+    then a hash of the row's content without ``id_column`` (spread like a random draw, unlike a
+    lexicographic order, but the same under any key), then ``id_column`` for rows equal in all else."""
+    names = ['"' + name.replace('"', '""') + '"' for name in columns(con, relation) if name != id_column]
+    return f'{leading_sql}, md5(CAST(ROW({", ".join(names)}) AS VARCHAR)), "{id_column}"'
+
+
 def content_fingerprint(con: duckdb.DuckDBPyConnection, relation: str) -> str:
     """Row count and an order-independent hash of every row: changes when any value changes."""
     count, total = con.execute(f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM {relation} AS t").fetchone()
