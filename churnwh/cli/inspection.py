@@ -124,7 +124,7 @@ def result_table(names: list[str], rows: list[tuple]) -> Table:
 
 def print_whole_table(table: Table) -> None:
     """Print ``table`` at its natural width, even past the terminal's: a cut pseudonym is useless."""
-    natural = Measurement.get(out, out.options, table).maximum
+    natural = Measurement.get(out, out.options.update_width(1_000_000), table).maximum
     if natural <= out.width:
         out.print(table)
         return

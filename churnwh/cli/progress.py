@@ -11,7 +11,8 @@ import time
 from datetime import datetime
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 from churnwh.progress import Count
 
@@ -42,15 +43,33 @@ def describe(report) -> str:
         share = f" ({report.done / report.total:.0%})" if report.total else ""
         counted = f"{report.done:,} of {report.total:,} {report.unit}{share}" if report.total is not None else \
             f"{report.done:,} {report.unit}"
-        return f"{report.what}: {counted}" if report.what else counted
+        return f"{counted}, {report.what} done" if report.what else counted
     text = (f"epoch {report.epoch}/{report.max_epochs}: validation loss {report.valid_loss:.4f} "
-            f"(best {report.best_loss:.4f} at epoch {report.best_epoch}), {report.rows_per_second:,.0f} rows/s")
+            f"(best {report.best_loss:.4f} at epoch {report.best_epoch})")
+    if report.epoch == 1:  # its time is mostly compiling: no speed or estimate to draw from it
+        text += f", {duration(report.epoch_seconds)} with compiling"
+    else:
+        text += f", {report.rows_per_second:,.0f} rows/s"
     if report.stopped:
         why = "epoch cap reached" if report.epoch >= report.max_epochs else \
             f"no gain for {report.patience} epochs"
         return f"{text}; stopped: {why}, keeping epoch {report.best_epoch}"
+    if report.epoch == 1:
+        return text
     return (f"{text}; at most {duration(report.seconds_to_cap)} left (stops sooner after "
             f"{report.patience - report.epochs_without_gain} more epochs without gain)")
+
+
+def brief(report) -> str:
+    """The words beside a bar (which shows the counts itself): short enough for an 80-column terminal."""
+    if isinstance(report, Count):
+        return f"{report.unit}, {report.what} done" if report.what else report.unit
+    text = f"val loss {report.valid_loss:.4f}, best {report.best_loss:.4f} at {report.best_epoch}"
+    if report.stopped:
+        return f"{text}; stopped"
+    if report.epoch == 1:
+        return f"{text}; compiled"
+    return f"{text}; {report.rows_per_second:,.0f} rows/s, <= {duration(report.seconds_to_cap)} left"
 
 
 def model_line(result) -> str:
@@ -79,9 +98,10 @@ class Silent:
 class PlainLines(Silent):
     """No terminal: one timestamped line per stage start, per model, and per step at a log's pace."""
 
-    def __init__(self, console: Console, every_step: bool = False):
+    def __init__(self, console: Console, every_step: bool = False, interval: float = PLAIN_INTERVAL_SECONDS):
         self.console = console
         self.every_step = every_step
+        self.interval = interval
         self.last_line: dict[str, float] = {}
 
     def line(self, text: str) -> None:
@@ -98,7 +118,7 @@ class PlainLines(Silent):
         now = time.monotonic()
         last = report.finished if isinstance(report, Count) else report.stopped
         first = stage not in self.last_line
-        if self.every_step or first or last or now - self.last_line[stage] >= PLAIN_INTERVAL_SECONDS:
+        if self.every_step or first or last or now - self.last_line[stage] >= self.interval:
             self.last_line[stage] = now
             self.line(f"{stage:<12} {describe(report)}")
 
@@ -108,8 +128,10 @@ class LiveBars(Silent):
 
     def __init__(self, console: Console):
         self.bars = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.description:<9}"), BarColumn(bar_width=24),
-            MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}", table_column=Column(min_width=12, no_wrap=True)),
+            BarColumn(bar_width=20), TextColumn("{task.fields[counts]}", justify="right"), TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
             console=console, transient=False,
         )
         self.tasks: dict[str, TaskID] = {}
@@ -130,7 +152,7 @@ class LiveBars(Silent):
 
     def stage(self, name: str) -> None:
         self._end_running()
-        self.running = self.bars.add_task(name, total=None, info="")
+        self.running = self.bars.add_task(name, total=None, info="", counts="")
 
     def model(self, result) -> None:
         self.bars.console.print("  " + model_line(result), highlight=False, markup=False)
@@ -141,12 +163,13 @@ class LiveBars(Silent):
             if self.running is not None and self.bars.tasks[self._index(self.running)].description == stage:
                 self.tasks[stage] = self.running
             else:
-                self.tasks[stage] = self.bars.add_task(stage, total=None, info="")
+                self.tasks[stage] = self.bars.add_task(stage, total=None, info="", counts="")
         if isinstance(report, Count):
             done, total = report.done, report.total
         else:
             done, total = report.epoch, (report.epoch if report.stopped else report.max_epochs)
-        self.bars.update(self.tasks[stage], completed=done, total=total, info=describe(report))
+        counts = f"{done:,}/{total:,}" if total is not None else f"{done:,}"
+        self.bars.update(self.tasks[stage], completed=done, total=total, info=brief(report), counts=counts)
 
     def _index(self, task: TaskID) -> int:
         return next(i for i, candidate in enumerate(self.bars.tasks) if candidate.id == task)
