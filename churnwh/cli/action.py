@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from churnwh.cli.common import command, out, project_config, say
+from churnwh.cli.common import answer, command, out, project_config, say
 
 PANEL = "From scores to action"
 
@@ -49,7 +49,7 @@ def pilot_report(campaign: str = typer.Argument(..., metavar="CAMPAIGN", help="T
 
     r = actions.pilot_report(project_config(), campaign)
     per_cost = r["retained_per_1000_cost"]
-    out.print(
+    answer(
         f"campaign {campaign} ({r['campaign_as_of']} to {r['outcome_through']}): churn {r['treated_churn_rate']:.1%} "
         f"treated (n={r['treated']}) vs {r['control_churn_rate']:.1%} control (n={r['control']}); effect "
         f"{r['effect']:+.1%} (95% CI {r['ci_low']:+.1%} to {r['ci_high']:+.1%}); "

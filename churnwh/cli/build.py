@@ -6,9 +6,11 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from churnwh.cli.common import (
     State,
+    answer,
     command,
     note,
     out,
@@ -114,7 +116,7 @@ def run_stages(stages: tuple[str, ...] | None, **options) -> None:
     for column in ("stage", "seconds", "result"):
         summary.add_column(column)
     for stage in report.stages:
-        summary.add_row(stage.name, f"{stage.seconds:.2f}", stage.detail)
+        summary.add_row(stage.name, f"{stage.seconds:.2f}", Text(stage.detail))
     note.print(summary)
 
 
@@ -161,9 +163,9 @@ def models() -> None:
         table.add_row(row["version"], row["status"], f"{row['test_roc_auc']:.4f}", f"{row['baseline_roc_auc']:.4f}",
                       f"{row['test_ece']:.4f}", f"{row['train_rows']:,}")
     out.print(table)
-    out.print("ROC-AUC and ECE on the test dates; logistic: the logistic-regression baseline's ROC-AUC")
+    answer("metrics on the test dates; logistic = the logistic-regression baseline's ROC-AUC")
     for row in frame.iter_rows(named=True):
-        out.print(f"{row['version']}: {row['decision']}")
+        answer(f"{row['version']}: {row['decision']}")
 
 
 @command(panel=PANEL)

@@ -100,6 +100,11 @@ errors = Console(stderr=True)
 """The one-line error of a failed command: always printed."""
 
 
+def answer(text: str) -> None:
+    """A line of a command's answer, as it is (no markup, no highlighting, never broken by us)."""
+    out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def say(text: str) -> None:
     """A message of what was done, on one line however long (the terminal wraps it), silenced by --quiet."""
     note.print(text, highlight=False, markup=False, soft_wrap=True)

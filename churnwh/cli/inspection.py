@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
-from churnwh.cli.common import command, out, project_config, require_project, say
+from churnwh.cli.common import answer, command, out, project_config, require_project, say
 from churnwh.errors import ChurnwhError
 from churnwh.store import warehouse
 
@@ -29,7 +30,7 @@ def dag() -> None:
     project = load_project(project_config().sql)
     for name in project.order:
         reads = ", ".join(sorted(project.models[name].references)) or "-"
-        out.print(f"{name}  <- {reads}")
+        answer(f"{name}  <- {reads}")
 
 
 @command(panel=PANEL)
@@ -58,8 +59,8 @@ def lineage(
         raise ChurnwhError(f"model {model} has no column {parts[2]!r}: it has {', '.join(known)}")
     tree = lineage_lib.column_lineage(project, schema, model, parts[2])
     for line in lineage_lib.render_tree(tree):
-        out.print(line)
-    out.print("sources: " + ", ".join(sorted(str(source) for source in lineage_lib.source_columns(tree))))
+        answer(line)
+    answer("sources: " + ", ".join(sorted(str(source) for source in lineage_lib.source_columns(tree))))
 
 
 @command(panel=PANEL)
@@ -77,11 +78,11 @@ def lint(
     config = project_config()
     findings, checked = spark_lint.lint(config)
     for line in findings:
-        out.print(line, highlight=False, soft_wrap=True, markup=False)
+        answer(line, highlight=False, soft_wrap=True, markup=False)
     if findings:
         raise ChurnwhError(f"{len(findings)} construct{'s' if len(findings) != 1 else ''} in {checked} models "
                            "would not give identical results on Spark: rewrite them as the lines above say")
-    out.print(f"{checked} models carry to Spark with identical results")
+    answer(f"{checked} models carry to Spark with identical results")
 
 
 @command(panel=PANEL)
@@ -118,7 +119,7 @@ def result_table(names: list[str], rows: list[tuple]) -> Table:
     for name in names:
         table.add_column(name, no_wrap=True, overflow="ignore")
     for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_row(*[Text("" if v is None else str(v)) for v in row])  # values are data, never markup
     return table
 
 
@@ -166,9 +167,9 @@ def doctor(
 
     diagnosis, done = doctor_lib.run(require_project(), fix=fix)
     for line in done:
-        out.print(f"fixed    {line}")
+        answer(f"fixed    {line}")
     for finding in diagnosis.findings:
-        out.print(finding.line())
+        answer(finding.line())
     problems = len(diagnosis.problems)
     if problems:
         raise ChurnwhError(f"{problems} problem{'s' if problems != 1 else ''} found: do what the lines above say"

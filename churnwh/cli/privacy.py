@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from churnwh.cli.common import State, command, note, out, project_config, say
+from churnwh.cli.common import State, answer, command, note, project_config, say
 from churnwh.cli.progress import display
 from churnwh.privacy import keys
 
@@ -100,23 +100,23 @@ def subject_report(customer_id: str = typer.Argument(..., metavar="ID", help="Th
 
     report = run_report(project_config(), customer_id)
     if not report.found:
-        out.print("churnwh holds no data about this customer id")
+        answer("churnwh holds no data about this customer id")
         return
-    out.print(f"pseudonym: {report.pseudonym}")
-    out.print("source rows: " + ", ".join(f"{name} {count}" for name, count in report.raw_rows.items()))
-    out.print("derived rows: " + (", ".join(f"{name} {count}" for name, count in report.derived_rows.items()) or "none"))
+    answer(f"pseudonym: {report.pseudonym}")
+    answer("source rows: " + ", ".join(f"{name} {count}" for name, count in report.raw_rows.items()))
+    answer("derived rows: " + (", ".join(f"{name} {count}" for name, count in report.derived_rows.items()) or "none"))
     for row in report.consent:
         reason = f" ({row['withdrawal_reason']})" if row.get("withdrawal_reason") else ""
-        out.print(f"consent {row['purpose']}: {row['state']}{reason} since {row['valid_from']}")
+        answer(f"consent {row['purpose']}: {row['state']}{reason} since {row['valid_from']}")
     if not any(row["purpose"] == "profiling" for row in report.consent):
-        out.print("consent profiling: no decision recorded (profiled under legitimate interest)")
+        answer("consent profiling: no decision recorded (profiled under legitimate interest)")
     if report.score:
         s = report.score
-        out.print(
+        answer(
             f"score: churn probability {s['churn_probability']:.3f}, tier {s['risk_tier']}, action {s['action']}, "
             f"as of {s['as_of']}, model {s['model_version']}"
         )
     else:
-        out.print("score: none (not scored: inactive, objected to profiling, or no model yet)")
+        answer("score: none (not scored: inactive, objected to profiling, or no model yet)")
     for reason in report.reasons:
-        out.print("reason: " + ", ".join(f"{k} {v}" for k, v in reason.items()))
+        answer("reason: " + ", ".join(f"{k} {v}" for k, v in reason.items()))
