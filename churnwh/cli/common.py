@@ -153,8 +153,7 @@ _HANDLER = _ConsoleHandler()
 def _configure_logging() -> None:
     logger = logging.getLogger("churnwh")
     if _HANDLER not in logger.handlers:
-        logger.addHandler(_HANDLER)
-    logger.propagate = False
+        logger.addHandler(_HANDLER)  # the root logger has no handler in a CLI process: nothing prints twice
     logger.setLevel(logging.ERROR if State.verbosity < 0 else logging.INFO if State.verbosity > 0 else logging.WARNING)
 
 
