@@ -2,7 +2,7 @@
 
 Checks, in order (each finding is ok, info or a problem with a one-line fix):
 
-- ``config``: churnwh.toml loads and validates;
+- ``config``: churnwh.toml exists, loads and validates;
 - ``key``: the pseudonym key is present (environment or file), the file has mode 0600, it decodes
   to enough bytes, and it is the key the warehouse was built with (a public fingerprint is
   compared, never key material); an interrupted ``rotate-key`` is named;
@@ -34,7 +34,7 @@ from pathlib import Path
 import duckdb
 
 from churnwh import pipeline
-from churnwh.config import Config, load_config
+from churnwh.config import CONFIG_FILE, Config, load_config
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import keys
 from churnwh.store import lock
@@ -72,6 +72,10 @@ class Diagnosis:
 def diagnose(root: Path) -> Diagnosis:
     """Run every check on the project in ``root``; never writes anything."""
     findings: list[Finding] = []
+    if not (root / CONFIG_FILE).is_file():  # load_config would validate the defaults of a file that is not there
+        findings.append(Finding("config", PROBLEM, f"{root} has no {CONFIG_FILE}: it is not a churnwh project",
+                                "start one with `churnwh init DIR`, or point --project at a project folder"))
+        return Diagnosis(findings)
     try:
         config = load_config(root)
         from churnwh.sources import declared as sources

@@ -18,6 +18,7 @@ from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import keys, pseudonyms
 from churnwh.privacy.proofs import classify_stage, lineage_stage, publish_stage
+from churnwh.progress import Count, Reporter, ignore
 from churnwh.sqlmodels.project import Project, load_project
 from churnwh.sqlmodels.run_models import ModelResult, run_models
 from churnwh.stages import registry
@@ -53,6 +54,8 @@ class BuildContext:
     con: duckdb.DuckDBPyConnection
     on_stage: Callable[[str], None] = lambda name: None
     on_model: Callable[[ModelResult], None] = lambda result: None
+    on_progress: Reporter = ignore
+    """Receives the progress reports of long stages (churnwh.progress)."""
     key: bytes | None = None
     project: Project | None = None
     models: list[ModelResult] = field(default_factory=list)
@@ -78,11 +81,11 @@ class BuildReport:
 def load_sources(ctx: BuildContext) -> str:
     """Bring raw data into the private warehouse (the demo simulator for now)."""
     if ctx.config.source == "demo":
-        return ensure_demo(ctx.config, ctx.con)
+        return ensure_demo(ctx.config, ctx.con, on_progress=ctx.on_progress)
     if ctx.config.sources:  # declared CSV / Parquet / DuckDB sources (churnwh.sources.declared)
         from churnwh.sources import declared as sources
 
-        return sources.load_sources(ctx.config, ctx.con)
+        return sources.load_sources(ctx.config, ctx.con, on_progress=ctx.on_progress)
     raise AssertionError(f"unknown source kind {ctx.config.source}")
 
 
@@ -120,7 +123,7 @@ def build_models(ctx: BuildContext) -> str:
 
 
 def train(ctx: BuildContext) -> str:
-    ctx.trained = train_stage(ctx.con, ctx.config, force=ctx.options.force_train)
+    ctx.trained = train_stage(ctx.con, ctx.config, force=ctx.options.force_train, on_progress=ctx.on_progress)
     return f"{ctx.trained.version}: {ctx.trained.decision}"
 
 
@@ -134,7 +137,7 @@ def score(ctx: BuildContext) -> str:
         rows = spark_engine.score_stage(ctx, record)
         return f"{rows} customers scored on Spark with {record.version}"
     model = ctx.trained.model if ctx.trained else registry.load(ctx.config.warehouse.models, record.version)
-    rows = score_stage(ctx.con, ctx.config, model, record.version, record.run_id)
+    rows = score_stage(ctx.con, ctx.config, model, record.version, record.run_id, on_progress=ctx.on_progress)
     return f"{rows} customers scored with {record.version}"
 
 
@@ -171,6 +174,7 @@ def build(
     only: tuple[str, ...] | None = None,
     on_stage: Callable[[str], None] = lambda name: None,
     on_model: Callable[[ModelResult], None] = lambda result: None,
+    on_progress: Reporter = ignore,
 ) -> BuildReport:
     """Run every stage of STAGES in order, or just the ones named in ``only``."""
     unknown = set(only or ()) - {name for name, _ in STAGES}
@@ -180,7 +184,8 @@ def build(
     with lock.write_lock(config.warehouse.private, wait_seconds=options.wait_seconds):
         recover(config)
         with warehouse.open_private(config) as con, contextlib.ExitStack() as reopened:
-            ctx = BuildContext(config=config, options=options, con=con, on_stage=on_stage, on_model=on_model)
+            ctx = BuildContext(config=config, options=options, con=con, on_stage=on_stage, on_model=on_model,
+                               on_progress=on_progress)
             reopened.callback(lambda: [stack.close() for stack in reversed(ctx._reopened)])
             for name, stage in STAGES:
                 if only is not None and name not in only:
@@ -302,8 +307,10 @@ def demo_parameters(config: Config) -> str:
     )
 
 
-def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool = False) -> str:
-    """Simulate the demo warehouse unless the raw tables already hold it with the same parameters."""
+def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool = False,
+                on_progress: Reporter = ignore) -> str:
+    """Simulate the demo warehouse unless the raw tables already hold it with the same parameters;
+    ``on_progress`` gets a ``Count`` of raw rows per table written."""
     parameters = demo_parameters(config)
     if not force and warehouse.get_meta(con, "demo_parameters") == parameters:
         return "demo data unchanged"
@@ -311,6 +318,11 @@ def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool =
 
     data = demo.simulate(config.demo.customers, config.demo.seed, config.demo.start, config.demo.end)
     demo.write_raw(con, data)
+    total = sum(table.num_rows for table in data.tables.values())
+    done = 0
+    for name, table in data.tables.items():
+        done += table.num_rows
+        on_progress(Count("load", done, total, "rows", f"raw.{name}"))
     faults.point("load.after_raw")
     config.demo.truth.parent.mkdir(parents=True, exist_ok=True)
     demo.write_truth(data, config.demo.truth)

@@ -69,7 +69,8 @@ def test_pilot_end_to_end_on_demo_data(built_project, tmp_path):
     assert too_early.returncode == 1 and "no outcome data yet" in too_early.stderr
     simulated = churnwh(project, "demo-campaign", "c1", "--days", "151", "--effect", "0.6", "--seed", "1")
     assert simulated.returncode == 0, simulated.stderr
-    planted = float(re.search(r"planted effect ([0-9.]+)", simulated.stdout).group(1))
+    planted = float(re.search(r"expected ([0-9.]+) percentage points below control", simulated.stdout).group(1)) / 100
+    assert "cut by 60% (--effect 0.6)" in simulated.stdout
     as_of = re.search(r"as_of = (\d{4}-\d\d-\d\d)", simulated.stdout).group(1)
     config = project / "churnwh.toml"
     config.write_text(config.read_text().replace("[vars]\n", f"[vars]\nas_of = {as_of}\n"))

@@ -44,6 +44,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -316,6 +317,7 @@ def integrated_gradients(
     *,
     steps: int = DEFAULT_STEPS,
     tolerance: float = DEFAULT_TOLERANCE,
+    on_rows: Callable[[int, int], None] | None = None,
 ) -> Attributions:
     """Attributions of every row of ``frame`` to the model's source features.
 
@@ -327,6 +329,7 @@ def integrated_gradients(
     steps : equal cells every numeric path starts with
     tolerance : cells are bisected, worst first, until the numeric attributions of a row miss
         ``f(x) - f(b_num, x_cat)`` by at most half of it (or ``MAX_ROUNDS`` rounds are done)
+    on_rows : called with (rows explained, all rows) after every chunk of rows (progress display)
     """
     preprocessor = model.preprocessor
     encoded = preprocess.transform(preprocessor, frame)
@@ -344,6 +347,8 @@ def integrated_gradients(
         if encoded.numeric.shape[1]:
             numeric[chunk], _ = _numeric_ig(path, chunk, base, preprocessor.bin_edges, preprocessor.bin_mask,
                                             steps, tolerance / 2)
+        if on_rows is not None:
+            on_rows(int(chunk[-1]) + 1, rows)
     logits, _ = path.evaluate(np.arange(rows), np.ones(rows), with_gradient=False)
     baseline_logit = float(path.evaluate(np.zeros(1, np.int64), np.zeros(1), with_gradient=False,
                                          categorical=baseline.categorical[None, :])[0][0])

@@ -19,6 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -161,6 +162,37 @@ def _graphdef_for(shape: network.NetworkShape) -> nnx.GraphDef:
     return _GRAPHDEFS[shape]
 
 
+@dataclass(frozen=True)
+class EpochReport:
+    """What one finished epoch tells a person watching: sent to ``train_model``'s ``on_epoch``."""
+
+    epoch: int
+    max_epochs: int
+    """The cap (``TrainConfig.epochs``); early stopping usually ends training before it."""
+    train_loss: float
+    valid_loss: float
+    best_loss: float
+    best_epoch: int
+    epochs_without_gain: int
+    patience: int
+    """Training stops after this many epochs without a validation gain."""
+    epoch_rows: int
+    epoch_seconds: float
+    steady_epoch_seconds: float
+    """Mean duration of the epochs after the first (which includes compiling); the first's before."""
+    stopped: bool
+    """The last report: early stopping or the cap ended training."""
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.epoch_rows / self.epoch_seconds if self.epoch_seconds > 0 else 0.0
+
+    @property
+    def seconds_to_cap(self) -> float:
+        """An upper bound of the time left: the remaining epochs up to the cap at the steady pace."""
+        return 0.0 if self.stopped else (self.max_epochs - self.epoch) * self.steady_epoch_seconds
+
+
 # --- Labels --------------------------------------------------------------------------------------
 
 
@@ -296,6 +328,7 @@ def train_model(
     label_column: str,
     exclude: tuple[str, ...] | list[str] = (),
     config: TrainConfig = TrainConfig(),
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> TrainedModel:
     """Train the churn network on ``train``, early-stop and calibrate on ``valid``.
 
@@ -307,6 +340,7 @@ def train_model(
     label_column : 0/1 churn label
     exclude : further non-feature columns (observation date, ...)
     config : hyperparameters
+    on_epoch : called with an ``EpochReport`` after every epoch (progress display)
 
     Returns
     -------
@@ -353,19 +387,31 @@ def train_model(
     history: list[dict] = []
     best_loss, best_params, best_epoch, epochs_without_gain = np.inf, params, 0, 0
     started = time.perf_counter()
+    durations: list[float] = []
     for epoch in range(1, config.epochs + 1):
+        epoch_started = time.perf_counter()
         params, opt_state, train_loss, valid_loss = _train_epoch(
             graphdef, settings, params, opt_state, jax.random.fold_in(base_key, epoch), data,
             valid_data,
         )
         valid_loss = float(valid_loss)
+        durations.append(time.perf_counter() - epoch_started)
         history.append({"epoch": epoch, "train_loss": float(train_loss), "valid_log_loss": valid_loss})
         if valid_loss < best_loss:
             best_loss, best_params, best_epoch, epochs_without_gain = valid_loss, params, epoch, 0
         else:
             epochs_without_gain += 1
-            if epochs_without_gain >= patience:
-                break
+        stop = epochs_without_gain >= patience or epoch == config.epochs
+        if on_epoch is not None:
+            steady = durations[1:] or durations
+            on_epoch(EpochReport(
+                epoch=epoch, max_epochs=config.epochs, train_loss=float(train_loss), valid_loss=valid_loss,
+                best_loss=float(best_loss), best_epoch=best_epoch, epochs_without_gain=epochs_without_gain,
+                patience=patience, epoch_rows=epoch_rows, epoch_seconds=durations[-1],
+                steady_epoch_seconds=sum(steady) / len(steady), stopped=stop,
+            ))
+        if stop:
+            break
     logger.info("trained %d epochs in %.1f s; best epoch %d (validation log loss %.4f)",
                 len(history), time.perf_counter() - started, best_epoch, best_loss)
 
@@ -479,6 +525,7 @@ def train_and_evaluate(
     time_column: str | None = None,
     exclude: tuple[str, ...] | list[str] = (),
     config: TrainConfig = TrainConfig(),
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> tuple[TrainedModel, dict]:
     """Split, train, and evaluate on the held-out test rows.
 
@@ -506,7 +553,7 @@ def train_and_evaluate(
         train, valid, test = (frame[indices] for indices in parts)
     _check_trainable(_labels(test, label_column, "test"), label_column, "test", 1)
     model = train_model(train, valid, id_column=id_column, label_column=label_column,
-                        exclude=exclude, config=config)
+                        exclude=exclude, config=config, on_epoch=on_epoch)
     results = evaluate_with_baselines(model, train, test)
     results["rows"]["valid"] = valid.height
     results["best_epoch"] = model.best_epoch

@@ -27,6 +27,7 @@ import duckdb
 
 from churnwh.config import Config, SourceColumn, SourceConfig
 from churnwh.errors import ChurnwhError, ConfigError, DataError
+from churnwh.progress import Count, Reporter, ignore
 from churnwh.store import warehouse
 
 FINGERPRINT_META = "sources_fingerprint"
@@ -400,8 +401,10 @@ def select_sql(source: SourceConfig, native: dict[str, str], sql: str) -> str:
     return f"SELECT {', '.join(parts)} FROM ({sql}) ORDER BY {FILE}, {ROW}"
 
 
-def load_sources(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool = False) -> str:
-    """Check every source, then (re)write the raw tables in one transaction; skip if unchanged."""
+def load_sources(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool = False,
+                 on_progress: Reporter = ignore) -> str:
+    """Check every source, then (re)write the raw tables in one transaction; skip if unchanged.
+    ``on_progress`` gets a ``Count`` of rows per table written."""
     register_classification(config)
     current = fingerprint_or_raise(config)
     if not force and warehouse.get_meta(con, FINGERPRINT_META) == current:
@@ -418,11 +421,15 @@ def load_sources(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool 
                 attached.append(alias)
         con.execute("BEGIN TRANSACTION")
         try:
+            rows_of = {check.name: check.rows for check in checked}
+            total, done = sum(rows_of.values()), 0
             for source in config.sources:
                 sql = read_sql(source, source_files(config, source), attached=f"churnwh_source_{source.name}")
                 native = _columns_of(con, sql)
                 con.execute(f"CREATE OR REPLACE TABLE {warehouse.RAW_SCHEMA}.{_ident(source.name)} AS "
                             + select_sql(source, native, sql))
+                done += rows_of.get(source.name, 0)
+                on_progress(Count("load", done, total, "rows", f"{warehouse.RAW_SCHEMA}.{source.name}"))
             warehouse.set_meta(con, FINGERPRINT_META, current)
             con.execute("COMMIT")
         except duckdb.Error as err:

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from churnwh.config import Config
 from churnwh.errors import DataError
+from churnwh.progress import Count, Reporter, ignore
 from churnwh.stages.registry import SCHEMA
 from churnwh.store import warehouse
 
@@ -166,7 +167,7 @@ def explain_stage(ctx) -> str:
     model = ctx.trained.model if getattr(ctx, "trained", None) else registry.load(config.warehouse.models,
                                                                                    record.version)
     drivers, importance, gap = explain_scoring_set(con, config, model, record.version, labels=labels,
-                                                   privacy=privacy)
+                                                   privacy=privacy, on_progress=getattr(ctx, "on_progress", ignore))
     if fingerprint is not None:
         warehouse.set_meta(con, EXPLAIN_MARK, fingerprint)
     return f"{drivers} driver rows; largest completeness gap {gap:.1e}"
@@ -194,7 +195,8 @@ def explain_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, 
 
 def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, version: str,
                         top_k: int = TOP_K, *, labels: dict[str, str] | None = None,
-                        privacy: dict[str, str] | None = None) -> tuple[int, int, float]:
+                        privacy: dict[str, str] | None = None,
+                        on_progress: Reporter = ignore) -> tuple[int, int, float]:
     from churnwh.ml import explain
 
     tr, relation = config.training, config.training.scoring_model
@@ -213,7 +215,9 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
         raise DataError(f"{tr.model} has no retained rows ({tr.label_column} = 0) to build the explanation "
                         "baseline from: check the label column")
     baseline = explain.typical_retained_baseline(model, retained)
-    attributions = explain.integrated_gradients(model, scoring, baseline)
+    on_progress(Count("explain", 0, scoring.height, "customers"))
+    attributions = explain.integrated_gradients(
+        model, scoring, baseline, on_rows=lambda done, total: on_progress(Count("explain", done, total, "customers")))
     gap = float(attributions.completeness_gap().max()) if scoring.height else 0.0
     labels = column_labels(con, relation) if labels is None else labels
     privacy = privacy_classes(config, relation) if privacy is None else privacy

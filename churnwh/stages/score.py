@@ -16,6 +16,7 @@ from churnwh.config import IDENTIFYING_CLASSES, Config
 from churnwh.errors import ChurnwhError, DataError
 from churnwh.ml.preprocess import feature_kind
 from churnwh.privacy import classification
+from churnwh.progress import Count, Reporter, ignore
 from churnwh.stages.registry import SCHEMA
 from churnwh.store import faults, warehouse
 
@@ -88,7 +89,9 @@ def check_features(model, scoring_schema: dict[str, pl.DataType], relation: str,
             )
 
 
-def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: str, run_id: str) -> int:
+def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: str, run_id: str,
+                on_progress: Reporter = ignore) -> int:
+    """Score every row of the scoring set; ``on_progress`` gets a ``Count`` of customers per batch."""
     from churnwh.ml.train import predict_proba
 
     relation = config.training.scoring_model
@@ -117,6 +120,9 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
         ordered = f'SELECT * FROM {relation} ORDER BY "{id_column}"'
         reader = reader_con.sql(ordered).to_arrow_reader(config.scoring.batch_rows)
         check_features(model, pl.from_arrow(reader.schema.empty_table()).schema, relation, version)
+        total = con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0]
+        done = 0
+        on_progress(Count("score", done, total, "customers"))
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_STAGING} (customer_pseudonym VARCHAR, as_of DATE, "
             "churn_probability DOUBLE, monthly_value DOUBLE)"
@@ -140,6 +146,8 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
             finally:
                 con.unregister("_scored_batch")
             faults.point("score.mid_stream")
+            done += frame.height
+            on_progress(Count("score", done, total, "customers"))
     finally:
         reader_con.close()
     return publish_scores(con, config, version, run_id)

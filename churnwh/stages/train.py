@@ -21,6 +21,7 @@ from churnwh.config import Config
 from churnwh.errors import ChurnwhError, DataError
 from churnwh.ml import metrics, splits
 from churnwh.privacy import withdrawal
+from churnwh.progress import Reporter, ignore
 from churnwh.stages import registry
 from churnwh.store import faults, warehouse
 
@@ -111,7 +112,10 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool = False) -> TrainOutcome:
+def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool = False,
+                on_progress: Reporter = ignore) -> TrainOutcome:
+    """Train, evaluate and register a model (or reuse the current one); ``on_progress`` gets an
+    ``EpochReport`` per epoch."""
     from churnwh.ml import artifact
 
     registry.ensure_tables(con)
@@ -144,6 +148,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         time_column=split_column,
         exclude=excluded,
         config=train_config(config),
+        on_epoch=on_progress,
     )
     version = registry.next_version(con)
     promote, decision = promotion_decision(con, config, frame, results, current, force)
