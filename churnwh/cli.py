@@ -110,11 +110,12 @@ def train(
 
 @app.command()
 def score() -> None:
-    """Score the scoring-set model with the current model version into ml.churn_scores (and explain, monitor).
+    """Score the scoring-set model with the current model version into ml.churn_scores (and explain, monitor),
+    then republish the published file so that BI tools see the new scores.
 
     Example: churnwh score
     """
-    _run_stages(("score", "explain", "monitor"))
+    _run_stages(("score", "explain", "monitor", "publish"))
 
 
 @app.command()
@@ -173,7 +174,8 @@ def rollback(version: str = typer.Argument(..., help="The version to make curren
     with warehouse.open_private(config) as con:
         registry.ensure_tables(con)
         registry.rollback(con, config.warehouse.models, version)
-    out.print(f"{version} is the current model; run `churnwh score` to rescore with it")
+    out.print(f"{version} is the current model; the scores (and the published file BI tools read) are still the "
+              "previous model's until you run `churnwh score`", highlight=False)
 
 
 def _run_stages(stages: tuple[str, ...] | None, **options) -> None:
@@ -530,7 +532,8 @@ def plan(
     out.print(
         f"campaign {result['campaign_id']}: {result['selected']} customers selected ({result['treated']} to contact, "
         f"{result['control']} control), cost {result['treated_cost']:,.2f} of {result['budget']:,.2f}, expected "
-        f"saved value {result['expected_saved_value']:,.2f}; see ml.retention_plan",
+        f"saved value {result['expected_saved_value']:,.2f}; see ml.retention_plan (ml.churn_scores.campaign_group "
+        "is updated; the published file shows it after the next `churnwh score` or `churnwh build`)",
         highlight=False,
     )
 

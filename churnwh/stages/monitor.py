@@ -25,8 +25,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from churnwh.config import Config
+from churnwh.config import IDENTIFYING_CLASSES, Config
 from churnwh.errors import ChurnwhError
+from churnwh.privacy import classification
 from churnwh.stages.explain import write_table
 from churnwh.stages.registry import SCHEMA
 from churnwh.store import warehouse
@@ -76,7 +77,7 @@ QUALITY_COMMENTS = {
     "max_null_share": "The largest share of NULLs in any one column (0 = none missing).",
     "worst_column": "The column with that share.",
     "duplicate_grain_rows": "Rows beyond the first per declared grain (should be 0).",
-    "freshest_date": "Latest value of the first date column (freshness), if any.",
+    "freshest_date": "Latest value of the first date column that is not a quasi-identifier (freshness), if any.",
     "checked_at": "When this was measured.",
 }
 
@@ -308,7 +309,10 @@ def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
             keys = ", ".join(f'"{g}"' for g in grain)
             duplicates = con.execute(
                 f"SELECT count(*) - count(DISTINCT ({keys})) FROM {name}").fetchall()[0][0]
-        date_columns = [c for c, t in cols.items() if t.upper().startswith(("DATE", "TIMESTAMP"))]
+        # never a quasi-identifier (a birth month's max is a person's, not the data's freshness)
+        date_columns = [c for c, t in cols.items() if t.upper().startswith(("DATE", "TIMESTAMP"))
+                        and (c not in model.columns or model.columns[c].privacy not in IDENTIFYING_CLASSES)
+                        and c not in classification.quasi_identifier_names()]
         freshest = None
         if date_columns and count:
             freshest = con.execute(f'SELECT CAST(max("{date_columns[0]}") AS DATE) FROM {name}').fetchall()[0][0]
