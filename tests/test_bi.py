@@ -75,7 +75,8 @@ def test_every_published_table_and_column_has_a_comment(built_project):
 def test_the_about_table_says_what_the_numbers_mean(built_project):
     project, _ = built_project
     facts = dict(query(published(project), "SELECT key, value FROM about"))
-    as_of, version, run_id = query(published(project), "SELECT DISTINCT as_of, model_version, run_id FROM churn_scores")[0]
+    as_of, version, run_id = query(published(project),
+                                   "SELECT DISTINCT as_of, model_version, run_id FROM churn_scores")[0]
     assert facts["as_of"] == str(as_of) and facts["model_version"] == version and facts["model_run_id"] == run_id
     start, end = as_of + dt.timedelta(days=14), as_of + dt.timedelta(days=14 + 90)
     assert facts["churn_window_start"] == str(start) and facts["churn_window_end"] == str(end)
@@ -119,8 +120,9 @@ def test_churn_scores_carry_segments_consent_and_campaign_group(built_project):
     assert columns["contactable"][0] == "BOOLEAN"
     assert "Plan" in columns["current_plan"][1] and "segment" in columns["current_plan"][1].lower()
     rows = dict(query(published(project), "SELECT customer_pseudonym, contactable FROM churn_scores"))
-    consenting = {row[0] for row in query(private(project), "SELECT customer_pseudonym FROM staging.consent_state "
-                                                            "WHERE purpose = 'marketing' AND is_latest AND state = 'granted'")}
+    consenting = {row[0] for row in query(
+        private(project), "SELECT customer_pseudonym FROM staging.consent_state "
+                          "WHERE purpose = 'marketing' AND is_latest AND state = 'granted'")}
     assert {p for p, ok in rows.items() if ok} == consenting & set(rows)
     assert 0 < sum(rows.values()) < len(rows)
     bands = {row[0] for row in query(published(project), "SELECT DISTINCT tenure_band FROM churn_scores")}

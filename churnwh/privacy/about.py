@@ -36,15 +36,17 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
     relations = warehouse.relations(con)
     variables = config.variables
     lead, window = int(variables.get("lead_days", 0)), int(variables.get("label_window_days", 0))
-    scored = con.execute(f"SELECT as_of, model_version, run_id FROM {SCORES} LIMIT 1").fetchone() \
-        if SCORES in relations else None
+    found = con.execute(f"SELECT as_of, model_version, run_id FROM {SCORES} LIMIT 1").fetchall() \
+        if SCORES in relations else []
+    scored = found[0] if found else None
     as_of = scored[0] if scored else variables.get("as_of")
     rows: list[tuple[str, object, str]] = [
         ("as_of", as_of, "Scoring date: every feature uses only data from before this day."),
     ]
     if scored:
-        trained = con.execute(f"SELECT trained_at FROM {RUNS} WHERE version = ?", [scored[1]]).fetchone() \
-            if RUNS in relations else None
+        runs = con.execute(f"SELECT trained_at FROM {RUNS} WHERE version = ?", [scored[1]]).fetchall() \
+            if RUNS in relations else []
+        trained = runs[0] if runs else None
         rows += [
             ("model_version", scored[1], "The model version that produced churn_scores (see model_runs)."),
             ("model_run_id", scored[2], "The training run of that model version."),

@@ -12,8 +12,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from churnwh.config import Config
-from churnwh.config import IDENTIFYING_CLASSES
+from churnwh.config import IDENTIFYING_CLASSES, Config
 from churnwh.errors import ChurnwhError, DataError
 from churnwh.ml.preprocess import feature_kind
 from churnwh.stages.registry import SCHEMA
@@ -60,11 +59,21 @@ def check_segments(config: Config, present: list[str], relation: str, project=No
                             "it from scoring.segments")
 
 
+def _project(config: Config):
+    from churnwh.sqlmodels.project import load_project
+
+    try:
+        return load_project(config.sql)
+    except ChurnwhError:
+        return None
+
+
 def segment_comment(con: duckdb.DuckDBPyConnection, relation: str, column: str) -> str:
     schema, table = relation.split(".")
-    row = con.execute(
+    rows = con.execute(
         "SELECT comment FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = ? "
-        "AND table_name = ? AND column_name = ?", [schema, table, column]).fetchone()
+        "AND table_name = ? AND column_name = ?", [schema, table, column]).fetchall()
+    row = rows[0] if rows else None
     described = row[0].strip().rstrip(".") if row and row[0] else f"Column {column} of {relation}"
     return f"{described}. A segment to slice scores by ([scoring] segments)."
 
@@ -94,13 +103,6 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
     id_column, date_column = config.training.id_column, config.training.date_column
     value_column = config.scoring.value_column
     present = warehouse.columns(con, relation)
-    from churnwh.sqlmodels.project import load_project
-
-    try:
-        project = load_project(config.sql)
-    except ChurnwhError:
-        project = None
-    check_segments(config, present, relation, project)
     for column, key in (
         (id_column, "training.id_column"),
         (date_column, "training.date_column"),
@@ -114,6 +116,7 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
         ordered = f'SELECT * FROM {relation} ORDER BY "{id_column}"'
         reader = reader_con.sql(ordered).to_arrow_reader(config.scoring.batch_rows)
         check_features(model, pl.from_arrow(reader.schema.empty_table()).schema, relation, version)
+        check_segments(config, present, relation, _project(config))
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_STAGING} (customer_pseudonym VARCHAR, as_of DATE, "
             "churn_probability DOUBLE, monthly_value DOUBLE)"
