@@ -59,7 +59,8 @@ def check_segments(config: Config, present: list[str], relation: str, project=No
                             "it from scoring.segments")
 
 
-def _project(config: Config):
+def project_or_none(config: Config):
+    """The SQL model project (for its column classes), or None where it cannot be read."""
     from churnwh.sqlmodels.project import load_project
 
     try:
@@ -116,7 +117,7 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
         ordered = f'SELECT * FROM {relation} ORDER BY "{id_column}"'
         reader = reader_con.sql(ordered).to_arrow_reader(config.scoring.batch_rows)
         check_features(model, pl.from_arrow(reader.schema.empty_table()).schema, relation, version)
-        check_segments(config, present, relation, _project(config))
+        check_segments(config, present, relation, project_or_none(config))
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_STAGING} (customer_pseudonym VARCHAR, as_of DATE, "
             "churn_probability DOUBLE, monthly_value DOUBLE)"
