@@ -124,7 +124,7 @@ def _check_key(config: Config, findings: list[Finding]) -> bytes | None:
         elif config.warehouse.private.exists():
             findings.append(Finding(
                 "key", PROBLEM, f"no pseudonym key: {config.key.env} is not set and {path} is missing",
-                f"restore the key file from your backup (mode 0600); if it is lost, `churnwh keygen` makes a new "
+                "restore the key file from your backup (mode 0600); if it is lost, `churnwh keygen` makes a new "
                 "one and the next build recomputes every pseudonym (old ones stop matching)"))
         else:
             findings.append(Finding("key", PROBLEM, f"no pseudonym key: {config.key.env} is not set and {path} is "

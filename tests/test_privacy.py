@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import audit, classification, publish
+from churnwh.privacy import about, audit, classification, publish
 from churnwh.privacy import proofs as privacy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -254,7 +254,7 @@ def test_published_file_holds_only_the_allowlist_and_no_canary(built):
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         schemas = {r[0] for r in con.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()}
     assert {"churn_scores", "tier_summary", "audit_log", "model_runs", "model_metrics"} <= tables
-    allowed = {name for _, name in publish.ALLOWLIST} | {publish.TIER_SUMMARY}
+    allowed = {name for _, name in publish.ALLOWLIST} | {publish.TIER_SUMMARY, about.TABLE}
     assert tables <= allowed and schemas == {"main"}
     text = all_text(published(built))
     data = published(built).read_bytes()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import polars as pl
 import pytest
 

@@ -36,7 +36,8 @@ def plan(
     say(
         f"campaign {result['campaign_id']}: {result['selected']} customers selected ({result['treated']} to contact, "
         f"{result['control']} control), cost {result['treated_cost']:,.2f} of {result['budget']:,.2f}, expected "
-        f"saved value {result['expected_saved_value']:,.2f}; see ml.retention_plan"
+        f"saved value {result['expected_saved_value']:,.2f}; see ml.retention_plan (ml.churn_scores.campaign_group "
+        "is updated; the published file shows it after the next `churnwh score` or `churnwh build`)"
     )
 
 

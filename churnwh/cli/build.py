@@ -91,11 +91,12 @@ def train(
 
 @command(panel=PANEL)
 def score() -> None:
-    """Score the scoring-set model with the current model version into ml.churn_scores (and explain, monitor).
+    """Score the scoring-set model with the current model version into ml.churn_scores (and explain, monitor),
+    then republish the published file so that BI tools see the new scores.
 
     Example: churnwh score
     """
-    run_stages(("score", "explain", "monitor"))
+    run_stages(("score", "explain", "monitor", "publish"))
 
 
 def run_stages(stages: tuple[str, ...] | None, **options) -> None:
@@ -180,4 +181,5 @@ def rollback(version: str = typer.Argument(..., metavar="VERSION", help="The ver
     with warehouse.open_private(config) as con:
         registry.ensure_tables(con)
         registry.rollback(con, config.warehouse.models, version)
-    say(f"{version} is the current model; run `churnwh score` to rescore with it")
+    say(f"{version} is the current model; the scores (and the published file BI tools read) are still the "
+        "previous model's until you run `churnwh score`")

@@ -183,7 +183,6 @@ def append(
         seal_unkeyed_log(con, key)
     prev = con.execute(f"SELECT row_hash FROM {TABLE} ORDER BY logged_at DESC, entry_id DESC LIMIT 1").fetchone()
     prev_hash = prev[0] if prev else None
-    from churnwh.store import warehouse
 
     entry = {
         "entry_id": new_id(),

@@ -42,7 +42,7 @@ import duckdb
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import audit, canary, classification
+from churnwh.privacy import about, audit, canary, classification
 from churnwh.store import faults, warehouse
 from churnwh.store.warehouse import quote_relation
 
@@ -431,6 +431,7 @@ def publish(
             faults.point("publish.copy")
         if relations.get("ml.churn_scores") == "table":
             _write_tier_summary(con, k)
+        about.write_about(con, config, f"{PUB}.main.{about.TABLE}")
         for table in _pub_tables(con):
             tables[table] = con.execute(f"SELECT count(*) FROM {PUB}.main.{_q(table)}").fetchone()[0]
         faults.point("publish.temp_written")

@@ -40,12 +40,26 @@ from sqlglot import exp
 
 from churnwh.spark.dialect_core import READ, REFUSED, ChurnSpark, SparkRefusal, _Context, _type
 from churnwh.spark.rewrite_relations import (
-    bind_variables, inline_named_windows, name_table_functions, qualify_and_annotate, refuse_constructs,
-    refuse_month_series_from_late_days, rename_tables, rewrite_asof_joins, spell_table_functions,
+    bind_variables,
+    inline_named_windows,
+    name_table_functions,
+    qualify_and_annotate,
+    refuse_constructs,
+    refuse_month_series_from_late_days,
+    rename_tables,
+    rewrite_asof_joins,
+    spell_table_functions,
 )
 from churnwh.spark.rewrite_values import (
-    rewrite_date_arithmetic, rewrite_date_diff, rewrite_division, rewrite_integer_casts, rewrite_list_index,
-    rewrite_ordered_lists, rewrite_percentiles, rewrite_regexp_replace, rewrite_round,
+    rewrite_date_arithmetic,
+    rewrite_date_diff,
+    rewrite_division,
+    rewrite_integer_casts,
+    rewrite_list_index,
+    rewrite_ordered_lists,
+    rewrite_percentiles,
+    rewrite_regexp_replace,
+    rewrite_round,
 )
 
 __all__ = ["REFUSED", "REWRITES", "ChurnSpark", "Compiled", "SparkRefusal", "default_table_name", "to_spark"]

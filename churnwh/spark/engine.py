@@ -348,7 +348,7 @@ def score(
 ) -> int:
     """Score the scoring set on Spark with mapInArrow, then tier and rank it with the DuckDB SQL."""
     from churnwh.spark import score as spark_score
-    from churnwh.stages.score import _STAGING, check_features, publish_scores
+    from churnwh.stages.score import _STAGING, check_features, check_segments, project_or_none, publish_scores
 
     spark = session(master)
     relation = config.training.scoring_model
@@ -364,6 +364,7 @@ def score(
     model = registry.load(config.warehouse.models, version)
     empty = pl.from_arrow(con.sql(f"SELECT * FROM {relation} LIMIT 0").to_arrow_table())
     check_features(model, empty.schema, relation, version)
+    check_segments(config, empty.columns, relation, project_or_none(config))
     function = functools.partial(
         spark_score.score_batches,
         version=version,

@@ -8,7 +8,17 @@ import sqlglot
 from sqlglot import exp
 
 from churnwh.spark.dialect_core import (
-    _DATES, _INTEGERS, REFUSED, ChurnSpark, _as_double, _bottom_up, _Context, _is, _replace, _type, _unknown,
+    _DATES,
+    _INTEGERS,
+    REFUSED,
+    ChurnSpark,
+    _as_double,
+    _bottom_up,
+    _Context,
+    _is,
+    _replace,
+    _type,
+    _unknown,
 )
 
 _DATE_PARTS = {

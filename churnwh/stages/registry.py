@@ -59,6 +59,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
     for table, text in COMMENTS.items():
         con.execute(f"COMMENT ON TABLE {SCHEMA}.{table} IS {sql_literal(text)}")
+    for table, columns in COLUMN_COMMENTS.items():
+        for column, text in columns.items():
+            con.execute(f"COMMENT ON COLUMN {SCHEMA}.{table}.{column} IS {sql_literal(text)}")
 
 
 COMMENTS = {
@@ -66,6 +69,32 @@ COMMENTS = {
     "model_metrics": "Test-split metrics of each model version next to the base-rate and logistic-regression baselines of the same run.",
     "calibration": "Predicted against observed churn rate on the test split, by probability bin.",
     "lift": "Churn rate and lift by score decile on the test split (decile 1 = highest scores).",
+}
+
+COLUMN_COMMENTS = {
+    "model_runs": {
+        "version": "Model version (v0001, v0002, ...); churn_scores.model_version refers to it.",
+        "run_id": "Identifier of the training run that produced the version.",
+        "trained_at": "When the model was trained.",
+        "data_fingerprint": "Fingerprint of the training data and settings: the same fingerprint means the same data.",
+        "features": "Number of feature columns the model uses.",
+        "train_rows": "Rows (customer, observation date) in the training split.",
+        "valid_rows": "Rows in the validation split (early stopping and calibration).",
+        "test_rows": "Rows in the test split (the latest observation dates), on which the metrics are measured.",
+        "best_epoch": "Training epoch with the lowest validation loss (the weights kept).",
+        "test_roc_auc": "ROC-AUC on the test split: 0.5 is chance, 1 is perfect ranking.",
+        "test_log_loss": "Log loss of the calibrated probabilities on the test split (lower is better).",
+        "test_ece": "Expected calibration error on the test split: mean gap between predicted and observed churn rates.",
+        "baseline_roc_auc": "ROC-AUC of the logistic-regression baseline on the same test split.",
+        "status": "current (new scores use it), rejected (trained but not promoted) or retired (replaced).",
+        "decision": "Why the version was or was not made current.",
+    },
+    "model_metrics": {
+        "version": "Model version the metric belongs to (model_runs.version).",
+        "model": "network (the churn model), logistic_regression or base_rate (baselines of the same run).",
+        "metric": "Metric name: roc_auc, pr_auc, log_loss, brier, ece, top_decile_lift or accuracy.",
+        "value": "The metric's value on the test split.",
+    },
 }
 
 

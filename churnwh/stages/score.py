@@ -64,11 +64,22 @@ def check_segments(config: Config, present: list[str], relation: str, project=No
                             "it from scoring.segments")
 
 
+def project_or_none(config: Config):
+    """The SQL model project (for its column classes), or None where it cannot be read."""
+    from churnwh.sqlmodels.project import load_project
+
+    try:
+        return load_project(config.sql)
+    except ChurnwhError:
+        return None
+
+
 def segment_comment(con: duckdb.DuckDBPyConnection, relation: str, column: str) -> str:
     schema, table = relation.split(".")
-    row = con.execute(
+    rows = con.execute(
         "SELECT comment FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = ? "
-        "AND table_name = ? AND column_name = ?", [schema, table, column]).fetchone()
+        "AND table_name = ? AND column_name = ?", [schema, table, column]).fetchall()
+    row = rows[0] if rows else None
     described = row[0].strip().rstrip(".") if row and row[0] else f"Column {column} of {relation}"
     return f"{described}. A segment to slice scores by ([scoring] segments)."
 
@@ -100,13 +111,6 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
     id_column, date_column = config.training.id_column, config.training.date_column
     value_column = config.scoring.value_column
     present = warehouse.columns(con, relation)
-    from churnwh.sqlmodels.project import load_project
-
-    try:
-        project = load_project(config.sql)
-    except ChurnwhError:
-        project = None
-    check_segments(config, present, relation, project)
     for column, key in (
         (id_column, "training.id_column"),
         (date_column, "training.date_column"),
@@ -120,6 +124,7 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
         ordered = f'SELECT * FROM {relation} ORDER BY "{id_column}"'
         reader = reader_con.sql(ordered).to_arrow_reader(config.scoring.batch_rows)
         check_features(model, pl.from_arrow(reader.schema.empty_table()).schema, relation, version)
+        check_segments(config, present, relation, project_or_none(config))
         total = con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0]
         done = 0
         on_progress(Count("score", done, total, "customers"))

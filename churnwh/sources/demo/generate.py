@@ -7,11 +7,23 @@ import datetime
 import numpy as np
 
 from churnwh.sources.demo.people import (
-    _consent, _consent_table, _customer_attributes, _customers_table, _plan_tables, _price_schedule, _Prices,
+    _consent,
+    _consent_table,
+    _customer_attributes,
+    _customers_table,
+    _plan_tables,
+    _price_schedule,
+    _Prices,
 )
 from churnwh.sources.demo.simulation import _simulate_months
 from churnwh.sources.demo.tables import (
-    DemoData, _email_table, _subscriptions_table, _tickets_table, _transactions_table, _truth_table, _usage_table,
+    DemoData,
+    _email_table,
+    _subscriptions_table,
+    _tickets_table,
+    _transactions_table,
+    _truth_table,
+    _usage_table,
     _web_table,
 )
 from churnwh.sources.demo.vocabulary import _day_number, _month_starts

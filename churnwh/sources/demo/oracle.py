@@ -10,7 +10,16 @@ import pyarrow as pa
 from churnwh.sources.demo.arrow import _dates, _format_ids
 from churnwh.sources.demo.people import _consent, _ConsentWindows, _customer_attributes, _price_schedule, _Prices
 from churnwh.sources.demo.simulation import (
-    AWAY, GONE, SHORT_GAP, SUBSCRIBED, _Collector, _initial_state, _Log, _simulate_month, _State, _TicketPool,
+    AWAY,
+    GONE,
+    SHORT_GAP,
+    SUBSCRIBED,
+    _Collector,
+    _initial_state,
+    _Log,
+    _simulate_month,
+    _State,
+    _TicketPool,
 )
 from churnwh.sources.demo.vocabulary import _day_number, _month_starts
 

@@ -8,8 +8,20 @@ import numpy as np
 
 from churnwh.sources.demo.people import NEVER, _ConsentWindows, _Prices
 from churnwh.sources.demo.vocabulary import (
-    CHANNEL_EFFECT, FEATURES, PLAN_CHANGE_RATE, PLAN_EFFECT, PLAN_IDS, PLAN_SIGNUP_SHARE, Q_LONG_RETURN,
-    Q_SHORT_RETURN, US_PER_DAY, US_PER_HOUR, _day_of_month, _draw_categories, _sigmoid, _uniform_days,
+    CHANNEL_EFFECT,
+    FEATURES,
+    PLAN_CHANGE_RATE,
+    PLAN_EFFECT,
+    PLAN_IDS,
+    PLAN_SIGNUP_SHARE,
+    Q_LONG_RETURN,
+    Q_SHORT_RETURN,
+    US_PER_DAY,
+    US_PER_HOUR,
+    _day_of_month,
+    _draw_categories,
+    _sigmoid,
+    _uniform_days,
 )
 
 TRUE_DRIVERS: tuple[str, ...] = (

@@ -11,12 +11,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnwh.sources.demo.arrow import (
-    CATEGORY_SPELLINGS, EMAIL_SPELLINGS, FEATURE_SPELLINGS, _casing_variants, _dates, _flatten, _format_ids,
-    _messy_strings, _spellings, _strings, _take, _timestamps, _with_duplicates,
+    CATEGORY_SPELLINGS,
+    EMAIL_SPELLINGS,
+    FEATURE_SPELLINGS,
+    _casing_variants,
+    _dates,
+    _flatten,
+    _format_ids,
+    _messy_strings,
+    _spellings,
+    _strings,
+    _take,
+    _timestamps,
+    _with_duplicates,
 )
 from churnwh.sources.demo.simulation import SUBSCRIBED, _Log, _State
 from churnwh.sources.demo.vocabulary import (
-    CANCEL_REASONS, DEVICES, PLAN_IDS, TICKET_CATEGORIES, US_PER_DAY, US_PER_HOUR,
+    CANCEL_REASONS,
+    DEVICES,
+    PLAN_IDS,
+    TICKET_CATEGORIES,
+    US_PER_DAY,
+    US_PER_HOUR,
 )
 from churnwh.store import faults
 

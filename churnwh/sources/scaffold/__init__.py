@@ -32,20 +32,51 @@ column-name guesses and TOML/SQL quoting both readers share.
 """
 
 from churnwh.sources.scaffold.consent import (
-    CONSENT_COLUMNS, CONSENT_FILTER, CONSENT_RULES, NO_CONSENT, TIMESTAMP_FORMATS, ConsentSource, consent_config,
-    flat_consent_sql, sniff_consent,
+    CONSENT_COLUMNS,
+    CONSENT_FILTER,
+    CONSENT_RULES,
+    NO_CONSENT,
+    TIMESTAMP_FORMATS,
+    ConsentSource,
+    consent_config,
+    flat_consent_sql,
+    sniff_consent,
 )
 from churnwh.sources.scaffold.from_file import (
-    ID_NAMES, LABEL_NAMES, MAX_LABEL_VALUES, POSITIVE_GUESSES, RESERVED_ALIASES, TYPE_MAP, VALUE_WORDS, FlatSource,
-    SniffedColumn, flat_config, flat_sql, sniff_flat, source_type,
+    ID_NAMES,
+    LABEL_NAMES,
+    MAX_LABEL_VALUES,
+    POSITIVE_GUESSES,
+    RESERVED_ALIASES,
+    TYPE_MAP,
+    VALUE_WORDS,
+    FlatSource,
+    SniffedColumn,
+    flat_config,
+    flat_sql,
+    sniff_flat,
+    source_type,
 )
 from churnwh.sources.scaffold.naming import (
-    DIRECT_WORDS, QUASI_WORDS, REASONS, SENSITIVE_WORDS, guess_class, snake, words,
+    DIRECT_WORDS,
+    QUASI_WORDS,
+    REASONS,
+    SENSITIVE_WORDS,
+    guess_class,
+    snake,
+    words,
 )
 from churnwh.sources.scaffold.project import init_project
 from churnwh.sources.scaffold.shapes import EVENTS_CONFIG, FLAT_CONFIG, FLAT_SQL, INACTIVITY_CONFIG, INACTIVITY_SQL
 from churnwh.sources.scaffold.templates import (
-    COMMON, CONSENT_MODELS, GITIGNORE, PACKAGE_SQL, README, REPO_SQL, SOURCE_HELP, template_sql,
+    COMMON,
+    CONSENT_MODELS,
+    GITIGNORE,
+    PACKAGE_SQL,
+    README,
+    REPO_SQL,
+    SOURCE_HELP,
+    template_sql,
 )
 
 __all__ = [

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from churnwh.errors import ChurnwhError
 from churnwh.sources.scaffold.naming import (
-    REASONS, _listed, _relative_or_absolute, _toml_key, check_names, comment_text, guess_class, toml_string,
+    REASONS,
+    _listed,
+    _relative_or_absolute,
+    _toml_key,
+    check_names,
+    comment_text,
+    guess_class,
+    toml_string,
 )
 from churnwh.sources.scaffold.templates import CONSENT_MODELS, template_sql
 

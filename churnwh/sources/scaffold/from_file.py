@@ -9,8 +9,18 @@ from pathlib import Path
 
 from churnwh.errors import ChurnwhError
 from churnwh.sources.scaffold.naming import (
-    REASONS, _ident, _listed, _relative_or_absolute, _showable, _toml_key, check_names, comment_text, guess_class,
-    snake, toml_string, words,
+    REASONS,
+    _ident,
+    _listed,
+    _relative_or_absolute,
+    _showable,
+    _toml_key,
+    check_names,
+    comment_text,
+    guess_class,
+    snake,
+    toml_string,
+    words,
 )
 from churnwh.sources.scaffold.templates import COMMON, SOURCE_HELP
 

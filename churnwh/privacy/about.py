@@ -1,0 +1,115 @@
+"""The published file's ``about`` table: what its numbers mean, as rows a BI user can query.
+
+One row per fact (key, value, description): the scoring date and the model that produced the
+scores, what churn_probability is a probability of (the label window after the lead time), how
+value_at_risk is computed and in which currency, how risk tiers are cut, the segment columns, the
+k of k-anonymity, and how fresh each source is: the latest date in its staging model, taken from
+``ml.data_quality`` (which never reads a quasi-identifier column for it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pyarrow as pa
+
+from churnwh.config import Config
+from churnwh.store import warehouse
+
+TABLE = "about"
+SCORES = "ml.churn_scores"
+RUNS = "ml.model_runs"
+QUALITY = "ml.data_quality"
+
+COMMENTS = {
+    None: "What the published numbers mean: scoring date, model, probability definition, value-at-risk horizon and "
+          "currency, tier cut-offs, segments, and the freshness of each source. One row per fact.",
+    "key": "Name of the fact, e.g. as_of, churn_probability, currency, freshness.staging.transactions.",
+    "value": "The fact's value as text (dates as YYYY-MM-DD; cast as needed).",
+    "description": "What the fact means, in words.",
+}
+
+
+def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: dt.datetime) -> list[dict]:
+    """The facts, in a fixed order; scores and freshness come from the private warehouse."""
+    relations = warehouse.relations(con)
+    variables = config.variables
+    lead, window = int(variables.get("lead_days", 0)), int(variables.get("label_window_days", 0))
+    found = con.execute(f"SELECT as_of, model_version, run_id FROM {SCORES} LIMIT 1").fetchall() \
+        if SCORES in relations else []
+    scored = found[0] if found else None
+    as_of = scored[0] if scored else variables.get("as_of")
+    rows: list[tuple[str, object, str]] = [
+        ("as_of", as_of, "Scoring date: every feature uses only data from before this day."),
+    ]
+    if scored:
+        runs = con.execute(f"SELECT trained_at FROM {RUNS} WHERE version = ?", [scored[1]]).fetchall() \
+            if RUNS in relations else []
+        trained = runs[0] if runs else None
+        rows += [
+            ("model_version", scored[1], "The model version that produced churn_scores (see model_runs)."),
+            ("model_run_id", scored[2], "The training run of that model version."),
+            ("model_trained_at", trained[0] if trained else None, "When that model was trained."),
+        ]
+    start = as_of + dt.timedelta(days=lead) if isinstance(as_of, dt.date) else None
+    end = start + dt.timedelta(days=window) if start else None
+    scores = config.scoring
+    currency = scores.currency or "unspecified (set [scoring] currency)"
+    tiers = config.tiers
+    if tiers.mode == "probability":
+        tier_rule = (f"high: churn_probability >= {tiers.high}; medium: >= {tiers.medium}; low: below "
+                     f"{tiers.medium}.")
+    else:
+        tier_rule = (f"high: the top {tiers.high:.0%} of customers by churn_probability; medium: the next, up to the "
+                     f"top {tiers.medium:.0%}; low: the rest.")
+    rows += [
+        ("churn_probability",
+         f"P(churn between {start} and {end})" if start else "P(churn within the label window)",
+         f"Calibrated probability that the customer's active period ends (no re-signup within "
+         f"{variables.get('churn_gap_days', 0)} days) within {window} days (label_window_days) starting {lead} days "
+         f"(lead_days) after as_of."),
+        ("lead_days", lead, "Days between the scoring date and the start of the churn window: time to act."),
+        ("label_window_days", window, "Length of the churn window in days."),
+        ("churn_window_start", start, "First day of the churn window (as_of + lead_days)."),
+        ("churn_window_end", end, "Day after the last day of the churn window (start + label_window_days)."),
+        ("value_at_risk", f"churn_probability x {scores.value_column} x {scores.horizon_months}",
+         f"value_at_risk = churn_probability x monthly value ({scores.value_column}) x the horizon in months."),
+        ("value_horizon_months", scores.horizon_months, "Months of revenue counted in value_at_risk."),
+        ("currency", currency, "Currency of value_at_risk and of every money column."),
+        ("tier_mode", tiers.mode, "probability: tiers cut at probability thresholds; top_fraction: at shares of "
+                                  "customers ranked by probability."),
+        ("tier_high", tiers.high, "The high tier's cut-off (a probability or a share, as tier_mode says)."),
+        ("tier_medium", tiers.medium, "The medium tier's cut-off (a probability or a share, as tier_mode says)."),
+        ("risk_tiers", tier_rule, "How risk_tier is assigned. risk_tier sorts by severity: ORDER BY risk_tier "
+                                  "gives high, medium, low."),
+        ("segments", ", ".join(scores.segments) or "none",
+         "Columns of churn_scores to slice by ([scoring] segments); never an identifying column."),
+        ("k_anonymity", config.publish.k_anonymity,
+         "Smallest group of customers a published count may show."),
+        ("published_at", published_at.replace(microsecond=0), "When this file was published."),
+    ]
+    if QUALITY in relations:
+        for model, freshest in con.execute(
+            f"SELECT model, freshest_date FROM {QUALITY} WHERE model LIKE 'staging.%' AND freshest_date IS NOT NULL "
+            "ORDER BY model"
+        ).fetchall():
+            rows.append((f"freshness.{model}", freshest,
+                         f"Latest date in the source model {model}: later data has not been loaded yet."))
+    return [{"key": key, "value": None if value is None else str(value), "description": text}
+            for key, value, text in rows]
+
+
+def write_about(con: duckdb.DuckDBPyConnection, config: Config, target: str) -> None:
+    """Create ``target`` (catalog.schema.about) with the facts and its comments."""
+    rows = about_rows(con, config, published_at=dt.datetime.now())
+    table = pa.Table.from_pylist(rows, schema=pa.schema([("key", pa.string()), ("value", pa.string()),
+                                                         ("description", pa.string())]))
+    con.register("_churnwh_about", table)
+    try:
+        con.execute(f"CREATE TABLE {target} AS SELECT * FROM _churnwh_about")
+    finally:
+        con.unregister("_churnwh_about")
+    for column, text in COMMENTS.items():
+        what = f"COLUMN {target}.{column}" if column else f"TABLE {target}"
+        con.execute(f"COMMENT ON {what} IS {warehouse.sql_literal(text)}")
