@@ -134,7 +134,7 @@ def test_lock_is_reentrant_and_a_dead_holder_is_stale(tmp_path):
             pass
         assert lock.inspect(path).held and lock.inspect(path).pid == os.getpid()
     assert not lock.lock_path(path).exists()
-    holder = ("import os, sys; from pathlib import Path; from churnwh import lock\n"
+    holder = ("import os, sys; from pathlib import Path; from churnwh.store import lock\n"
               "with lock.write_lock(Path(sys.argv[1])): os.kill(os.getpid(), 9)")
     died = subprocess.run([sys.executable, "-c", holder, str(path)])
     assert died.returncode == -9

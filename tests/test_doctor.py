@@ -135,7 +135,7 @@ def test_published_file_with_a_planted_identifier(project):
 def hold_lock(private: Path, then: str) -> subprocess.Popen:
     """A process holding the write lock that is SIGKILLed ("die"), or a build holding lock and file ("sleep")."""
     holder = "lock.write_lock" if then == "die" else "warehouse.connect"
-    code = ("import os, signal, sys, time\nfrom pathlib import Path\nfrom churnwh import lock, warehouse\n"
+    code = ("import os, signal, sys, time\nfrom pathlib import Path\nfrom churnwh.store import lock, warehouse\n"
             f"with {holder}(Path({str(private)!r})):\n"
             "    print('locked', flush=True)\n"
             + ("    os.kill(os.getpid(), signal.SIGKILL)\n" if then == "die" else "    time.sleep(60)\n"))
