@@ -143,7 +143,8 @@ def check_erased(project: Path, identifiers: list[str]) -> None:
     data = (project / "warehouse" / "private.duckdb").read_bytes()
     assert not [value for value in identifiers if value.encode() in data]
     with duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM raw.customers WHERE customer_id = ?", [identifiers[0]]).fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM raw.customers WHERE customer_id = ?",
+                           [identifiers[0]]).fetchone()[0] == 0
 
 
 # --- references: the same work, uninterrupted --------------------------------------------------------
