@@ -36,10 +36,44 @@ def write_models(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory):
-    """A 400-customer demo project after one full `churnwh build` (shared: copy it before changing it)."""
+    """A 400-customer demo project after one full `churnwh build` (shared: copy it before changing it,
+    e.g. with tests.helpers.copy_project; a test that changes it fails, see below)."""
     from tests.helpers import churnwh, make_project
 
     project = make_project(tmp_path_factory.mktemp("demo"))
     result = churnwh(project, "build")
     assert result.returncode == 0, result.stderr
     return project, result
+
+
+# Project folders that fixtures build once and share between tests, by fixture name, with the way to
+# find the folder in the fixture's value. A test that changes one would make later tests depend on
+# the order the tests run in; the guard below fails that test instead.
+SHARED_PROJECTS = {
+    "built_project": lambda value: value[0],  # this file
+    "built": lambda value: value,  # tests/test_privacy.py, tests/test_fuzz.py
+    "forgotten": lambda value: value[0],  # tests/test_privacy.py
+    "healthy": lambda value: value,  # tests/test_doctor.py
+    "flat_project": lambda value: value,  # tests/test_sources.py
+    "template": lambda value: value,  # tests/test_fuzz.py
+    "modelled": lambda value: value,  # tests/test_fuzz.py
+}
+
+
+@pytest.fixture(autouse=True)
+def shared_projects_stay_unchanged(request):
+    """Every shared project folder a test uses has the same files, byte for byte, after the test."""
+    from tests.helpers import tree_digest
+
+    folders = []
+    for name, folder_of in SHARED_PROJECTS.items():
+        if name in request.fixturenames:
+            folder = folder_of(request.getfixturevalue(name))
+            if isinstance(folder, Path):
+                folders.append((name, folder, tree_digest(folder)))
+    yield
+    for name, folder, before in folders:
+        after = tree_digest(folder)
+        changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+        assert not changed, (f"the test changed the shared fixture {name!r} ({', '.join(changed)}): "
+                             "copy it first (tests.helpers.copy_project)")

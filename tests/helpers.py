@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -45,3 +46,19 @@ def make_project(root: Path, customers: int = 400, extra: str = "") -> Path:
 
 def private(project: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 and mode of every file under ``root``, by relative path: equal digests, unchanged tree."""
+    digest = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            mode = oct(path.stat().st_mode & 0o777)
+            digest[str(path.relative_to(root))] = f"{mode} {hashlib.sha256(path.read_bytes()).hexdigest()}"
+    return digest
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A copy of a shared project fixture that a test may change."""
+    shutil.copytree(source, target)
+    return target

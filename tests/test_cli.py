@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import churnwh, make_project, private
+from tests.helpers import churnwh, copy_project, make_project, private
 
 IDENTIFIER_COLUMNS = {"customer_id", "full_name", "email", "phone", "street_address", "birth_date"}
 COMMANDS = ["build", "demo", "dag", "lineage", "keygen", "train", "score", "evaluate", "models", "rollback"]
@@ -45,8 +44,8 @@ def test_build_on_a_fresh_demo_project(built_project):
     assert key_text not in (project / "warehouse" / "private.duckdb").read_bytes().decode("latin-1")
 
 
-def test_second_build_skips_unchanged_models_and_select_rebuilds_downstream(built_project):
-    project, _ = built_project
+def test_second_build_skips_unchanged_models_and_select_rebuilds_downstream(built_project, tmp_path):
+    project = copy_project(built_project[0], tmp_path / "copy")
     again = churnwh(project, "build")
     assert again.returncode == 0, again.stderr
     assert "unchanged" in again.stdout and "built" not in again.stdout.replace("0 built", "")
@@ -69,9 +68,7 @@ def test_dag_and_lineage(built_project):
 
 
 def broken_copy(built_project, tmp_path, relative: str, text: str) -> Path:
-    project, _ = built_project
-    copy = tmp_path / "copy"
-    shutil.copytree(project, copy)
+    copy = copy_project(built_project[0], tmp_path / "copy")
     (copy / "sql" / relative).parent.mkdir(parents=True, exist_ok=True)
     (copy / "sql" / relative).write_text(text)
     return copy

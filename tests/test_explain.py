@@ -52,9 +52,15 @@ def test_attributions_sum_to_logit_difference(built_project):
     from churnwh.ml.train import predict_logit
 
     np.testing.assert_allclose(attributions.logits, predict_logit(model, scoring), atol=1e-5)
-    # The baseline itself has zero attributions.
-    base = explain.integrated_gradients(model, retained.head(1), baseline)
-    assert np.isfinite(base.values).all()
+    # An input equal to the baseline has zero attributions: a baseline made from one row is that
+    # row's own encoding, so explaining the row against it leaves nothing to attribute.
+    row = retained.head(1)
+    itself = explain.integrated_gradients(model, row, explain.typical_retained_baseline(model, row))
+    assert itself.logits[0] == pytest.approx(itself.baseline_logit, abs=1e-6)
+    np.testing.assert_allclose(itself.values, 0.0, atol=1e-6)
+    # and the row against the typical baseline has some (the control that this row is not the baseline)
+    against_typical = explain.integrated_gradients(model, row, baseline)
+    assert np.abs(against_typical.values).max() > 1e-4
 
 
 def test_shapley_plan_is_exact_and_complete():

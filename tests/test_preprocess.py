@@ -96,10 +96,22 @@ def test_serialized_preprocessor_round_trips(fitted, training_frame):
     np.testing.assert_array_equal(before.categorical, after.categorical)
 
 
-def test_bin_edges_are_training_quantiles(fitted):
+def test_bin_edges_are_training_quantiles(fitted, training_frame):
     assert fitted.bin_edges.shape == (4, 9) and fitted.bin_mask.shape == (4, 8)
-    assert np.all(np.diff(fitted.bin_edges, axis=1) >= 0)
-    assert fitted.bin_mask[2].sum() == 1  # boolean: one bin
+    encoded = preprocess.transform(fitted, training_frame).numeric
+    present = {0: encoded[:, 3] == 0.0, 1: np.ones(len(encoded), bool), 2: np.ones(len(encoded), bool)}
+    for row, rows in present.items():  # amount (present values only), sessions, is_family
+        values = encoded[rows, row].astype(np.float64)
+        expected = np.unique(np.quantile(values, np.linspace(0.0, 1.0, 9)))
+        bins = int(fitted.bin_mask[row].sum())
+        assert bins == expected.size - 1, fitted.numeric_input_names[row]
+        np.testing.assert_allclose(fitted.bin_edges[row, : bins + 1], expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(fitted.bin_edges[row, bins + 1 :], fitted.bin_edges[row, bins])  # padding
+    # Quantile bins of a continuous input hold about equal shares of the training rows.
+    amount = encoded[present[0], 0]
+    shares = np.histogram(amount, bins=fitted.bin_edges[0].astype(np.float64))[0] / amount.size
+    assert np.abs(shares - 1 / 8).max() < 0.02, shares
+    assert fitted.bin_mask[2].sum() == 1  # boolean: one bin, from 0 to 1
     np.testing.assert_array_equal(fitted.bin_edges[3, :2], [0.0, 1.0])  # missing indicator
 
 

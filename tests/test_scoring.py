@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-
 import duckdb
 import pytest
 
 from churnwh.stages import registry
-from tests.helpers import churnwh, make_project, private
+from tests.helpers import churnwh, copy_project, make_project, private
 
 KEY = {"CHURNWH_KEY": "5a" * 32}
 
 
 def copy_of(built_project, tmp_path):
-    project, _ = built_project
-    copy = tmp_path / "copy"
-    shutil.copytree(project, copy)
-    return copy
+    return copy_project(built_project[0], tmp_path / "copy")
 
 
 def test_churn_scores_follow_tiers_actions_and_value(built_project):
@@ -49,20 +44,29 @@ def test_registry_tables_hold_metrics_next_to_baselines(built_project):
     project, _ = built_project
     with private(project) as con:
         runs = con.execute("SELECT version, status, test_roc_auc, baseline_roc_auc FROM ml.model_runs").fetchall()
-        models = {row[0] for row in con.execute("SELECT DISTINCT model FROM ml.model_metrics").fetchall()}
-        metrics = {row[0] for row in con.execute("SELECT DISTINCT metric FROM ml.model_metrics").fetchall()}
+        values = {(model, metric): value for model, metric, value in con.execute(
+            "SELECT model, metric, value FROM ml.model_metrics WHERE version = 'v0001'").fetchall()}
         deciles = con.execute("SELECT count(*) FROM ml.lift WHERE version = 'v0001'").fetchall()[0][0]
         bins = con.execute("SELECT count(*) FROM ml.calibration WHERE version = 'v0001'").fetchall()[0][0]
-    assert runs[0][:2] == ("v0001", "current") and 0.0 <= runs[0][2] <= 1.0
-    assert models == {"network", "logistic_regression", "base_rate"}
-    assert {"roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift"} <= metrics
+    assert [run[:2] for run in runs] == [("v0001", "current")]
+    models = {"network", "logistic_regression", "base_rate"}
+    metrics = {"roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift"}
+    assert {model for model, _ in values} == models
+    assert {(model, metric) for model in models for metric in metrics} <= set(values)
+    # The run row quotes the network's test ROC-AUC and the logistic regression's beside it.
+    assert runs[0][2] == values["network", "roc_auc"] and runs[0][3] == values["logistic_regression", "roc_auc"]
+    # The base rate predicts one probability for every row: it cannot rank (ROC-AUC 0.5) and its
+    # PR-AUC is the test churn rate, which its Brier score then fixes as rate x (1 - rate).
+    rate = values["base_rate", "pr_auc"]
+    assert values["base_rate", "roc_auc"] == pytest.approx(0.5)
+    assert 0 < rate < 1 and values["base_rate", "brier"] >= rate * (1 - rate) - 1e-12
     assert deciles == 10 and bins >= 1
     saved = project / "warehouse" / "models" / "v0001"
     assert (saved / "model.json").is_file() and (saved / "arrays.npz").is_file() and (saved / "run.json").is_file()
 
 
-def test_unchanged_data_reuses_the_model(built_project):
-    project, _ = built_project
+def test_unchanged_data_reuses_the_model(built_project, tmp_path):
+    project = copy_of(built_project, tmp_path)
     result = churnwh(project, "build")
     assert result.returncode == 0, result.stderr
     assert "current model reused" in result.stdout
