@@ -53,7 +53,7 @@ def check_segments(config: Config, present: list[str], relation: str, project=No
     classes |= {name: classification.QUASI_IDENTIFIER for name in classification.quasi_identifier_names()}
     if project is not None:
         for model in project.models.values():
-            classes |= {name: column.privacy for name, column in model.columns.items()
+            classes |= {name: f"{column.privacy} in the SQL models" for name, column in model.columns.items()
                         if column.privacy in IDENTIFYING_CLASSES}
     for name in config.scoring.segments:
         if name in classes:
