@@ -590,14 +590,15 @@ def models_only():
         pipeline.STAGES = saved
 
 
-def with_setting(dotted: str, value) -> bytes:
-    """The template config with one key set (the regression examples below)."""
+def with_setting(dotted: str, value, **more) -> bytes:
+    """The template config with one key set, and more as ``a__b=value`` for a.b (the regression examples below)."""
     document = tomllib.loads(TEMPLATE_CONFIG)
-    *parents, name = dotted.split(".")
-    table = document
-    for key in parents:
-        table = table.setdefault(key, {})
-    table[name] = value
+    for key_path, setting in {dotted: value, **{k.replace("__", "."): v for k, v in more.items()}}.items():
+        *parents, name = key_path.split(".")
+        table = document
+        for key in parents:
+            table = table.setdefault(key, {})
+        table[name] = setting
     return toml_document(document).encode()
 
 
@@ -609,6 +610,8 @@ def with_setting(dotted: str, value) -> bytes:
 @example(content=with_setting("vars.select", 1))  # SET VARIABLE select: ParserException (exit 2)
 @example(content=with_setting("sources.customers.date_format", "%Q"))  # strptime format: exit 2
 @example(content=with_setting("warehouse", {"x[/]": 1}))  # rich markup in an error line: MarkupError
+@example(content=with_setting("sources.customers.format", "duckdb",  # a CSV attached as a DuckDB file: exit 2
+                              sources__customers__table="marts.scoring_set"))
 def test_fuzzed_config_file(template, scratch, content):
     project = fresh_copy(template, scratch)
     (project / "churnwh.toml").write_bytes(content)

@@ -194,7 +194,10 @@ def check_source(con: duckdb.DuckDBPyConnection, config: Config, source: SourceC
     problems: list[str] = []
     name = source.name
     if source.format == "duckdb":
-        con.execute(f"ATTACH {_literal(str(files[0]))} AS src (READ_ONLY)")
+        try:
+            con.execute(f"ATTACH {_literal(str(files[0]))} AS src (READ_ONLY)")
+        except duckdb.Error as err:  # not a DuckDB file (a CSV named as one, say)
+            return [str(_read_error(source, err))], None
     try:
         sql = read_sql(source, files)
         try:
