@@ -101,7 +101,7 @@ def test_value_at_risk_does_not_disclose_an_exact_monthly_value(built_project, t
     project = tmp_path / "p"
     shutil.copytree(source, project)
     config = project / "churnwh.toml"
-    config.write_text(config.read_text() + '\n[scoring]\nvalue_column = "spend_90d"\nhorizon_months = 12\n')
+    config.write_text(config.read_text().replace("[scoring]\n", '[scoring]\nvalue_column = "spend_90d"\n', 1))
     result = churnwh(project, "build")
     assert result.returncode == 0, result.stderr
     scores = published(project, "SELECT churn_probability, value_at_risk FROM churn_scores "
