@@ -436,7 +436,9 @@ def test_models_on_demo_data(demo_built):
     feature_columns = frame(con, "SELECT * FROM marts.training_set LIMIT 0").columns
     assert feature_columns[:3] == ["customer_pseudonym", "observation_date", "churned"] and "purpose" not in feature_columns
     scoring_columns = frame(con, "SELECT * FROM marts.scoring_set LIMIT 0").columns
-    assert scoring_columns == [c for c in feature_columns if c != "churned"]
+    # the scoring set is the training set's features at as_of, plus tenure_band: a segment for churn_scores
+    # (not a feature, so it is only in the scoring set)
+    assert scoring_columns == [c for c in feature_columns if c != "churned"] + ["tenure_band"]
 
 
 def identifier_forms(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str], set[dt.date]]:
