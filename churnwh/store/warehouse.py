@@ -88,8 +88,8 @@ def connect(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open a warehouse file (creating its folder), close it on exit.
 
-    ``sandboxed``: for user SQL (the models stage). DuckDB's external access is off from the start
-    (no file, glob, network or extension read: ``read_text('**/.churnwh.key')`` fails) and the
+    ``sandboxed``: for user SQL (the models stage). DuckDB's external access is off before any of it
+    runs (no file, glob, network or extension read: ``read_text('**/.churnwh.key')`` fails) and the
     configuration is locked, so the SQL cannot turn it back on; spilling to the temp directory
     still works. The setting belongs to the database instance, so it ends when this closes.
 
@@ -103,8 +103,6 @@ def connect(
     path.parent.mkdir(parents=True, exist_ok=True)
     settings = {"memory_limit": memory_limit, "temp_directory": temp_directory, "threads": threads}
     settings = {name: str(value) for name, value in settings.items() if value is not None}
-    if sandboxed:
-        settings["enable_external_access"] = "false"
     with contextlib.ExitStack() as stack:
         stack.enter_context(owner_only())
         if not read_only:
@@ -124,7 +122,8 @@ def connect(
         try:
             if not read_only:
                 ensure_meta(con)
-            if sandboxed:
+            if sandboxed:  # after the limits: with external access off, DuckDB refuses to set temp_directory
+                con.execute("SET enable_external_access = false")
                 con.execute("SET lock_configuration = true")
             yield con
         finally:
