@@ -78,7 +78,7 @@ def lint(
     config = project_config()
     findings, checked = spark_lint.lint(config)
     for line in findings:
-        answer(line, highlight=False, soft_wrap=True, markup=False)
+        answer(line)
     if findings:
         raise ChurnwhError(f"{len(findings)} construct{'s' if len(findings) != 1 else ''} in {checked} models "
                            "would not give identical results on Spark: rewrite them as the lines above say")
