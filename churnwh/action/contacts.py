@@ -22,18 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from churnwh.action import pilot
-from churnwh.action.report import short_label
+from churnwh.action.report import reasons_in_words
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import access
 from churnwh.store import warehouse
 
 SCORES = "ml.churn_scores"
-DRIVERS = "ml.churn_drivers"
 CONSENT_STATE = "staging.consent_state"
 TIERS = ("high", "medium", "low")
 REASONS = 3
@@ -57,22 +55,6 @@ def _contactable(alias: str) -> str:
                     WHERE purpose = 'marketing' AND is_latest AND state = 'granted')
                 AND {alias}.customer_pseudonym NOT IN (SELECT customer_pseudonym FROM {CONSENT_STATE}
                     WHERE purpose = 'profiling' AND is_latest AND state = 'withdrawn')""")
-
-
-def _reasons(con: duckdb.DuckDBPyConnection, pseudonyms: list[str]) -> dict[str, list[str]]:
-    """Pseudonym -> up to ``REASONS`` reasons in words, strongest first."""
-    if DRIVERS not in warehouse.relations(con) or not pseudonyms:
-        return {}
-    rows = con.execute(
-        f"""SELECT customer_pseudonym, label, value_bucket FROM {DRIVERS}
-            WHERE direction = 'raises risk' AND value_bucket <> 'withheld'
-              AND customer_pseudonym IN (SELECT unnest(?::VARCHAR[]))
-            QUALIFY row_number() OVER (PARTITION BY customer_pseudonym ORDER BY rank) <= {REASONS}
-            ORDER BY customer_pseudonym, rank""", [pseudonyms]).fetchall()
-    words: dict[str, list[str]] = {}
-    for pseudonym, label, bucket in rows:
-        words.setdefault(pseudonym, []).append(f"{short_label(label)}: {bucket}")
-    return words
 
 
 def _planned_action(config: Config) -> str:
@@ -123,7 +105,7 @@ def export(config: Config, output: Path, *, tier: str | None = None, campaign: s
         keep = [p not in held for p in candidates["customer_pseudonym"].to_pylist()]
         selection = candidates.filter(pa.array(keep, pa.bool_()))
         pseudonyms = selection["customer_pseudonym"].to_pylist()
-        words = _reasons(con, pseudonyms)
+        words = reasons_in_words(con, pseudonyms, REASONS)
         texts = [words.get(p, []) for p in pseudonyms]
         for n in range(REASONS):
             selection = selection.append_column(

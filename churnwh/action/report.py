@@ -39,6 +39,27 @@ def _frame(con: duckdb.DuckDBPyConnection, relation: str, query: str, params: li
     return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
 
 
+def reasons_in_words(con: duckdb.DuckDBPyConnection, pseudonyms: list[str],
+                     per_customer: int = REASONS_PER_CUSTOMER) -> dict[str, list[str]]:
+    """Pseudonym -> up to ``per_customer`` drivers that raise its risk, in words, strongest first.
+
+    Reasons on withheld attributes (quasi-identifiers) say nothing a retention team can act on and are
+    left out.
+    """
+    if "ml.churn_drivers" not in warehouse.relations(con) or not pseudonyms:
+        return {}
+    rows = con.execute(
+        f"""SELECT customer_pseudonym, label, value_bucket FROM ml.churn_drivers
+            WHERE direction = 'raises risk' AND value_bucket <> 'withheld'
+              AND customer_pseudonym IN (SELECT unnest(?::VARCHAR[]))
+            QUALIFY row_number() OVER (PARTITION BY customer_pseudonym ORDER BY rank) <= {int(per_customer)}
+            ORDER BY customer_pseudonym, rank""", [pseudonyms]).fetchall()
+    words: dict[str, list[str]] = {}
+    for pseudonym, label, bucket in rows:
+        words.setdefault(pseudonym, []).append(f"{short_label(label)}: {bucket}")
+    return words
+
+
 def short_label(comment: str) -> str:
     """A column comment's first clause, short enough for an axis: 'Customer's gender (female, ...)' ->
     "Customer's gender"; 'Change in spending: last 30 days ...' -> 'Change in spending'."""
@@ -253,16 +274,7 @@ def act_on_first(con: duckdb.DuckDBPyConnection, limit: int) -> pl.DataFrame:
         LIMIT ?""", [limit])
     if top.height == 0:
         return top
-    # Reasons on withheld attributes (quasi-identifiers) say nothing a retention team can act on.
-    reasons = _frame(con, "ml.churn_drivers", f"""
-        SELECT customer_pseudonym AS pseudonym, label, value_bucket FROM ml.churn_drivers
-        WHERE direction = 'raises risk' AND value_bucket <> 'withheld'
-          AND customer_pseudonym IN (SELECT unnest(?::VARCHAR[]))
-        QUALIFY row_number() OVER (PARTITION BY customer_pseudonym ORDER BY rank) <= {REASONS_PER_CUSTOMER}
-        ORDER BY customer_pseudonym, rank""", [top["pseudonym"].to_list()])
-    words: dict[str, list[str]] = {}
-    for pseudonym, label, bucket in reasons.iter_rows():
-        words.setdefault(pseudonym, []).append(f"{short_label(label)}: {bucket}")
+    words = reasons_in_words(con, top["pseudonym"].to_list())
     return top.with_columns(reasons=pl.Series([words.get(p, []) for p in top["pseudonym"]],
                                               dtype=pl.List(pl.String)))
 
