@@ -6,7 +6,8 @@ contacted), else treatment. The same campaign id always gives the same groups, t
 ignores every customer attribute (so the groups are balanced in expectation), and another campaign
 id gives an independent split.
 
-Customers whose latest marketing consent is withdrawn are never selected (they cannot be contacted).
+Only customers who may be contacted are selected: latest marketing consent granted (no record: not
+contactable), the definition `churnwh contacts` and `churn_scores.contactable` use.
 
 A campaign is *active* while its pilot runs: from its campaign date (the ``as_of`` of the scores it was
 planned from) for ``retention.pilot_days`` days, measured against the ``as_of`` of the current scores
@@ -48,7 +49,7 @@ from churnwh.errors import ChurnwhError
 from churnwh.privacy import withdrawal
 from churnwh.stages.explain import write_table
 from churnwh.stages.registry import SCHEMA
-from churnwh.stages.score import refresh_campaign_group
+from churnwh.stages.score import contactable_sql, refresh_campaign_group
 from churnwh.store import warehouse
 
 PLAN = f"{SCHEMA}.retention_plan"
@@ -170,10 +171,9 @@ def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, 
         raise CampaignError(f"campaign {campaign_id} already exists: choose a new campaign id")
     if not 0 < control_fraction < 1:
         raise CampaignError(f"control fraction {control_fraction} is not allowed: use a number between 0 and 1")
-    # Customers who withdrew marketing consent cannot be contacted: they are never selected.
-    no_contact = ("AND customer_pseudonym NOT IN (SELECT customer_pseudonym FROM staging.consent_state "
-                  "WHERE purpose = 'marketing' AND is_latest AND state = 'withdrawn')"
-                  if "staging.consent_state" in warehouse.relations(con) else "")
+    # Only customers who may be contacted are selected: the same definition as `churnwh contacts` and
+    # churn_scores.contactable (latest marketing consent granted; no consent record means no).
+    no_contact = f"AND {contactable_sql(warehouse.relations(con))}"
     # The control groups of running pilots stay untouched: never treated by this campaign.
     running = active_campaigns(con, config, scores_date(con, config))
     held_out = f"AND customer_pseudonym NOT IN ({held_out_sql(running)})" if running else ""
