@@ -92,12 +92,13 @@ Modules: ``generate`` (``simulate``) runs ``people`` (attributes, identities, co
 ``vocabulary`` holds what they share.
 """
 
+from churnwh.sources.demo.advance import save as save_continuation
 from churnwh.sources.demo.generate import simulate
 from churnwh.sources.demo.oracle import churn_oracle
 from churnwh.sources.demo.simulation import HAZARD_INTERCEPT, TRUE_DRIVERS
 from churnwh.sources.demo.tables import TABLE_NAMES, DemoData, write_raw, write_truth
 from churnwh.sources.demo.vocabulary import CHANNEL_EFFECT, CHANNELS, PLAN_EFFECT, PLAN_IDS
 
-__all__ = ["DemoData", "TRUE_DRIVERS", "churn_oracle", "simulate", "write_raw", "write_truth",
+__all__ = ["DemoData", "TRUE_DRIVERS", "churn_oracle", "save_continuation", "simulate", "write_raw", "write_truth",
            # the mechanism's parameters and table names (tests/test_demo.py reads them)
            "CHANNELS", "CHANNEL_EFFECT", "HAZARD_INTERCEPT", "PLAN_EFFECT", "PLAN_IDS", "TABLE_NAMES"]
