@@ -60,44 +60,14 @@ def _write(config: Config, con: duckdb.DuckDBPyConnection, state, release) -> No
     truth_staged = truth_path.with_name(truth_path.name + ".new")
     truth = pq.read_table(truth_path) if truth_path.exists() else release.truth.slice(0, 0)
     pq.write_table(pa.concat_tables([truth, release.truth.cast(truth.schema)]), truth_staged)
-    views = []
-
-    def register(name: str, table: pa.Table) -> str:
-        view = f"__churnwh_advance_{name}"
-        con.register(view, table)
-        views.append(view)
-        return view
-
+    con.begin()
     try:
-        con.begin()
-        try:
-            order = ["customers"] + sorted(name for name in release.appends if name != "customers")
-            for name in order:
-                table = release.appends.get(name)
-                if table is None or table.num_rows == 0:
-                    continue
-                view = register(name, table)
-                # customers erased with `churnwh forget` stay gone: their simulated rows are not written
-                known = ("" if name in ("customers", "plan_prices") else
-                         f" WHERE customer_id IN (SELECT customer_id FROM {warehouse.RAW_SCHEMA}.customers)")
-                con.execute(f'INSERT INTO {warehouse.RAW_SCHEMA}."{name}" BY NAME SELECT * FROM "{view}"{known}')
-            if release.subscription_ends.num_rows:
-                view = register("subscription_ends", release.subscription_ends)
-                con.execute(f"""UPDATE {warehouse.RAW_SCHEMA}.subscriptions AS s
-                                SET end_date = e.end_date, cancel_reason = e.cancel_reason
-                                FROM "{view}" e WHERE s.subscription_id = e.subscription_id""")
-            if release.ticket_resolutions.num_rows:
-                view = register("ticket_resolutions", release.ticket_resolutions)
-                con.execute(f"""UPDATE {warehouse.RAW_SCHEMA}.support_tickets AS t SET resolved_at = r.resolved_at
-                                FROM "{view}" r WHERE t.ticket_id = r.ticket_id""")
-            warehouse.set_meta(con, DEMO_END, str(release.data_end))
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    finally:
-        for view in views:
-            con.unregister(view)
+        advance.write_release(con, release)
+        warehouse.set_meta(con, DEMO_END, str(release.data_end))
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     truth_staged.replace(truth_path)
     advance.swap(staged, folder, old)
 

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from churnwh.sources.demo.arrow import _dates, _format_ids, _strings, _take, _timestamps
+from churnwh.sources.demo.arrow import _dates, _format_ids, _take, _timestamps
 from churnwh.sources.demo.people import (
     NEVER,
     _consent,
@@ -51,7 +51,6 @@ from churnwh.sources.demo.people import (
     _Prices,
 )
 from churnwh.sources.demo.simulation import (
-    RECORD_DAYS,
     SIGNED_UP_LATER,
     SUBSCRIBED,
     _Log,
@@ -558,6 +557,41 @@ def _release(cont: Continuation, target: int, truth: list[pa.Table]) -> Release:
                    truth=pa.concat_tables(truth) if truth else empty_truth, data_end=day_to_date(target))
 
 
+def write_release(con, release: Release, schema: str = "raw") -> None:
+    """Add a release to the raw tables of ``schema`` (inside the caller's transaction): new rows, then the ends
+    of subscriptions and the resolutions of tickets that were open. Rows of customers no longer in
+    ``customers`` (erased with `churnwh forget`) are not written: they stay gone."""
+    views = []
+
+    def register(name: str, table: pa.Table) -> str:
+        view = f"__churnwh_advance_{name}"
+        con.register(view, table)
+        views.append(view)
+        return view
+
+    target = '"' + schema.replace('"', '""') + '"'
+    try:
+        for name in ["customers"] + sorted(set(release.appends) - {"customers"}):
+            table = release.appends.get(name)
+            if table is None or table.num_rows == 0:
+                continue
+            view = register(name, table)
+            known = ("" if name in ("customers", "plan_prices") else
+                     f" WHERE customer_id IN (SELECT customer_id FROM {target}.customers)")
+            con.execute(f'INSERT INTO {target}."{name}" BY NAME SELECT * FROM "{view}"{known}')
+        if release.subscription_ends.num_rows:
+            view = register("subscription_ends", release.subscription_ends)
+            con.execute(f"""UPDATE {target}.subscriptions AS s SET end_date = e.end_date, cancel_reason = e.cancel_reason
+                            FROM "{view}" e WHERE s.subscription_id = e.subscription_id""")
+        if release.ticket_resolutions.num_rows:
+            view = register("ticket_resolutions", release.ticket_resolutions)
+            con.execute(f"""UPDATE {target}.support_tickets AS t SET resolved_at = r.resolved_at
+                            FROM "{view}" r WHERE t.ticket_id = r.ticket_id""")
+    finally:
+        for view in views:
+            con.unregister(view)
+
+
 def _resolve_tickets(cont: Continuation, cutoff: int) -> pa.Table:
     r = cont.resolutions
     due = r["resolved"] < cutoff
@@ -591,4 +625,4 @@ def _release_segments(cont: Continuation, target: int) -> tuple[pa.Table, pa.Tab
 
 
 __all__ = ["AdvanceError", "Continuation", "Release", "advance", "campaign_of", "load", "planted_effect",
-           "read_info", "register_campaign", "save", "start_continuation", "RECORD_DAYS"]
+           "read_info", "register_campaign", "save", "stage", "start_continuation", "swap", "write_release"]
