@@ -356,6 +356,10 @@ def register_campaign(cont: Continuation, campaign_id: str, customer_numbers: np
     order = np.argsort(positions[known], kind="stable")
     members, treated = positions[known][order], np.asarray(treated, dtype=bool)[known][order]
     first_day = max(_day_number(window_start), cont.info["simulated_through"] + 1)
+    if first_day >= _day_number(window_end):
+        raise AdvanceError(f"campaign {campaign_id}'s window {window_start} to {window_end} is already simulated "
+                           f"(the demo is simulated through {day_to_date(first_day - 1)}): plan a new campaign from "
+                           "the current scores")
     cont.campaigns.append(_Campaign(campaign_id, members, treated, float(effect), first_day,
                                     _day_number(window_end), np.ones(members.size)))
     return day_to_date(first_day)
