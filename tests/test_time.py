@@ -113,7 +113,7 @@ def test_multi_period_run_scores_real_data_and_measures_the_planted_effect(tmp_p
     _ok(churnwh(project, "build"))
     before = _past_digest(project, OLD_END)
     _ok(churnwh(project, "plan", "--campaign", "c1", "--budget", "1000000", "--cost", "high=40", "--cost",
-                "medium=8", "--cost", "low=1", "--control-fraction", "0.5"))
+                "medium=8", "--cost", "low=1", "--success-rate", "low=0.05", "--control-fraction", "0.5"))
     played = _ok(churnwh(project, "demo-campaign", "c1", "--days", "30", "--effect", "0.9"))
     planted = float(re.search(r"expected ([0-9.]+) percentage points below control", played.stdout).group(1)) / 100
     assert "from 2026-01-01 until 2026-01-31" in played.stdout and "as_of = 2026-01-31" in played.stdout
@@ -138,7 +138,7 @@ def test_multi_period_run_scores_real_data_and_measures_the_planted_effect(tmp_p
     assert low <= planted <= high, (report.stdout, planted)
 
     _ok(churnwh(project, "plan", "--campaign", "c2", "--budget", "1000000", "--cost", "high=40", "--cost",
-                "medium=8", "--cost", "low=1"))
+                "medium=8", "--cost", "low=1", "--success-rate", "low=0.05"))
     _ok(churnwh(project, "demo-advance", "--days", "110"))
     _ok(churnwh(project, "build"))
     _ok(churnwh(project, "pilot-report", "c2"))
