@@ -8,11 +8,13 @@ Usage::
 
 Steps, in a new project folder (a temporary one unless ``--dir``): copy ``sql/`` and
 ``churnwh.toml`` from the repository, set ``demo.customers``, and run ``churnwh build`` as a
-separate process, as a scheduler would. Between two builds the demo advances by ``--days`` the
-way the pilot does end to end: ``churnwh plan`` a campaign, ``churnwh demo-campaign`` plays its
-outcome into the raw data (churned members' subscriptions end inside the window), and ``vars.as_of``
-moves to the end of the window, so the next build scores a later date, with one more month of
-training rows, a new score snapshot and new campaign rows.
+separate process, as a scheduler would. Between two builds the demo business moves on by ``--days``
+the way the pilot does end to end: ``churnwh plan`` a campaign and ``churnwh demo-campaign`` plays it
+out in the simulator, which advances every customer by ``--days`` days (usage, purchases, tickets,
+churn, new customers...) with the treated members' churn hazard lowered; the default ``as_of`` follows
+the data end, so the next build scores a later date, with more training rows, a new score snapshot
+and new campaign rows. After every build from the second, ``churnwh backtest`` compares the snapshots
+whose outcome window is over with realized churn (none before about 135 days of advances).
 
 After every build it records the build's wall time and stage times, the size of the private
 warehouse file, of the published file and of the models folder, the model versions, the number
@@ -45,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import TINY_NETWORK  # noqa: E402 - the suite's tiny network, for --network tiny
 
-EXPECTED = {"private.duckdb", "churn.duckdb", "demo_truth.parquet", "models"}
+EXPECTED = {"private.duckdb", "churn.duckdb", "demo_truth.parquet", "demo_state", "models"}
 """What a finished build leaves at the top of warehouse/ (the default demo configuration)."""
 STAGE_LINE = re.compile(r"^\s*([a-z]+)\s+[│|]\s+([0-9.]+)\s+[│|]")
 
@@ -66,26 +68,42 @@ def make_project(project: Path, customers: int, network: str) -> None:
     (project / "churnwh.toml").write_text(config + (TINY_NETWORK if network == "tiny" else ""))
 
 
-def set_as_of(project: Path, as_of: str) -> None:
-    path = project / "churnwh.toml"
-    text = re.sub(r"(?m)^as_of = .*\n", "", path.read_text())
-    path.write_text(text.replace("[vars]\n", f"[vars]\nas_of = {as_of}\n", 1))
-
-
 def advance(project: Path, step: int, days: int) -> dict:
-    """Plan a campaign and play its outcome over ``days``; move as_of to the end of that window."""
+    """Plan a campaign and play it out while the demo advances ``days`` days (as_of follows the data)."""
     campaign = f"soak-{step}"
     planned = churnwh(project, "plan", "--campaign", campaign, "--budget", "1000000", "--cost", "high=40",
                       "--cost", "medium=8", "--cost", "low=1", "--success-rate", "low=0.05")
     if planned.returncode != 0:
         raise SystemExit(f"churnwh plan failed: {planned.stderr.strip()}")
-    played = churnwh(project, "demo-campaign", campaign, "--days", str(days), "--seed", str(step))
+    started = time.perf_counter()
+    played = churnwh(project, "demo-campaign", campaign, "--days", str(days))
     if played.returncode != 0:
         raise SystemExit(f"churnwh demo-campaign failed: {played.stderr.strip()}")
     as_of = re.search(r"as_of = (\d{4}-\d\d-\d\d)", played.stdout).group(1)
-    members = int(re.search(r"simulated (\d+) members", played.stdout).group(1))
-    set_as_of(project, as_of)
-    return {"campaign": campaign, "members": members, "as_of": as_of}
+    members = int(re.search(r"(\d+) members", played.stdout).group(1))
+    added = int(re.search(r"\(([\d,]+) raw rows added\)", played.stdout).group(1).replace(",", ""))
+    planted = float(re.search(r"expected ([0-9.]+) percentage points", played.stdout).group(1)) / 100
+    return {"campaign": campaign, "members": members, "as_of": as_of, "rows_added": added,
+            "planted_effect": planted, "advance_s": round(time.perf_counter() - started, 2)}
+
+
+def backtest(project: Path) -> list[dict]:
+    """``churnwh backtest``'s rows (snapshots with their outcome window over), with the model's test AUC."""
+    import duckdb
+
+    result = churnwh(project, "backtest")
+    if result.returncode != 0:
+        return []
+    con = duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            """SELECT CAST(b.as_of AS VARCHAR), b.model_version, b.customers, b.realized_rate, b.roc_auc,
+                      r.test_roc_auc FROM ml.backtest b LEFT JOIN ml.model_runs r ON r.version = b.model_version
+               ORDER BY b.as_of""").fetchall()
+    finally:
+        con.close()
+    return [{"as_of": a, "model_version": v, "customers": c, "realized_rate": rr, "roc_auc": auc, "test_roc_auc": t}
+            for a, v, c, rr, auc, t in rows]
 
 
 def folder_bytes(path: Path) -> int:
@@ -215,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             builds.append(measure(project, number, time.perf_counter() - started, result))
             if result.returncode != 0:
                 break
+            builds[-1]["backtest"] = backtest(project) if number > 1 else []
         summary = verdict(builds)
     finally:
         if temporary is not None:
@@ -235,6 +254,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{build['rows'].get('model_versions', 0):>8} {build['warehouse_files']:>5} "
               f"{build['rows'].get('total', 0):>10,} {'yes' if build['verified'] else 'NO':>8}  "
               f"{', '.join(build['leftovers']) or '-'}" + (f"  FAILED: {build['error']}" if build["returncode"] else ""))
+    for build in builds:
+        for row in build.get("backtest", []):
+            auc = "-" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
+            test = "-" if row["test_roc_auc"] is None else f"{row['test_roc_auc']:.3f}"
+            print(f"backtest after build {build['build']}: snapshot {row['as_of']} ({row['model_version']}, "
+                  f"{row['customers']:,} customers): realized churn {row['realized_rate']:.3f}, ROC-AUC {auc} "
+                  f"(model's test ROC-AUC {test})")
+    for number, step in enumerate(steps, start=2):
+        print(f"advance before build {number}: {step['rows_added']:,} raw rows added in {step['advance_s']:.1f} s, "
+              f"campaign {step['campaign']} ({step['members']:,} members, planted effect {step['planted_effect']:.3f})")
     first, last = summary["compared"]
     print(f"data growth (rows held), build {first} -> {last}: x{summary['data_growth']}"
           + (f"; from build 2: x{summary['data_growth_from_second']}" if "data_growth_from_second" in summary else ""))

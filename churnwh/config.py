@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -36,6 +37,33 @@ class DemoConfig:
     start: dt.date
     end: dt.date
     truth: Path
+
+    @property
+    def state(self) -> Path:
+        """The simulator's continuation state (hidden variables: never in a warehouse), beside the truth."""
+        return self.truth.parent / "demo_state"
+
+
+def demo_parameters(demo: DemoConfig) -> str:
+    """The parameters that decide the simulated history (the warehouse's 'demo_parameters' meta)."""
+    return json.dumps({"customers": demo.customers, "seed": demo.seed, "start": str(demo.start),
+                       "end": str(demo.end)}, sort_keys=True)
+
+
+def demo_data_end(demo: DemoConfig) -> dt.date:
+    """The last day the demo's raw data cover: ``demo.end``, or later once `churnwh demo-advance` moved the
+    business on (read from the state beside the truth, when it belongs to these parameters)."""
+    path = demo.state / "state.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return demo.end
+    if not isinstance(info, dict) or json.dumps(info.get("parameters"), sort_keys=True) != demo_parameters(demo):
+        return demo.end
+    try:
+        return dt.date(1970, 1, 1) + dt.timedelta(days=int(info["released_through"]))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return demo.end
 
 
 @dataclass(frozen=True)
@@ -375,7 +403,8 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
     for name, value in reader.section("vars", None).items():
         variables[name] = reader.variable(name, value)
     if kind == "demo" and "as_of" not in raw.get("vars", {}):
-        variables["as_of"] = demo_config.end + dt.timedelta(days=1)
+        # the day after the data end: demo.end, or the end `churnwh demo-advance` moved the data to
+        variables["as_of"] = demo_data_end(demo_config) + dt.timedelta(days=1)
     if kind == "demo" and "history_start" not in raw.get("vars", {}):
         variables["history_start"] = demo_config.start
     # One k everywhere: the SQL models suppress with the same value the publish check enforces.

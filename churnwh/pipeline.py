@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -15,6 +14,7 @@ from typing import Callable
 import duckdb
 
 from churnwh.config import Config
+from churnwh.config import demo_parameters as _demo_parameters
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import keys, pseudonyms
 from churnwh.privacy.proofs import classify_stage, lineage_stage, publish_stage
@@ -300,17 +300,15 @@ def ensure_key(config: Config) -> bytes:
 
 
 def demo_parameters(config: Config) -> str:
-    demo = config.demo
-    return json.dumps(
-        {"customers": demo.customers, "seed": demo.seed, "start": str(demo.start), "end": str(demo.end)},
-        sort_keys=True,
-    )
+    return _demo_parameters(config.demo)
 
 
 def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool = False,
                 on_progress: Reporter = ignore) -> str:
     """Simulate the demo warehouse unless the raw tables already hold it with the same parameters;
-    ``on_progress`` gets a ``Count`` of raw rows per table written."""
+    ``on_progress`` gets a ``Count`` of raw rows per table written. Data that `churnwh demo-advance` moved
+    on are kept (the parameters are those of the first history); a new simulation also writes the
+    simulator's continuation state beside the truth and records the data end ('demo_end')."""
     parameters = demo_parameters(config)
     if not force and warehouse.get_meta(con, "demo_parameters") == parameters:
         return "demo data unchanged"
@@ -326,6 +324,8 @@ def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool =
     faults.point("load.after_raw")
     config.demo.truth.parent.mkdir(parents=True, exist_ok=True)
     demo.write_truth(data, config.demo.truth)
+    demo.save_continuation(data.continuation, config.demo.state)
+    warehouse.set_meta(con, "demo_end", str(config.demo.end))
     warehouse.set_meta(con, "demo_parameters", parameters)
     rows = sum(table.num_rows for table in data.tables.values())
     return f"{config.demo.customers} demo customers, {rows} raw rows"

@@ -87,7 +87,7 @@ def test_a_second_build_exits_naming_the_first_or_waits_behind_it_while_a_reader
 WRITERS = (
     ("build",), ("train",), ("score",), ("demo", "--force"), ("forget", "C00000001"), ("rotate-key",),
     ("rollback", "v0001"), ("plan", "--campaign", "c1", "--budget", "100", "--cost", "high=1"),
-    ("demo-campaign", "c1"), ("contacts", "--tier", "high"),
+    ("demo-campaign", "c1"), ("demo-advance", "--days", "30"), ("contacts", "--tier", "high"),
 )
 
 

@@ -335,3 +335,60 @@ def test_hazard_is_the_documented_function_of_the_recorded_data(con):
          - 0.55 * rows["clicked"] - 0.25 * rows["opened"])
     expected = 0.8 / (1 + np.exp(-z))
     np.testing.assert_allclose(rows["churn_hazard"], expected, rtol=1e-5)
+
+
+def test_an_advance_continues_the_same_mechanism_from_the_same_state(data, tmp_path):
+    """After two months of advance, the hazard of the third is still the documented function of what the
+    raw tables (history plus advanced rows) record before it: the hidden state went on, it was not redrawn.
+    A list-price rise of the advance (basic, 2026-02-01) is in that record."""
+    import datetime as dt
+
+    import numpy as np
+    import pyarrow as pa
+
+    from churnwh.sources import demo
+    from churnwh.sources.demo import advance
+
+    state_dir = tmp_path / "state"
+    advance.save(data.continuation, state_dir)  # through a saved state, as `churnwh demo-advance` does
+    cont = advance.load(state_dir)
+    connection = duckdb.connect(str(tmp_path / "advanced.duckdb"))
+    write_raw(connection, data)
+    truths = [data.truth]
+    for days in (40, 21, 3):  # to 2026-02-09, 2026-03-02 and 2026-03-05: months released in parts
+        release = advance.advance(cont, days)
+        connection.begin()
+        advance.write_release(connection, release)
+        connection.commit()
+        truths.append(release.truth)
+    assert release.data_end == dt.date(2026, 3, 5)
+    connection.register("truth", pa.concat_tables(truths))
+    rows = connection.sql(HAZARD_FROM_RECORD.replace("2024-06-01", "2026-03-01")).fetchnumpy()
+    assert rows["churn_hazard"].size > 150 and rows["rose"][rows["plan_id"] == "basic"].all()
+    # the new month's hazards, recomputed from the raw record as in the test below
+    plan = np.array([demo.PLAN_IDS.index(p) for p in rows["plan_id"]])
+    channel = np.array([demo.CHANNELS.index(c) for c in rows["channel"]])
+    a30, a90, w30, w90 = (rows[k].astype(float) for k in ("a30", "a90", "w30", "w90"))
+    satisfaction = np.ma.filled(np.ma.asarray(rows["satisfaction"], dtype=float), np.nan)
+
+    def trend(last_30, last_90):
+        before = (last_90 - last_30) / 2.0
+        return np.where(last_30 + before > 0, (last_30 - before) / np.maximum(last_30 + before, 1e-9), 0.0)
+
+    z = (demo.HAZARD_INTERCEPT + demo.PLAN_EFFECT[plan] + demo.CHANNEL_EFFECT[channel]
+         - 0.45 * np.log1p(rows["months"]) - 1.4 * np.log1p(a90 / 3) - 0.4 * np.log1p(w30) + 0.8 * (a90 < 4)
+         + 1.4 * np.maximum(-trend(a30, a90), 0) + 0.4 * np.maximum(-trend(w30, w90), 0)
+         + np.minimum(rows["unresolved"], 2) * (0.5 + 1.0 * (rows["months"] < 6))
+         + 0.8 * (np.nan_to_num(satisfaction, nan=5.0) < 2.5)
+         + rows["rose"] * (0.25 + 1.5 * (a30 < 4))
+         - 0.55 * rows["clicked"] - 0.25 * rows["opened"])
+    np.testing.assert_allclose(rows["churn_hazard"], 0.8 / (1 + np.exp(-z)), rtol=1e-5)
+    # nothing after the data end was released, and every event still belongs to a known customer
+    for table, column in (("product_usage", "activity_date"), ("transactions", "transaction_ts"),
+                          ("web_sessions", "session_start"), ("email_events", "event_ts")):
+        assert scalar(connection, f"SELECT CAST(max({column}) AS DATE) FROM raw.{table}") == dt.date(2026, 3, 5)
+        assert scalar(connection, f"SELECT count(*) FROM raw.{table} WHERE customer_id NOT IN "
+                                  "(SELECT customer_id FROM raw.customers)") == 0
+    assert scalar(connection, "SELECT count(*) FROM raw.subscriptions WHERE start_date > DATE '2026-03-05' "
+                              "OR end_date > DATE '2026-03-05'") == 0
+    connection.close()

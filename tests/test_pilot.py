@@ -71,7 +71,7 @@ def test_pilot_end_to_end_on_demo_data(built_project, tmp_path):
     assert unknown.returncode == 1 and "does not exist" in unknown.stderr
     too_early = churnwh(project, "pilot-report", "c1")
     assert too_early.returncode == 1 and "no outcome data yet" in too_early.stderr
-    simulated = churnwh(project, "demo-campaign", "c1", "--days", "151", "--effect", str(EFFECT), "--seed", "1")
+    simulated = churnwh(project, "demo-campaign", "c1", "--days", "151", "--effect", str(EFFECT))
     assert simulated.returncode == 0, simulated.stderr
     planted = float(re.search(r"expected ([0-9.]+) percentage points below control", simulated.stdout).group(1)) / 100
     assert "cut by 60% (--effect 0.6)" in simulated.stdout
@@ -103,10 +103,9 @@ def test_pilot_end_to_end_on_demo_data(built_project, tmp_path):
     half_width = 1.959964 * math.sqrt(r_t * (1 - r_t) / n_t + r_c * (1 - r_c) / n_c)
     assert row["ci_high"].item() - row["effect"].item() == pytest.approx(half_width, rel=1e-4)
     assert row["effect"].item() - row["ci_low"].item() == pytest.approx(half_width, rel=1e-4)
-    churned_in_raw = int(re.search(r"(\d+) churned", simulated.stdout).group(1))
     realized = (row["treated_churn_rate"].item() * row["treated"].item()
                 + row["control_churn_rate"].item() * row["control"].item())
-    assert round(realized) == churned_in_raw
+    assert realized == pytest.approx(round(realized)) and 1 <= round(realized) <= members
     # The 2026-01-01 snapshot now has its outcome window: the backtest runs.
     backtest = churnwh(project, "backtest")
     assert backtest.returncode == 0, backtest.stderr
@@ -114,11 +113,11 @@ def test_pilot_end_to_end_on_demo_data(built_project, tmp_path):
         backtested = con.execute("SELECT as_of, model_version, customers, realized_rate FROM ml.backtest").fetchall()
         old_members = {r[0] for r in con.execute("SELECT customer_pseudonym FROM ml.campaign_members").fetchall()}
     # One snapshot (the campaign's as_of, scored by v0001) with its realized churners: a whole number,
-    # at least one, and only campaign members churned after the snapshot (the demo data ended there).
+    # at least the campaign members' (the advanced demo goes on for every customer, members or not).
     [(snapshot, version, customers, rate)] = backtested
     assert (snapshot, version) == (row["campaign_as_of"].item(), "v0001") and customers >= members
     assert rate * customers == pytest.approx(round(rate * customers))
-    assert 1 <= round(rate * customers) <= churned_in_raw
+    assert round(rate * customers) >= 1
     # A key rotation recomputes every pseudonym; the campaign and the score history are carried
     # over to the new ones, so the pilot report and the backtest give the same figures.
     rotated = churnwh(project, "rotate-key")

@@ -1,4 +1,5 @@
-"""Library entry points behind `churnwh plan / pilot-report / demo-campaign / backtest / query / report`.
+"""Library entry points behind `churnwh plan / pilot-report / demo-campaign / demo-advance / backtest / query /
+report`.
 
 Each function opens the warehouse itself (through ``churnwh.store.warehouse``) and returns plain data for
 the CLI to print.
@@ -60,13 +61,24 @@ def pilot_report(config: Config, campaign_id: str) -> dict:
         return report(con, config, campaign_id)
 
 
-def demo_campaign(config: Config, campaign_id: str, days: int, effect: float, seed: int) -> dict:
+def demo_campaign(config: Config, campaign_id: str, days: int, effect: float) -> dict:
     from churnwh.action.campaign import simulate_campaign
 
     if config.source != "demo":
         raise ChurnwhError("demo-campaign changes simulated raw data: it works only with source.kind = 'demo'")
     with warehouse.open_private(config) as con:
-        return simulate_campaign(con, campaign_id, days=days, effect=effect, seed=seed)
+        return simulate_campaign(con, config, campaign_id, days=days, effect=effect)
+
+
+def demo_advance(config: Config, days: int) -> dict:
+    from churnwh.action.campaign import advance_demo
+
+    if config.source != "demo":
+        raise ChurnwhError("demo-advance moves the simulated business on: it works only with source.kind = 'demo'")
+    if days < 1:
+        raise ChurnwhError(f"--days {days} is not allowed: give at least 1")
+    with warehouse.open_private(config) as con:
+        return advance_demo(config, con, days)
 
 
 def backtest(config: Config) -> pl.DataFrame:

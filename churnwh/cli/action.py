@@ -1,4 +1,4 @@
-"""From scores to action: plan, pilot-report, demo-campaign, backtest, report (churnwh.action.actions)."""
+"""From scores to action: plan, pilot-report, demo-campaign, demo-advance, backtest, report (churnwh.action.actions)."""
 
 from __future__ import annotations
 
@@ -63,34 +63,57 @@ def pilot_report(campaign: str = typer.Argument(..., metavar="CAMPAIGN", help="T
 @command("demo-campaign", panel=PANEL)
 def demo_campaign(
     campaign: str = typer.Argument(..., metavar="CAMPAIGN", help="A planned campaign id."),
-    days: int = typer.Option(90, "--days", metavar="DAYS", help="Days of outcome to simulate after the campaign date."),
+    days: int = typer.Option(90, "--days", metavar="DAYS",
+                             help="Days the campaign window lasts; the demo advances as many days."),
     effect: float = typer.Option(
         0.3, "--effect", metavar="SHARE",
-        help="Planted relative churn reduction for treated customers (0.3: their churn probability x 0.7)."),
-    seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed of the simulated outcomes."),
+        help="Planted relative churn reduction for treated customers (0.3: their monthly churn hazard x 0.7)."),
 ) -> None:
-    """Demo only: simulate the campaign's outcome in the raw data, with a planted treatment effect.
+    """Demo only: play a campaign out in the simulated business, with a planted treatment effect.
 
-    Then set vars.as_of to the printed date, run `churnwh build` and `churnwh pilot-report`.
+    Registers the treated customers with the demo simulator (their churn hazard is cut by the effect
+    during the window) and advances the business by DAYS days; then run `churnwh build` (its as_of moves
+    to the day after the new data end) and `churnwh pilot-report`.
 
     Example: churnwh demo-campaign spring-2026 --days 90 --effect 0.3
     """
     from churnwh.action import actions
 
-    r = actions.demo_campaign(project_config(), campaign, days, effect, seed)
+    r = actions.demo_campaign(project_config(), campaign, days, effect)
     say(demo_campaign_summary(r, effect))
 
 
 def demo_campaign_summary(r: dict, effect: float) -> str:
-    # planted_effect is effect x the members' mean churn probability: the churn-rate gap between
-    # treated and control that the simulation expects, i.e. what pilot-report's effect estimates.
+    # planted_effect: the churn-rate gap (control - treated) the simulator's hazards imply for the window,
+    # i.e. what pilot-report's effect estimates (churnwh.sources.demo.advance.planted_effect).
     return (
-        f"simulated {r['members']} members, {r['churned']} churned; planted effect: treated customers' churn "
-        f"probability cut by {effect:.0%} (--effect {effect:g}), so their churn rate is expected "
-        f"{100 * r['planted_effect']:.1f} percentage points below control's (`churnwh pilot-report` should find an "
-        f"effect near {-r['planted_effect']:+.1%}); set as_of = {r['window_end']} under [vars] in churnwh.toml and "
-        "run `churnwh build`"
+        f"advanced the demo to {r['data_end']} ({sum(r['rows'].values()):,} raw rows added); campaign "
+        f"{r['campaign_id']}: {r['members']} members, {r['treated']} treated; planted effect: treated customers' "
+        f"churn hazard cut by {effect:.0%} (--effect {effect:g}) from {r['effect_from']} until {r['window_end']}, "
+        f"so their churn rate is expected {100 * r['planted_effect']:.1f} percentage points below control's "
+        f"(`churnwh pilot-report` should find an effect near {r['planted_effect']:+.1%}); the next build's "
+        f"as_of = {r['as_of']} (the day after the data end): run `churnwh build`"
     )
+
+
+@command("demo-advance", panel=PANEL)
+def demo_advance(
+    days: int = typer.Option(..., "--days", metavar="DAYS", help="Days to move the simulated business on."),
+) -> None:
+    """Demo only: move the simulated business on by DAYS days for every customer.
+
+    Usage, purchases, tickets, web visits, e-mail, consent, subscriptions, prices, churn, re-signups and
+    new customers continue from the simulator's hidden state; past raw rows stay as they were. The next
+    `churnwh build` scores as of the day after the new data end.
+
+    Example: churnwh demo-advance --days 30
+    """
+    from churnwh.action import actions
+
+    r = actions.demo_advance(project_config(), days)
+    say(f"advanced the demo from {r['from']} to {r['data_end']}: {sum(r['rows'].values()):,} raw rows added "
+        f"({', '.join(f'{name} {count:,}' for name, count in sorted(r['rows'].items()) if count)}); "
+        f"{r['customers']:,} customers so far; the next build's as_of = {r['as_of']}: run `churnwh build`")
 
 
 @command(panel=PANEL)

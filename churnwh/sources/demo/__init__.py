@@ -3,6 +3,9 @@
 `simulate` generates every `raw.*` table of the shared spec plus the ground truth, `write_raw`
 loads the tables into a DuckDB schema, `write_truth` writes the truth to a Parquet file that never
 enters a warehouse. Everything is vectorized numpy; the only Python loop runs over months.
+`simulate` also returns the simulator's hidden state (``DemoData.continuation``), which
+``advance`` continues: `churnwh demo-advance --days N` moves the business on by N days and
+`churnwh demo-campaign` plays a planned campaign out through the hazard (see "Time moves on").
 
 Churn mechanism (monthly hazard)
 --------------------------------
@@ -71,6 +74,27 @@ minutes, a few negative refunds), exact duplicate rows (transactions, product us
 events), and late-arriving transactions (loaded_at days after transaction_ts). There are no
 orphan rows: every customer_id in an event table exists in raw.customers.
 
+Time moves on
+-------------
+``advance.advance`` continues the same monthly loop from the saved state (``save_continuation``;
+``demo_state/`` beside the truth file, never in a warehouse: it holds the hidden variables): the same
+customers go on, new customers arrive at the history's signup rate, consent changes and list-price
+rises go on. It simulates whole months and releases the rows dated up to the new end, keeping the
+rest of the month for the next advance; released rows never change, except an open subscription's
+``end_date``/``cancel_reason`` and an open ticket's ``resolved_at``, filled in when they happen. The truth
+file gains the new months; ``_churnwh.meta`` 'demo_end' holds the data end, and a demo project's
+default ``as_of`` is the day after it. Same seed and same advances and campaigns give identical
+tables (one advance of 65 days equals advances of 45 and 20); an advance is not the draw a direct
+simulation to the later end would make (which customers join during the history depends on
+``demo.end``), but the hazard of every advanced month is the documented function of the raw record.
+
+A campaign registered with ``advance.register_campaign`` (what `churnwh demo-campaign` does) cuts its
+treated members' monthly hazard by the relative effect E inside its window: the hazard of a month
+is ``p x (1 - E x w)``, ``w`` the share of the month inside the window (a cancellation drawn on a day
+inside it is prevented with probability E), and the truth records that hazard. A window that starts
+inside a month already simulated (released or buffered) takes effect from the first day not
+simulated yet. ``advance.planted_effect`` states the churn-rate gap (control - treated) this implies.
+
 The oracle
 ----------
 ``churn_hazard`` in the truth file is the hazard of the month it names, computed from the record
@@ -89,15 +113,16 @@ below the oracle's by how much of that state the data hide.
 Modules: ``generate`` (``simulate``) runs ``people`` (attributes, identities, consent, plans and prices) and
 ``simulation`` (the monthly hazard and behaviour), then ``tables`` turns the events into the raw tables
 (with ``arrow``'s builders) and writes them; ``oracle`` continues the simulation from a date's full state;
-``vocabulary`` holds what they share.
+``advance`` continues the simulation in time; ``vocabulary`` holds what they share.
 """
 
+from churnwh.sources.demo.advance import save as save_continuation
 from churnwh.sources.demo.generate import simulate
 from churnwh.sources.demo.oracle import churn_oracle
 from churnwh.sources.demo.simulation import HAZARD_INTERCEPT, TRUE_DRIVERS
 from churnwh.sources.demo.tables import TABLE_NAMES, DemoData, write_raw, write_truth
 from churnwh.sources.demo.vocabulary import CHANNEL_EFFECT, CHANNELS, PLAN_EFFECT, PLAN_IDS
 
-__all__ = ["DemoData", "TRUE_DRIVERS", "churn_oracle", "simulate", "write_raw", "write_truth",
+__all__ = ["DemoData", "TRUE_DRIVERS", "churn_oracle", "save_continuation", "simulate", "write_raw", "write_truth",
            # the mechanism's parameters and table names (tests/test_demo.py reads them)
            "CHANNELS", "CHANNEL_EFFECT", "HAZARD_INTERCEPT", "PLAN_EFFECT", "PLAN_IDS", "TABLE_NAMES"]

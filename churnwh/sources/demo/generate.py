@@ -6,6 +6,7 @@ import datetime
 
 import numpy as np
 
+from churnwh.sources.demo.advance import start_continuation
 from churnwh.sources.demo.people import (
     _consent,
     _consent_table,
@@ -19,7 +20,8 @@ from churnwh.sources.demo.simulation import _simulate_months
 from churnwh.sources.demo.tables import (
     DemoData,
     _email_table,
-    _subscriptions_table,
+    _subscription_rows,
+    _subscriptions_arrow,
     _tickets_table,
     _transactions_table,
     _truth_table,
@@ -52,13 +54,16 @@ def simulate(customers: int, seed: int, start: datetime.date = datetime.date(202
     customer_ids = customers_table.column("customer_id").combine_chunks()
     consent_events, consent_windows = _consent(rng_consent, attrs, end_day)
     prices = _Prices(_price_schedule(start))
-    log, state = _simulate_months(rng_history, attrs, consent_windows, prices, start_day, end_day, month_starts)
+    log, state, tickets = _simulate_months(rng_history, attrs, consent_windows, prices, start_day, end_day,
+                                           month_starts)
     plans, plan_prices = _plan_tables(prices.schedule)
+    subscription_rows = _subscription_rows(log, state)
     tables = {
         "customers": customers_table,
         "plans": plans,
         "plan_prices": plan_prices,
-        "subscriptions": _subscriptions_table(log, state, customer_ids),
+        "subscriptions": _subscriptions_arrow(subscription_rows, np.arange(1, subscription_rows["customer"].size + 1),
+                                              customer_ids),
         "transactions": _transactions_table(rng_mess, log, customer_ids),
         "product_usage": _usage_table(rng_mess, log, customer_ids),
         "support_tickets": _tickets_table(rng_mess, log, customer_ids, end_day),
@@ -66,4 +71,9 @@ def simulate(customers: int, seed: int, start: datetime.date = datetime.date(202
         "email_events": _email_table(rng_mess, log, customer_ids, month_starts),
         "consent_events": _consent_table(consent_events, customer_ids, attrs["ccpa"]),
     }
-    return DemoData(tables=tables, truth=_truth_table(log, customer_ids))
+    truth = _truth_table(log, customer_ids)
+    continuation = start_continuation(
+        parameters={"customers": customers, "seed": seed, "start": str(start), "end": str(end)}, start=start,
+        end=end, attrs=attrs, consent=consent_windows, state=state, tickets=tickets,
+        subscription_rows=subscription_rows, tables=tables, rng_history=rng_history, rng_mess=rng_mess, seed=seed)
+    return DemoData(tables=tables, truth=truth, continuation=continuation)

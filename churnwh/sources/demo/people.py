@@ -60,9 +60,9 @@ def _customer_attributes(rng: np.random.Generator, n: int, start_day: int, end_d
     }
 
 
-def _customers_table(rng: np.random.Generator, attrs: dict[str, np.ndarray]) -> pa.Table:
+def _customers_table(rng: np.random.Generator, attrs: dict[str, np.ndarray], first_number: int = 1) -> pa.Table:
     n = attrs["signup_day"].size
-    number = np.arange(1, n + 1)
+    number = np.arange(first_number, first_number + n)
     first = rng.integers(0, FIRST_NAMES.size, n)
     last = rng.integers(0, LAST_NAMES.size, n)
     first_s, last_s = _strings(FIRST_NAMES, first), _strings(LAST_NAMES, last)
@@ -155,10 +155,11 @@ def _consent(rng: np.random.Generator, attrs: dict[str, np.ndarray], end_day: in
     return events, windows
 
 
-def _consent_table(events: dict[str, np.ndarray], customer_ids: pa.Array, ccpa: np.ndarray) -> pa.Table:
+def _consent_table(events: dict[str, np.ndarray], customer_ids: pa.Array, ccpa: np.ndarray,
+                   first_number: int = 1) -> pa.Table:
     n = events["ts"].size
     return pa.table({
-        "event_id": _format_ids("CE", np.arange(1, n + 1), 9),
+        "event_id": _format_ids("CE", np.arange(first_number, first_number + n), 9),
         "customer_id": customer_ids.take(pa.array(events["customer"])),
         "purpose": _strings(("profiling", "marketing"), events["purpose"]),
         "action": _strings(("grant", "withdraw"), events["action"]),

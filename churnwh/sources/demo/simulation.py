@@ -228,7 +228,7 @@ def _cancel_reasons(rng: np.random.Generator, price_hit: np.ndarray, low_usage: 
 
 
 def _simulate_months(rng: np.random.Generator, attrs: dict, consent: _ConsentWindows, prices: _Prices,
-                     start_day: int, end_day: int, month_starts: np.ndarray) -> tuple[_Log, _State]:
+                     start_day: int, end_day: int, month_starts: np.ndarray) -> tuple[_Log, _State, _TicketPool]:
     state = _initial_state(rng, attrs, start_day)
     log = _Log()
     tickets = _TicketPool()
@@ -238,12 +238,16 @@ def _simulate_months(rng: np.random.Generator, attrs: dict, consent: _ConsentWin
         if ms > end_day:
             break
         tickets = _simulate_month(rng, m, ms, me, state, attrs, consent, prices, tickets, log, n)
-    return log, state
+    return log, state, tickets
 
 
 def _simulate_month(rng, m, ms, me, state: _State, attrs, consent, prices: _Prices, tickets: _TicketPool,
-                    log: _Log, n) -> _TicketPool:
-    """One month: hazards and cancellations, plan changes, arrivals, then the month's behaviour."""
+                    log: _Log, n, effects=None) -> _TicketPool:
+    """One month: hazards and cancellations, plan changes, arrivals, then the month's behaviour.
+
+    ``effects`` (the advance's registered campaigns, ``advance._CampaignEffects``) lowers treated
+    customers' hazard inside a campaign window: the truth records the hazard applied, and a drawn
+    cancellation on a day inside the window is prevented with probability the campaign's effect."""
     # window of subscribed days [lo, hi) minus the gap [gap_lo, gap_hi) for everyone this month
     lo = np.full(n, NEVER, dtype=np.int64)
     hi = np.full(n, me, dtype=np.int64)
@@ -259,13 +263,17 @@ def _simulate_month(rng, m, ms, me, state: _State, attrs, consent, prices: _Pric
 
     rec = _record(state, at_risk, ms, tickets, prices)
     p_cancel = _sigmoid(_cancel_logit(state, attrs, at_risk, rec))
-    log.truth.add(customer=at_risk, month=np.full(at_risk.size, ms), hazard=p_cancel * (1 - Q_SHORT_RETURN))
+    applied = p_cancel if effects is None else effects.hazard(at_risk, p_cancel, ms, me)
+    log.truth.add(customer=at_risk, month=np.full(at_risk.size, ms), hazard=applied * (1 - Q_SHORT_RETURN))
 
     cancelling = rng.random(at_risk.size) < p_cancel
     cancels = at_risk[cancelling]
     cancel_day = _uniform_days(rng, np.maximum(lo[cancels], state.seg_start[cancels] + 1), np.full(cancels.size, me))
     reason = _cancel_reasons(rng, rec.price_rise[cancelling], rec.active_days_30d[cancelling] < 4,
                              rec.unresolved[cancelling] > 0)
+    if effects is not None:
+        kept = effects.keep(cancels, cancel_day)
+        cancels, cancel_day, reason = cancels[kept], cancel_day[kept], reason[kept]
     _end_segment(log, state, cancels, cancel_day, reason)
     hi[cancels] = cancel_day
     _schedule_returns(rng, state, cancels, cancel_day, ms, me)

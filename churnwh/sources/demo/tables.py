@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -44,13 +44,16 @@ TABLE_NAMES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class DemoData:
-    """Raw tables of the demo warehouse and the hazard the simulator actually used."""
+    """Raw tables of the demo warehouse, the hazard the simulator actually used, and the hidden state to
+    continue from (``advance.Continuation``; never written into a warehouse)."""
 
     tables: dict[str, pa.Table]
     truth: pa.Table
+    continuation: object = field(default=None, repr=False, compare=False)
 
 
-def _subscriptions_table(log: _Log, state: _State, customer_ids: pa.Array) -> pa.Table:
+def _subscription_rows(log: _Log, state: _State) -> dict[str, np.ndarray]:
+    """Every subscription segment: the closed ones of the log and the open ones of the state, in id order."""
     closed = log.subscriptions.concat()
     still_open = np.flatnonzero(state.status == SUBSCRIBED)
     rows = {
@@ -61,16 +64,23 @@ def _subscriptions_table(log: _Log, state: _State, customer_ids: pa.Array) -> pa
         "reason": np.concatenate([closed["reason"], np.full(still_open.size, -1, np.int8)]),
         "is_open": np.concatenate([np.zeros(closed["customer"].size, bool), np.ones(still_open.size, bool)]),
     }
-    rows = _take(rows, np.lexsort((rows["start"], rows["customer"])))
-    n = rows["customer"].size
+    return _take(rows, np.lexsort((rows["start"], rows["customer"])))
+
+
+def _subscriptions_arrow(rows: dict[str, np.ndarray], numbers: np.ndarray, customer_ids: pa.Array) -> pa.Table:
     return pa.table({
-        "subscription_id": _format_ids("S", np.arange(1, n + 1), 9),
+        "subscription_id": _format_ids("S", numbers, 9),
         "customer_id": customer_ids.take(pa.array(rows["customer"])),
         "plan_id": _strings(PLAN_IDS, rows["plan"]),
         "start_date": _dates(rows["start"]),
         "end_date": _dates(rows["end"], rows["is_open"]),
         "cancel_reason": _strings(CANCEL_REASONS, np.maximum(rows["reason"], 0), rows["reason"] < 0),
     })
+
+
+def _subscriptions_table(log: _Log, state: _State, customer_ids: pa.Array) -> pa.Table:
+    rows = _subscription_rows(log, state)
+    return _subscriptions_arrow(rows, np.arange(1, rows["customer"].size + 1), customer_ids)
 
 
 def _late_loaded_at(rng: np.random.Generator, ts: np.ndarray) -> np.ndarray:
@@ -81,7 +91,7 @@ def _late_loaded_at(rng: np.random.Generator, ts: np.ndarray) -> np.ndarray:
     return ts + delay
 
 
-def _transactions_table(rng, log: _Log, customer_ids: pa.Array) -> pa.Table:
+def _transactions_table(rng, log: _Log, customer_ids: pa.Array, first_number: int = 1) -> pa.Table:
     rows = log.transactions.concat()
     order = np.lexsort((rows["ts"],))
     rows = _take(rows, order)
@@ -91,7 +101,7 @@ def _transactions_table(rng, log: _Log, customer_ids: pa.Array) -> pa.Table:
     amount[refund] = -amount[refund]
     outlier = rng.random(n) < 0.0005
     amount[outlier] = np.round(amount[outlier] * rng.uniform(50, 200, outlier.sum()), 2)
-    columns = {"number": np.arange(1, n + 1), "customer": rows["customer"], "ts": rows["ts"],
+    columns = {"number": np.arange(first_number, first_number + n), "customer": rows["customer"], "ts": rows["ts"],
                "amount": amount, "amount_null": rng.random(n) < 0.003, "category": rows["category"],
                "loaded": _late_loaded_at(rng, rows["ts"]),
                "spelling": _spellings(rng, rows["category"], CATEGORY_SPELLINGS, 0.9)}
@@ -124,13 +134,14 @@ def _usage_table(rng, log: _Log, customer_ids: pa.Array) -> pa.Table:
     })
 
 
-def _tickets_table(rng, log: _Log, customer_ids: pa.Array, end_day: int) -> pa.Table:
+def _tickets_table(rng, log: _Log, customer_ids: pa.Array, end_day: int, first_number: int = 1) -> pa.Table:
+    """Tickets in opening order; resolved_at is NULL for those still open after `end_day`."""
     rows = log.tickets.concat()
     rows = _take(rows, np.argsort(rows["opened"], kind="stable"))
     n = rows["opened"].size
     unresolved = rows["resolved"] >= (end_day + 1) * US_PER_DAY
     return pa.table({
-        "ticket_id": _format_ids("K", np.arange(1, n + 1), 8),
+        "ticket_id": _format_ids("K", np.arange(first_number, first_number + n), 8),
         "customer_id": customer_ids.take(pa.array(rows["customer"])),
         "opened_at": _timestamps(rows["opened"]),
         "resolved_at": _timestamps(np.where(unresolved, 0, rows["resolved"]), unresolved),
@@ -139,11 +150,11 @@ def _tickets_table(rng, log: _Log, customer_ids: pa.Array, end_day: int) -> pa.T
     })
 
 
-def _web_table(rng, log: _Log, customer_ids: pa.Array) -> pa.Table:
+def _web_table(rng, log: _Log, customer_ids: pa.Array, first_number: int = 1) -> pa.Table:
     rows = log.web.concat()
     n = rows["ts"].size
     return pa.table({
-        "session_id": _format_ids("W", np.arange(1, n + 1), 10),
+        "session_id": _format_ids("W", np.arange(first_number, first_number + n), 10),
         "customer_id": customer_ids.take(pa.array(rows["customer"])),
         "session_start": _timestamps(rows["ts"]),
         "pages": pa.array(rows["pages"].astype(np.int32)),
@@ -151,10 +162,10 @@ def _web_table(rng, log: _Log, customer_ids: pa.Array) -> pa.Table:
     })
 
 
-def _email_table(rng, log: _Log, customer_ids: pa.Array, month_starts: np.ndarray) -> pa.Table:
+def _email_table(rng, log: _Log, customer_ids: pa.Array, month_starts: np.ndarray, first_number: int = 1) -> pa.Table:
     rows = log.email.concat()
     n = rows["ts"].size
-    rows["number"] = np.arange(1, n + 1)
+    rows["number"] = np.arange(first_number, first_number + n)
     rows["spelling"] = _spellings(rng, rows["kind"], EMAIL_SPELLINGS, 0.9)
     rows = _take(rows, _with_duplicates(rng, n, 0.005))
     campaign_month = month_starts[rows["campaign"] // 2].astype("datetime64[D]").astype("datetime64[M]")
