@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -38,6 +39,8 @@ class BuildOptions:
     """Spark master for engine "spark": local[N], spark://host:port or sc://host:port (Spark Connect)."""
     wait_seconds: float = 0.0
     """How long to wait for another build's write lock before giving up (churnwh.store.lock)."""
+    allow_stale: bool = False
+    """Score even when a source ends before the features' window (recorded in the audit log and `about`)."""
 
 
 @dataclass
@@ -87,6 +90,24 @@ def load_sources(ctx: BuildContext) -> str:
 
         return sources.load_sources(ctx.config, ctx.con, on_progress=ctx.on_progress)
     raise AssertionError(f"unknown source kind {ctx.config.source}")
+
+
+def check_freshness(ctx: BuildContext) -> str:
+    """Refuse to build features and scores on sources that end before the window the features read
+    (churnwh.store.freshness), unless --allow-stale, which the audit entry and `about` record."""
+    from churnwh.sources import event_times
+    from churnwh.store import freshness
+
+    as_of = ctx.config.variables.get("as_of")
+    if not isinstance(as_of, dt.date):
+        return "no as_of date: not checked"
+    raw = {name for name in warehouse.relations(ctx.con) if name.startswith(f"{warehouse.RAW_SCHEMA}.")}
+    declared = [d for d in event_times.declarations(ctx.config) if f"{warehouse.RAW_SCHEMA}.{d.source}" in raw]
+    results = freshness.measure(ctx.con, declared, as_of)
+    allowed = freshness.enforce(ctx.con, results, as_of, allow_stale=ctx.options.allow_stale)
+    if allowed:
+        ctx.privacy["stale_override"] = freshness.override_of(allowed, as_of)
+    return freshness.summary(results, as_of, allowed)
 
 
 def pseudonymize(ctx: BuildContext) -> str:
@@ -155,6 +176,7 @@ def monitor(ctx: BuildContext) -> str:
 
 STAGES: tuple[tuple[str, Callable[[BuildContext], str]], ...] = (
     ("load", load_sources),
+    ("freshness", check_freshness),
     ("pseudonymize", pseudonymize),
     ("classify", classify_stage),
     ("lineage", lineage_stage),

@@ -101,7 +101,10 @@ def backtest() -> None:
     """
     from churnwh.action import actions
 
-    summary = actions.backtest(project_config())
+    config = project_config()
+    summary = actions.backtest(config)
+    ends = actions.data_end(config)
+    answer(f"data end {ends or 'not measured (run `churnwh build`)'}; as-of date {config.variables.get('as_of')}")
     table = Table(title="backtest (also in ml.backtest, ml.backtest_by_tier, ml.backtest_by_decile)", show_edge=False)
     for column in summary.columns:
         table.add_column(column)
