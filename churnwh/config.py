@@ -567,8 +567,9 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
                                   f"source {name}: name one of its DATE or TIMESTAMP columns (declared in "
                                   f"[{key}.columns]), or set event_time = \"\" for a static table")
             if event_time and types[event_time] not in ("DATE", "TIMESTAMP"):
-                raise ConfigError(f"{reader.origin}: {key}.event_time = {event_time!r} is a {types[event_time]} column "
-                                  f"of source {name}: the event time must be a DATE or TIMESTAMP column")
+                raise ConfigError(f"{reader.origin}: {key}.event_time = {event_time!r} names a column of type "
+                                  f"{types[event_time]} in source {name}: the event time must be a DATE or TIMESTAMP "
+                                  "column")
         max_lag = reader.integer(body, f"{key}.max_lag_days", 0, minimum=0, maximum=36600) \
             if "max_lag_days" in body else None
         header = body.get("header", True)
