@@ -422,8 +422,8 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
                           "e.g. { email_events = 31 }")
     freshness = FreshnessConfig(
         max_lag_days=reader.integer(fresh, "freshness.max_lag_days", 7, minimum=0, maximum=36600),
-        source_max_lag_days={name: reader.integer(per_source, f"freshness.source_max_lag_days.{name}", 0, minimum=0,
-                                                  maximum=36600) for name in per_source},
+        source_max_lag_days={name: _days(reader, f"freshness.source_max_lag_days.{name}", days)
+                             for name, days in per_source.items()},
     )
     unknown = sorted(set(freshness.source_max_lag_days) - {source.name for source in declared}) if declared else []
     if unknown:
@@ -594,6 +594,12 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
             raise ConfigError(f"{reader.origin}: source.kind = 'flat' needs exactly one source with a label "
                               f"(found {len(labelled)}): set label, positive and negative on the customer table")
     return tuple(result)
+
+
+def _days(reader: "_Reader", key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 36600:
+        raise reader.fail(key, value, "a whole number of days from 0 to 36600")
+    return value
 
 
 def _date_format(reader: "_Reader", body: dict[str, Any], key: str) -> str | None:

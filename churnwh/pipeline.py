@@ -245,14 +245,18 @@ def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name:
     """
     from churnwh.action import pilot
     from churnwh.privacy import rotation
+    from churnwh.store import freshness
 
     rotation.refuse_key_from_environment(config)
     with lock.write_lock(config.warehouse.private):
         pending = rotation.begin_rotation(config)
         with warehouse.open_private(config) as con:  # campaigns and score history outlive the rebuild
             owners = pilot.pseudonym_owners(con)
+            # the rebuild republishes what the last build published: stale sources it was allowed to score
+            # with stay allowed (and recorded again); newly stale ones stop the rotation like a build
+            allow_stale = freshness.override(con) is not None
         try:
-            build(pending.new_config, BuildOptions(full_refresh=True), on_stage=on_stage)
+            build(pending.new_config, BuildOptions(full_refresh=True, allow_stale=allow_stale), on_stage=on_stage)
             rotation.mark_rebuilt(pending)
         except BaseException:
             rotation.abandon_rotation(pending)

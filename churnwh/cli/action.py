@@ -71,7 +71,8 @@ def demo_campaign(
 ) -> None:
     """Demo only: simulate the campaign's outcome in the raw data, with a planted treatment effect.
 
-    Then set vars.as_of to the printed date, run `churnwh build` and `churnwh pilot-report`.
+    Then set vars.as_of to the printed date, run `churnwh build --allow-stale` (no activity is simulated, so
+    the activity sources are stale) and `churnwh pilot-report`.
 
     Example: churnwh demo-campaign spring-2026 --days 90 --effect 0.3
     """
@@ -89,7 +90,8 @@ def demo_campaign_summary(r: dict, effect: float) -> str:
         f"probability cut by {effect:.0%} (--effect {effect:g}), so their churn rate is expected "
         f"{100 * r['planted_effect']:.1f} percentage points below control's (`churnwh pilot-report` should find an "
         f"effect near {-r['planted_effect']:+.1%}); set as_of = {r['window_end']} under [vars] in churnwh.toml and "
-        "run `churnwh build`"
+        "run `churnwh build --allow-stale` (only churn was simulated, no activity: without the flag the build "
+        "refuses the stale activity data)"
     )
 
 

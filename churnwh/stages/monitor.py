@@ -374,10 +374,10 @@ def backtest(con: duckdb.DuckDBPyConnection, config: Config) -> pl.DataFrame:
     lead, window = int(variables["lead_days"]), int(variables["label_window_days"])
     gap = int(variables["churn_gap_days"])
     as_of = variables["as_of"]
+    # outcomes are known up to the day before as_of (staging.active_periods stops there); the build refuses
+    # sources that end before that unless --allow-stale. Users are told the data's own end beside it.
+    known_until = as_of
     data_end = freshness.data_end(con)
-    # outcomes are known up to the day before as_of (staging.active_periods stops there) and only as far
-    # as the data reach
-    known_until = as_of if data_end is None else min(as_of, data_end + dt.timedelta(days=1))
     ends = f"data end {data_end}" if data_end else "data end not measured yet (run `churnwh build`)"
     outcomes = pl.from_arrow(con.sql(
         f"""SELECT h.as_of, h.model_version, h.customer_pseudonym, h.churn_probability, h.risk_tier,
