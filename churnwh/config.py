@@ -159,6 +159,11 @@ class SourceConfig:
     negative: tuple[str, ...] = ()
     allow_empty: bool = False
     """A header-only file loads as zero rows instead of being an error (e.g. consent: nobody objected)."""
+    event_time: str | None = None
+    """The column dating each row (its freshness is checked before scoring); None: not set, inferred
+    (churnwh.sources.event_times); "": a static table (customers, plans) whose freshness is not checked."""
+    max_lag_days: int | None = None
+    """Days this source's data may end before the window the features read; None: [freshness] max_lag_days."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,15 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class FreshnessConfig:
+    """[freshness]: how far before the features' window (up to the day before as_of) a source may end."""
+
+    max_lag_days: int = 7
+    source_max_lag_days: dict[str, int] = field(default_factory=dict)
+    """Per-source tolerances by source name (demo tables included); a declared source's own max_lag_days wins."""
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     warehouse: WarehouseConfig
@@ -199,6 +213,7 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
 
 
 DEFAULT_VARIABLES: dict[str, Any] = {
@@ -216,7 +231,7 @@ SOURCE_FORMATS = ("csv", "parquet", "duckdb")
 SOURCE_TYPES = ("VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")
 SOURCE_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive", "pseudonym", "plain")
 SOURCE_KEYS = {"path", "format", "table", "delimiter", "header", "date_format", "id_column", "unique_id", "label",
-               "positive", "negative", "columns", "allow_empty"}
+               "positive", "negative", "columns", "allow_empty", "event_time", "max_lag_days"}
 SOURCE_COLUMN_KEYS = {"type", "class"}
 TIER_MODES = ("probability", "top_fraction")
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
@@ -232,6 +247,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "publish": ("k_anonymity",),
     "retention": ("budget", "cost", "success_rate", "control_fraction", "pilot_days"),
     "monitoring": ("psi_warning",),
+    "freshness": ("max_lag_days", "source_max_lag_days"),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
 OPEN_SECTIONS = ("sources", "network", "vars")
@@ -428,6 +444,20 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
     mon = reader.section("monitoring", set(SECTION_KEYS["monitoring"]))
     monitoring = MonitoringConfig(psi_warning=reader.number(mon, "monitoring.psi_warning", 0.2, minimum=0.0,
                                                             maximum=100.0))
+    fresh = reader.section("freshness", set(SECTION_KEYS["freshness"]))
+    per_source = fresh.get("source_max_lag_days", {})
+    if not isinstance(per_source, dict):
+        raise reader.fail("freshness.source_max_lag_days", per_source, "a table of source name = days, "
+                          "e.g. { email_events = 31 }")
+    freshness = FreshnessConfig(
+        max_lag_days=reader.integer(fresh, "freshness.max_lag_days", 7, minimum=0, maximum=36600),
+        source_max_lag_days={name: _days(reader, f"freshness.source_max_lag_days.{name}", days)
+                             for name, days in per_source.items()},
+    )
+    unknown = sorted(set(freshness.source_max_lag_days) - {source.name for source in declared}) if declared else []
+    if unknown:
+        raise ConfigError(f"{origin}: freshness.source_max_lag_days names {unknown[0]!r}, which is no declared source: "
+                          f"use one of {', '.join(source.name for source in declared)}")
 
     return Config(
         root=root,
@@ -444,6 +474,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         sources=declared,
         retention=retention,
         monitoring=monitoring,
+        freshness=freshness,
     )
 
 
@@ -554,6 +585,22 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
         if allow_empty and label is not None:
             raise ConfigError(f"{reader.origin}: {key}.allow_empty = true but {key} is the labelled customer table: "
                               "it needs customers; remove allow_empty")
+        event_time = body.get("event_time")
+        if event_time is not None:
+            if not isinstance(event_time, str):
+                raise reader.fail(f"{key}.event_time", event_time, 'a declared DATE or TIMESTAMP column, or "" for a '
+                                  "static table")
+            types = {column.name: column.type for column in columns}
+            if event_time and event_time not in types:
+                raise ConfigError(f"{reader.origin}: {key}.event_time = {event_time!r} is not a declared column of "
+                                  f"source {name}: name one of its DATE or TIMESTAMP columns (declared in "
+                                  f"[{key}.columns]), or set event_time = \"\" for a static table")
+            if event_time and types[event_time] not in ("DATE", "TIMESTAMP"):
+                raise ConfigError(f"{reader.origin}: {key}.event_time = {event_time!r} names a column of type "
+                                  f"{types[event_time]} in source {name}: the event time must be a DATE or TIMESTAMP "
+                                  "column")
+        max_lag = reader.integer(body, f"{key}.max_lag_days", 0, minimum=0, maximum=36600) \
+            if "max_lag_days" in body else None
         header = body.get("header", True)
         if not isinstance(header, bool):
             raise reader.fail(f"{key}.header", header, "true or false")
@@ -568,6 +615,7 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
             table=reader.optional_string(body, f"{key}.table"), delimiter=delimiter, header=header,
             date_format=_date_format(reader, body, f"{key}.date_format"), id_column=id_column,
             unique_id=unique, label=label, positive=positive, negative=negative, allow_empty=allow_empty,
+            event_time=event_time, max_lag_days=max_lag,
         ))
     if kind == "flat":
         labelled = [source.name for source in result if source.label]
@@ -575,6 +623,12 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
             raise ConfigError(f"{reader.origin}: source.kind = 'flat' needs exactly one source with a label "
                               f"(found {len(labelled)}): set label, positive and negative on the customer table")
     return tuple(result)
+
+
+def _days(reader: "_Reader", key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 36600:
+        raise reader.fail(key, value, "a whole number of days from 0 to 36600")
+    return value
 
 
 def _date_format(reader: "_Reader", body: dict[str, Any], key: str) -> str | None:

@@ -35,6 +35,11 @@ SECTION_INTROS = {
     "retention": "The budgeted retention plan (`churnwh plan`) and its controlled pilot. See the "
                  "[guide](guide.md#campaigns-and-pilots).",
     "monitoring": "Drift monitoring (`ml.drift`).",
+    "freshness": "How fresh each source must be. The features read data up to the day before `as_of`; a build "
+                 "whose source ends more than its tolerance before that day stops with one line (nothing is "
+                 "scored, the published file is kept) unless run with `churnwh build --allow-stale`, which the "
+                 "audit log and the published `about` table record. Per source in `data_quality`. See "
+                 "[operations](operations.md).",
 }
 
 DESCRIPTIONS = {
@@ -99,6 +104,12 @@ DESCRIPTIONS = {
                             "scores' as_of is within them its control group is left out of `churnwh contacts` "
                             "and of other campaigns' plans.",
     "monitoring.psi_warning": "Population stability index above which a feature's drift is a `warning`.",
+    "freshness.max_lag_days": "Days a source's last event may be before the last day the features read "
+                              "(`as_of` - 1) before the build refuses to score (0 to 36600).",
+    "freshness.source_max_lag_days": "Tolerances of single sources that legitimately lag, a table such as "
+                                     "`{ email_events = 31 }` (demo tables included; a declared source's own "
+                                     "`max_lag_days` wins). The demo's sparse tables have built-in ones: "
+                                     "subscriptions 62, support_tickets 31, email_events 31, consent_events 92.",
 }
 
 SOURCE_DESCRIPTIONS = {
@@ -117,6 +128,13 @@ SOURCE_DESCRIPTIONS = {
     "columns": "Every column, `NAME = { type = \"...\", class = \"...\" }` (see below). Required.",
     "allow_empty": "A header-only file loads as zero rows instead of being an error (a consent file: nobody objected). "
                    "Not allowed on the labelled table.",
+    "event_time": "The DATE or TIMESTAMP column dating each row, whose latest value is the source's freshness; "
+                  "`\"\"` for a static table (customers, plans). Not set: a table with a label or `unique_id` is "
+                  "static, consent_events is not checked, and another table with exactly one plain date column "
+                  "named like an event time (`event_ts`, `opened_at`, `activity_date`, not `valid_from`, "
+                  "`start_date`, `loaded_at`) is dated by it; otherwise not checked (`unknown` in `data_quality`).",
+    "max_lag_days": "This source's tolerance in days ([freshness] max_lag_days). Not set: "
+                    "`freshness.source_max_lag_days.NAME`, else `freshness.max_lag_days`.",
 }
 
 SOURCE_COLUMN_DESCRIPTIONS = {
@@ -312,8 +330,9 @@ def generate() -> str:
 def _source_default(key: str) -> str:
     fields = {f.name: f for f in dataclasses.fields(schema.SourceConfig)}
     field = fields.get(key)
-    if field is None or field.default is dataclasses.MISSING or key in ("id_column", "unique_id", "table"):
-        return "see right" if key in ("format", "id_column", "unique_id") else "not set"
+    if field is None or field.default is dataclasses.MISSING or key in ("id_column", "unique_id", "table",
+                                                                         "event_time", "max_lag_days"):
+        return "see right" if key in ("format", "id_column", "unique_id", "event_time", "max_lag_days") else "not set"
     if key in ("positive", "negative"):
         return "`[]`"
     return _toml(field.default)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -38,6 +40,8 @@ class BuildOptions:
     """Spark master for engine "spark": local[N], spark://host:port or sc://host:port (Spark Connect)."""
     wait_seconds: float = 0.0
     """How long to wait for another build's write lock before giving up (churnwh.store.lock)."""
+    allow_stale: bool = False
+    """Score even when a source ends before the features' window (recorded in the audit log and `about`)."""
 
 
 @dataclass
@@ -87,6 +91,24 @@ def load_sources(ctx: BuildContext) -> str:
 
         return sources.load_sources(ctx.config, ctx.con, on_progress=ctx.on_progress)
     raise AssertionError(f"unknown source kind {ctx.config.source}")
+
+
+def check_freshness(ctx: BuildContext) -> str:
+    """Refuse to build features and scores on sources that end before the window the features read
+    (churnwh.store.freshness), unless --allow-stale, which the audit entry and `about` record."""
+    from churnwh.sources import event_times
+    from churnwh.store import freshness
+
+    as_of = ctx.config.variables.get("as_of")
+    if not isinstance(as_of, dt.date):
+        return "no as_of date: not checked"
+    raw = {name for name in warehouse.relations(ctx.con) if name.startswith(f"{warehouse.RAW_SCHEMA}.")}
+    declared = [d for d in event_times.declarations(ctx.config) if f"{warehouse.RAW_SCHEMA}.{d.source}" in raw]
+    results = freshness.measure(ctx.con, declared, as_of)
+    allowed = freshness.enforce(ctx.con, results, as_of, allow_stale=ctx.options.allow_stale)
+    if allowed:
+        ctx.privacy["stale_override"] = freshness.override_of(allowed, as_of)
+    return freshness.summary(results, as_of, allowed)
 
 
 def pseudonymize(ctx: BuildContext) -> str:
@@ -155,6 +177,7 @@ def monitor(ctx: BuildContext) -> str:
 
 STAGES: tuple[tuple[str, Callable[[BuildContext], str]], ...] = (
     ("load", load_sources),
+    ("freshness", check_freshness),
     ("pseudonymize", pseudonymize),
     ("classify", classify_stage),
     ("lineage", lineage_stage),
@@ -223,14 +246,18 @@ def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name:
     """
     from churnwh.action import pilot
     from churnwh.privacy import rotation
+    from churnwh.store import freshness
 
     rotation.refuse_key_from_environment(config)
     with lock.write_lock(config.warehouse.private):
         pending = rotation.begin_rotation(config)
         with warehouse.open_private(config) as con:  # campaigns and score history outlive the rebuild
             owners = pilot.pseudonym_owners(con)
+            # the rebuild republishes what the last build published: stale sources it was allowed to score
+            # with stay allowed (and recorded again); newly stale ones stop the rotation like a build
+            allow_stale = freshness.override(con) is not None
         try:
-            build(pending.new_config, BuildOptions(full_refresh=True), on_stage=on_stage)
+            build(pending.new_config, BuildOptions(full_refresh=True, allow_stale=allow_stale), on_stage=on_stage)
             rotation.mark_rebuilt(pending)
         except BaseException:
             rotation.abandon_rotation(pending)

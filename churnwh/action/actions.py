@@ -88,6 +88,14 @@ def backtest(config: Config) -> pl.DataFrame:
         return run(con, config)
 
 
+def data_end(config: Config):
+    """The last day with data in any dated source, as the last build measured it (None before one)."""
+    from churnwh.store import freshness
+
+    with warehouse.open_private(config, read_only=True) as con:
+        return freshness.data_end(con)
+
+
 FORMATS = ("table", "csv", "json")
 
 

@@ -25,7 +25,7 @@ import polars as pl
 from churnwh.action import charts
 from churnwh.action.charts import TIERS
 from churnwh.config import Config
-from churnwh.store import warehouse
+from churnwh.store import freshness, warehouse
 
 ACT_ON_FIRST = 25
 """Customers listed in the 'act on first' table by default (`churnwh report --customers N`)."""
@@ -397,6 +397,17 @@ def _section(number: int, title: str, parts: list[str]) -> str:
     return f'<section{first} id="s{number}"><h2>{html.escape(title)}</h2>{"".join(parts)}</section>'
 
 
+def _stale_warning(con: duckdb.DuckDBPyConnection) -> str:
+    """A visible warning when the scores were built with --allow-stale (churnwh.store.freshness)."""
+    override = freshness.override(con)
+    if not override:
+        return ""
+    stale = ", ".join(f"{html.escape(name)} ends {item['last_event']} ({item['lag_days']} days early)"
+                      for name, item in sorted(override["sources"].items()))
+    return (f'<p class="meta"><strong>Built with --allow-stale:</strong> {stale}; recent-activity features of these '
+            "sources read as if nothing happened, so treat these scores with care.</p>")
+
+
 def build_html(con: duckdb.DuckDBPyConnection, config: Config, *, customers: int = ACT_ON_FIRST,
                now: dt.datetime | None = None) -> str:
     from churnwh.stages import registry
@@ -421,8 +432,9 @@ def build_html(con: duckdb.DuckDBPyConnection, config: Config, *, customers: int
     ]
     body = "".join(_section(i, title, parts) for i, (title, parts) in enumerate(sections, start=1))
     written = (now or dt.datetime.now()).strftime("%Y-%m-%d %H:%M")
-    header = (f'<p class="meta">Scores as of {html.escape(as_of_text)} · model {html.escape(version or "none")} · '
-              f"page written {written}</p>")
+    data_end = freshness.data_end(con)  # from the data, never from the configuration
+    header = (f'<p class="meta">Scores as of {html.escape(as_of_text)} · data end {data_end or "not measured"} · '
+              f'model {html.escape(version or "none")} · page written {written}</p>') + _stale_warning(con)
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Churn risk report</title>'
             f"<style>{STYLE}</style>{SCRIPT}</head><body><main><h1>Churn risk report</h1>{header}{body}</main>"

@@ -45,10 +45,17 @@ def build(
     wait: float = typer.Option(
         0, "--wait", metavar="SECONDS",
         help="Wait up to SECONDS (0 or more) for another running build to finish (default: exit 1 at once)."),
+    allow_stale: bool = typer.Option(
+        False, "--allow-stale",
+        help="Score even if a source ends before the window the features read (recorded in the audit log and "
+             "the published about table)."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
     """Load sources, pseudonymize, build the SQL models in dependency order, train and score.
+
+    A source whose data end more than its max_lag_days before the day before as_of stops the build
+    (nothing is scored or published) unless --allow-stale.
 
     One build at a time per project: a second one exits 1 naming the running build's pid, or
     queues behind it with --wait. On a terminal progress shows as bars; without one (cron, CI) as
@@ -73,9 +80,10 @@ def build(
 
         spark_engine.preflight(master)
         run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, engine="spark",
-                   master=master, wait_seconds=wait)
+                   master=master, wait_seconds=wait, allow_stale=allow_stale)
         return
-    run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, wait_seconds=wait)
+    run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, wait_seconds=wait,
+               allow_stale=allow_stale)
 
 
 @command(panel=PANEL)

@@ -4,7 +4,9 @@ One row per fact (key, value, description): the scoring date and the model that 
 scores, what churn_probability is a probability of (the label window after the lead time), how
 value_at_risk is computed and in which currency, how risk tiers are cut, the segment columns, the
 k of k-anonymity, and how fresh each source is: the latest date in its staging model, taken from
-``ml.data_quality`` (which never reads a quasi-identifier column for it).
+``ml.data_quality`` (which never reads a quasi-identifier column for it), the last event of each dated
+source and the day the data end (churnwh.store.freshness), and, when the build was run with
+``--allow-stale``, which sources were stale and by how many days.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from churnwh.config import Config
-from churnwh.store import warehouse
+from churnwh.store import freshness, warehouse
 
 TABLE = "about"
 SCORES = "ml.churn_scores"
@@ -42,7 +44,16 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
     as_of = scored[0] if scored else variables.get("as_of")
     rows: list[tuple[str, object, str]] = [
         ("as_of", as_of, "Scoring date: every feature uses only data from before this day."),
+        ("data_end", freshness.data_end(con),
+         "The last day with data in any dated source (from the data, not the configuration); see freshness.raw.*."),
     ]
+    override = freshness.override(con)
+    if override:
+        rows.append(("stale_override", "; ".join(
+            f"{name}: ends {item['last_event']}, {item['lag_days']} days before the features' window ends "
+            f"(max_lag_days = {item['max_lag_days']})" for name, item in sorted(override["sources"].items())),
+            "The build was run with --allow-stale: these sources end before the window the features read, so "
+            "their recent-activity features read as if nothing happened; treat these scores with care."))
     if scored:
         runs = con.execute(f"SELECT trained_at FROM {RUNS} WHERE version = ?", [scored[1]]).fetchall() \
             if RUNS in relations else []
@@ -96,6 +107,14 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
         ).fetchall():
             rows.append((f"freshness.{model}", freshest,
                          f"Latest date in the source model {model}: later data has not been loaded yet."))
+        dated_sources = con.execute(
+            f"SELECT model, freshest_date, event_time_column, lag_days FROM {QUALITY} WHERE model LIKE 'raw.%' "
+            "AND freshest_date IS NOT NULL ORDER BY model"
+        ).fetchall() if "event_time_column" in warehouse.columns(con, QUALITY) else []  # older builds lack it
+        for model, freshest, column, lag in dated_sources:
+            rows.append((f"freshness.{model}", freshest,
+                         f"Last event of the source {model} ({column}), {lag} days before the last day the features "
+                         "read (as_of - 1)."))
     return [{"key": key, "value": None if value is None else str(value), "description": text}
             for key, value, text in rows]
 

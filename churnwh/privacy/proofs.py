@@ -448,7 +448,9 @@ def publish_stage(ctx) -> str:
         rows_read=rows_read(ctx.con),
         rows_excluded=excluded,
         detail={"lineage": ctx.privacy.get("lineage"), "models": len(ctx.models),
-                "consent_events_unmatched": ctx.privacy.get("consent_events_unmatched", 0)},
+                "consent_events_unmatched": ctx.privacy.get("consent_events_unmatched", 0),
+                # only when --allow-stale let stale sources through: which, and by how many days
+                **({"stale_override": ctx.privacy["stale_override"]} if "stale_override" in ctx.privacy else {})},
     )
     try:
         project = ctx.project or load_project(ctx.config.sql)

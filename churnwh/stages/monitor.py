@@ -8,7 +8,8 @@
 - ``ml.drift``: population stability index of every model feature and of the score between the
   training data and the current scoring set, with ``status = 'warning'`` above the threshold.
 - ``ml.data_quality``: per SQL model rows, columns, the worst null share, duplicate grain rows and
-  the freshest date.
+  the freshest date; per source (``raw.NAME``) its rows, event-time column, last event date and how
+  many days it lags the features' window (as the build's freshness check measured it).
 
 ``psi`` is a pure function of two samples; everything else reads and writes the warehouse.
 """
@@ -30,7 +31,7 @@ from churnwh.errors import ChurnwhError
 from churnwh.privacy import classification
 from churnwh.stages.explain import write_table
 from churnwh.stages.registry import SCHEMA
-from churnwh.store import warehouse
+from churnwh.store import freshness, warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,14 @@ QUALITY_COMMENTS = {
     "max_null_share": "The largest share of NULLs in any one column (0 = none missing).",
     "worst_column": "The column with that share.",
     "duplicate_grain_rows": "Rows beyond the first per declared grain (should be 0).",
-    "freshest_date": "Latest value of the first date column that is not a quasi-identifier (freshness), if any.",
+    "freshest_date": "Latest value of the first date column that is not a quasi-identifier (freshness), if any; "
+                     "for a source, its last event date.",
     "checked_at": "When this was measured.",
+    "event_time_column": "Sources only: the column dating its rows (NULL for a static table such as customers).",
+    "lag_days": "Sources only: days between its last event and the last day the features read (as_of - 1).",
+    "max_lag_days": "Sources only: the lag allowed before the build refuses to score ([freshness] max_lag_days).",
+    "freshness": "Sources only: fresh, stale (scored only with --allow-stale), static, empty, or unknown (no "
+                 "event_time declared or inferred).",
 }
 
 BACKTEST_COMMENTS = {
@@ -323,12 +330,28 @@ def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
                      "worst_column": list(cols)[worst] if cols else None,
                      "duplicate_grain_rows": int(duplicates), "freshest_date": freshest,
                      "checked_at": dt.datetime.now()})
+    rows += source_quality_rows(con)
     table = pa.Table.from_pylist(rows, schema=pa.schema([
         ("model", pa.string()), ("rows", pa.int64()), ("columns", pa.int32()), ("max_null_share", pa.float64()),
         ("worst_column", pa.string()), ("duplicate_grain_rows", pa.int64()), ("freshest_date", pa.date32()),
-        ("checked_at", pa.timestamp("us"))]))
+        ("checked_at", pa.timestamp("us")), ("event_time_column", pa.string()), ("lag_days", pa.int32()),
+        ("max_lag_days", pa.int32()), ("freshness", pa.string())]))
     write_table(con, QUALITY, table, QUALITY_COMMENTS, "Data quality per SQL model, measured at build time.")
     return len(rows)
+
+
+def source_quality_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """One ``raw.NAME`` row per source as the build's freshness check measured it (churnwh.store.freshness)."""
+    existing = warehouse.relations(con)
+    rows = []
+    for measured in freshness.recorded(con):
+        relation = f"{warehouse.RAW_SCHEMA}.{measured['source']}"
+        rows.append({"model": relation, "rows": measured["rows"],
+                     "columns": len(warehouse.columns(con, relation)) if relation in existing else None,
+                     "freshest_date": measured["last_event_date"], "checked_at": measured["checked_at"],
+                     "event_time_column": measured["event_time_column"], "lag_days": measured["lag_days"],
+                     "max_lag_days": measured["max_lag_days"], "freshness": measured["status"]})
+    return rows
 
 
 # --- backtest ------------------------------------------------------------------------------------
@@ -350,7 +373,12 @@ def backtest(con: duckdb.DuckDBPyConnection, config: Config) -> pl.DataFrame:
     variables = config.variables
     lead, window = int(variables["lead_days"]), int(variables["label_window_days"])
     gap = int(variables["churn_gap_days"])
-    data_end = variables["as_of"]
+    as_of = variables["as_of"]
+    # outcomes are known up to the day before as_of (staging.active_periods stops there); the build refuses
+    # sources that end before that unless --allow-stale. Users are told the data's own end beside it.
+    known_until = as_of
+    data_end = freshness.data_end(con)
+    ends = f"data end {data_end}" if data_end else "data end not measured yet (run `churnwh build`)"
     outcomes = pl.from_arrow(con.sql(
         f"""SELECT h.as_of, h.model_version, h.customer_pseudonym, h.churn_probability, h.risk_tier,
                    CASE WHEN p.period_end >= h.as_of + {lead} AND p.period_end < h.as_of + {lead + window}
@@ -359,13 +387,13 @@ def backtest(con: duckdb.DuckDBPyConnection, config: Config) -> pl.DataFrame:
             JOIN staging.active_periods p
               ON p.customer_pseudonym = h.customer_pseudonym AND p.period_start < h.as_of
              AND (p.period_end IS NULL OR p.period_end >= h.as_of)
-            WHERE h.as_of + {lead + window + gap} <= DATE '{data_end}'
+            WHERE h.as_of + {lead + window + gap} <= DATE '{known_until}'
               AND (p.period_end IS NULL OR p.period_end >= h.as_of + {lead})"""
     ).to_arrow_table())
     if outcomes.height == 0:
         raise ChurnwhError(
             f"no snapshot is old enough to backtest: a snapshot needs {lead + window + gap} days of outcome data "
-            f"after its as_of (data ends {data_end}); build again once newer data is loaded")
+            f"after its as_of ({ends}; as-of date {as_of}); build again once newer data is loaded")
     summary_rows, deciles = [], []
     for (as_of, version), part in outcomes.group_by(["as_of", "model_version"], maintain_order=True):
         y, p = part["churned"].to_numpy().astype(float), part["churn_probability"].to_numpy()

@@ -48,6 +48,16 @@ churn_gap_days = 30
 """
 
 
+def event_time_lines(name: str) -> str:
+    """The demo's event-time column of the source ("": a static table) and its tolerance if it lags."""
+    from churnwh.sources.event_times import DEMO_EVENT_TIMES, DEMO_MAX_LAG_DAYS
+
+    text = f'event_time = "{DEMO_EVENT_TIMES.get(name) or ""}"\n'
+    if name in DEMO_MAX_LAG_DAYS:
+        text += f"max_lag_days = {DEMO_MAX_LAG_DAYS[name]}  # sparse events: days may pass without one\n"
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=300)
@@ -65,6 +75,7 @@ def main() -> None:
     for name, table in data.tables.items():
         pacsv.write_csv(table, HERE / "data" / f"{name}.csv")
         text += f"\n[sources.{name}]\npath = \"data/{name}.csv\"\n"
+        text += event_time_lines(name)
         if name == "consent_events":
             text += "allow_empty = true  # a consent file with no decisions yet: nobody has objected\n"
         text += f"\n[sources.{name}.columns]\n"
