@@ -99,6 +99,15 @@ DESCRIPTIONS = {
                             "scores' as_of is within them its control group is left out of `churnwh contacts` "
                             "and of other campaigns' plans.",
     "monitoring.psi_warning": "Population stability index above which a feature's drift is a `warning`.",
+    "monitoring.reference_days": "Training observation dates the scoring set is compared with: those within this many "
+                                 "days before the latest one (0: the latest date only, so that changes over the "
+                                 "history, such as list prices, are not flagged). A training set without dates: "
+                                 "its rows with label 0 (customers who stayed, like the scoring set).",
+    "monitoring.psi_severe": "Population stability index at or above which drift is severe (`severe` in `ml.drift`).",
+    "monitoring.severe_features": "The build stops before publishing (the published file is kept) when the score's "
+                                  "drift is severe or at least this many features' drift is; 0: features alone "
+                                  "never stop it. `churnwh build --allow-drift` publishes anyway and records it "
+                                  "in the audit log and `about`.",
 }
 
 SOURCE_DESCRIPTIONS = {

@@ -38,6 +38,8 @@ class BuildOptions:
     """Spark master for engine "spark": local[N], spark://host:port or sc://host:port (Spark Connect)."""
     wait_seconds: float = 0.0
     """How long to wait for another build's write lock before giving up (churnwh.store.lock)."""
+    allow_drift: bool = False
+    """Score and publish even when drift is severe (churnwh.stages.monitor.drift_gate); recorded in the audit."""
 
 
 @dataclass
@@ -147,6 +149,12 @@ def explain(ctx: BuildContext) -> str:
     return explain_stage(ctx)
 
 
+def drift(ctx: BuildContext) -> str:
+    from churnwh.stages.monitor import drift_gate
+
+    return drift_gate(ctx)
+
+
 def monitor(ctx: BuildContext) -> str:
     from churnwh.stages.monitor import monitor_stage
 
@@ -160,6 +168,7 @@ STAGES: tuple[tuple[str, Callable[[BuildContext], str]], ...] = (
     ("lineage", lineage_stage),
     ("models", build_models),
     ("train", train),
+    ("drift", drift),
     ("score", score),
     ("explain", explain),
     ("monitor", monitor),

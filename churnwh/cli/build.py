@@ -45,6 +45,9 @@ def build(
     wait: float = typer.Option(
         0, "--wait", metavar="SECONDS",
         help="Wait up to SECONDS (0 or more) for another running build to finish (default: exit 1 at once)."),
+    allow_drift: bool = typer.Option(
+        False, "--allow-drift",
+        help="Score and publish even when drift is severe ([monitoring] psi_severe); recorded in the audit log."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -73,9 +76,10 @@ def build(
 
         spark_engine.preflight(master)
         run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, engine="spark",
-                   master=master, wait_seconds=wait)
+                   master=master, wait_seconds=wait, allow_drift=allow_drift)
         return
-    run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, wait_seconds=wait)
+    run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, wait_seconds=wait,
+               allow_drift=allow_drift)
 
 
 @command(panel=PANEL)
@@ -96,7 +100,7 @@ def score() -> None:
 
     Example: churnwh score
     """
-    run_stages(("score", "explain", "monitor", "publish"))
+    run_stages(("drift", "score", "explain", "monitor", "publish"))
 
 
 def run_stages(stages: tuple[str, ...] | None, **options) -> None:

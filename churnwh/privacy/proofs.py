@@ -448,7 +448,8 @@ def publish_stage(ctx) -> str:
         rows_read=rows_read(ctx.con),
         rows_excluded=excluded,
         detail={"lineage": ctx.privacy.get("lineage"), "models": len(ctx.models),
-                "consent_events_unmatched": ctx.privacy.get("consent_events_unmatched", 0)},
+                "consent_events_unmatched": ctx.privacy.get("consent_events_unmatched", 0),
+                **({"drift_override": ctx.privacy["drift_override"]} if ctx.privacy.get("drift_override") else {})},
     )
     try:
         project = ctx.project or load_project(ctx.config.sql)
