@@ -218,7 +218,7 @@ OPEN_SECTIONS = ("sources", "network", "vars")
 """Sections whose keys are names: [sources.NAME] (SOURCE_KEYS), [network] (TrainConfig fields), [vars]."""
 DEMO_SEGMENTS = ("current_plan", "acquisition_channel", "tenure_band")
 SCORE_COLUMNS = ("customer_pseudonym", "as_of", "churn_probability", "risk_tier", "action", "value_at_risk",
-                 "priority_rank", "model_version", "run_id", "contactable", "campaign_group")
+                 "priority_rank", "model_version", "run_id", "scored_in_sample", "contactable", "campaign_group")
 """The columns churn_scores always has (a segment may not take one of these names)."""
 DEFAULT_ACTIONS = {
     "high": "retain now: personal retention offer",

@@ -163,6 +163,10 @@ NETWORK_DESCRIPTIONS = {
     "purge_days": "Gap between training rows and the validation date. Not set: `lead_days + label_window_days + "
                   "churn_gap_days` from `[vars]`.",
     "logistic_l2": "L2 penalty of the logistic-regression baseline trained in the same run.",
+    "cross_fit_folds": "A training set without dates (a flat table, whose scoring set is its own customers who "
+                       "stayed): each trained-on customer's score comes from a model trained on the other folds "
+                       "of this many (cross-fitting; costs this many more trainings), never in-sample. 0 or 1: "
+                       "no cross-fitting; such scores are flagged `scored_in_sample` in churn_scores.",
 }
 
 VARIABLE_DESCRIPTIONS = {
