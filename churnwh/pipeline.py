@@ -38,8 +38,9 @@ class BuildOptions:
     """Spark master for engine "spark": local[N], spark://host:port or sc://host:port (Spark Connect)."""
     wait_seconds: float = 0.0
     """How long to wait for another build's write lock before giving up (churnwh.store.lock)."""
-    allow_drift: bool = False
-    """Score and publish even when drift is severe (churnwh.stages.monitor.drift_gate); recorded in the audit."""
+    allow_drift: str | None = None
+    """Who lets the build score and publish even when drift is severe (churnwh.stages.monitor.drift_gate):
+    "--allow-drift" or "rotate-key"; recorded in the audit log and ``about``. None: severe drift stops it."""
 
 
 @dataclass
@@ -239,7 +240,8 @@ def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name:
         with warehouse.open_private(config) as con:  # campaigns and score history outlive the rebuild
             owners = pilot.pseudonym_owners(con)
         try:
-            build(pending.new_config, BuildOptions(full_refresh=True), on_stage=on_stage)
+            # the same data under new pseudonyms: whether its drift may be published was decided by the builds
+            build(pending.new_config, BuildOptions(full_refresh=True, allow_drift="rotate-key"), on_stage=on_stage)
             rotation.mark_rebuilt(pending)
         except BaseException:
             rotation.abandon_rotation(pending)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import duckdb
 import numpy as np
@@ -101,12 +102,14 @@ def test_drift_compares_with_the_latest_training_date_and_says_what_moved(built_
     project, _ = built_project
     with private(project) as con:
         drift = pl.from_arrow(con.sql("SELECT * FROM ml.drift").to_arrow_table())
-        latest = con.execute("SELECT max(observation_date), count(*) FILTER (WHERE observation_date = "
-                             "(SELECT max(observation_date) FROM marts.training_set)) FROM marts.training_set").fetchone()
+        latest = con.execute(
+            "SELECT max(observation_date), count(*) FILTER (WHERE observation_date = "
+            "(SELECT max(observation_date) FROM marts.training_set)) FROM marts.training_set").fetchone()
     assert drift["reference"].unique().to_list() == [f"the latest training date {latest[0]:%Y-%m-%d}"]
     assert drift["training_rows"].unique().to_list() == [latest[1]]
     score = drift.filter(pl.col("feature") == "__score__")["explanation"].item()
-    assert score.startswith("mean churn probability ") and score.endswith(f"since the latest training date {latest[0]:%Y-%m-%d}")
+    assert score.startswith("mean churn probability ")
+    assert score.endswith(f"since the latest training date {latest[0]:%Y-%m-%d}")
     assert drift["explanation"].null_count() == 0
     # list prices changed over the history: against the latest date they are no warning
     assert drift.filter(pl.col("feature") == "monthly_price")["status"].item() == "ok"
@@ -126,10 +129,11 @@ def test_describe_shift_names_direction_means_and_shares_only():
                              reference="x")
     assert missing == "share of missing score rose from 0% to 60% since x"
     plans = describe_shift("plan", pl.Series(["basic"] * 90 + ["plus"] * 10),
-                           pl.Series(["basic"] * 50 + ["plus"] * 47 + ["Q-rare"] * 3), categorical=True, reference="x", k=5)
+                           pl.Series(["basic"] * 50 + ["plus"] * 47 + ["Q-rare"] * 3), categorical=True,
+                           reference="x", k=5)
     assert plans == "share of plan = 'basic' fell from 90% to 50% since x"
-    rare = describe_shift("region", pl.Series(["north"] * 100), pl.Series(["north"] * 96 + ["Q-rare"] * 4),
-                          categorical=True, reference="x", k=5)
+    rare = describe_shift("region", pl.Series(["north", "south"] * 50),
+                          pl.Series(["north", "south"] * 48 + ["Q-rare"] * 4), categorical=True, reference="x", k=5)
     assert "Q-rare" not in rare and "a rare region value (fewer than 5 customers)" in rare
 
     drift = pl.DataFrame({"feature": ["__score__", "a", "b", "c"], "kind": ["score", "numeric", "numeric", "numeric"],
@@ -165,8 +169,9 @@ def test_severe_drift_stops_before_publishing_unless_allowed_and_recorded(built_
     _set_monitoring(project, "psi_severe = 0.0")  # every PSI is at least 0: the score's drift is severe
     stopped = churnwh(project, "build")
     assert stopped.returncode == 1
-    message = stopped.stderr.strip()
-    assert len(message.splitlines()) == 1
+    errors = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]  # (warnings aside)
+    assert len(errors) == 1
+    message = errors[0]
     assert "severe drift" in message and "the score's PSI is" in message and "--allow-drift" in message
     assert "the published file was kept" in message
     assert published.read_bytes() == before
@@ -201,3 +206,20 @@ def test_cohort_retention_covers_only_cohorts_observed_from_their_start(built_pr
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert all(row["cohort_month"] >= "2023-01-01" for row in rows)
+
+
+def test_the_report_explains_each_drift_warning_in_words(built_project, tmp_path):
+    project = copy_project(built_project[0], tmp_path / "project")
+    _set_monitoring(project, "psi_warning = 0.0")
+    config = project / "churnwh.toml"
+    config.write_text(config.read_text().replace("psi_warning = 0.2 ", "# psi_warning = 0.2 ", 1))
+    assert churnwh(project, "score").returncode == 0
+    output = tmp_path / "report.html"
+    result = churnwh(project, "report", "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    page = output.read_text()
+    figure = re.search(r'<figure data-plot="drift".*?</figure>', page, flags=re.DOTALL).group(0)
+    items = re.findall(r"<li>(.*?)</li>", figure, flags=re.DOTALL)
+    assert len(items) >= 5
+    assert all("since the latest training date" in item for item in items)
+    assert "compared with the latest training date" in figure

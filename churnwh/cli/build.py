@@ -76,10 +76,10 @@ def build(
 
         spark_engine.preflight(master)
         run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, engine="spark",
-                   master=master, wait_seconds=wait, allow_drift=allow_drift)
+                   master=master, wait_seconds=wait, allow_drift="--allow-drift" if allow_drift else None)
         return
     run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, wait_seconds=wait,
-               allow_drift=allow_drift)
+               allow_drift="--allow-drift" if allow_drift else None)
 
 
 @command(panel=PANEL)
@@ -95,7 +95,8 @@ def train(
 
 @command(panel=PANEL)
 def score() -> None:
-    """Score the scoring-set model with the current model version into ml.churn_scores (and explain, monitor),
+    """Score the scoring-set model with the current model version into ml.churn_scores (after the drift check;
+    severe drift stops it, see `churnwh build --allow-drift`; then explain, monitor),
     then republish the published file so that BI tools see the new scores.
 
     Example: churnwh score

@@ -96,7 +96,8 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
     if override:
         rows.append(("drift_override", json.loads(override).get("reason"),
                      "Severe drift was found and these scores were published anyway (`churnwh build --allow-drift`, "
-                     "recorded in audit_log): read them with care. See the drift table."))
+                     "or a key rotation of data already published so; recorded in audit_log): read them with care. "
+                     "See the drift table."))
     if QUALITY in relations:
         for model, freshest in con.execute(
             f"SELECT model, freshest_date FROM {QUALITY} WHERE model LIKE 'staging.%' AND freshest_date IS NOT NULL "

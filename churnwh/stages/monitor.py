@@ -56,7 +56,8 @@ OVERRIDE_MARK = about.DRIFT_OVERRIDE
 """Meta entry: what severe drift the last build published with --allow-drift (JSON; "" when none)."""
 DEFAULT_PSI_SEVERE = 1.0
 DEFAULT_SEVERE_FEATURES = 3
-PSI_METHOD = "point masses (2% of the central range), quantile intervals, missing; +0.5 per bin; key-independent sample; reference window"
+PSI_METHOD = ("point masses (2% of the central range), quantile intervals, missing; +0.5 per bin; "
+              "key-independent sample; reference window")
 """Part of the drift fingerprint: change it when the PSI of the same samples changes."""
 
 HISTORY_COMMENTS = {
@@ -264,7 +265,7 @@ def describe_shift(name: str, before: pl.Series, after: pl.Series, *, categorica
         a_counts = dict(a.value_counts().iter_rows())
         changes = sorted(((a_counts.get(c, 0) / a.len() - b_counts.get(c, 0) / b.len(), c)
                           for c in set(b_counts) | set(a_counts)), key=lambda t: (-abs(t[0]), t[1]))
-        delta, value = changes[0]
+        _, value = changes[0]
         b_share, a_share = b_counts.get(value, 0) / b.len(), a_counts.get(value, 0) / a.len()
         if value == "<missing>":
             what = f"missing {name}"
@@ -288,7 +289,7 @@ def describe_shift(name: str, before: pl.Series, after: pl.Series, *, categorica
     b_zero, a_zero = float(np.mean(b_present == 0)), float(np.mean(a_present == 0))
     if abs(a_zero - b_zero) >= 0.1:  # a mostly-zero count: how many have none says more than the mean
         text += f"; share of zeros {_moved(b_zero, a_zero)} from {_share(b_zero)} to {_share(a_zero)}"
-    elif abs(a_mean - b_mean) < 0.25 * max(abs(b_mean), b_spread, 1e-12):  # (about) the same mean, other shape
+    elif abs(a_mean - b_mean) < 0.25 * b_spread:  # the mean moved little for its spread: the shape moved
         b_lo, b_hi = np.quantile(b_present, [0.1, 0.9])
         a_lo, a_hi = np.quantile(a_present, [0.1, 0.9])
         text += (f"; its middle 80% spans {_number(a_lo)} to {_number(a_hi)} (was {_number(b_lo)} to "
@@ -322,7 +323,12 @@ def severe_drift(drift: pl.DataFrame, severe_features: int) -> str | None:
         worst = ", ".join(f"{name} {value:.2f}" for name, value in
                           features.select("feature", "psi").head(3).iter_rows())
         parts.append(f"{features.height} feature{'s' if features.height != 1 else ''} severe (worst: {worst})")
-    return f"{' and '.join(parts)} against {drift['reference'][0]}"
+    reference = drift["reference"][0]
+    worst = features if features.height else score
+    moved = ""
+    if "explanation" in worst.columns and worst["explanation"][0]:
+        moved = f" ({worst['explanation'][0].removesuffix(f' since {reference}')})"
+    return f"{' and '.join(parts)} against {reference}{moved}"
 
 
 # --- the monitor stage -----------------------------------------------------------------------------
@@ -342,17 +348,17 @@ def drift_gate(ctx) -> str:
     if reason is None:
         warehouse.set_meta(ctx.con, OVERRIDE_MARK, "")
         return f"{warnings} drift warnings against {drift['reference'][0]}"
-    if not getattr(ctx.options, "allow_drift", False):
+    allowed_by = getattr(ctx.options, "allow_drift", None)
+    if not allowed_by:
         raise ChurnwhError(
             f"severe drift (monitoring.psi_severe {mon.psi_severe:g}): {reason}; nothing was scored or published "
             "(the published file was kept): fix the data (a source that stopped or changed?) and build again, "
-            "see `churnwh query \"SELECT feature, psi, explanation FROM drift\"` after a build, or publish anyway "
-            "with `churnwh build --allow-drift` (recorded in the audit log)")
-    override = {"allowed_by": "--allow-drift", "reason": reason}
+            "or publish anyway with `churnwh build --allow-drift` (recorded in the audit log)")
+    override = {"allowed_by": allowed_by, "reason": reason}
     ctx.privacy["drift_override"] = override
     warehouse.set_meta(ctx.con, OVERRIDE_MARK, json.dumps(override, sort_keys=True))
-    logger.warning("drift: severe (%s); scored and published anyway: --allow-drift", reason)
-    return f"{warnings} drift warnings; severe drift allowed by --allow-drift ({reason})"
+    logger.warning("drift: severe (%s); scored and published anyway: %s", reason, allowed_by)
+    return f"{warnings} drift warnings; severe drift allowed by {allowed_by} ({reason})"
 
 
 def current_drift(ctx) -> pl.DataFrame | None:
@@ -463,7 +469,8 @@ def reference_window(con: duckdb.DuckDBPyConnection, config: Config) -> tuple[st
         if latest is not None:
             days = config.monitoring.reference_days
             first = latest - dt.timedelta(days=days) if isinstance(latest, (dt.date, dt.datetime)) else latest - days
-            earliest = con.execute(f'SELECT min("{date}") FROM {tr.model} WHERE "{date}" >= ?', [first]).fetchall()[0][0]
+            earliest = con.execute(f'SELECT min("{date}") FROM {tr.model} WHERE "{date}" >= ?',
+                                   [first]).fetchall()[0][0]
             if isinstance(earliest, dt.datetime):
                 condition = f'"{date}" >= TIMESTAMP \'{earliest.isoformat(sep=" ")}\''
             else:

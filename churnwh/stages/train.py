@@ -153,7 +153,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     )
     version = registry.next_version(con)
     if split_column is None:
-        write_out_of_fold(con, config, frame, version, excluded)
+        write_out_of_fold(con, config, frame, version, excluded, on_progress)
     promote, decision = promotion_decision(con, config, frame, results, current, force)
     faults.point("train.after_fit")
     staging = registry.staging_dir(config.warehouse.models, version)
@@ -203,7 +203,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
 
 
 def write_out_of_fold(con: duckdb.DuckDBPyConnection, config: Config, frame: pl.DataFrame, version: str,
-                      excluded: tuple[str, ...]) -> int:
+                      excluded: tuple[str, ...], on_progress: Reporter = ignore) -> int:
     """Out-of-fold probabilities of every training customer into ``OUT_OF_FOLD`` for ``version``.
 
     Without observation dates (a flat table) the scoring set is made of training customers: scored by
@@ -217,7 +217,7 @@ def write_out_of_fold(con: duckdb.DuckDBPyConnection, config: Config, frame: pl.
         return 0
     tr = config.training
     probabilities = cross_fit_proba(frame, id_column=tr.id_column, label_column=tr.label_column, exclude=excluded,
-                                    config=settings)
+                                    config=settings, on_epoch=on_progress)
     table = pl.DataFrame({"customer_pseudonym": frame[tr.id_column].cast(pl.String),
                           "churn_probability": probabilities, "model_version": version}).to_arrow()
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {registry.SCHEMA}")
