@@ -186,6 +186,14 @@ class RetentionConfig:
 class MonitoringConfig:
     psi_warning: float = 0.2
     """Population stability index above which a feature's drift is a warning."""
+    reference_days: int = 0
+    """Training observation dates the scoring set is compared with: those within this many days before the
+    latest one (0: the latest observation date only)."""
+    psi_severe: float = 1.0
+    """Population stability index at or above which drift is severe."""
+    severe_features: int = 3
+    """The build stops before publishing when the score's drift is severe or at least this many features'
+    drift is (0: features alone never stop it)."""
 
 
 @dataclass(frozen=True)
@@ -246,7 +254,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "key": ("env", "file", "create"),
     "publish": ("k_anonymity",),
     "retention": ("budget", "cost", "success_rate", "control_fraction", "pilot_days"),
-    "monitoring": ("psi_warning",),
+    "monitoring": ("psi_warning", "reference_days", "psi_severe", "severe_features"),
     "freshness": ("max_lag_days", "source_max_lag_days"),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
@@ -254,7 +262,7 @@ OPEN_SECTIONS = ("sources", "network", "vars")
 """Sections whose keys are names: [sources.NAME] (SOURCE_KEYS), [network] (TrainConfig fields), [vars]."""
 DEMO_SEGMENTS = ("current_plan", "acquisition_channel", "tenure_band")
 SCORE_COLUMNS = ("customer_pseudonym", "as_of", "churn_probability", "risk_tier", "action", "value_at_risk",
-                 "priority_rank", "model_version", "run_id", "contactable", "campaign_group")
+                 "priority_rank", "model_version", "run_id", "scored_in_sample", "contactable", "campaign_group")
 """The columns churn_scores always has (a segment may not take one of these names)."""
 DEFAULT_ACTIONS = {
     "high": "retain now: personal retention offer",
@@ -442,8 +450,12 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         pilot_days=reader.integer(ret, "retention.pilot_days", 90, minimum=1, maximum=3660),
     )
     mon = reader.section("monitoring", set(SECTION_KEYS["monitoring"]))
-    monitoring = MonitoringConfig(psi_warning=reader.number(mon, "monitoring.psi_warning", 0.2, minimum=0.0,
-                                                            maximum=100.0))
+    monitoring = MonitoringConfig(
+        psi_warning=reader.number(mon, "monitoring.psi_warning", 0.2, minimum=0.0, maximum=100.0),
+        reference_days=reader.integer(mon, "monitoring.reference_days", 0, minimum=0, maximum=36600),
+        psi_severe=reader.number(mon, "monitoring.psi_severe", 1.0, minimum=0.0, maximum=100.0),
+        severe_features=reader.integer(mon, "monitoring.severe_features", 3, minimum=0, maximum=100000),
+    )
     fresh = reader.section("freshness", set(SECTION_KEYS["freshness"]))
     per_source = fresh.get("source_max_lag_days", {})
     if not isinstance(per_source, dict):

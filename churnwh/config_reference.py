@@ -110,6 +110,15 @@ DESCRIPTIONS = {
                                      "`{ email_events = 31 }` (demo tables included; a declared source's own "
                                      "`max_lag_days` wins). The demo's sparse tables have built-in ones: "
                                      "subscriptions 62, support_tickets 31, email_events 31, consent_events 92.",
+    "monitoring.reference_days": "Training observation dates the scoring set is compared with: those within this many "
+                                 "days before the latest one (0: the latest date only, so that changes over the "
+                                 "history, such as list prices, are not flagged). A training set without dates: "
+                                 "its rows with label 0 (customers who stayed, like the scoring set).",
+    "monitoring.psi_severe": "Population stability index at or above which drift is severe (`severe` in `ml.drift`).",
+    "monitoring.severe_features": "The build stops before publishing (the published file is kept) when the score's "
+                                  "drift is severe or at least this many features' drift is; 0: features alone "
+                                  "never stop it. `churnwh build --allow-drift` publishes anyway and records it "
+                                  "in the audit log and `about`.",
 }
 
 SOURCE_DESCRIPTIONS = {
@@ -172,6 +181,10 @@ NETWORK_DESCRIPTIONS = {
     "purge_days": "Gap between training rows and the validation date. Not set: `lead_days + label_window_days + "
                   "churn_gap_days` from `[vars]`.",
     "logistic_l2": "L2 penalty of the logistic-regression baseline trained in the same run.",
+    "cross_fit_folds": "A training set without dates (a flat table, whose scoring set is its own customers who "
+                       "stayed): each trained-on customer's score comes from a model trained on the other folds "
+                       "of this many (cross-fitting; costs this many more trainings), never in-sample. 0 or 1: "
+                       "no cross-fitting; such scores are flagged `scored_in_sample` in churn_scores.",
 }
 
 VARIABLE_DESCRIPTIONS = {

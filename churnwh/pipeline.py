@@ -42,6 +42,9 @@ class BuildOptions:
     """How long to wait for another build's write lock before giving up (churnwh.store.lock)."""
     allow_stale: bool = False
     """Score even when a source ends before the features' window (recorded in the audit log and `about`)."""
+    allow_drift: str | None = None
+    """Who lets the build score and publish even when drift is severe (churnwh.stages.monitor.drift_gate):
+    "--allow-drift" or "rotate-key"; recorded in the audit log and ``about``. None: severe drift stops it."""
 
 
 @dataclass
@@ -169,6 +172,12 @@ def explain(ctx: BuildContext) -> str:
     return explain_stage(ctx)
 
 
+def drift(ctx: BuildContext) -> str:
+    from churnwh.stages.monitor import drift_gate
+
+    return drift_gate(ctx)
+
+
 def monitor(ctx: BuildContext) -> str:
     from churnwh.stages.monitor import monitor_stage
 
@@ -183,6 +192,7 @@ STAGES: tuple[tuple[str, Callable[[BuildContext], str]], ...] = (
     ("lineage", lineage_stage),
     ("models", build_models),
     ("train", train),
+    ("drift", drift),
     ("score", score),
     ("explain", explain),
     ("monitor", monitor),
@@ -257,7 +267,9 @@ def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name:
             # with stay allowed (and recorded again); newly stale ones stop the rotation like a build
             allow_stale = freshness.override(con) is not None
         try:
-            build(pending.new_config, BuildOptions(full_refresh=True, allow_stale=allow_stale), on_stage=on_stage)
+            # the same data under new pseudonyms: whether its drift may be published was decided by the builds
+            build(pending.new_config, BuildOptions(full_refresh=True, allow_stale=allow_stale, allow_drift="rotate-key"),
+                  on_stage=on_stage)
             rotation.mark_rebuilt(pending)
         except BaseException:
             rotation.abandon_rotation(pending)

@@ -216,17 +216,30 @@ def _pilot(con) -> str:
 
 
 def _drift(con, labels: dict[str, str]) -> str:
-    title = "Drift: features whose distribution moved since training (15 largest)"
-    drift = _frame(con, "ml.drift", "SELECT feature, psi, threshold, status FROM ml.drift "
-                                    "WHERE psi IS NOT NULL ORDER BY psi DESC, feature LIMIT 15")
+    title = "Drift: features whose distribution moved since the reference training dates (15 largest)"
+    drift = _frame(con, "ml.drift", "SELECT * FROM ml.drift WHERE psi IS NOT NULL ORDER BY psi DESC, feature LIMIT 15")
     if drift.height == 0:
         return _figure("drift", title, None, empty="no drift measured yet")
     names = _labelled(drift["feature"].to_list(), labels)
-    rows = [{"label": name, "psi": p, "status": s} for name, (_, p, _, s) in zip(names, drift.iter_rows())]
+    rows = [{"label": name, "psi": p, "status": s}
+            for name, p, s in zip(names, drift["psi"].to_list(), drift["status"].to_list())]
     threshold = float(drift["threshold"][0])
     warnings = int((drift["status"] == "warning").sum())
     note = f"dashed line: warning threshold {threshold:g}; {warnings} of these {drift.height} above it"
-    return _figure("drift", title, charts.render(charts.drift(rows, threshold), "drift"), note=note)
+    if "reference" in drift.columns:
+        note += f"; compared with {drift['reference'][0]}"
+    svg = charts.render(charts.drift(rows, threshold), "drift")
+    if "explanation" in drift.columns and warnings:  # what moved, in words, under the chart
+        items = "".join(
+            f"<li><strong>{html.escape(name)}</strong> (PSI {psi:.2f}{', severe' if severe else ''}): "
+            f"{html.escape(text or '')}</li>"
+            for name, psi, status, severe, text in zip(
+                names, drift["psi"].to_list(), drift["status"].to_list(),
+                drift["severe"].to_list() if "severe" in drift.columns else [False] * drift.height,
+                drift["explanation"].to_list())
+            if status == "warning")
+        svg += f'<ul class="drift-explanations">{items}</ul>'
+    return _figure("drift", title, svg, note=note)
 
 
 def _consent(con) -> str:

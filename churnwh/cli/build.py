@@ -49,6 +49,9 @@ def build(
         False, "--allow-stale",
         help="Score even if a source ends before the window the features read (recorded in the audit log and "
              "the published about table)."),
+    allow_drift: bool = typer.Option(
+        False, "--allow-drift",
+        help="Score and publish even when drift is severe ([monitoring] psi_severe); recorded in the audit log."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -80,10 +83,11 @@ def build(
 
         spark_engine.preflight(master)
         run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, engine="spark",
-                   master=master, wait_seconds=wait, allow_stale=allow_stale)
+                   master=master, wait_seconds=wait, allow_stale=allow_stale,
+                   allow_drift="--allow-drift" if allow_drift else None)
         return
     run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, wait_seconds=wait,
-               allow_stale=allow_stale)
+               allow_stale=allow_stale, allow_drift="--allow-drift" if allow_drift else None)
 
 
 @command(panel=PANEL)
@@ -99,12 +103,13 @@ def train(
 
 @command(panel=PANEL)
 def score() -> None:
-    """Score the scoring-set model with the current model version into ml.churn_scores (and explain, monitor),
+    """Score the scoring-set model with the current model version into ml.churn_scores (after the drift check;
+    severe drift stops it, see `churnwh build --allow-drift`; then explain, monitor),
     then republish the published file so that BI tools see the new scores.
 
     Example: churnwh score
     """
-    run_stages(("score", "explain", "monitor", "publish"))
+    run_stages(("drift", "score", "explain", "monitor", "publish"))
 
 
 def run_stages(stages: tuple[str, ...] | None, **options) -> None:

@@ -5,6 +5,8 @@
 - ``predict_proba`` / ``predict_logit``: calibrated probabilities / uncalibrated ensemble logits.
 - ``train_and_evaluate(frame, ...)``: split (by time when a time column is given), train, and
   report test metrics next to the base-rate and logistic-regression baselines of the same run.
+- ``cross_fit_proba(frame, ...)``: out-of-fold probabilities, each row scored by a model that did not
+  see it (for customers who are both trained on and scored, as in a flat one-table project).
 
 Training runs on the natural churn rate (no class weights or resampling). One compiled call runs a
 whole epoch: ``jax.lax.scan`` over shuffled batches inside ``jax.jit``, with the data on the device
@@ -90,6 +92,8 @@ class TrainConfig:
     test_dates: int = 1
     purge_days: int = 0
     logistic_l2: float = 1.0
+    cross_fit_folds: int = 5
+    """Without a time column: score each training row with a model trained on the other folds (``cross_fit_proba``)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -560,3 +564,33 @@ def train_and_evaluate(
     results["split"] = "time" if time_column is not None else "stratified_random"
     model.metrics = results
     return model, results
+
+
+def cross_fit_proba(
+    frame: pl.DataFrame,
+    *,
+    id_column: str | None,
+    label_column: str,
+    exclude: tuple[str, ...] | list[str] = (),
+    config: TrainConfig = TrainConfig(),
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> np.ndarray:
+    """Out-of-fold calibrated probabilities of every row of ``frame``.
+
+    The rows are cut into ``config.cross_fit_folds`` stratified folds; the rows of each fold are
+    scored by a model trained on the other folds (early-stopped and calibrated on a stratified
+    ``valid_fraction`` of them), which never saw those rows. Deterministic for a given seed.
+    """
+    folds = config.cross_fit_folds
+    if folds < 2:
+        raise DataError(f"cross_fit_folds is {folds}; cross-fitting needs at least 2 folds")
+    labels = _labels(frame, label_column, "input")
+    probabilities = np.full(frame.height, np.nan)
+    for fold, (others, held_out) in enumerate(splits.stratified_kfold(labels, folds, config.seed)):
+        rest = frame[others]
+        train_rows, valid_rows = splits.stratified_split_indices(
+            labels[others], (1.0 - config.valid_fraction, config.valid_fraction), config.seed + fold + 1)
+        model = train_model(rest[train_rows], rest[valid_rows], id_column=id_column, label_column=label_column,
+                            exclude=exclude, config=config, on_epoch=on_epoch)
+        probabilities[held_out] = predict_proba(model, frame[held_out])
+    return probabilities

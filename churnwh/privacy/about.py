@@ -12,6 +12,7 @@ source and the day the data end (churnwh.store.freshness), and, when the build w
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import duckdb
 import pyarrow as pa
@@ -23,6 +24,8 @@ TABLE = "about"
 SCORES = "ml.churn_scores"
 RUNS = "ml.model_runs"
 QUALITY = "ml.data_quality"
+DRIFT_OVERRIDE = "drift_override"
+"""Meta entry written by churnwh.stages.monitor.drift_gate (privacy/ never imports stages/)."""
 
 COMMENTS = {
     None: "What the published numbers mean: scoring date, model, probability definition, value-at-risk horizon and "
@@ -100,6 +103,12 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
          "Smallest group of customers a published count may show."),
         ("published_at", published_at.replace(microsecond=0), "When this file was published."),
     ]
+    override = warehouse.get_meta(con, DRIFT_OVERRIDE) if f"{warehouse.META_SCHEMA}.meta" in _meta(con) else None
+    if override:
+        rows.append(("drift_override", json.loads(override).get("reason"),
+                     "Severe drift was found and these scores were published anyway (`churnwh build --allow-drift`, "
+                     "or a key rotation of data already published so; recorded in audit_log): read them with care. "
+                     "See the drift table."))
     if QUALITY in relations:
         for model, freshest in con.execute(
             f"SELECT model, freshest_date FROM {QUALITY} WHERE model LIKE 'staging.%' AND freshest_date IS NOT NULL "
@@ -117,6 +126,13 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
                          "read (as_of - 1)."))
     return [{"key": key, "value": None if value is None else str(value), "description": text}
             for key, value, text in rows]
+
+
+def _meta(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                       "WHERE table_catalog = current_database() AND table_schema = ?",
+                       [warehouse.META_SCHEMA]).fetchall()
+    return {row[0] for row in rows}
 
 
 def write_about(con: duckdb.DuckDBPyConnection, config: Config, target: str) -> None:

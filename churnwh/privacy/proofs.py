@@ -450,7 +450,8 @@ def publish_stage(ctx) -> str:
         detail={"lineage": ctx.privacy.get("lineage"), "models": len(ctx.models),
                 "consent_events_unmatched": ctx.privacy.get("consent_events_unmatched", 0),
                 # only when --allow-stale let stale sources through: which, and by how many days
-                **({"stale_override": ctx.privacy["stale_override"]} if "stale_override" in ctx.privacy else {})},
+                **({"stale_override": ctx.privacy["stale_override"]} if "stale_override" in ctx.privacy else {}),
+                **({"drift_override": ctx.privacy["drift_override"]} if ctx.privacy.get("drift_override") else {})},
     )
     try:
         project = ctx.project or load_project(ctx.config.sql)

@@ -6,7 +6,11 @@
   outcome window is over, compared with what happened (the same label definition as the training
   set: the active period ends within ``label_window_days`` after ``lead_days``).
 - ``ml.drift``: population stability index of every model feature and of the score between the
-  training data and the current scoring set, with ``status = 'warning'`` above the threshold.
+  reference (the training rows of the latest observation date(s), ``[monitoring] reference_days``; a
+  training set without dates: its rows with label 0, like the scoring set) and the current scoring
+  set, with ``status = 'warning'`` above the threshold, ``severe`` at or above ``psi_severe``, and
+  what moved in words (``explanation``: aggregates only). Severe drift stops the build before it
+  scores (``drift_gate``) unless ``--allow-drift`` overrides it.
 - ``ml.data_quality``: per SQL model rows, columns, the worst null share, duplicate grain rows and
   the freshest date; per source (``raw.NAME``) its rows, event-time column, last event date and how
   many days it lags the features' window (as the build's freshness check measured it).
@@ -28,7 +32,7 @@ import pyarrow as pa
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import classification
+from churnwh.privacy import about, classification
 from churnwh.stages.explain import write_table
 from churnwh.stages.registry import SCHEMA
 from churnwh.store import freshness, warehouse
@@ -44,10 +48,17 @@ PSI_SMOOTHING = 0.5
 """Pseudo-count added to every bin of both samples, so an empty bin gives a finite PSI."""
 POINT_MASS = 1.0 / (2 * PSI_BINS)
 """A value holding at least this share of the reference's present values is a bin of its own."""
+POINT_TOLERANCE = 0.02
+"""Values this share of the reference's central 80% range away from a point mass still count as it."""
 DEFAULT_PSI_WARNING = 0.2
 DRIFT_SAMPLE_ROWS = 50000
 DRIFT_MARK = "drift_fingerprint"
-PSI_METHOD = "point masses, quantile intervals, missing; +0.5 per bin; key-independent sample"
+OVERRIDE_MARK = about.DRIFT_OVERRIDE
+"""Meta entry: what severe drift the last build published with --allow-drift (JSON; "" when none)."""
+DEFAULT_PSI_SEVERE = 1.0
+DEFAULT_SEVERE_FEATURES = 3
+PSI_METHOD = ("point masses (2% of the central range), quantile intervals, missing; +0.5 per bin; "
+              "key-independent sample; reference window")
 """Part of the drift fingerprint: change it when the PSI of the same samples changes."""
 
 HISTORY_COMMENTS = {
@@ -62,11 +73,17 @@ HISTORY_COMMENTS = {
 DRIFT_COMMENTS = {
     "feature": "Model feature, or __score__ for the churn probability.",
     "kind": "numeric, categorical or score.",
-    "psi": "Population stability index between the training rows and the current scoring set "
+    "psi": "Population stability index between the reference training rows and the current scoring set "
            "(< 0.1 stable, 0.1-0.2 moderate shift, > threshold: warning).",
     "status": "ok or warning (psi above the configured threshold).",
     "threshold": "The warning threshold in force (monitoring.psi_warning).",
-    "training_rows": "Training rows compared.",
+    "severe": "psi at or above monitoring.psi_severe: severe drift of the score, or of monitoring.severe_features "
+              "features, stops the build unless --allow-drift.",
+    "explanation": "What moved, in words: the mean (or a category's share, or the missing share) in the reference "
+                   "and in the scoring set. Aggregates only.",
+    "reference": "The training rows compared (monitoring.reference_days): the latest observation date(s), or "
+                 "without dates the rows with label 0.",
+    "training_rows": "Reference training rows compared.",
     "scoring_rows": "Scoring rows compared.",
     "as_of": "Scoring date of the compared scoring set.",
     "model_version": "Model whose training data and scores were compared.",
@@ -116,7 +133,8 @@ def psi(expected: np.ndarray | pl.Series, actual: np.ndarray | pl.Series, *, bin
     present values are cut at the distinct quantiles of the reference's other values into bins of
     about ``1 / bins`` of the reference each; missing values (NULL, NaN, +/-inf) are one more bin.
     Plain quantile edges would instead fall on the point masses (many identical edges, or one edge
-    exactly at a mass that a shift by a rounding error moves across). Categorical: one bin per value,
+    exactly at a mass that a shift by a rounding error moves across). A value within ``POINT_TOLERANCE``
+    of the reference's central 80% range of a point mass counts as it. Categorical: one bin per value,
     missing included.
     """
     expected_s, actual_s = pl.Series(expected), pl.Series(actual)
@@ -138,36 +156,51 @@ def psi(expected: np.ndarray | pl.Series, actual: np.ndarray | pl.Series, *, bin
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
 
 
-def _same(values: np.ndarray, point: float) -> np.ndarray:
-    """Equal up to rounding noise of sums of money amounts and the like."""
-    return np.abs(values - point) <= 1e-9 * max(1.0, abs(point))
+def _same(values: np.ndarray, point: float, tolerance: float = 0.0) -> np.ndarray:
+    """Equal up to rounding noise of sums of money amounts and the like, or up to ``tolerance``."""
+    return np.abs(values - point) <= max(1e-9 * max(1.0, abs(point)), tolerance)
 
 
 def _numeric_bins(reference: np.ndarray, bins: int):
     """A function counting a sample into the bins of ``reference`` (present values only): point
-    masses, then quantile intervals of the rest, then missing."""
+    masses, then quantile intervals of the rest, then missing.
+
+    A value within ``POINT_TOLERANCE`` of the reference's central 80% range of a point mass counts as
+    that point mass (the nearest one): a list price that rose by a few cents moves six months' spend
+    from one exact value to the next, which is no new distribution of spend."""
     points: list[float] = []
+    tolerance = 0.0
     rest = reference
     if reference.size:
+        low, high = np.quantile(reference, [0.1, 0.9])
+        tolerance = POINT_TOLERANCE * float(high - low)
         ordered = np.sort(reference)  # runs of values equal up to rounding noise
         starts = np.flatnonzero(np.r_[True, np.diff(ordered) > 1e-9 * np.maximum(1.0, np.abs(ordered[1:]))])
         sizes = np.diff(np.r_[starts, ordered.size])
-        for value in ordered[starts[sizes >= POINT_MASS * reference.size]]:
-            points.append(float(value))
-            rest = rest[~_same(rest, value)]
+        points = [float(value) for value in ordered[starts[sizes >= POINT_MASS * reference.size]]]
+
+    def nearest_point(values: np.ndarray) -> np.ndarray:
+        """Index of the point mass each value counts as, -1 for none."""
+        if not points or not values.size:
+            return np.full(values.size, -1)
+        distance = np.abs(values[:, None] - np.asarray(points)[None, :])
+        nearest = distance.argmin(axis=1)
+        hit = np.zeros(values.size, dtype=bool)
+        for index, point in enumerate(points):
+            mine = nearest == index
+            hit[mine] = _same(values[mine], point, tolerance)
+        return np.where(hit, nearest, -1)
+
+    rest = reference[nearest_point(reference) < 0]
     intervals = max(1, int(round(bins * rest.size / reference.size))) if reference.size else 1
     edges = np.unique(np.quantile(rest, np.linspace(0, 1, intervals + 1)[1:-1])) if rest.size else np.zeros(0)
 
     def count(sample: np.ndarray) -> np.ndarray:
         present = np.isfinite(sample)
         values = sample[present]
-        at_point = np.zeros(values.size, dtype=bool)
-        counts = []
-        for point in points:
-            hit = _same(values, point) & ~at_point
-            counts.append(hit.sum())
-            at_point |= hit
-        interval = np.searchsorted(edges, values[~at_point], side="right")
+        point_of = nearest_point(values)
+        counts = list(np.bincount(point_of[point_of >= 0], minlength=len(points)))
+        interval = np.searchsorted(edges, values[point_of < 0], side="right")
         counts.extend(np.bincount(interval, minlength=edges.size + 1))
         counts.append((~present).sum())
         return np.asarray(counts, dtype=float)
@@ -175,55 +208,204 @@ def _numeric_bins(reference: np.ndarray, bins: int):
     return count
 
 
-def drift_frame(model, training: pl.DataFrame, scoring: pl.DataFrame, threshold: float) -> pl.DataFrame:
-    """PSI of every model feature and of the churn probability, training rows vs scoring rows."""
+def drift_frame(model, training: pl.DataFrame, scoring: pl.DataFrame, threshold: float, *,
+                reference: str = "the training rows", severe: float = DEFAULT_PSI_SEVERE,
+                k: int = 1) -> pl.DataFrame:
+    """PSI of every model feature and of the churn probability, reference training rows vs scoring rows,
+    each with what moved in words (``describe_shift``)."""
     from churnwh.ml.train import predict_proba
 
     rows = []
     for name, kind in model.features.items():
-        value = psi(training[name], scoring[name], categorical=kind == "categorical")
-        rows.append((name, kind, value))
+        categorical = kind == "categorical"
+        value = psi(training[name], scoring[name], categorical=categorical)
+        rows.append((name, kind, value, describe_shift(name, training[name], scoring[name], categorical=categorical,
+                                                       reference=reference, k=k)))
     if training.height and scoring.height:
-        rows.append(("__score__", "score", psi(predict_proba(model, training), predict_proba(model, scoring))))
-    frame = pl.DataFrame(rows, schema={"feature": pl.String, "kind": pl.String, "psi": pl.Float64}, orient="row")
+        before, after = predict_proba(model, training), predict_proba(model, scoring)
+        rows.append(("__score__", "score", psi(before, after), describe_score_shift(before, after, reference)))
+    frame = pl.DataFrame(rows, schema={"feature": pl.String, "kind": pl.String, "psi": pl.Float64,
+                                       "explanation": pl.String}, orient="row")
     return frame.with_columns(
         status=pl.when(pl.col("psi") > threshold).then(pl.lit("warning")).otherwise(pl.lit("ok")),
         threshold=pl.lit(threshold),
+        severe=(pl.col("psi") >= severe).fill_null(False),
+        reference=pl.lit(reference),
         training_rows=pl.lit(training.height, dtype=pl.Int64),
         scoring_rows=pl.lit(scoring.height, dtype=pl.Int64),
-    ).sort("psi", descending=True, nulls_last=True)
+    ).select("feature", "kind", "psi", "status", "threshold", "severe", "explanation", "reference",
+             "training_rows", "scoring_rows").sort("psi", descending=True, nulls_last=True)
+
+
+# --- drift in words ---------------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    """A figure as a reader writes it: 4 significant digits, thousands separated (never a long digit run)."""
+    if not np.isfinite(value):
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _moved(before: float, after: float) -> str:
+    return "rose" if after > before else "fell" if after < before else "stayed"
+
+
+def _share(value: float) -> str:
+    return f"{value:.0%}" if value >= 0.01 or value == 0 else f"{value:.1%}"
+
+
+def describe_shift(name: str, before: pl.Series, after: pl.Series, *, categorical: bool, reference: str,
+                   k: int = 1) -> str:
+    """What moved from ``before`` (the reference) to ``after`` (the scoring set), in one sentence of
+    aggregates: the missing share when that moved most, else the mean (numeric) or the share of the
+    category that moved most. A category held by fewer than ``k`` rows of either sample is not named."""
+    since = f" since {reference}"
+    if before.len() == 0 or after.len() == 0:
+        return f"{name}: nothing to compare{since}"
+    if categorical:
+        b = before.cast(pl.String).fill_null("<missing>")
+        a = after.cast(pl.String).fill_null("<missing>")
+        b_counts = dict(b.value_counts().iter_rows())
+        a_counts = dict(a.value_counts().iter_rows())
+        changes = sorted(((a_counts.get(c, 0) / a.len() - b_counts.get(c, 0) / b.len(), c)
+                          for c in set(b_counts) | set(a_counts)), key=lambda t: (-abs(t[0]), t[1]))
+        _, value = changes[0]
+        b_share, a_share = b_counts.get(value, 0) / b.len(), a_counts.get(value, 0) / a.len()
+        if value == "<missing>":
+            what = f"missing {name}"
+        elif min(b_counts.get(value, 0), a_counts.get(value, 0)) >= k:
+            what = f"{name} = '{value}'"
+        else:  # a value a handful of customers hold is not named in a published table
+            what = f"a rare {name} value (fewer than {k} customers)"
+        return f"share of {what} {_moved(b_share, a_share)} from {_share(b_share)} to {_share(a_share)}{since}"
+    b = before.cast(pl.Float64).to_numpy()
+    a = after.cast(pl.Float64).to_numpy()
+    b_missing, a_missing = float(np.mean(~np.isfinite(b))), float(np.mean(~np.isfinite(a)))
+    b_present, a_present = b[np.isfinite(b)], a[np.isfinite(a)]
+    if abs(a_missing - b_missing) >= 0.05 or not b_present.size or not a_present.size:
+        return (f"share of missing {name} {_moved(b_missing, a_missing)} from {_share(b_missing)} to "
+                f"{_share(a_missing)}{since}")
+    b_mean, a_mean = float(b_present.mean()), float(a_present.mean())
+    text = f"mean {name} {_moved(b_mean, a_mean)} from {_number(b_mean)} to {_number(a_mean)}"
+    b_spread = float(b_present.std())
+    if abs(b_mean) > 0.1 * b_spread and b_mean != 0:  # a percentage of a mean near zero says nothing
+        text += f" ({(a_mean - b_mean) / abs(b_mean):+.0%})"
+    b_zero, a_zero = float(np.mean(b_present == 0)), float(np.mean(a_present == 0))
+    if abs(a_zero - b_zero) >= 0.1:  # a mostly-zero count: how many have none says more than the mean
+        text += f"; share of zeros {_moved(b_zero, a_zero)} from {_share(b_zero)} to {_share(a_zero)}"
+    elif abs(a_mean - b_mean) < 0.25 * b_spread:  # the mean moved little for its spread: the shape moved
+        b_lo, b_hi = np.quantile(b_present, [0.1, 0.9])
+        a_lo, a_hi = np.quantile(a_present, [0.1, 0.9])
+        text += (f"; its middle 80% spans {_number(a_lo)} to {_number(a_hi)} (was {_number(b_lo)} to "
+                 f"{_number(b_hi)})")
+    return text + since
+
+
+def describe_score_shift(before: np.ndarray, after: np.ndarray, reference: str) -> str:
+    b_mean, a_mean = float(np.mean(before)), float(np.mean(after))
+    return (f"mean churn probability {_moved(b_mean, a_mean)} from {b_mean:.1%} to {a_mean:.1%} since "
+            f"{reference}")
+
+
+# --- severe drift ---------------------------------------------------------------------------------
+
+
+def severe_drift(drift: pl.DataFrame, severe_features: int) -> str | None:
+    """Why drift stops the build, in words (None when it does not): the score's PSI is severe, or at
+    least ``severe_features`` features' PSI is (0: features alone never stop it)."""
+    if "severe" not in drift.columns or drift.height == 0:
+        return None
+    severe = drift.filter(pl.col("severe")).sort("psi", descending=True)
+    score = severe.filter(pl.col("kind") == "score")
+    features = severe.filter(pl.col("kind") != "score")
+    if score.height == 0 and (severe_features == 0 or features.height < severe_features):
+        return None
+    parts = []
+    if score.height:
+        parts.append(f"the score's PSI is {score['psi'][0]:.2f}")
+    if features.height:
+        worst = ", ".join(f"{name} {value:.2f}" for name, value in
+                          features.select("feature", "psi").head(3).iter_rows())
+        parts.append(f"{features.height} feature{'s' if features.height != 1 else ''} severe (worst: {worst})")
+    reference = drift["reference"][0]
+    worst = features if features.height else score
+    moved = ""
+    if "explanation" in worst.columns and worst["explanation"][0]:
+        moved = f" ({worst['explanation'][0].removesuffix(f' since {reference}')})"
+    return f"{' and '.join(parts)} against {reference}{moved}"
 
 
 # --- the monitor stage -----------------------------------------------------------------------------
 
 
-def monitor_stage(ctx) -> str:
-    """Pipeline stage after `explain`: snapshot the scores, measure drift and data quality.
+def drift_gate(ctx) -> str:
+    """Pipeline stage before `score`: measure drift of the scoring set and stop the build, before it
+    scores or publishes (the published file and the previous scores are kept), when the drift is
+    severe; ``--allow-drift`` goes on and the override is recorded (audit log, published ``about``)."""
+    drift = current_drift(ctx)
+    ctx.privacy["drift_measured"] = True
+    if drift is None:
+        return "no model or scoring set to compare yet"
+    mon = ctx.config.monitoring
+    warnings = int((drift["status"] == "warning").sum())
+    reason = severe_drift(drift, mon.severe_features)
+    if reason is None:
+        warehouse.set_meta(ctx.con, OVERRIDE_MARK, "")
+        return f"{warnings} drift warnings against {drift['reference'][0]}"
+    allowed_by = getattr(ctx.options, "allow_drift", None)
+    if not allowed_by:
+        raise ChurnwhError(
+            f"severe drift (monitoring.psi_severe {mon.psi_severe:g}): {reason}; nothing was scored or published "
+            "(the published file was kept): fix the data (a source that stopped or changed?) and build again, "
+            "or publish anyway with `churnwh build --allow-drift` (recorded in the audit log)")
+    override = {"allowed_by": allowed_by, "reason": reason}
+    ctx.privacy["drift_override"] = override
+    warehouse.set_meta(ctx.con, OVERRIDE_MARK, json.dumps(override, sort_keys=True))
+    logger.warning("drift: severe (%s); scored and published anyway: %s", reason, allowed_by)
+    return f"{warnings} drift warnings; severe drift allowed by {allowed_by} ({reason})"
 
-    Drift is measured again only when its inputs changed (model run, training and scoring set
-    content, threshold: ``drift_fingerprint`` in ``_churnwh.meta``); otherwise ``ml.drift`` is kept
-    and its warnings are logged again."""
+
+def current_drift(ctx) -> pl.DataFrame | None:
+    """``ml.drift`` for the current model and scoring set: measured again only when its inputs changed
+    (model run, training and scoring set content, settings: ``drift_fingerprint`` in ``_churnwh.meta``),
+    otherwise the stored table with its warnings logged again. None without a model or scoring set."""
     from churnwh.stages import registry
 
     con, config = ctx.con, ctx.config
     record = registry.current(con) if registry.exists(con) else None
-    snapshot = snapshot_scores(con)
-    warnings = 0
-    if record is not None:
-        threshold = getattr(getattr(config, "monitoring", None), "psi_warning", DEFAULT_PSI_WARNING)
-        fingerprint = drift_fingerprint(con, config, record, threshold)
-        if fingerprint is not None and warehouse.get_meta(con, DRIFT_MARK) == fingerprint \
-                and DRIFT in warehouse.relations(con):
-            drift = pl.from_arrow(con.sql(f"SELECT * FROM {DRIFT} ORDER BY psi DESC NULLS LAST").to_arrow_table())
-            _log_warnings(drift, threshold)
-        else:
-            model = ctx.trained.model if getattr(ctx, "trained", None) else registry.load(config.warehouse.models,
-                                                                                           record.version)
-            drift = measure_drift(con, config, model, record.version)
-            if fingerprint is not None:
-                warehouse.set_meta(con, DRIFT_MARK, fingerprint)
-        warnings = int((drift["status"] == "warning").sum())
-    quality = measure_quality(con, config)
+    if record is None:
+        return None
+    threshold = config.monitoring.psi_warning
+    fingerprint = drift_fingerprint(con, config, record, threshold)
+    if fingerprint is None:
+        return None
+    if warehouse.get_meta(con, DRIFT_MARK) == fingerprint and DRIFT in warehouse.relations(con):
+        drift = pl.from_arrow(con.sql(f"SELECT * FROM {DRIFT} ORDER BY psi DESC NULLS LAST").to_arrow_table())
+        _log_warnings(drift, threshold)
+        return drift
+    trained = getattr(ctx, "trained", None)
+    model = trained.model if trained is not None and trained.version == record.version \
+        else registry.load(config.warehouse.models, record.version)
+    drift = measure_drift(con, config, model, record.version)
+    warehouse.set_meta(con, DRIFT_MARK, fingerprint)
+    return drift
+
+
+def monitor_stage(ctx) -> str:
+    """Pipeline stage after `explain`: snapshot the scores, measure drift (unless the drift gate did in
+    this build: an erasure's rebuild is not gated) and data quality."""
+    snapshot = snapshot_scores(ctx.con)
+    if ctx.privacy.get("drift_measured"):
+        found = ctx.con.execute(f"SELECT count(*) FILTER (WHERE status = 'warning') FROM {DRIFT}").fetchall() \
+            if DRIFT in warehouse.relations(ctx.con) else [(0,)]
+        warnings = int(found[0][0] or 0)
+    else:
+        drift = current_drift(ctx)
+        warnings = 0 if drift is None else int((drift["status"] == "warning").sum())
+    quality = measure_quality(ctx.con, ctx.config)
     return f"{snapshot} scores snapshotted, {warnings} drift warnings, {quality} models checked"
 
 
@@ -233,19 +415,22 @@ def drift_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, th
     existing = warehouse.relations(con)
     if tr.model not in existing or tr.scoring_model not in existing:
         return None
+    mon = config.monitoring
     payload = json.dumps({
         "method": PSI_METHOD, "bins": PSI_BINS, "sample": DRIFT_SAMPLE_ROWS, "threshold": threshold,
+        "reference_days": mon.reference_days, "severe": mon.psi_severe, "k": config.publish.k_anonymity,
         "model": [record.version, record.run_id],
         "training": warehouse.content_fingerprint(con, tr.model),
         "scoring": warehouse.content_fingerprint(con, tr.scoring_model),
-        "columns": [tr.id_column, tr.date_column],
+        "columns": [tr.id_column, tr.date_column, tr.label_column],
     }, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 def _log_warnings(drift: pl.DataFrame, threshold: float) -> None:
     for row in drift.filter(pl.col("status") == "warning").iter_rows(named=True):
-        logger.warning("drift: %s has PSI %.3f above %.2f", row["feature"], row["psi"], threshold)
+        logger.warning("drift: %s has PSI %.3f above %.2f: %s", row["feature"], row["psi"], threshold,
+                       row.get("explanation") or "")
 
 
 def snapshot_scores(con: duckdb.DuckDBPyConnection) -> int:
@@ -276,19 +461,59 @@ def snapshot_scores(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute(f"SELECT count(*) FROM {scores}").fetchall()[0][0]
 
 
+def reference_window(con: duckdb.DuckDBPyConnection, config: Config) -> tuple[str, str]:
+    """(SQL condition on the training set, the reference in words) for drift.
+
+    The latest training observation date, or the dates within ``monitoring.reference_days`` before it:
+    compared with all training dates, what changed over the history on purpose (list prices) would be
+    flagged on every build. A training set without dates (a flat table, whose scoring set is its rows
+    that have not churned): its rows with label 0, so like is compared with like."""
+    tr = config.training
+    columns = warehouse.columns(con, tr.model)
+    date = tr.date_column
+    if date and date in columns:
+        latest = con.execute(f'SELECT max("{date}") FROM {tr.model}').fetchall()[0][0]
+        if latest is not None:
+            days = config.monitoring.reference_days
+            first = latest - dt.timedelta(days=days) if isinstance(latest, (dt.date, dt.datetime)) else latest - days
+            earliest = con.execute(f'SELECT min("{date}") FROM {tr.model} WHERE "{date}" >= ?',
+                                   [first]).fetchall()[0][0]
+            if isinstance(earliest, dt.datetime):
+                condition = f'"{date}" >= TIMESTAMP \'{earliest.isoformat(sep=" ")}\''
+            else:
+                condition = f'"{date}" >= {warehouse.sql_literal(earliest)}'
+            if earliest == latest:
+                return condition, f"the latest training date {_day(latest)}"
+            return condition, f"the training dates {_day(earliest)} to {_day(latest)}"
+    label = tr.label_column
+    if label in columns:
+        return f'"{label}" = 0', f"the training rows with {label} = 0 (no observation dates: customers who stayed)"
+    return "TRUE", "all training rows"
+
+
+def _day(value) -> str:
+    return value.strftime("%Y-%m-%d") if isinstance(value, (dt.date, dt.datetime)) else str(value)
+
+
 def measure_drift(con: duckdb.DuckDBPyConnection, config: Config, model, version: str) -> pl.DataFrame:
     tr = config.training
-    latest_first = warehouse.content_sample_order(con, tr.model, f'"{tr.date_column}" DESC', tr.id_column)
+    condition, reference = reference_window(con, config)
+    latest_first = warehouse.content_sample_order(con, tr.model, f'"{tr.date_column}" DESC', tr.id_column) \
+        if tr.date_column in warehouse.columns(con, tr.model) else \
+        warehouse.content_sample_order(con, tr.model, "1", tr.id_column)
     training = pl.from_arrow(con.sql(
-        f"SELECT * FROM {tr.model} ORDER BY {latest_first} LIMIT {DRIFT_SAMPLE_ROWS}").to_arrow_table())
+        f"SELECT * FROM {tr.model} WHERE {condition} ORDER BY {latest_first} LIMIT {DRIFT_SAMPLE_ROWS}"
+    ).to_arrow_table())
     scoring = pl.from_arrow(con.sql(f"SELECT * FROM {tr.scoring_model}").to_arrow_table())
-    threshold = getattr(getattr(config, "monitoring", None), "psi_warning", DEFAULT_PSI_WARNING)
-    drift = drift_frame(model, training, scoring, threshold)
-    as_of = scoring[tr.date_column].max() if scoring.height else None
+    mon = config.monitoring
+    drift = drift_frame(model, training, scoring, mon.psi_warning, reference=reference, severe=mon.psi_severe,
+                        k=config.publish.k_anonymity)
+    as_of = scoring[tr.date_column].max() if scoring.height and tr.date_column in scoring.columns else None
     drift = drift.with_columns(as_of=pl.lit(as_of, dtype=pl.Date), model_version=pl.lit(version))
     write_table(con, DRIFT, drift.to_arrow(), DRIFT_COMMENTS,
-                "Population stability index per feature and of the score: training data vs current scoring set.")
-    _log_warnings(drift, threshold)
+                "Population stability index per feature and of the score: reference training rows vs the current "
+                "scoring set, with what moved in words.")
+    _log_warnings(drift, mon.psi_warning)
     return drift
 
 

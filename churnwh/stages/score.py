@@ -35,6 +35,9 @@ COLUMN_COMMENTS = {
     "run_id": "The training run of that model version.",
     "contactable": "True when the customer's latest marketing consent is granted: they may be contacted for "
                    "retention (no consent record: false).",
+    "scored_in_sample": "True when the model that gave this score was trained on this very customer (a training "
+                        "set without dates, [network] cross_fit_folds below 2): over-confident, act with care. "
+                        "With cross-fitting (the default) such customers are scored by a model that never saw them.",
     "campaign_group": "The customer's group in the latest campaign (`churnwh plan`): treated (contacted), control "
                       "(held out to measure the effect) or none (not selected).",
 }
@@ -198,7 +201,43 @@ def refresh_campaign_group(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"UPDATE {SCORES} AS scored SET campaign_group = {campaign_group_sql(relations)}")
 
 
+def apply_out_of_fold(con: duckdb.DuckDBPyConnection, config: Config, version: str) -> int:
+    """In the scored rows, replace the probability of each customer the model trained on by its out-of-fold one
+    (churnwh.stages.train.write_out_of_fold) and flag ``scored_in_sample`` those left in-sample.
+
+    Only a training set without observation dates scores its own rows (a flat table): with dates the scoring
+    date comes after every training date, so no scored row is a training row. Returns the rows replaced."""
+    from churnwh.stages.train import OUT_OF_FOLD
+
+    con.execute(f"ALTER TABLE {_STAGING} ADD COLUMN IF NOT EXISTS scored_in_sample BOOLEAN DEFAULT false")
+    tr = config.training
+    relations = warehouse.relations(con)
+    if tr.model not in relations or tr.id_column not in warehouse.columns(con, tr.model):
+        return 0
+    columns = warehouse.columns(con, tr.model)
+    if tr.date_column in columns and con.execute(
+            f'SELECT count("{tr.date_column}") FROM {tr.model}').fetchall()[0][0] > 0:
+        return 0
+    replaced = 0
+    if OUT_OF_FOLD in relations:
+        replaced = con.execute(
+            f"""UPDATE {_STAGING} AS s SET churn_probability = o.churn_probability
+                FROM {OUT_OF_FOLD} AS o
+                WHERE o.customer_pseudonym = s.customer_pseudonym AND o.model_version = ?""", [version]
+        ).fetchall()[0][0]
+        con.execute(
+            f"""UPDATE {_STAGING} AS s SET scored_in_sample = true
+                WHERE s.customer_pseudonym IN (SELECT CAST({_q(tr.id_column)} AS VARCHAR) FROM {tr.model})
+                  AND s.customer_pseudonym NOT IN (SELECT customer_pseudonym FROM {OUT_OF_FOLD}
+                                                   WHERE model_version = ?)""", [version])
+    else:
+        con.execute(f"""UPDATE {_STAGING} SET scored_in_sample = true
+                        WHERE customer_pseudonym IN (SELECT CAST({_q(tr.id_column)} AS VARCHAR) FROM {tr.model})""")
+    return replaced
+
+
 def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str, run_id: str) -> int:
+    apply_out_of_fold(con, config, version)
     actions = config.tiers.actions
     action = "CASE risk_tier " + " ".join(
         f"WHEN '{tier}' THEN {warehouse.sql_literal(actions[tier])}" for tier in ("high", "medium", "low")
@@ -225,7 +264,8 @@ def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str,
             SELECT scored.customer_pseudonym, as_of, churn_probability, risk_tier, {action} AS action, value_at_risk,
                    CAST(row_number() OVER (ORDER BY value_at_risk DESC, churn_probability DESC,
                                            scored.customer_pseudonym) AS INTEGER) AS priority_rank,
-                   {warehouse.sql_literal(version)} AS model_version, {warehouse.sql_literal(run_id)} AS run_id
+                   {warehouse.sql_literal(version)} AS model_version, {warehouse.sql_literal(run_id)} AS run_id,
+                   scored.scored_in_sample
                    {segment_select},
                    {contactable_sql(relations)} AS contactable,
                    {campaign_group_sql(relations)} AS campaign_group

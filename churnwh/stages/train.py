@@ -28,6 +28,7 @@ from churnwh.store import faults, warehouse
 logger = logging.getLogger(__name__)
 
 ERASURE_MARK = "erasure_since_model"
+OUT_OF_FOLD = f"{registry.SCHEMA}.out_of_fold_scores"
 
 
 @dataclass
@@ -151,6 +152,8 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         on_epoch=on_progress,
     )
     version = registry.next_version(con)
+    if split_column is None:
+        write_out_of_fold(con, config, frame, version, excluded, on_progress)
     promote, decision = promotion_decision(con, config, frame, results, current, force)
     faults.point("train.after_fit")
     staging = registry.staging_dir(config.warehouse.models, version)
@@ -197,6 +200,44 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         current_model = registry.load(config.warehouse.models, current.version)
         return TrainOutcome(current.version, False, False, decision, current_model, results)
     return TrainOutcome(version, True, False, decision, model, results)
+
+
+def write_out_of_fold(con: duckdb.DuckDBPyConnection, config: Config, frame: pl.DataFrame, version: str,
+                      excluded: tuple[str, ...], on_progress: Reporter = ignore) -> int:
+    """Out-of-fold probabilities of every training customer into ``OUT_OF_FOLD`` for ``version``.
+
+    Without observation dates (a flat table) the scoring set is made of training customers: scored by
+    the model that trained on them, their probabilities would be over-confident (in-sample). The score
+    stage uses these instead (churnwh.stages.score.apply_out_of_fold). Returns the rows written
+    (0 when ``network.cross_fit_folds`` is below 2: then such scores are flagged in-sample)."""
+    from churnwh.ml.train import cross_fit_proba
+
+    settings = train_config(config)
+    if settings.cross_fit_folds < 2:
+        return 0
+    tr = config.training
+    probabilities = cross_fit_proba(frame, id_column=tr.id_column, label_column=tr.label_column, exclude=excluded,
+                                    config=settings, on_epoch=on_progress)
+    table = pl.DataFrame({"customer_pseudonym": frame[tr.id_column].cast(pl.String),
+                          "churn_probability": probabilities, "model_version": version}).to_arrow()
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {registry.SCHEMA}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {OUT_OF_FOLD} (customer_pseudonym VARCHAR, churn_probability DOUBLE, "
+                "model_version VARCHAR)")
+    con.register("_out_of_fold", table)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(f"DELETE FROM {OUT_OF_FOLD} WHERE model_version = ?", [version])
+        con.execute(f"INSERT INTO {OUT_OF_FOLD} SELECT * FROM _out_of_fold")
+        con.execute(f"COMMENT ON TABLE {OUT_OF_FOLD} IS 'Cross-fitted churn probability of every training customer "
+                    "of a model version trained without dates: from a model trained on the other folds.'")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_out_of_fold")
+    logger.info("%d training customers scored out-of-fold (%d folds)", frame.height, settings.cross_fit_folds)
+    return frame.height
 
 
 def time_column(frame: pl.DataFrame, config: Config) -> str | None:

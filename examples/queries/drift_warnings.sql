@@ -1,5 +1,6 @@
--- Features whose distribution moved since training (PSI above the warning threshold).
-SELECT feature, kind, round(psi, 3) AS psi, threshold
+-- Features whose distribution moved since the reference training dates (PSI above the warning threshold),
+-- with what moved in words.
+SELECT feature, kind, round(psi, 3) AS psi, threshold, severe, explanation, reference
 FROM drift
 WHERE status = 'warning'
 ORDER BY psi DESC;

@@ -1,10 +1,10 @@
 /*
 materialized = "table"
 grain = ["cohort_month", "segment_type", "segment", "months_since_signup"]
-description = "Cohort retention: of the customers whose first active period began in a month (the cohort), the share still in that first period N months later, overall and by acquisition channel and by first plan. Only months before as_of are shown. Customers who withdrew profiling consent are left out; cohorts smaller than the k-anonymity minimum ([publish] k_anonymity) are not shown, and neither is the smallest shown segment of a cohort whose hidden segments add up to fewer than k customers (so no hidden cohort can be recovered by subtracting segments from the all row)."
+description = "Cohort retention: of the customers whose first active period began in a month (the cohort), the share still in that first period N months later, overall and by acquisition channel and by first plan. Only months before as_of are shown, and only cohorts observed from their start: customers who signed up before history_start are in the data only if they were still customers then (left truncation), so the cohort months before the first whole month of the history are left out instead of showing a retention of 1.0. Customers who withdrew profiling consent are left out; cohorts smaller than the k-anonymity minimum ([publish] k_anonymity) are not shown, and neither is the smallest shown segment of a cohort whose hidden segments add up to fewer than k customers (so no hidden cohort can be recovered by subtracting segments from the all row)."
 
 [columns.cohort_month]
-description = "Month the customers first subscribed."
+description = "Month the customers first subscribed (the first whole month of the history or later: earlier cohorts are left-truncated and left out)."
 [columns.segment_type]
 description = "all, acquisition_channel or first_plan."
 [columns.segment]
@@ -29,6 +29,9 @@ WITH firsts AS (
       ON s.customer_pseudonym = p.customer_pseudonym AND s.start_date >= p.period_start
      AND s.start_date < p.period_start + INTERVAL 31 DAY
     WHERE p.period_number = 1
+      -- left truncation: a cohort that began before the history is seen only through its survivors
+      AND date_trunc('month', p.period_start) >= date_trunc('month', CAST(getvariable('history_start') AS DATE)
+                                                            - INTERVAL 1 DAY) + INTERVAL 1 MONTH
       AND NOT EXISTS (
         SELECT 1 FROM staging.consent_state AS x
         WHERE x.customer_pseudonym = p.customer_pseudonym AND x.purpose = 'profiling'
