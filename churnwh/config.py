@@ -156,6 +156,14 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class ExplainConfig:
+    actionable: tuple[str, ...] = ()
+    """Features (names or glob patterns) the per-customer reasons may list, whatever their name says."""
+    not_actionable: tuple[str, ...] = ()
+    """Features (names or glob patterns) summed into the customer profile instead of listed as reasons."""
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     warehouse: WarehouseConfig
@@ -171,6 +179,7 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
 
 
 DEFAULT_VARIABLES: dict[str, Any] = {
@@ -204,6 +213,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "publish": ("k_anonymity",),
     "retention": ("budget", "cost", "success_rate", "control_fraction", "pilot_days"),
     "monitoring": ("psi_warning",),
+    "explain": ("actionable", "not_actionable"),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
 OPEN_SECTIONS = ("sources", "network", "vars")
@@ -400,6 +410,8 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
     monitoring = MonitoringConfig(psi_warning=reader.number(mon, "monitoring.psi_warning", 0.2, minimum=0.0,
                                                             maximum=100.0))
 
+    explain = parse_explain(reader, reader.section("explain", set(SECTION_KEYS["explain"])))
+
     return Config(
         root=root,
         warehouse=warehouse,
@@ -415,6 +427,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         sources=declared,
         retention=retention,
         monitoring=monitoring,
+        explain=explain,
     )
 
 
@@ -439,6 +452,21 @@ def parse_segments(reader: "_Reader", section: dict[str, Any], kind: str,
     if len(set(value)) != len(value):
         raise reader.fail("scoring.segments", value, "each column once")
     return tuple(value)
+
+
+def parse_explain(reader: "_Reader", section: dict[str, Any]) -> ExplainConfig:
+    """[explain] actionable / not_actionable: lists of feature names or glob patterns, none in both."""
+    lists = {}
+    for key in SECTION_KEYS["explain"]:
+        value = section.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise reader.fail(f"explain.{key}", value, 'a list of feature names or glob patterns, e.g. ["tenure_days"]')
+        lists[key] = tuple(dict.fromkeys(value))
+    both = sorted(set(lists["actionable"]) & set(lists["not_actionable"]))
+    if both:
+        raise ConfigError(f"{reader.origin}: explain.actionable and explain.not_actionable both list {both[0]!r}: "
+                          "keep it in one of them")
+    return ExplainConfig(**lists)
 
 
 IDENTIFYING_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive")

@@ -35,6 +35,12 @@ SECTION_INTROS = {
     "retention": "The budgeted retention plan (`churnwh plan`) and its controlled pilot. See the "
                  "[guide](guide.md#campaigns-and-pilots).",
     "monitoring": "Drift monitoring (`ml.drift`).",
+    "explain": "Per-customer reasons (`churn_drivers`, the contact list's reasons in words): they rank only "
+               "the drivers a retention team can act on (usage, engagement, price and plan, support, e-mail, "
+               "payments); the non-actionable ones are summed into `profile_contribution`. Not actionable by default: quasi-identifiers and sensitive columns "
+               "(never listed), and features whose name says demographics (age, gender, region, household, ...), "
+               "tenure or history (tenure, signup, period, cohort), acquisition, or data availability (missing, "
+               "withheld, unknown).",
 }
 
 DESCRIPTIONS = {
@@ -99,6 +105,10 @@ DESCRIPTIONS = {
                             "scores' as_of is within them its control group is left out of `churnwh contacts` "
                             "and of other campaigns' plans.",
     "monitoring.psi_warning": "Population stability index above which a feature's drift is a `warning`.",
+    "explain.actionable": "Features listed as reasons even though their name reads as profile, by name or glob "
+                          "pattern such as `\"plan_*\"`. A quasi-identifier or sensitive column is refused.",
+    "explain.not_actionable": "Features summed into the customer profile instead of listed as reasons, by name or "
+                              "glob pattern. An entry that matches no feature stops the build, naming it.",
 }
 
 SOURCE_DESCRIPTIONS = {
