@@ -28,11 +28,11 @@ from churnwh.errors import DataError
 WITHHELD_CLASSES = frozenset({"quasi_identifier", "sensitive", "direct_identifier"})
 PROFILE_WORDS = frozenset({
     # demographics
-    "age", "ages", "gender", "sex", "birth", "birthday", "born", "dob", "senior", "citizen", "marital", "married",
-    "partner", "spouse", "dependents", "dependent", "children", "kids", "household", "nationality", "ethnicity",
+    "age", "ages", "gender", "sex", "birth", "birthday", "birthdate", "born", "dob", "senior", "citizen", "marital",
+    "married", "partner", "spouse", "dependents", "dependent", "children", "kids", "household", "nationality", "ethnicity",
     "race", "religion", "income", "education", "occupation",
     # where the customer lives
-    "region", "state", "country", "county", "city", "zip", "zipcode", "postcode", "postal", "area",
+    "region", "geography", "state", "country", "county", "city", "zip", "zipcode", "postcode", "postal", "area",
     # tenure and subscription history
     "tenure", "signup", "vintage", "cohort", "period", "periods",
     # how the customer came
