@@ -219,7 +219,11 @@ def explain_stage(ctx) -> str:
                                                    privacy=privacy, on_progress=getattr(ctx, "on_progress", ignore))
     if fingerprint is not None:
         warehouse.set_meta(con, EXPLAIN_MARK, fingerprint)
-    return f"{drivers} driver rows; largest completeness gap {gap:.1e}"
+    kinds = list(explain_classes(config, list(model.features), privacy).values())
+    ranked = (f"reasons from {kinds.count('actionable')} actionable features, {kinds.count('profile')} summed as "
+              "the customer profile" if kinds.count("actionable") else
+              "no actionable feature, so no reasons (name some in [explain] actionable)")
+    return f"{drivers} driver rows ({ranked}); largest completeness gap {gap:.1e}"
 
 
 def explain_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, labels: dict[str, str],
