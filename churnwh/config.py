@@ -206,6 +206,14 @@ class FreshnessConfig:
 
 
 @dataclass(frozen=True)
+class ExplainConfig:
+    actionable: tuple[str, ...] = ()
+    """Features (names or glob patterns) the per-customer reasons may list, whatever their name says."""
+    not_actionable: tuple[str, ...] = ()
+    """Features (names or glob patterns) summed into the customer profile instead of listed as reasons."""
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     warehouse: WarehouseConfig
@@ -222,6 +230,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
 
 
 DEFAULT_VARIABLES: dict[str, Any] = {
@@ -256,6 +265,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "retention": ("budget", "cost", "success_rate", "control_fraction", "pilot_days"),
     "monitoring": ("psi_warning", "reference_days", "psi_severe", "severe_features"),
     "freshness": ("max_lag_days", "source_max_lag_days"),
+    "explain": ("actionable", "not_actionable"),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
 OPEN_SECTIONS = ("sources", "network", "vars")
@@ -471,6 +481,8 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         raise ConfigError(f"{origin}: freshness.source_max_lag_days names {unknown[0]!r}, which is no declared source: "
                           f"use one of {', '.join(source.name for source in declared)}")
 
+    explain = parse_explain(reader, reader.section("explain", set(SECTION_KEYS["explain"])))
+
     return Config(
         root=root,
         warehouse=warehouse,
@@ -487,6 +499,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         retention=retention,
         monitoring=monitoring,
         freshness=freshness,
+        explain=explain,
     )
 
 
@@ -511,6 +524,21 @@ def parse_segments(reader: "_Reader", section: dict[str, Any], kind: str,
     if len(set(value)) != len(value):
         raise reader.fail("scoring.segments", value, "each column once")
     return tuple(value)
+
+
+def parse_explain(reader: "_Reader", section: dict[str, Any]) -> ExplainConfig:
+    """[explain] actionable / not_actionable: lists of feature names or glob patterns, none in both."""
+    lists = {}
+    for key in SECTION_KEYS["explain"]:
+        value = section.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise reader.fail(f"explain.{key}", value, 'a list of feature names or glob patterns, e.g. ["tenure_days"]')
+        lists[key] = tuple(dict.fromkeys(value))
+    both = sorted(set(lists["actionable"]) & set(lists["not_actionable"]))
+    if both:
+        raise ConfigError(f"{reader.origin}: explain.actionable and explain.not_actionable both list {both[0]!r}: "
+                          "keep it in one of them")
+    return ExplainConfig(**lists)
 
 
 IDENTIFYING_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive")

@@ -40,6 +40,12 @@ SECTION_INTROS = {
                  "scored, the published file is kept) unless run with `churnwh build --allow-stale`, which the "
                  "audit log and the published `about` table record. Per source in `data_quality`. See "
                  "[operations](operations.md).",
+    "explain": "Per-customer reasons (`churn_drivers`, the contact list's reasons in words): they rank only "
+               "the drivers a retention team can act on (usage, engagement, price and plan, support, e-mail, "
+               "payments); the non-actionable ones are summed into `profile_contribution`. Not actionable by default: quasi-identifiers and sensitive columns "
+               "(never listed), and features whose name says demographics (age, gender, region, household, ...), "
+               "tenure or history (tenure, signup, period, cohort), acquisition, or data availability (missing, "
+               "withheld, unknown).",
 }
 
 DESCRIPTIONS = {
@@ -119,6 +125,10 @@ DESCRIPTIONS = {
                                   "drift is severe or at least this many features' drift is; 0: features alone "
                                   "never stop it. `churnwh build --allow-drift` publishes anyway and records it "
                                   "in the audit log and `about`.",
+    "explain.actionable": "Features listed as reasons even though their name reads as profile, by name or glob "
+                          "pattern such as `\"plan_*\"`. A quasi-identifier or sensitive column is refused.",
+    "explain.not_actionable": "Features summed into the customer profile instead of listed as reasons, by name or "
+                              "glob pattern. An entry that matches no feature stops the build, naming it.",
 }
 
 SOURCE_DESCRIPTIONS = {

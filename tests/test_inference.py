@@ -74,6 +74,31 @@ def residual_attack(project) -> dict[str, tuple[float, float]]:
                         rows[attribute].value_counts()["count"].max() / rows.height) for attribute in WITHHELD}
 
 
+def summary_attack(project) -> dict[str, float]:
+    """Guess each withheld attribute from the published other_contribution (issue 16 item 9: the features
+    neither listed nor in the customer profile, summed: actionable ones beyond the top ranks and the
+    withheld ones). Returns attribute -> accuracy."""
+    other = published(project, "SELECT DISTINCT customer_pseudonym, other_contribution FROM churn_drivers")
+    with private(project) as con:
+        truth = pl.from_arrow(con.sql(
+            f"SELECT customer_pseudonym, {', '.join(WITHHELD)} FROM marts.scoring_set").to_arrow_table())
+    rows = other.join(truth, on="customer_pseudonym")
+    assert rows.height == other.height == truth.height
+    return {attribute: leave_one_out_knn(rows["other_contribution"].to_numpy(), rows[attribute].to_numpy())
+            for attribute in WITHHELD}
+
+
+def test_the_published_summaries_disclose_little_more_than_the_score(built_project):
+    """other_contribution holds the withheld attributes' share without the calibration's and the profile's
+    noise, so it hints at them a little more than the score does (measured on the 400-customer demo: gender
+    0.81 against 0.75 from the score, majority rate 0.54); the bound keeps that from growing unnoticed."""
+    project, _ = built_project
+    from_score = residual_attack(project)
+    for attribute, accuracy in summary_attack(project).items():
+        assert accuracy <= max(from_score[attribute][0], from_score[attribute][1]) + MARGIN / 2, (
+            attribute, accuracy, from_score[attribute])
+
+
 def test_a_model_without_quasi_identifier_inputs_scores_reveal_none(built_project, tmp_path):
     """The limit that remains with the defaults: the score depends on the withheld attributes as much
     as the model uses them, so the score minus the listed drivers still hints at them (measured on the
@@ -89,6 +114,9 @@ def test_a_model_without_quasi_identifier_inputs_scores_reveal_none(built_projec
     assert "v0002" in result.stdout  # the setting changed what the model depends on: it was retrained
     for attribute, (accuracy, majority) in residual_attack(project).items():
         assert accuracy <= majority + MARGIN / 2, (attribute, accuracy, majority)
+    summaries = summary_attack(project)
+    for attribute, (_, majority) in residual_attack(project).items():
+        assert summaries[attribute] <= majority + MARGIN / 2, (attribute, summaries[attribute], majority)
     importance = published(project, "SELECT feature FROM feature_importance")["feature"].to_list()
     assert not set(importance) & set(WITHHELD)
 

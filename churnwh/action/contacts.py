@@ -12,8 +12,10 @@ profiling:
   another active campaign, which a plan made after it never selects anyway).
 
 Each row carries its top reasons in words (``reason_1`` .. ``reason_3``): the customer's strongest
-drivers that raise their risk in ``ml.churn_drivers``, leaving out reasons on withheld attributes
-(quasi-identifiers such as age band, gender or region) that an agent cannot and must not talk about.
+actionable drivers that raise their risk in ``ml.churn_drivers`` (usage, engagement, price and plan,
+support, e-mail), never the customer profile (tenure, acquisition channel, demographics) nor a withheld
+attribute (quasi-identifiers such as age band, gender or region) that an agent cannot and must not
+talk about.
 Re-identification, the file and the audit record are ``churnwh.privacy.access.export_contacts``.
 """
 

@@ -43,8 +43,9 @@ def reasons_in_words(con: duckdb.DuckDBPyConnection, pseudonyms: list[str],
                      per_customer: int = REASONS_PER_CUSTOMER) -> dict[str, list[str]]:
     """Pseudonym -> up to ``per_customer`` drivers that raise its risk, in words, strongest first.
 
-    Reasons on withheld attributes (quasi-identifiers) say nothing a retention team can act on and are
-    left out.
+    ``ml.churn_drivers`` ranks actionable features only (``churnwh.stages.actionable``): the customer
+    profile (tenure, acquisition channel, demographics) and withheld attributes (quasi-identifiers) say
+    nothing a retention team can act on, so they are never a reason here.
     """
     if "ml.churn_drivers" not in warehouse.relations(con) or not pseudonyms:
         return {}
@@ -320,8 +321,9 @@ def _act_table(top: pl.DataFrame, currency: str) -> str:
         f'<td><ul>{"".join(f"<li>{html.escape(w)}</li>" for w in r["reasons"]) or "<li>none recorded</li>"}</ul></td>'
         f'<td>{_yes_no(r["contactable"])}</td><td>{html.escape(r["campaign_group"] or "unknown")}</td></tr>'
         for i, r in enumerate(top.iter_rows(named=True), start=1))
-    note = ('<p class="note">Top reasons: the explanation\'s strongest drivers that raise this customer\'s risk; '
-            "reasons on withheld attributes (age band, gender, region and other quasi-identifiers) are left out. "
+    note = ('<p class="note">Top reasons: the explanation\'s strongest actionable drivers that raise this '
+            "customer\'s risk (usage, engagement, price and plan, support, e-mail); the customer profile (tenure, "
+            "acquisition channel, demographics such as age band, gender or region) is never a reason here. "
             "Contactable: the latest marketing consent is granted. Campaign group: in the latest campaign "
             "(<code>churnwh plan</code>).</p>")
     return (f'<table class="act" id="act-on-first"><thead><tr><th>#</th><th>pseudonym</th><th>tier</th>'

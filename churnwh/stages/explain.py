@@ -3,10 +3,20 @@
 Reads the scoring set and the current model, computes Integrated Gradients (``churnwh.ml.explain``)
 against a typical retained customer of the training set, and writes
 
-- ``ml.churn_drivers``: each scored customer's ``top_k`` features by absolute contribution, with
-  the direction, the customer's value bucket and a plain-language label taken from the feature's
-  column comment in the scoring-set model;
-- ``ml.feature_importance``: mean absolute contribution per feature over the scored customers.
+- ``ml.churn_drivers``: each scored customer's ``top_k`` *actionable* features by absolute
+  contribution, with the direction, the customer's value bucket and a plain-language label taken from
+  the feature's column comment in the scoring-set model; on every row the customer's
+  ``profile_contribution`` (the non-actionable features summed: tenure, acquisition channel,
+  demographics a project did not classify as quasi-identifiers, data-availability flags) with its
+  ``profile_reason`` in words, and ``other_contribution`` (everything else: actionable features
+  beyond the top k and the withheld ones), so that a customer's contributions plus both sums add up
+  to the whole attribution;
+- ``ml.feature_importance``: mean absolute contribution per feature over the scored customers, and
+  whether the feature is ``actionable``.
+
+Which features are actionable: ``churnwh.stages.actionable`` (a rule on the name, ``[explain]`` in the
+config overrides it). A reason such as "age band (lowers risk)" is true but gives a retention team
+nothing to do or say, and it took one of the five places of a reason they could act on.
 
 Quasi-identifier, sensitive and direct-identifier features (age band, gender, region, ...) are left
 out of the per-customer drivers altogether: ranks run over the other features only. Their value
@@ -16,7 +26,7 @@ still count in ``feature_importance``, an average over every scored customer.
 
 The stage is skipped when what it explains is unchanged: a fingerprint of the model run, the
 content of the scoring set and of the training set (the baseline's rows), the labels, privacy
-classes and ``top_k`` is kept in ``_churnwh.meta`` (``explain_fingerprint``) after both tables are
+classes, actionable classes and ``top_k`` is kept in ``_churnwh.meta`` (``explain_fingerprint``) after both tables are
 written; a build whose fingerprint matches, with both tables present, keeps them.
 """
 
@@ -35,6 +45,7 @@ import pyarrow as pa
 from churnwh.config import Config
 from churnwh.errors import DataError
 from churnwh.progress import Count, Reporter, ignore
+from churnwh.stages import actionable
 from churnwh.stages.registry import SCHEMA
 from churnwh.store import warehouse
 
@@ -44,26 +55,36 @@ DRIVERS = f"{SCHEMA}.churn_drivers"
 IMPORTANCE = f"{SCHEMA}.feature_importance"
 TOP_K = 5
 EXPLAIN_MARK = "explain_fingerprint"
-METHOD = "integrated-gradients adaptive midpoint v2; quasi-identifiers unlisted; key-independent baseline sample"
+METHOD = ("integrated-gradients adaptive midpoint v2; quasi-identifiers unlisted; key-independent baseline sample; "
+          "actionable top reasons, profile summed")
 """Part of the fingerprint: change it when the attributions a model and data give change."""
 BASELINE_ROWS = 20000
 QUINTILE_BUCKETS = ("very low", "low", "middle", "high", "very high")
-WITHHELD_CLASSES = {"quasi_identifier", "sensitive", "direct_identifier"}
+WITHHELD_CLASSES = set(actionable.WITHHELD_CLASSES)
 
 DRIVER_COMMENTS = {
     "customer_pseudonym": "Keyed pseudonym of the customer (HMAC-SHA256), as in churn_scores.",
     "as_of": "Scoring date of the explained score.",
-    "rank": "1 = the feature that moved this customer's score the most, among the features that are not "
-            "quasi-identifiers or sensitive (those are never listed per customer).",
+    "rank": "1 = the actionable feature that moved this customer's score the most. Only actionable features are "
+            "ranked (usage, engagement, price and plan, support, e-mail, payments); the customer profile "
+            "(tenure, acquisition channel, demographics, data-availability flags) is summed in "
+            "profile_contribution, and quasi-identifiers or sensitive features are never listed per customer.",
     "feature": "Feature column of the scoring set.",
     "label": "What the feature means, from its column description.",
     "value_bucket": "Where the customer's value lies among all scored customers (quintiles: very low .. very high; "
                     "missing; the category for plain categorical features).",
     "contribution": "Integrated-Gradients attribution in log-odds: how much this feature moves the customer's "
-                    "churn logit away from a typical retained customer. A customer's contributions over all "
-                    "features (listed or not) add up to logit(customer) - logit(typical retained customer).",
+                    "churn logit away from a typical retained customer. A customer's listed contributions plus "
+                    "profile_contribution plus other_contribution add up to logit(customer) - logit(typical "
+                    "retained customer), up to the completeness gap of the integration (at most 0.01).",
     "direction": "raises risk (contribution > 0) or lowers risk (contribution < 0).",
     "reason": "Plain-language reason: label, value bucket and direction.",
+    "profile_contribution": "The customer's non-actionable features (the customer profile: tenure, acquisition "
+                            "channel, other demographics, data-availability flags) summed, in log-odds; the same on "
+                            "each of the customer's rows. 0 when the model has no such feature.",
+    "profile_reason": "The profile summary in words: its features and whether together they raise or lower risk.",
+    "other_contribution": "Everything not listed and not in the profile, summed, in log-odds: actionable features "
+                          "beyond the top ranks, and quasi-identifier or sensitive features (never shown one by one).",
     "model_version": "The model version explained (ml.model_runs).",
 }
 IMPORTANCE_COMMENTS = {
@@ -73,6 +94,8 @@ IMPORTANCE_COMMENTS = {
     "mean_abs_contribution": "Mean absolute Integrated-Gradients attribution over the scored customers (log-odds).",
     "mean_contribution": "Mean signed attribution (log-odds): > 0 means the feature raises risk on average.",
     "customers": "Number of scored customers averaged over.",
+    "actionable": "Whether the feature can be a per-customer reason: something a retention team can change or "
+                  "talk about (false: customer profile, quasi-identifier or sensitive; see [explain] in the config).",
     "model_version": "The model version explained (ml.model_runs).",
 }
 
@@ -137,12 +160,38 @@ def value_buckets(frame: pl.DataFrame, kinds: dict[str, str], privacy: dict[str,
     return pl.DataFrame(columns)
 
 
-def listable(attributions, privacy: dict[str, str]):
-    """The attributions of the features that may be listed per customer: no quasi-identifier,
-    sensitive or direct-identifier feature (its contribution would disclose its value)."""
-    keep = [j for j, name in enumerate(attributions.features) if privacy.get(name, "plain") not in WITHHELD_CLASSES]
+def listable(attributions, classes: dict[str, str]):
+    """The attributions of the features that may be listed per customer: the actionable ones
+    (``classes`` from ``actionable.classify``). Never a quasi-identifier, sensitive or direct-identifier
+    feature (its contribution would disclose its value)."""
+    keep = [j for j, name in enumerate(attributions.features) if classes.get(name) == "actionable"]
     return dataclasses.replace(attributions, features=tuple(attributions.features[j] for j in keep),
                                values=attributions.values[:, keep])
+
+
+def summaries(attributions, classes: dict[str, str], listed: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer (profile, other): the profile features summed, and what is neither listed (``listed``:
+    ``top_drivers`` rows, ``top_k`` per customer in row order) nor profile, summed."""
+    values = attributions.values
+    profile = np.array([classes.get(name) == "profile" for name in attributions.features])
+    position = {name: j for j, name in enumerate(attributions.features)}
+    shown = np.zeros(values.shape, bool)
+    if listed.height:
+        per_row = listed.height // values.shape[0]
+        rows = np.repeat(np.arange(values.shape[0]), per_row)
+        shown[rows, [position[f] for f in listed["feature"].to_list()]] = True
+    return values[:, profile].sum(axis=1), np.where(shown | profile[None, :], 0.0, values).sum(axis=1)
+
+
+def profile_words(classes: dict[str, str]) -> str:
+    """'customer profile (tenure days, acquisition channel)'; '' without profile features."""
+    names = [name.replace("_", " ") for name, kind in classes.items() if kind == "profile"]
+    return f"customer profile ({', '.join(names)})" if names else ""
+
+
+def explain_classes(config: Config, features, privacy: dict[str, str]) -> dict[str, str]:
+    """Feature -> withheld / profile / actionable, with the config's [explain] overrides."""
+    return actionable.classify(tuple(features), privacy, config.explain.actionable, config.explain.not_actionable)
 
 
 def explain_stage(ctx) -> str:
@@ -158,7 +207,7 @@ def explain_stage(ctx) -> str:
     relation = config.training.scoring_model
     labels = column_labels(con, relation)
     privacy = privacy_classes(config, relation, getattr(ctx, "project", None))
-    fingerprint = explain_fingerprint(con, config, record, labels, privacy)
+    fingerprint = explain_fingerprint(con, config, record, labels, privacy, classes=config.explain)
     existing = warehouse.relations(con)
     if (fingerprint is not None and warehouse.get_meta(con, EXPLAIN_MARK) == fingerprint
             and DRIVERS in existing and IMPORTANCE in existing):
@@ -170,11 +219,15 @@ def explain_stage(ctx) -> str:
                                                    privacy=privacy, on_progress=getattr(ctx, "on_progress", ignore))
     if fingerprint is not None:
         warehouse.set_meta(con, EXPLAIN_MARK, fingerprint)
-    return f"{drivers} driver rows; largest completeness gap {gap:.1e}"
+    kinds = list(explain_classes(config, list(model.features), privacy).values())
+    ranked = (f"reasons from {kinds.count('actionable')} actionable features, {kinds.count('profile')} summed as "
+              "the customer profile" if kinds.count("actionable") else
+              "no actionable feature, so no reasons (name some in [explain] actionable)")
+    return f"{drivers} driver rows ({ranked}); largest completeness gap {gap:.1e}"
 
 
 def explain_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, labels: dict[str, str],
-                        privacy: dict[str, str], top_k: int = TOP_K) -> str | None:
+                        privacy: dict[str, str], top_k: int = TOP_K, classes=None) -> str | None:
     """What the drivers depend on (None when the scoring or training set does not exist yet)."""
     tr = config.training
     existing = warehouse.relations(con)
@@ -189,6 +242,7 @@ def explain_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, 
         "labels": labels,
         "privacy": privacy,
         "top_k": top_k,
+        "actionable": dataclasses.asdict(classes) if classes is not None else None,
     }, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
@@ -224,8 +278,11 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     kinds = model.features
     buckets = value_buckets(scoring, kinds, privacy)
 
-    listed = listable(attributions, privacy)
+    classes = explain_classes(config, attributions.features, privacy)
+    listed = listable(attributions, classes)
     long = explain.top_drivers(listed, scoring[tr.id_column].alias("customer_pseudonym"), top_k)
+    profile, other = summaries(attributions, classes, long)
+    profile_text = profile_words(classes)
     row_of = np.repeat(np.arange(scoring.height), min(top_k, len(listed.features)))
     bucket_matrix = buckets.select(list(listed.features)).to_numpy() if scoring.height and listed.features else None
     position = {name: j for j, name in enumerate(listed.features)}
@@ -239,18 +296,29 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
         direction=pl.when(pl.col("contribution") >= 0).then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")),
     ).with_columns(
         reason=pl.format("{}: {} ({})", "label", "value_bucket", "direction"),
+        profile_contribution=pl.Series(profile[row_of], dtype=pl.Float64),
+        other_contribution=pl.Series(other[row_of], dtype=pl.Float64),
         model_version=pl.lit(version),
+    ).with_columns(
+        profile_reason=pl.when(pl.lit(bool(profile_text))).then(pl.format(
+            "{}: {}", pl.lit(profile_text), pl.when(pl.col("profile_contribution") >= 0)
+            .then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")))).otherwise(pl.lit(None, pl.String)),
     ).select("customer_pseudonym", "as_of", "rank", "feature", "label", "value_bucket", "contribution",
-             "direction", "reason", "model_version")
+             "direction", "reason", "profile_contribution", "profile_reason", "other_contribution", "model_version")
     ranked = explain.global_importance(attributions)
     importance = ranked.with_columns(
         label=pl.Series([labels.get(f, f) for f in ranked["feature"]], dtype=pl.String),
         customers=pl.lit(scoring.height, dtype=pl.Int64),
+        actionable=pl.Series([classes.get(f) == "actionable" for f in ranked["feature"]], dtype=pl.Boolean),
         model_version=pl.lit(version),
     ).select("rank", "feature", "label", "mean_abs_contribution", "mean_contribution", "customers",
-             "model_version")
+             "actionable", "model_version")
     write_table(con, DRIVERS, long.to_arrow(), DRIVER_COMMENTS,
-                "Top churn drivers per scored customer (Integrated Gradients against a typical retained customer).")
+                "Top actionable churn drivers per scored customer (Integrated Gradients against a typical retained "
+                "customer): the ranked reasons are features a retention team can act on; the customer profile "
+                "(tenure, acquisition channel, demographics, data-availability flags) is summarised in "
+                "profile_contribution / profile_reason, the rest in other_contribution, so the contributions "
+                "still add up.")
     write_table(con, IMPORTANCE, importance.to_arrow(), IMPORTANCE_COMMENTS,
                 "Global feature importance: mean absolute attribution over the scored customers.")
     logger.info("explained %d customers, largest completeness gap %.2e", scoring.height, gap)
