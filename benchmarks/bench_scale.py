@@ -101,6 +101,7 @@ def _timed_mode(mode, con, config, model, record, folder: pathlib.Path) -> dict:
 
         from churnwh.spark import engine as spark_engine
         from churnwh.spark import score as spark_score
+        from churnwh.stages import registry
 
         spark = spark_engine.session("local[2]")
         frame = spark.read.parquet(str(folder / "scoring_set.parquet"))
