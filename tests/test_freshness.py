@@ -100,6 +100,10 @@ def test_allow_stale_builds_and_the_audit_and_about_record_it(built_project, tmp
     assert about["as_of"] == "2026-01-31" and about["data_end"] == DATA_END
     assert quality["raw.product_usage"] == (dt.date(2025, 12, 31), 30, "stale")
     assert quality["raw.customers"] == (None, None, "static")
+    report = churnwh(project, "report", "--output", "report.html")
+    assert report.returncode == 0, report.stderr
+    page = (project / "report.html").read_text()
+    assert "Scores as of 2026-01-31 · data end 2025-12-31" in page and "Built with --allow-stale:" in page
 
 
 VISITS = """
