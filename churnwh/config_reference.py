@@ -58,7 +58,13 @@ DESCRIPTIONS = {
     "training.id_column": "The pseudonym column of both sets.",
     "training.label_column": "The 0/1 churn label of the training set.",
     "training.date_column": "The observation date; validation and test are the latest dates (a purged time split). "
-                            "`\"\"` or a column the training set lacks: no time, a stratified random split (flat tables).",
+                            "`\"\"`, a column the training set lacks, or one that is all NULL: no time, a stratified "
+                            "random split (flat tables); the column still dates the scores and is never a feature.",
+    "training.exclude": "Training-set columns left out of the model's inputs, without editing the SQL models "
+                        "(e.g. a column that leaks the label).",
+    "training.allow_leakage": "Columns the leakage check lets through (named after the label, or separating it "
+                              "almost perfectly on their own): you vouch that they are known before the churn "
+                              "they predict; recorded with each model.",
     "training.seed": "Seed of training (it also sets `network.seed`).",
     "training.promote_tolerance": "A new model replaces the current one unless its test ROC-AUC is worse than the "
                                   "current model's on the same rows by more than this (0 to 1).",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from churnwh.errors import ChurnwhError
@@ -64,6 +65,10 @@ class FlatSource:
     negative: list[str]
     rows: int
     value_column: str | None
+    leaks: list = field(default_factory=list)
+    """churnwh.ml.leakage.Suspect per feature column that likely leaks the label (names, never values)."""
+    excluded: list[str] = field(default_factory=list)
+    """Columns left out with --exclude (declared, so that the file still loads; in no SQL model)."""
 
 
 def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], option: str, what: str) -> str:
@@ -85,7 +90,8 @@ def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], opti
 
 
 def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = None,
-               positive: list[str] | None = None, negative: list[str] | None = None) -> FlatSource:
+               positive: list[str] | None = None, negative: list[str] | None = None,
+               exclude: list[str] | None = None) -> FlatSource:
     """Read ``path`` (CSV or Parquet) the way `churnwh load` will, and infer its declaration.
 
     Types are what DuckDB's sniffer sees, confirmed with the loader's own conversion (a type that
@@ -138,6 +144,10 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         if label == id_column:
             raise ChurnwhError("--label and --id-column name the same column: the churn flag and the customer id "
                                "are two columns")
+        exclude = [_pick(names, name, (), "--exclude", "") for name in dict.fromkeys(exclude or [])]
+        if set(exclude) & {id_column, label}:
+            raise ChurnwhError("--exclude names the id or the label column: those are never features; exclude "
+                               "other columns")
 
         ref = sources._ident
 
@@ -173,8 +183,12 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         if not positive:
             guessed = [v for v in values if v in POSITIVE_GUESSES]
             if len(guessed) != 1 or len(values) != 2:
-                raise ChurnwhError(f"--label {label}: cannot tell which value means churned: pass --positive "
-                                   "VALUE (and --negative VALUE)")
+                counted = con.execute(
+                    f"SELECT trim(CAST({ref(label)} AS VARCHAR)) AS v, count(*) AS n FROM src GROUP BY v "
+                    "ORDER BY n DESC, v").fetchall()
+                shown = ", ".join(f"{value!r} ({n:,} rows)" for value, n in counted)
+                raise ChurnwhError(f"--label {label}: cannot tell which value means churned (its values: {shown}): "
+                                   "pass --positive VALUE (and --negative VALUE)")
             positive = guessed
         for value in [*positive, *(negative or [])]:
             if value not in values:
@@ -219,6 +233,8 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
                 column.left_out = "the customer id (only its pseudonym leaves raw)"
             elif name == label:
                 column.privacy, column.why = "plain", "the churn flag: loaded as 1 (positive) / 0 (negative)"
+            elif name in exclude:
+                column.left_out = "excluded with --exclude"
             elif column.privacy == "direct_identifier":
                 column.left_out = "a direct identifier: stays in raw"
             elif present == 0:
@@ -254,11 +270,48 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
                     break
             if value_column:
                 break
+        leaks = _leaks(con, columns, label, positive, native, date_format)
         return FlatSource(path=path, format=fmt, delimiter=delimiter, date_format=date_format, columns=columns,
                           id_column=id_column, label=label, positive=list(positive), negative=negative, rows=rows,
-                          value_column=value_column)
+                          value_column=value_column, leaks=leaks, excluded=exclude)
     finally:
         con.close()
+
+
+def _leaks(con, columns: list[SniffedColumn], label: str, positive: list[str], native: dict[str, str],
+           date_format: str | None) -> list:
+    """The feature columns of the file (table ``src``) that likely leak the label: named after it,
+    separating it on their own, or dated after today (the scaffold's as_of). See churnwh.ml.leakage."""
+    from churnwh.config import SourceColumn
+    from churnwh.ml import leakage
+    from churnwh.sources import declared as sources
+
+    features = [c for c in columns if c.alias]
+    if not features:
+        return []
+    named = leakage.named_after_label([c.name for c in features], [label])
+    checked = [c for c in features if c.name not in {s.column for s in named}]
+    found = list(named)
+    if checked:
+        casts = []
+        for number, column in enumerate(checked):
+            value = sources.converted(SourceColumn(column.name, column.type, "plain"), native[column.name],
+                                      date_format)
+            if column.type == "TIMESTAMP":
+                value = f"CAST({value} AS DATE)"
+            casts.append(f"{value} AS c{number}")
+        listed = ", ".join(sources._literal(value) for value in positive)
+        import polars as pl
+
+        query = (f"SELECT CAST(trim(CAST({sources._ident(label)} AS VARCHAR)) IN ({listed}) AS INTEGER) AS label, "
+                 f"{', '.join(casts)}, current_date AS today FROM src")
+        with warnings.catch_warnings():  # the copy DuckDB warns of costs nothing at a file's size
+            warnings.simplefilter("ignore", UserWarning)
+            frame = pl.from_arrow(con.execute(query).to_arrow_table())
+        suspects = leakage.find_leaks(frame, "label", [f"c{n}" for n in range(len(checked))], date_column="today")
+        found += [leakage.Suspect(checked[int(s.column[1:])].name, s.reason) for s in suspects]
+    order = [c.name for c in features]
+    return sorted(found, key=lambda s: order.index(s.column))
 
 
 def source_type(duckdb_type: str) -> str:
@@ -279,7 +332,8 @@ def flat_config(flat: FlatSource, root: Path) -> str:
     lines = []
     for column in flat.columns:
         spec = f'{{ type = "{column.type}", class = "{column.privacy}" }}'
-        lines.append(f"{_toml_key(column.name).ljust(width)} = {spec.ljust(54)} # {comment_text(column.why)}")
+        why = column.why + ("; excluded with --exclude: in no SQL model" if column.name in flat.excluded else "")
+        lines.append(f"{_toml_key(column.name).ljust(width)} = {spec.ljust(54)} # {comment_text(why)}")
     options = []
     if flat.delimiter != ",":
         shown = "\\t" if flat.delimiter == "\t" else flat.delimiter

@@ -1,0 +1,154 @@
+"""Bring your own data (issue 16): leakage found before training, columns excluded at init or in the
+config, the documented random-split switch in every shape, and the small frictions of a real export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.helpers import TINY_NETWORK, churnwh, make_project, private
+from tests.test_init import init, tiny
+from tests.test_sources import customer_rows, write_csv
+
+
+def model_features(project: Path) -> list[str]:
+    from churnwh.config import load_config
+    from churnwh.stages import registry
+
+    config = load_config(project)
+    with private(project) as con:
+        version = registry.current(con).version
+    return list(registry.load(config.warehouse.models, version).features)
+
+
+def run_record(project: Path) -> dict:
+    (current,) = [p for p in (project / "warehouse" / "models").iterdir() if (p / "run.json").exists()][-1:]
+    return json.loads((current / "run.json").read_text())
+
+
+def set_training(project: Path, lines: str) -> None:
+    """Uncomment/replace the scaffold's [training] section head with ``lines``."""
+    config = project / "churnwh.toml"
+    text = config.read_text()
+    assert "\n[training]\n" in text
+    config.write_text(text.replace("\n[training]\n", f"\n[training]\n{lines}\n", 1))
+
+
+# --- item 7: `[training] date_column = ""` is a stratified random split in every shape -----------------------
+
+def test_random_split_switch_in_a_flat_project(tmp_path):
+    project = init(tmp_path, "--flat")
+    tiny(project)
+    set_training(project, 'date_column = ""')
+    write_csv(project / "data" / "customers.csv", customer_rows(300))
+    result = churnwh(project, "build")
+    assert result.returncode == 0, result.stderr
+    assert "observation_date" not in model_features(project)
+    assert run_record(project)["training"]["time_split"] is False
+    assert churnwh(project, "evaluate").returncode == 0
+
+
+def test_random_split_switch_in_the_demo_project(tmp_path):
+    project = make_project(tmp_path / "demo", customers=300)
+    config = project / "churnwh.toml"
+    config.write_text(config.read_text().replace('date_column = "observation_date"', 'date_column = ""'))
+    result = churnwh(project, "build")
+    assert result.returncode == 0, result.stderr
+    assert "observation_date" not in model_features(project)
+    assert run_record(project)["training"]["time_split"] is False
+    with private(project) as con:  # the scores are still dated by the scoring set's observation date
+        assert con.execute("SELECT count(*) FROM ml.churn_scores WHERE as_of IS NULL").fetchone()[0] == 0
+
+
+# --- items 1 and 2: leakage found at init and refused at build; columns excluded at init or in the config ----
+
+def leaking_csv(path: Path, rows: int = 300) -> Path:
+    """customer_rows plus two columns computed from the label by 'an earlier classifier': one named after
+    the label (churn_probability), one not (risk_score)."""
+    rng = random.Random(11)
+    data = customer_rows(rows)
+    header = [*tests_header(), "churn_probability", "risk_score"]
+    body = [[*row, f"{(0.8 if row[-1] == 'Yes' else 0.1) + rng.uniform(0, 0.1):.3f}",
+             f"{(70 if row[-1] == 'Yes' else 20) + rng.randint(0, 9)}"] for row in data]
+    return write_csv(path, body, header=header)
+
+
+def tests_header() -> list[str]:
+    from tests.test_sources import HEADER
+
+    return list(HEADER)
+
+
+def test_leaking_columns_are_named_at_init_refused_at_build_and_excluded_in_the_config(tmp_path):
+    data = leaking_csv(tmp_path / "leaky.csv")
+    project = tmp_path / "proj"
+    made = churnwh(Path("."), "init", str(project), "--flat", "--from", str(data), "--id-column", "customer_id",
+                   "--label", "churned")
+    assert made.returncode == 0, made.stderr
+    assert "likely label leakage" in made.stderr, made.stderr
+    assert "churn_probability (named after the label" in made.stderr and "risk_score (separates" in made.stderr
+    assert "--exclude churn_probability --exclude risk_score" in made.stderr
+    assert "monthly_fee" not in made.stderr and "K0000" not in made.stderr and "Ada Quill" not in made.stderr
+    tiny(project)
+    refused = churnwh(project, "build")
+    message = refused.stderr.strip()
+    assert refused.returncode == 1 and len(message.splitlines()) == 1, message
+    assert "training refused, likely label leakage" in message and "churn_probability" in message
+    assert 'exclude = ["churn_probability", "risk_score"]' in message and "allow_leakage" in message
+    assert not (project / "warehouse" / "churn.duckdb").exists()
+
+    set_training(project, 'exclude = ["churn_probability", "risk_score"]')  # no SQL edited
+    built = churnwh(project, "build")
+    assert built.returncode == 0, built.stderr
+    features = model_features(project)
+    assert "churn_probability" not in features and "risk_score" not in features and "support_calls" in features
+    assert run_record(project)["training"]["exclude"] == ["churn_probability", "risk_score"]
+
+    config = project / "churnwh.toml"  # a misspelt exclusion stops the build rather than keep the column in
+    config.write_text(config.read_text().replace('"risk_score"]', '"risk_scor"]'))
+    typo = churnwh(project, "build")
+    assert typo.returncode == 1 and "did you mean 'risk_score'" in typo.stderr, typo.stderr
+
+
+def test_init_exclude_keeps_the_columns_out_of_the_sql_and_the_build_trains(tmp_path):
+    data = leaking_csv(tmp_path / "leaky.csv")
+    project = tmp_path / "proj"
+    made = churnwh(Path("."), "init", str(project), "--flat", "--from", str(data), "--id-column", "customer_id",
+                   "--label", "churned", "--exclude", "churn_probability", "--exclude", "risk_score")
+    assert made.returncode == 0 and "leakage" not in made.stderr, made.stderr
+    for model in ("staging/customers.sql", "marts/training_set.sql", "marts/scoring_set.sql"):
+        selected = (project / "sql" / model).read_text().split("\nSELECT\n", 1)[1]
+        assert "churn_probability" not in selected and "risk_score" not in selected, model
+    assert "excluded with --exclude" in (project / "churnwh.toml").read_text()
+    tiny(project)
+    built = churnwh(project, "build")
+    assert built.returncode == 0, built.stderr
+    assert "risk_score" not in model_features(project)
+    wrong = churnwh(Path("."), "init", str(tmp_path / "p2"), "--flat", "--from", str(data), "--id-column",
+                    "customer_id", "--label", "churned", "--exclude", "risk_scor")
+    assert wrong.returncode == 1 and "did you mean 'risk_score'" in wrong.stderr, wrong.stderr
+
+
+def test_an_implausibly_perfect_model_is_not_promoted_without_force(tmp_path):
+    data = leaking_csv(tmp_path / "leaky.csv")
+    project = init(tmp_path, "--flat", "--from", str(data), "--id-column", "customer_id", "--label", "churned",
+                   "--exclude", "churn_probability")
+    tiny(project)
+    config = project / "churnwh.toml"  # enough steps for a tiny network to learn one perfect column
+    config.write_text(config.read_text().replace("epochs = 4\n", "epochs = 40\n", 1)
+                      .replace("batch_size = 256\n", "batch_size = 16\n", 1).replace("patience = 2\n", "patience = 40\n", 1))
+    set_training(project, 'allow_leakage = ["risk_score"]')  # vouched for: the check lets it through
+    refused = churnwh(project, "build")
+    assert refused.returncode == 1 and "implausibly perfect" in refused.stderr and "--force" in refused.stderr, \
+        refused.stderr
+    forced = churnwh(project, "build", "--force-train")
+    assert forced.returncode == 0, forced.stderr
+    assert run_record(project)["training"]["allow_leakage"] == ["risk_score"]
+    with private(project) as con:
+        (decision,) = con.execute("SELECT decision FROM ml.model_runs").fetchone()
+    assert "forced" in decision and "leakage check waived for risk_score" in decision
