@@ -515,6 +515,8 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
 
         def declared_column(option: str) -> str | None:
             value = reader.optional_string(body, f"{key}.{option}")
+            if option == "id_column" and value == "@row":  # no id in the file: the row's number (sources.declared)
+                return value
             if value is not None and value not in names:
                 raise ConfigError(f"{reader.origin}: {key}.{option} = {value!r} is not a declared column: "
                                   f"declare it in [{key}.columns]")

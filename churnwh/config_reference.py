@@ -115,7 +115,9 @@ SOURCE_DESCRIPTIONS = {
     "header": "The CSV's first line names the columns.",
     "date_format": "strptime format of the dates, e.g. `%d/%m/%Y` (checked against DuckDB). Not set: ISO dates.",
     "id_column": "The customer id column, loaded as `customer_id` and replaced by its pseudonym. Not set: "
-                 "`customer_id` if declared.",
+                 "`customer_id` if declared. `\"@row\"` (a file without an id): the row's number in the file (1 = "
+                 "the first data row; with several files, file name and row number), stable while the file keeps its "
+                 "rows in the same order (appending keeps the ids; sorting or deleting rows changes them).",
     "unique_id": "Refuse duplicate ids. Not set: true on the labelled table, else false.",
     "label": "The churn flag column (flat projects: exactly one source has a label).",
     "positive": "Label values meaning churned, a list such as `[\"Yes\"]` or `[1]`.",

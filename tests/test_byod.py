@@ -152,3 +152,113 @@ def test_an_implausibly_perfect_model_is_not_promoted_without_force(tmp_path):
     with private(project) as con:
         (decision,) = con.execute("SELECT decision FROM ml.model_runs").fetchone()
     assert "forced" in decision and "leakage check waived for risk_score" in decision
+
+
+# --- item 8: small frictions, one test each -------------------------------------------------------------------
+
+NO_ID_HEADER = ["region", "plan", "monthly_fee", "support_calls", "churned"]
+
+
+def no_id_rows(n: int = 200) -> list[list[str]]:
+    return [[row[2], row[4], row[5], row[6], row[7]] for row in customer_rows(n)]
+
+
+def test_a_file_without_an_id_uses_row_numbers_stable_across_loads(tmp_path):
+    data = write_csv(tmp_path / "noid.csv", no_id_rows(200), header=NO_ID_HEADER)
+    refused = churnwh(Path("."), "init", str(tmp_path / "p0"), "--flat", "--from", str(data))
+    assert refused.returncode == 1 and "--id-column @row" in refused.stderr, refused.stderr
+    project = init(tmp_path, "--flat", "--from", str(data), "--id-column", "@row")
+    assert 'id_column = "@row"' in (project / "churnwh.toml").read_text()
+    loaded = churnwh(project, "load")
+    assert loaded.returncode == 0, loaded.stderr
+    fees = [row[2] for row in no_id_rows(200)]
+
+    def by_row() -> list[tuple[str, float]]:
+        with private(project) as con:
+            return con.execute("SELECT customer_id, monthly_fee FROM raw.customers ORDER BY CAST(customer_id AS INT)"
+                               ).fetchall()
+
+    first = by_row()
+    assert [i for i, _ in first] == [str(n) for n in range(1, 201)]
+    assert [f for _, f in first] == [float(f) for f in fees]  # row n of the file is customer n
+    assert churnwh(project, "load", "--force").returncode == 0
+    assert by_row() == first
+    tiny(project)
+    built = churnwh(project, "build")
+    assert built.returncode == 0, built.stderr
+
+
+def test_init_from_accepts_a_glob(tmp_path):
+    rows = customer_rows(120)
+    write_csv(tmp_path / "exports" / "customers_1.csv", rows[:70])
+    write_csv(tmp_path / "exports" / "customers_2.csv", rows[70:])
+    project = init(tmp_path, "--flat", "--from", str(tmp_path / "exports" / "customers_*.csv"),
+                   "--id-column", "customer_id", "--label", "churned")
+    assert "customers_*.csv" in (project / "churnwh.toml").read_text()
+    check = churnwh(project, "load", "--check")
+    assert check.returncode == 0 and "120 rows" in check.stdout, check.stderr
+    nothing = churnwh(Path("."), "init", str(tmp_path / "p1"), "--flat", "--from", str(tmp_path / "none_*.csv"))
+    assert nothing.returncode == 1 and "no file matches" in nothing.stderr
+
+
+def test_a_label_without_positive_lists_its_values_counted(tmp_path):
+    rows = [[*row[:-1], "gone" if row[-1] == "Yes" else "stayed"] for row in customer_rows(100)]
+    data = write_csv(tmp_path / "labels.csv", rows)
+    result = churnwh(Path("."), "init", str(tmp_path / "p"), "--flat", "--from", str(data), "--id-column",
+                     "customer_id", "--label", "churned")
+    message = result.stderr.strip()
+    gone = sum(1 for row in rows if row[-1] == "gone")
+    assert result.returncode == 1 and len(message.splitlines()) == 1, message
+    assert f"'stayed' ({100 - gone} rows)" in message and f"'gone' ({gone} rows)" in message, message
+    assert "--positive VALUE" in message and "K000" not in message and "Ada" not in message
+
+
+def test_numeric_codes_are_categories_and_region_like_columns_quasi_identifiers(tmp_path):
+    from tests.test_init import declared
+
+    rng = random.Random(2)
+    header = ["customer_id", "area_code", "plan_code", "state", "county", "calls", "churned"]
+    rows = [[f"K{i}", rng.choice(["408", "415", "510"]), str(rng.randint(1, 3)), rng.choice(["KS", "OH", "NJ"]),
+             rng.choice(["Ada", "Bell", "Cole"]), str(rng.randint(0, 6)), rng.choice(["Yes", "No"])]
+            for i in range(120)]
+    data = write_csv(tmp_path / "codes.csv", rows, header=header)
+    project = init(tmp_path, "--flat", "--from", str(data))
+    columns = declared(project)
+    assert columns["area_code"] == ("VARCHAR", "quasi_identifier")
+    assert columns["plan_code"][0] == "VARCHAR" and columns["calls"] == ("BIGINT", "plain")
+    assert columns["state"][1] == columns["county"][1] == "quasi_identifier"
+    codes = write_csv(tmp_path / "sparse.csv", [[r[0], r[1], r[5], r[6]] for r in rows],
+                      header=["customer_id", "exchange", "calls", "churned"])
+    sparse = init(tmp_path / "s", "--flat", "--from", str(codes))  # three integers far apart: codes by value
+    assert declared(sparse)["exchange"][0] == "VARCHAR"
+
+
+def test_init_events_creates_the_consent_file_it_declares(tmp_path):
+    project = init(tmp_path, "--events")
+    consent = project / "data" / "consent_events.csv"
+    assert consent.read_text().strip() == "event_id,customer_id,purpose,action,event_ts,source,regulation"
+    with (project / "data" / "events.csv").open("w") as handle:
+        handle.write("customer_id,event_ts,amount\n")
+        handle.writelines(f"C{i},2025-0{1 + i % 9}-1{i % 9} 10:00:00,{i % 7}.5\n" for i in range(50))
+    check = churnwh(project, "load", "--check")
+    assert check.returncode == 0 and "consent_events: 0 rows" in check.stdout, check.stderr
+
+
+def test_a_fixed_width_file_is_refused_with_how_to_convert_it(tmp_path):
+    import shutil
+    import subprocess
+
+    rows = customer_rows(60)
+    lines = ["customer_id  region  plan   monthly_fee  support_calls  churned"]
+    lines += [f"{r[0]:<12} {r[2]:<7} {r[4]:<6} {r[5]:<12} {r[6]:<14} {r[7]}" for r in rows]
+    data = tmp_path / "aligned.txt"
+    data.write_text("\n".join(lines) + "\n")
+    result = churnwh(Path("."), "init", str(tmp_path / "p"), "--flat", "--from", str(data))
+    message = result.stderr.strip()
+    assert result.returncode == 1 and len(message.splitlines()) == 1 and "fixed-width" in message, message
+    assert "K0000" not in message and not (tmp_path / "p").exists()
+    if shutil.which("awk"):  # the conversion the message gives works
+        converted = tmp_path / "aligned.csv"
+        with converted.open("w") as out:
+            subprocess.run(["awk", "-v", "OFS=,", "{$1=$1}1", str(data)], stdout=out, check=True)
+        init(tmp_path, "--flat", "--from", str(converted), "--label", "churned")

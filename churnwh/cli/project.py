@@ -29,10 +29,12 @@ def init(
     flat: bool = typer.Option(False, "--flat", help="One row per customer with a churn flag (no history)."),
     events: bool = typer.Option(False, "--events", help="Activity events only: churn = inactivity."),
     from_file: Optional[Path] = typer.Option(
-        None, "--from", metavar="FILE", help="With --flat: your customer CSV or Parquet file; its columns, types and "
+        None, "--from", metavar="FILE", help="With --flat: your customer CSV or Parquet file (or a quoted glob such "
+        "as 'exports/*.csv'); its columns, types and "
         "a guessed classification are declared and the feature SQL selects them."),
-    id_column: Optional[str] = typer.Option(None, "--id-column", metavar="COLUMN",
-                                            help="With --from: the customer id column."),
+    id_column: Optional[str] = typer.Option(
+        None, "--id-column", metavar="COLUMN",
+        help="With --from: the customer id column; @row if the file has none (each row's number in the file)."),
     label: Optional[str] = typer.Option(None, "--label", metavar="COLUMN", help="With --from: the churn flag column."),
     positive: Optional[list[str]] = typer.Option(
         None, "--positive", metavar="VALUE", help="With --from: a label value meaning churned (repeatable)."),
@@ -70,6 +72,9 @@ def init(
     if from_file is not None:
         sniffed = scaffold.sniff_flat(from_file, id_column=id_column, label=label, positive=positive,
                                       negative=negative, exclude=exclude)
+    if consent is not None and sniffed is not None and sniffed.id_column == "@row":
+        raise ChurnwhError("--consent with --id-column @row: consent records name customers by their id, and the "
+                           "file has none: give the file an id column")
     consented = scaffold.sniff_consent(consent, id_column=sniffed.id_column if sniffed else None) if consent else None
     created = scaffold.init_project(directory, "flat" if flat else "inactivity" if events else "events", sniffed,
                                     consented)

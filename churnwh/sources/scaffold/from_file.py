@@ -35,6 +35,8 @@ TYPE_MAP = {"BIGINT": "BIGINT", "INTEGER": "BIGINT", "SMALLINT": "BIGINT", "TINY
             "UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "USMALLINT": "BIGINT", "UTINYINT": "BIGINT",
             "HUGEINT": "DOUBLE", "DOUBLE": "DOUBLE", "FLOAT": "DOUBLE", "BOOLEAN": "BOOLEAN", "DATE": "DATE"}
 MAX_LABEL_VALUES = 10
+ROW_NOTE = ("   # no id in the file: a customer is their row's number in it (keep the rows in the same order; "
+            "appending keeps the ids)")
 
 
 @dataclass
@@ -71,6 +73,45 @@ class FlatSource:
     """Columns left out with --exclude (declared, so that the file still loads; in no SQL model)."""
 
 
+CODE_WORDS = {"code", "zip", "zipcode", "postal", "postcode", "areacode"}
+
+
+def _code_named(name: str) -> bool:
+    """``area_code``, ``plan_code``, ``zip``, ``PostalCode``: numbers that name something, not quantities."""
+    found = words(name)
+    return bool(set(found) & CODE_WORDS) or "".join(found).endswith("code")
+
+
+def _sparse_codes(con, name: str, native: str, distinct: int, date_format: str | None) -> bool:
+    """A few distinct integers scattered over a wide range (408, 415, 510): codes, not counts (0 to 6)."""
+    from churnwh.config import SourceColumn
+    from churnwh.sources import declared as sources
+
+    if not 1 < distinct <= MAX_LABEL_VALUES:
+        return False
+    value = sources.converted(SourceColumn(name, "BIGINT", "plain"), native, date_format)
+    low, high = con.execute(f"SELECT min({value}), max({value}) FROM src").fetchone()
+    return low is not None and low >= 100 and high - low + 1 > 5 * distinct
+
+
+def _matching(path: Path) -> list[Path]:
+    """The files ``--from`` names: one file, or a glob (as a source's ``path``) matching one or more."""
+    import glob as globbing
+
+    if any(char in str(path) for char in "*?["):
+        files = sorted(Path(p) for p in globbing.glob(str(path), recursive=True) if Path(p).is_file())
+        if not files:
+            raise ChurnwhError(f"--from {path}: no file matches the pattern: check the folder and the pattern")
+        suffixes = {f.suffix.lower() for f in files}
+        if len(suffixes) > 1:
+            raise ChurnwhError(f"--from {path}: the pattern matches files of several kinds ({', '.join(sorted(suffixes))}):"
+                               " narrow it to one format, e.g. *.csv")
+        return files
+    if not path.is_file():
+        raise ChurnwhError(f"--from {path}: no such file: give the path of your customer CSV or Parquet file")
+    return [path]
+
+
 def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], option: str, what: str) -> str:
     if wanted is not None:
         if wanted in columns:
@@ -85,7 +126,8 @@ def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], opti
     for guess in guesses:
         if guess in by_snake:
             return by_snake[guess]
-    raise ChurnwhError(f"cannot tell which column is {what}: pass {option} COLUMN (the file's columns are "
+    none = " (or --id-column @row if the file has no id: each row's number in the file)" if option == "--id-column" else ""
+    raise ChurnwhError(f"cannot tell which column is {what}: pass {option} COLUMN{none} (the file's columns are "
                        f"{_listed(columns)})")
 
 
@@ -104,8 +146,7 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
     from churnwh.sources import declared as sources
 
     path = path.expanduser().resolve()
-    if not path.is_file():
-        raise ChurnwhError(f"--from {path}: no such file: give the path of your customer CSV or Parquet file")
+    files = _matching(path)
     fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
     con = duckdb.connect()
     try:
@@ -113,11 +154,16 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         if fmt == "csv":
             try:
                 found = con.execute("SELECT Delimiter, HasHeader, Columns, DateFormat FROM sniff_csv(?)",
-                                    [str(path)]).fetchone()
+                                    [str(files[0])]).fetchone()
             except duckdb.Error as err:
                 raise ChurnwhError(f"--from {path}: cannot be read as a CSV file ({type(err).__name__}): "
                                    "export it again as CSV with a header row") from None
             delimiter, has_header, described, date_format = found
+            if len(described) == 1 and re.search(r"\S {2,}\S", described[0]["name"]):
+                raise ChurnwhError(
+                    f"--from {path}: the columns look aligned with spaces (a fixed-width text file), which churnwh "
+                    "does not read: convert it to CSV first, e.g. `awk -v OFS=, '{$1=$1}1' FILE > FILE.csv` "
+                    "(when no value holds a space), then run init --from FILE.csv")
             if not has_header:
                 raise ChurnwhError(f"--from {path}: the first line is not a header: churnwh needs the column "
                                    "names in the first line")
@@ -127,7 +173,7 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         if len(delimiter) != 1:
             raise ChurnwhError(f"--from {path}: the delimiter is not one character: export it with , or ;")
         source = SourceConfig(name="customers", path=str(path), format=fmt, columns=(), delimiter=delimiter)
-        sql = sources.read_sql(source, [path])
+        sql = sources.read_sql(source, files)
         try:
             native = sources._columns_of(con, sql)
             con.execute(f"CREATE TEMP TABLE src AS {sql}")
@@ -139,7 +185,8 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         rows = con.execute("SELECT count(*) FROM src").fetchone()[0]
         if rows == 0:
             raise ChurnwhError(f"--from {path}: the file has a header but no data rows: export the data again")
-        id_column = _pick(names, id_column, ID_NAMES, "--id-column", "the customer id")
+        if id_column != sources.ROW_ID:
+            id_column = _pick(names, id_column, ID_NAMES, "--id-column", "the customer id")
         label = _pick(names, label, LABEL_NAMES, "--label", "the churn flag")
         if label == id_column:
             raise ChurnwhError("--label and --id-column name the same column: the churn flag and the customer id "
@@ -157,8 +204,8 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
             conversion = sources.converted(declared, native[column], date_format)
             return con.execute(f"SELECT count(*) FROM src WHERE {present} AND {conversion} IS NULL").fetchone()[0]
 
-        # the id: one row per customer, never empty
-        empty, duplicated = con.execute(
+        # the id: one row per customer, never empty (a row number is both)
+        empty, duplicated = (0, 0) if id_column == sources.ROW_ID else con.execute(
             f"SELECT count(*) FILTER (WHERE coalesce(trim(CAST({ref(id_column)} AS VARCHAR)), '') = ''), "
             f"count(*) - count(DISTINCT trim(CAST({ref(id_column)} AS VARCHAR))) FROM src").fetchone()
         if empty or duplicated:
@@ -220,6 +267,8 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
             distinct, present = con.execute(
                 f"SELECT count(DISTINCT v), count(v) FROM (SELECT nullif(trim(CAST({ref(name)} AS VARCHAR)), '') AS v "
                 "FROM src)").fetchone()
+            if kind == "BIGINT" and (_code_named(name) or _sparse_codes(con, name, native[name], distinct, date_format)):
+                kind = "VARCHAR"  # an area, plan or postal code: a category, not a quantity
             # a Yes/No or a small set of codes is a category, whatever the name (PhoneService, email_opt_in)
             category = kind == "BOOLEAN" or (distinct <= MAX_LABEL_VALUES and rows >= 5 * MAX_LABEL_VALUES)
             privacy, word = guess_class(name)
@@ -353,7 +402,7 @@ kind = "flat"                            # demo | events | flat
 [sources.customers]
 path = {toml_string(_relative_or_absolute(flat.path, root))}   # moved? churnwh build --source customers=NEW_PATH
 format = "{flat.format}"
-{chr(10).join(options) + chr(10) if options else ''}id_column = {toml_string(flat.id_column)}
+{chr(10).join(options) + chr(10) if options else ''}id_column = {toml_string(flat.id_column)}{ROW_NOTE if flat.id_column == "@row" else ""}
 label = {toml_string(flat.label)}
 positive = {_toml_list(flat.positive)}
 negative = {_toml_list(flat.negative)}
