@@ -262,3 +262,36 @@ def test_a_fixed_width_file_is_refused_with_how_to_convert_it(tmp_path):
         with converted.open("w") as out:
             subprocess.run(["awk", "-v", "OFS=,", "{$1=$1}1", str(data)], stdout=out, check=True)
         init(tmp_path, "--flat", "--from", str(converted), "--label", "churned")
+
+
+def test_leakage_signs_on_a_frame():
+    """The three signs, and what is not one: a column of unique values, a weak feature, a category."""
+    import datetime as dt
+
+    import numpy as np
+    import polars as pl
+
+    from churnwh.ml import leakage
+
+    rng = np.random.default_rng(0)
+    n = 400
+    churned = (rng.random(n) < 0.3).astype(np.int64)
+    observed = [dt.date(2025, 1, 1)] * n
+    frame = pl.DataFrame({
+        "churned": churned,
+        "observation_date": observed,
+        "exit_flag_v2": rng.random(n),  # named after 'churn'? no: after nothing; a weak random column
+        "churn_risk": rng.random(n),  # named after the label
+        "cancel_days": [None if c == 0 else float(rng.integers(1, 90)) for c in churned],  # empty for stayers
+        "last_contact": [d + dt.timedelta(days=int(k)) for d, k in zip(observed, rng.integers(-30, 30, n))],
+        "ticket_code": [f"T{i}" for i in range(n)],  # unique per row: an identifier, not a predictor
+        "plan": rng.choice(["a", "b", "c"], n),
+        "calls": rng.poisson(2 + 2 * churned),  # predictive, not perfect
+    })
+    found = {s.column: s.reason for s in leakage.find_leaks(
+        frame, "churned", [c for c in frame.columns if c not in ("churned", "observation_date")],
+        date_column="observation_date")}
+    assert set(found) == {"churn_risk", "cancel_days", "last_contact"}, found
+    assert "named after the label 'churned'" in found["churn_risk"]
+    assert "ROC-AUC 1.000" in found["cancel_days"] and "dated after observation_date" in found["last_contact"]
+    assert leakage.label_stems("Attrition_Flag") == {"attrition"} and "exit" in leakage.label_stems("Exited")
