@@ -3,17 +3,13 @@ config, the documented random-split switch in every shape, and the small frictio
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from pathlib import Path
 
-import duckdb
-import pytest
-
-from tests.helpers import TINY_NETWORK, churnwh, make_project, private
+from tests.helpers import churnwh, make_project, private
 from tests.test_init import init, tiny
-from tests.test_sources import customer_rows, write_csv
+from tests.test_sources import HEADER, customer_rows, write_csv
 
 
 def model_features(project: Path) -> list[str]:
@@ -27,7 +23,7 @@ def model_features(project: Path) -> list[str]:
 
 
 def run_record(project: Path) -> dict:
-    (current,) = [p for p in (project / "warehouse" / "models").iterdir() if (p / "run.json").exists()][-1:]
+    (current,) = sorted(p for p in (project / "warehouse" / "models").iterdir() if (p / "run.json").exists())[-1:]
     return json.loads((current / "run.json").read_text())
 
 
@@ -72,16 +68,10 @@ def leaking_csv(path: Path, rows: int = 300) -> Path:
     the label (churn_probability), one not (risk_score)."""
     rng = random.Random(11)
     data = customer_rows(rows)
-    header = [*tests_header(), "churn_probability", "risk_score"]
+    header = [*HEADER, "churn_probability", "risk_score"]
     body = [[*row, f"{(0.8 if row[-1] == 'Yes' else 0.1) + rng.uniform(0, 0.1):.3f}",
              f"{(70 if row[-1] == 'Yes' else 20) + rng.randint(0, 9)}"] for row in data]
     return write_csv(path, body, header=header)
-
-
-def tests_header() -> list[str]:
-    from tests.test_sources import HEADER
-
-    return list(HEADER)
 
 
 def test_leaking_columns_are_named_at_init_refused_at_build_and_excluded_in_the_config(tmp_path):
@@ -140,8 +130,11 @@ def test_an_implausibly_perfect_model_is_not_promoted_without_force(tmp_path):
                    "--exclude", "churn_probability")
     tiny(project)
     config = project / "churnwh.toml"  # enough steps for a tiny network to learn one perfect column
-    config.write_text(config.read_text().replace("epochs = 4\n", "epochs = 40\n", 1)
-                      .replace("batch_size = 256\n", "batch_size = 16\n", 1).replace("patience = 2\n", "patience = 40\n", 1))
+    text = config.read_text()
+    for tiny_value, learning in (("epochs = 4", "epochs = 40"), ("batch_size = 256", "batch_size = 16"),
+                                 ("patience = 2", "patience = 40")):
+        text = text.replace(f"{tiny_value}\n", f"{learning}\n", 1)
+    config.write_text(text)
     set_training(project, 'allow_leakage = ["risk_score"]')  # vouched for: the check lets it through
     refused = churnwh(project, "build")
     assert refused.returncode == 1 and "implausibly perfect" in refused.stderr and "--force" in refused.stderr, \
@@ -295,3 +288,26 @@ def test_leakage_signs_on_a_frame():
     assert "named after the label 'churned'" in found["churn_risk"]
     assert "ROC-AUC 1.000" in found["cancel_days"] and "dated after observation_date" in found["last_contact"]
     assert leakage.label_stems("Attrition_Flag") == {"attrition"} and "exit" in leakage.label_stems("Exited")
+
+
+def test_random_split_switch_in_an_event_log_project(tmp_path):
+    """The third shape (`init --events`): a small purchase log, date_column = "" (and the consent file
+    init wrote, header only): the build splits at random and the observation date is no feature."""
+    import datetime as dt
+
+    project = init(tmp_path, "--events")
+    tiny(project)
+    set_training(project, 'date_column = ""')
+    rng = random.Random(4)
+    with (project / "data" / "events.csv").open("w") as handle:
+        handle.write("customer_id,event_ts,amount\n")
+        for customer in range(120):
+            day = dt.date(2024, 1, 1) + dt.timedelta(days=rng.randint(0, 200))
+            last = day + dt.timedelta(days=rng.randint(60, 700))
+            while day < min(last, dt.date(2025, 12, 31)):
+                handle.write(f"E{customer:04d},{day} 12:00:00,{rng.uniform(5, 80):.2f}\n")
+                day += dt.timedelta(days=rng.randint(5, 40))
+    result = churnwh(project, "build")
+    assert result.returncode == 0, result.stderr
+    assert "observation_date" not in model_features(project)
+    assert run_record(project)["training"]["time_split"] is False

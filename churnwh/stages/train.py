@@ -253,7 +253,9 @@ def time_column(frame: pl.DataFrame, config: Config) -> str | None:
     """The observation-date column, or None (a stratified random split) when training.date_column is
     empty, or the training set has no such column or only NULLs in it: a flat customer table has no time."""
     column = config.training.date_column
-    if not config.training.time_split or not column or column not in frame.columns or frame[column].null_count() == frame.height:
+    if not config.training.time_split or not column or column not in frame.columns:
+        return None
+    if frame[column].null_count() == frame.height:
         return None
     return column
 

@@ -104,8 +104,9 @@ def _matching(path: Path) -> list[Path]:
             raise ChurnwhError(f"--from {path}: no file matches the pattern: check the folder and the pattern")
         suffixes = {f.suffix.lower() for f in files}
         if len(suffixes) > 1:
-            raise ChurnwhError(f"--from {path}: the pattern matches files of several kinds ({', '.join(sorted(suffixes))}):"
-                               " narrow it to one format, e.g. *.csv")
+            kinds = ", ".join(sorted(suffixes))
+            raise ChurnwhError(f"--from {path}: the pattern matches files of several kinds ({kinds}): narrow it to "
+                               "one format, e.g. *.csv")
         return files
     if not path.is_file():
         raise ChurnwhError(f"--from {path}: no such file: give the path of your customer CSV or Parquet file")
@@ -126,7 +127,8 @@ def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], opti
     for guess in guesses:
         if guess in by_snake:
             return by_snake[guess]
-    none = " (or --id-column @row if the file has no id: each row's number in the file)" if option == "--id-column" else ""
+    none = (" (or --id-column @row if the file has no id: each row's number in the file)"
+            if option == "--id-column" else "")
     raise ChurnwhError(f"cannot tell which column is {what}: pass {option} COLUMN{none} (the file's columns are "
                        f"{_listed(columns)})")
 
@@ -267,7 +269,8 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
             distinct, present = con.execute(
                 f"SELECT count(DISTINCT v), count(v) FROM (SELECT nullif(trim(CAST({ref(name)} AS VARCHAR)), '') AS v "
                 "FROM src)").fetchone()
-            if kind == "BIGINT" and (_code_named(name) or _sparse_codes(con, name, native[name], distinct, date_format)):
+            if kind == "BIGINT" and (_code_named(name)
+                                     or _sparse_codes(con, name, native[name], distinct, date_format)):
                 kind = "VARCHAR"  # an area, plan or postal code: a category, not a quantity
             # a Yes/No or a small set of codes is a category, whatever the name (PhoneService, email_opt_in)
             category = kind == "BOOLEAN" or (distinct <= MAX_LABEL_VALUES and rows >= 5 * MAX_LABEL_VALUES)
@@ -389,6 +392,7 @@ def flat_config(flat: FlatSource, root: Path) -> str:
         options.append(f'delimiter = "{shown}"')
     if flat.date_format:
         options.append(f"date_format = {toml_string(flat.date_format)}")
+    row_note = ROW_NOTE if flat.id_column == "@row" else ""
     value = (f"value_column = {toml_string(flat.value_column)}" if flat.value_column else
              'value_column = "customer_value"     # no money column found: a value of 1 per customer; set yours')
     config = f"""# churnwh project: a flat customer table (one row per customer with a churn flag), written by
@@ -402,7 +406,7 @@ kind = "flat"                            # demo | events | flat
 [sources.customers]
 path = {toml_string(_relative_or_absolute(flat.path, root))}   # moved? churnwh build --source customers=NEW_PATH
 format = "{flat.format}"
-{chr(10).join(options) + chr(10) if options else ''}id_column = {toml_string(flat.id_column)}{ROW_NOTE if flat.id_column == "@row" else ""}
+{chr(10).join(options) + chr(10) if options else ''}id_column = {toml_string(flat.id_column)}{row_note}
 label = {toml_string(flat.label)}
 positive = {_toml_list(flat.positive)}
 negative = {_toml_list(flat.negative)}
