@@ -82,6 +82,13 @@ class TrainingConfig:
     withhold_quasi_identifiers: bool = False
     """Leave quasi-identifier and sensitive columns out of the model's inputs, so no published score
     depends on them (otherwise the score itself carries some of their information)."""
+    time_split: bool = True
+    """False when the config says ``date_column = ""``: a stratified random split. ``date_column`` then
+    keeps its default name: the sets' date column still dates each score (as_of) and is never a feature."""
+    exclude: tuple[str, ...] = ()
+    """Training-set columns dropped before training (the SQL models are not edited)."""
+    allow_leakage: tuple[str, ...] = ()
+    """Columns the leakage check lets through (the user vouches for them; recorded with the model)."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +264,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "source": ("kind",),
     "demo": ("customers", "seed", "start", "end", "truth"),
     "training": ("model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance",
-                 "keep_versions", "withhold_quasi_identifiers"),
+                 "keep_versions", "withhold_quasi_identifiers", "exclude", "allow_leakage"),
     "tiers": ("high", "medium", "mode", "actions"),
     "scoring": ("value_column", "horizon_months", "batch_rows", "segments", "currency"),
     "key": ("env", "file", "create"),
@@ -279,6 +286,14 @@ DEFAULT_ACTIONS = {
     "medium": "enhanced care: proactive check-in",
     "low": "normal service: no contact",
 }
+
+
+def column_list(reader: "_Reader", section: dict[str, Any], key: str) -> tuple[str, ...]:
+    """A list of training-set column names (``training.exclude``, ``training.allow_leakage``)."""
+    value = section.get(key.split(".")[-1], [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise reader.fail(key, value, 'a list of training-set column names, e.g. ["churn_score"]')
+    return tuple(dict.fromkeys(value))
 
 
 def network_overrides(section: dict[str, Any], origin: str) -> dict[str, Any]:
@@ -374,9 +389,12 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         scoring_model=reader.string(tr, "training.scoring_model", "marts.scoring_set"),
         id_column=reader.string(tr, "training.id_column", "customer_pseudonym"),
         label_column=reader.string(tr, "training.label_column", "churned"),
-        # "" (or a column the training set lacks): no time, a stratified random split (flat tables)
-        date_column=tr.get("date_column", "observation_date") if tr.get("date_column") == "" else
+        # "": no time, a stratified random split; the column keeps its default name (it dates the scores)
+        date_column="observation_date" if tr.get("date_column") == "" else
         reader.string(tr, "training.date_column", "observation_date"),
+        time_split=tr.get("date_column") != "",
+        exclude=column_list(reader, tr, "training.exclude"),
+        allow_leakage=column_list(reader, tr, "training.allow_leakage"),
         seed=reader.integer(tr, "training.seed", 0, minimum=0),
         promote_tolerance=reader.number(tr, "training.promote_tolerance", 0.005, minimum=0.0, maximum=1.0),
         keep_versions=reader.integer(tr, "training.keep_versions", 10, minimum=0),
@@ -597,6 +615,8 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
 
         def declared_column(option: str) -> str | None:
             value = reader.optional_string(body, f"{key}.{option}")
+            if option == "id_column" and value == "@row":  # no id in the file: the row's number (sources.declared)
+                return value
             if value is not None and value not in names:
                 raise ConfigError(f"{reader.origin}: {key}.{option} = {value!r} is not a declared column: "
                                   f"declare it in [{key}.columns]")

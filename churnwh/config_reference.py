@@ -69,7 +69,13 @@ DESCRIPTIONS = {
     "training.id_column": "The pseudonym column of both sets.",
     "training.label_column": "The 0/1 churn label of the training set.",
     "training.date_column": "The observation date; validation and test are the latest dates (a purged time split). "
-                            "`\"\"` or a column the training set lacks: no time, a stratified random split (flat tables).",
+                            "`\"\"`, a column the training set lacks, or one that is all NULL: no time, a stratified "
+                            "random split (flat tables); the column still dates the scores and is never a feature.",
+    "training.exclude": "Training-set columns left out of the model's inputs, without editing the SQL models "
+                        "(e.g. a column that leaks the label).",
+    "training.allow_leakage": "Columns the leakage check lets through (named after the label, or separating it "
+                              "almost perfectly on their own): you vouch that they are known before the churn "
+                              "they predict; recorded with each model.",
     "training.seed": "Seed of training (it also sets `network.seed`).",
     "training.promote_tolerance": "A new model replaces the current one unless its test ROC-AUC is worse than the "
                                   "current model's on the same rows by more than this (0 to 1).",
@@ -139,7 +145,9 @@ SOURCE_DESCRIPTIONS = {
     "header": "The CSV's first line names the columns.",
     "date_format": "strptime format of the dates, e.g. `%d/%m/%Y` (checked against DuckDB). Not set: ISO dates.",
     "id_column": "The customer id column, loaded as `customer_id` and replaced by its pseudonym. Not set: "
-                 "`customer_id` if declared.",
+                 "`customer_id` if declared. `\"@row\"` (a file without an id): the row's number in the file (1 = "
+                 "the first data row; with several files, file name and row number), stable while the file keeps its "
+                 "rows in the same order (appending keeps the ids; sorting or deleting rows changes them).",
     "unique_id": "Refuse duplicate ids. Not set: true on the labelled table, else false.",
     "label": "The churn flag column (flat projects: exactly one source has a label).",
     "positive": "Label values meaning churned, a list such as `[\"Yes\"]` or `[1]`.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,13 @@ from churnwh.errors import ChurnwhError
 from churnwh.store import warehouse
 
 PANEL = "Project and sources"
+logger = logging.getLogger("churnwh")
+
+
+def _shell_word(name: str) -> str:
+    import shlex
+
+    return shlex.quote(name)
 
 
 @command(panel=PANEL)
@@ -21,16 +29,21 @@ def init(
     flat: bool = typer.Option(False, "--flat", help="One row per customer with a churn flag (no history)."),
     events: bool = typer.Option(False, "--events", help="Activity events only: churn = inactivity."),
     from_file: Optional[Path] = typer.Option(
-        None, "--from", metavar="FILE", help="With --flat: your customer CSV or Parquet file; its columns, types and "
+        None, "--from", metavar="FILE", help="With --flat: your customer CSV or Parquet file (or a quoted glob such "
+        "as 'exports/*.csv'); its columns, types and "
         "a guessed classification are declared and the feature SQL selects them."),
-    id_column: Optional[str] = typer.Option(None, "--id-column", metavar="COLUMN",
-                                            help="With --from: the customer id column."),
+    id_column: Optional[str] = typer.Option(
+        None, "--id-column", metavar="COLUMN",
+        help="With --from: the customer id column; @row if the file has none (each row's number in the file)."),
     label: Optional[str] = typer.Option(None, "--label", metavar="COLUMN", help="With --from: the churn flag column."),
     positive: Optional[list[str]] = typer.Option(
         None, "--positive", metavar="VALUE", help="With --from: a label value meaning churned (repeatable)."),
     negative: Optional[list[str]] = typer.Option(
         None, "--negative", metavar="VALUE",
         help="With --from: a label value meaning stayed (repeatable; default: the other values)."),
+    exclude: Optional[list[str]] = typer.Option(
+        None, "--exclude", metavar="COLUMN", help="With --from: a column that must not be a feature, e.g. one that "
+        "leaks the label (repeatable; it stays declared so that the file loads, and is in no SQL model)."),
     consent: Optional[Path] = typer.Option(
         None, "--consent", metavar="FILE", help="Your consent file (event_id, customer_id, purpose, action, event_ts, "
         "source, regulation; a header only = nobody objected): customers who withdrew profiling consent are never "
@@ -50,7 +63,7 @@ def init(
     if flat and events:
         raise ChurnwhError("--flat and --events exclude each other: pick the shape of your data")
     given = [name for name, value in (("--id-column", id_column), ("--label", label), ("--positive", positive),
-                                      ("--negative", negative)) if value]
+                                      ("--negative", negative), ("--exclude", exclude)) if value]
     if given and from_file is None:
         raise ChurnwhError(f"{given[0]} describes the file given with --from: add --from YOUR_FILE.csv")
     if from_file is not None and not flat:
@@ -58,7 +71,10 @@ def init(
     sniffed = None
     if from_file is not None:
         sniffed = scaffold.sniff_flat(from_file, id_column=id_column, label=label, positive=positive,
-                                      negative=negative)
+                                      negative=negative, exclude=exclude)
+    if consent is not None and sniffed is not None and sniffed.id_column == "@row":
+        raise ChurnwhError("--consent with --id-column @row: consent records name customers by their id, and the "
+                           "file has none: give the file an id column")
     consented = scaffold.sniff_consent(consent, id_column=sniffed.id_column if sniffed else None) if consent else None
     created = scaffold.init_project(directory, "flat" if flat else "inactivity" if events else "events", sniffed,
                                     consented)
@@ -69,6 +85,13 @@ def init(
         from churnwh.sources.declared import NO_CONSENT_NOTICE
 
         say(NO_CONSENT_NOTICE)
+    if sniffed is not None and sniffed.leaks:
+        from churnwh.ml.leakage import described
+
+        flags = " ".join(f"--exclude {_shell_word(s.column)}" for s in sniffed.leaks)
+        logger.warning(f"WARNING: likely label leakage in {sniffed.path.name}: {described(sniffed.leaks)}; "
+                       f"`churnwh build` will refuse to train on them: leave them out with `churnwh init ... {flags}` "
+                       "(or list their feature names in [training] exclude in churnwh.toml)")
     if sniffed is not None:
         say(f"created {directory} ({len(created)} files) for {sniffed.path.name} ({len(sniffed.columns)} "
                    f"columns); next: review the guessed privacy classes in {directory / 'churnwh.toml'}, then "

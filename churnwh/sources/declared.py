@@ -32,6 +32,10 @@ from churnwh.store import warehouse
 
 FINGERPRINT_META = "sources_fingerprint"
 ROW = "__churnwh_row"
+ROW_ID = "@row"
+"""``id_column = "@row"``: a file without an id; a customer is their row's number in the file (1 = the first
+data row; with several files, the file's name and the row's number). Stable as long as the file keeps its rows
+in the same order: appending keeps the ids, sorting or removing rows changes them."""
 FILE = "__churnwh_file"
 OTHER_DELIMITERS = (";", "\t", "|", ",")
 
@@ -131,7 +135,11 @@ def read_sql(source: SourceConfig, files: list[Path], *, delimiter: str | None =
     else:
         table = ".".join(_ident(part) for part in (source.table or "").split("."))
         scan = f"(SELECT *, {_literal(files[0].name)} AS {FILE} FROM {attached}.{table})"
-    return f"SELECT *, row_number() OVER (PARTITION BY {FILE}) AS {ROW} FROM {scan}"
+    # row_number() OVER () follows the scan's order (the file's line order); a window partitioned by file
+    # does not keep it on a parallel scan, so each file's row number is taken from the global one
+    everything = "__churnwh_all_rows"
+    return (f"SELECT * EXCLUDE ({everything}), {everything} - min({everything}) OVER (PARTITION BY {FILE}) + 1 AS "
+            f"{ROW} FROM (SELECT *, row_number() OVER () AS {everything} FROM {scan})")
 
 
 def _columns_of(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, str]:
@@ -209,6 +217,10 @@ def check_source(con: duckdb.DuckDBPyConnection, config: Config, source: SourceC
         unexpected = [c for c in native if c not in declared]
         if source.format == "csv" and len(native) == 1 and len(declared) > 1:
             only = next(iter(native))
+            if re.search(r"\S {2,}\S", only):
+                return [f"source {name}: {source.path} looks aligned with spaces (a fixed-width text file), which "
+                        "churnwh does not read: convert it to CSV first, e.g. `awk -v OFS=, '{$1=$1}1' FILE > "
+                        "FILE.csv` (when no value holds a space), and point the path at the CSV"], None
             for delim in OTHER_DELIMITERS:
                 if delim != source.delimiter and delim in only:
                     shown = "\\t" if delim == "\t" else delim
@@ -391,7 +403,7 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def select_sql(source: SourceConfig, native: dict[str, str], sql: str) -> str:
+def select_sql(source: SourceConfig, native: dict[str, str], sql: str, files: list[Path] | None = None) -> str:
     parts = []
     for column in source.columns:
         expression = converted(column, native[column.name], source.date_format)
@@ -401,6 +413,9 @@ def select_sql(source: SourceConfig, native: dict[str, str], sql: str) -> str:
         elif column.name == source.id_column:
             expression = warehouse.normalised_id_sql(_ident(column.name))
         parts.append(f"{expression} AS {_ident(raw_name(source, column.name))}")
+    if source.id_column == ROW_ID:
+        several = "regexp_replace(" + FILE + ", '^.*[/\\\\]', '') || ':' || " if len(files or ()) > 1 else ""
+        parts.insert(0, f"{several}CAST({ROW} AS VARCHAR) AS {warehouse.CUSTOMER_ID}")
     return f"SELECT {', '.join(parts)} FROM ({sql}) ORDER BY {FILE}, {ROW}"
 
 
@@ -427,10 +442,11 @@ def load_sources(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool 
             rows_of = {check.name: check.rows for check in checked}
             total, done = sum(rows_of.values()), 0
             for source in config.sources:
-                sql = read_sql(source, source_files(config, source), attached=f"churnwh_source_{source.name}")
+                files = source_files(config, source)
+                sql = read_sql(source, files, attached=f"churnwh_source_{source.name}")
                 native = _columns_of(con, sql)
                 con.execute(f"CREATE OR REPLACE TABLE {warehouse.RAW_SCHEMA}.{_ident(source.name)} AS "
-                            + select_sql(source, native, sql))
+                            + select_sql(source, native, sql, files))
                 done += rows_of.get(source.name, 0)
                 on_progress(Count("load", done, total, "rows", f"{warehouse.RAW_SCHEMA}.{source.name}"))
             warehouse.set_meta(con, FINGERPRINT_META, current)

@@ -107,6 +107,9 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
             "network": train_config(config).to_dict(),
             "columns": [config.training.id_column, config.training.label_column, config.training.date_column],
             **({"withheld_inputs": withheld} if (withheld := withheld_inputs(config)) else {}),
+            **({} if config.training.time_split else {"time_split": False}),
+            **({"exclude": sorted(config.training.exclude)} if config.training.exclude else {}),
+            **({"allow_leakage": sorted(config.training.allow_leakage)} if config.training.allow_leakage else {}),
         },
         sort_keys=True,
     )
@@ -138,10 +141,12 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     from churnwh.ml.train import train_and_evaluate
 
     split_column = time_column(frame, config)
-    # Without a usable date (a flat table), the all-NULL date column must not become a feature.
+    # Without a time split (a flat table, or date_column = ""), the date column is still not a feature.
     date_column = config.training.date_column
     excluded = (date_column,) if split_column is None and date_column in frame.columns else ()
     excluded += tuple(name for name in withheld_inputs(config) if name in frame.columns)
+    excluded += excluded_columns(frame, config)
+    check_leakage(frame, config, excluded)
     model, results = train_and_evaluate(
         frame,
         id_column=config.training.id_column,
@@ -152,7 +157,8 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         on_epoch=on_progress,
     )
     version = registry.next_version(con)
-    if split_column is None:
+    if date_column not in frame.columns or frame[date_column].null_count() == frame.height:
+        # no dates: the scoring set is made of training customers (as churnwh.stages.score.apply_out_of_fold)
         write_out_of_fold(con, config, frame, version, excluded, on_progress)
     promote, decision = promotion_decision(con, config, frame, results, current, force)
     faults.point("train.after_fit")
@@ -168,6 +174,9 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
                     "id_column": config.training.id_column,
                     "label_column": config.training.label_column,
                     "date_column": config.training.date_column,
+                    "time_split": split_column is not None,
+                    "exclude": list(config.training.exclude),
+                    "allow_leakage": list(config.training.allow_leakage),
                 },
                 "variables": {name: str(value) for name, value in config.variables.items()},
             },
@@ -240,11 +249,55 @@ def write_out_of_fold(con: duckdb.DuckDBPyConnection, config: Config, frame: pl.
     return frame.height
 
 
+def excluded_columns(frame: pl.DataFrame, config: Config) -> tuple[str, ...]:
+    """``training.exclude``: columns of the training set dropped before training (one that the set
+    lacks, or the id or the label, stops the build: a misspelt exclusion would keep the column in)."""
+    tr = config.training
+    for name in tr.exclude:
+        if name in (tr.id_column, tr.label_column):
+            raise DataError(f"training.exclude names {name!r}, the {'id' if name == tr.id_column else 'label'} "
+                            "column: it is never a feature; remove it from training.exclude")
+        if name not in frame.columns:
+            import difflib
+
+            close = difflib.get_close_matches(name, frame.columns, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise DataError(f"training.exclude names {name!r}, which {tr.model} does not have: {hint}"
+                            "list training-set column names (the SQL models' output names)")
+    return tr.exclude
+
+
+def label_names(config: Config) -> list[str]:
+    """The label's names: the training set's label column and each declared source's own label column."""
+    return [config.training.label_column, *(s.label for s in config.sources if getattr(s, "label", None))]
+
+
+def check_leakage(frame: pl.DataFrame, config: Config, excluded: tuple[str, ...]) -> None:
+    """Refuse to train on columns that likely leak the label (churnwh.ml.leakage), in one line naming
+    them and both ways out: leave them out (training.exclude) or vouch for them (training.allow_leakage)."""
+    from churnwh.ml import leakage
+
+    tr = config.training
+    not_features = {tr.id_column, tr.label_column, tr.date_column, *excluded, *tr.allow_leakage}
+    features = [c for c in frame.columns if c not in not_features]
+    date_column = tr.date_column if tr.date_column in frame.columns else None
+    suspects = leakage.find_leaks(frame, tr.label_column, features, label_names=label_names(config),
+                                  date_column=date_column)
+    if suspects:
+        names = ", ".join(f'"{s.column}"' for s in suspects)
+        raise DataError(
+            f"{tr.model}: training refused, likely label leakage: {leakage.described(suspects)}: leave them out "
+            f"with [training] exclude = [{names}] in churnwh.toml, or, if they are known before the churn they "
+            f"predict, allow them with [training] allow_leakage = [{names}]")
+
+
 def time_column(frame: pl.DataFrame, config: Config) -> str | None:
     """The observation-date column, or None (a stratified random split) when training.date_column is
     empty, or the training set has no such column or only NULLs in it: a flat customer table has no time."""
     column = config.training.date_column
-    if not column or column not in frame.columns or frame[column].null_count() == frame.height:
+    if not config.training.time_split or not column or column not in frame.columns:
+        return None
+    if frame[column].null_count() == frame.height:
         return None
     return column
 
@@ -282,12 +335,26 @@ def promotion_decision(
     current: registry.RunRecord | None,
     force: bool,
 ) -> tuple[bool, str]:
-    """Promote unless the current model is better on the same test rows by more than the tolerance."""
+    """Promote unless the current model is better on the same test rows by more than the tolerance,
+    or the new model is implausibly perfect (a first model then stops the build; ``force`` overrides)."""
+    from churnwh.ml.leakage import IMPLAUSIBLE_AUC
+
     new_auc = results["network"]["roc_auc"]
+    waived = (f"; leakage check waived for {', '.join(config.training.allow_leakage)}"
+              if config.training.allow_leakage else "")
+    if new_auc >= IMPLAUSIBLE_AUC and not force:
+        why = (f"test ROC-AUC {new_auc:.4f} is implausibly perfect for churn: a feature probably leaks the label "
+               "(list it in [training] exclude)")
+        if current is None:
+            raise DataError(f"{config.training.model}: model not promoted: {why}, or promote it anyway with "
+                            "`churnwh train --force` (`build --force-train`)")
+        return False, f"kept {current.version}: the new model's {why}; use --force to replace it"
+    if new_auc >= IMPLAUSIBLE_AUC:
+        return True, f"forced although implausibly perfect (test ROC-AUC {new_auc:.4f}){waived}"
     if current is None:
-        return True, f"first model (test ROC-AUC {new_auc:.4f})"
+        return True, f"first model (test ROC-AUC {new_auc:.4f}){waived}"
     if force:
-        return True, f"forced (test ROC-AUC {new_auc:.4f})"
+        return True, f"forced (test ROC-AUC {new_auc:.4f}){waived}"
     from churnwh.ml.train import predict_proba
 
     incumbent = registry.load(config.warehouse.models, current.version)
@@ -300,7 +367,7 @@ def promotion_decision(
         return True, f"features changed since {current.version}: the new model replaces it"
     tolerance = config.training.promote_tolerance
     if new_auc >= incumbent_auc - tolerance:
-        return True, f"test ROC-AUC {new_auc:.4f} vs {incumbent_auc:.4f} of {current.version}"
+        return True, f"test ROC-AUC {new_auc:.4f} vs {incumbent_auc:.4f} of {current.version}{waived}"
     return False, (
         f"kept {current.version}: its test ROC-AUC {incumbent_auc:.4f} beats {new_auc:.4f} by more than "
         f"{tolerance}; use --force to replace it"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from churnwh.errors import ChurnwhError
@@ -34,6 +35,8 @@ TYPE_MAP = {"BIGINT": "BIGINT", "INTEGER": "BIGINT", "SMALLINT": "BIGINT", "TINY
             "UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "USMALLINT": "BIGINT", "UTINYINT": "BIGINT",
             "HUGEINT": "DOUBLE", "DOUBLE": "DOUBLE", "FLOAT": "DOUBLE", "BOOLEAN": "BOOLEAN", "DATE": "DATE"}
 MAX_LABEL_VALUES = 10
+ROW_NOTE = ("   # no id in the file: a customer is their row's number in it (keep the rows in the same order; "
+            "appending keeps the ids)")
 
 
 @dataclass
@@ -64,6 +67,50 @@ class FlatSource:
     negative: list[str]
     rows: int
     value_column: str | None
+    leaks: list = field(default_factory=list)
+    """churnwh.ml.leakage.Suspect per feature column that likely leaks the label (names, never values)."""
+    excluded: list[str] = field(default_factory=list)
+    """Columns left out with --exclude (declared, so that the file still loads; in no SQL model)."""
+
+
+CODE_WORDS = {"code", "zip", "zipcode", "postal", "postcode", "areacode"}
+
+
+def _code_named(name: str) -> bool:
+    """``area_code``, ``plan_code``, ``zip``, ``PostalCode``: numbers that name something, not quantities."""
+    found = words(name)
+    return bool(set(found) & CODE_WORDS) or "".join(found).endswith("code")
+
+
+def _sparse_codes(con, name: str, native: str, distinct: int, date_format: str | None) -> bool:
+    """A few distinct integers scattered over a wide range (408, 415, 510): codes, not counts (0 to 6)."""
+    from churnwh.config import SourceColumn
+    from churnwh.sources import declared as sources
+
+    if not 1 < distinct <= MAX_LABEL_VALUES:
+        return False
+    value = sources.converted(SourceColumn(name, "BIGINT", "plain"), native, date_format)
+    low, high = con.execute(f"SELECT min({value}), max({value}) FROM src").fetchone()
+    return low is not None and low >= 100 and high - low + 1 > 5 * distinct
+
+
+def _matching(path: Path) -> list[Path]:
+    """The files ``--from`` names: one file, or a glob (as a source's ``path``) matching one or more."""
+    import glob as globbing
+
+    if any(char in str(path) for char in "*?["):
+        files = sorted(Path(p) for p in globbing.glob(str(path), recursive=True) if Path(p).is_file())
+        if not files:
+            raise ChurnwhError(f"--from {path}: no file matches the pattern: check the folder and the pattern")
+        suffixes = {f.suffix.lower() for f in files}
+        if len(suffixes) > 1:
+            kinds = ", ".join(sorted(suffixes))
+            raise ChurnwhError(f"--from {path}: the pattern matches files of several kinds ({kinds}): narrow it to "
+                               "one format, e.g. *.csv")
+        return files
+    if not path.is_file():
+        raise ChurnwhError(f"--from {path}: no such file: give the path of your customer CSV or Parquet file")
+    return [path]
 
 
 def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], option: str, what: str) -> str:
@@ -80,12 +127,15 @@ def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], opti
     for guess in guesses:
         if guess in by_snake:
             return by_snake[guess]
-    raise ChurnwhError(f"cannot tell which column is {what}: pass {option} COLUMN (the file's columns are "
+    none = (" (or --id-column @row if the file has no id: each row's number in the file)"
+            if option == "--id-column" else "")
+    raise ChurnwhError(f"cannot tell which column is {what}: pass {option} COLUMN{none} (the file's columns are "
                        f"{_listed(columns)})")
 
 
 def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = None,
-               positive: list[str] | None = None, negative: list[str] | None = None) -> FlatSource:
+               positive: list[str] | None = None, negative: list[str] | None = None,
+               exclude: list[str] | None = None) -> FlatSource:
     """Read ``path`` (CSV or Parquet) the way `churnwh load` will, and infer its declaration.
 
     Types are what DuckDB's sniffer sees, confirmed with the loader's own conversion (a type that
@@ -98,8 +148,7 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
     from churnwh.sources import declared as sources
 
     path = path.expanduser().resolve()
-    if not path.is_file():
-        raise ChurnwhError(f"--from {path}: no such file: give the path of your customer CSV or Parquet file")
+    files = _matching(path)
     fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
     con = duckdb.connect()
     try:
@@ -107,11 +156,16 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         if fmt == "csv":
             try:
                 found = con.execute("SELECT Delimiter, HasHeader, Columns, DateFormat FROM sniff_csv(?)",
-                                    [str(path)]).fetchone()
+                                    [str(files[0])]).fetchone()
             except duckdb.Error as err:
                 raise ChurnwhError(f"--from {path}: cannot be read as a CSV file ({type(err).__name__}): "
                                    "export it again as CSV with a header row") from None
             delimiter, has_header, described, date_format = found
+            if len(described) == 1 and re.search(r"\S {2,}\S", described[0]["name"]):
+                raise ChurnwhError(
+                    f"--from {path}: the columns look aligned with spaces (a fixed-width text file), which churnwh "
+                    "does not read: convert it to CSV first, e.g. `awk -v OFS=, '{$1=$1}1' FILE > FILE.csv` "
+                    "(when no value holds a space), then run init --from FILE.csv")
             if not has_header:
                 raise ChurnwhError(f"--from {path}: the first line is not a header: churnwh needs the column "
                                    "names in the first line")
@@ -121,7 +175,7 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         if len(delimiter) != 1:
             raise ChurnwhError(f"--from {path}: the delimiter is not one character: export it with , or ;")
         source = SourceConfig(name="customers", path=str(path), format=fmt, columns=(), delimiter=delimiter)
-        sql = sources.read_sql(source, [path])
+        sql = sources.read_sql(source, files)
         try:
             native = sources._columns_of(con, sql)
             con.execute(f"CREATE TEMP TABLE src AS {sql}")
@@ -133,11 +187,16 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         rows = con.execute("SELECT count(*) FROM src").fetchone()[0]
         if rows == 0:
             raise ChurnwhError(f"--from {path}: the file has a header but no data rows: export the data again")
-        id_column = _pick(names, id_column, ID_NAMES, "--id-column", "the customer id")
+        if id_column != sources.ROW_ID:
+            id_column = _pick(names, id_column, ID_NAMES, "--id-column", "the customer id")
         label = _pick(names, label, LABEL_NAMES, "--label", "the churn flag")
         if label == id_column:
             raise ChurnwhError("--label and --id-column name the same column: the churn flag and the customer id "
                                "are two columns")
+        exclude = [_pick(names, name, (), "--exclude", "") for name in dict.fromkeys(exclude or [])]
+        if set(exclude) & {id_column, label}:
+            raise ChurnwhError("--exclude names the id or the label column: those are never features; exclude "
+                               "other columns")
 
         ref = sources._ident
 
@@ -147,8 +206,8 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
             conversion = sources.converted(declared, native[column], date_format)
             return con.execute(f"SELECT count(*) FROM src WHERE {present} AND {conversion} IS NULL").fetchone()[0]
 
-        # the id: one row per customer, never empty
-        empty, duplicated = con.execute(
+        # the id: one row per customer, never empty (a row number is both)
+        empty, duplicated = (0, 0) if id_column == sources.ROW_ID else con.execute(
             f"SELECT count(*) FILTER (WHERE coalesce(trim(CAST({ref(id_column)} AS VARCHAR)), '') = ''), "
             f"count(*) - count(DISTINCT trim(CAST({ref(id_column)} AS VARCHAR))) FROM src").fetchone()
         if empty or duplicated:
@@ -173,8 +232,12 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         if not positive:
             guessed = [v for v in values if v in POSITIVE_GUESSES]
             if len(guessed) != 1 or len(values) != 2:
-                raise ChurnwhError(f"--label {label}: cannot tell which value means churned: pass --positive "
-                                   "VALUE (and --negative VALUE)")
+                counted = con.execute(
+                    f"SELECT trim(CAST({ref(label)} AS VARCHAR)) AS v, count(*) AS n FROM src GROUP BY v "
+                    "ORDER BY n DESC, v").fetchall()
+                shown = ", ".join(f"{value!r} ({n:,} rows)" for value, n in counted)
+                raise ChurnwhError(f"--label {label}: cannot tell which value means churned (its values: {shown}): "
+                                   "pass --positive VALUE (and --negative VALUE)")
             positive = guessed
         for value in [*positive, *(negative or [])]:
             if value not in values:
@@ -206,6 +269,9 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
             distinct, present = con.execute(
                 f"SELECT count(DISTINCT v), count(v) FROM (SELECT nullif(trim(CAST({ref(name)} AS VARCHAR)), '') AS v "
                 "FROM src)").fetchone()
+            if kind == "BIGINT" and (_code_named(name)
+                                     or _sparse_codes(con, name, native[name], distinct, date_format)):
+                kind = "VARCHAR"  # an area, plan or postal code: a category, not a quantity
             # a Yes/No or a small set of codes is a category, whatever the name (PhoneService, email_opt_in)
             category = kind == "BOOLEAN" or (distinct <= MAX_LABEL_VALUES and rows >= 5 * MAX_LABEL_VALUES)
             privacy, word = guess_class(name)
@@ -219,6 +285,8 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
                 column.left_out = "the customer id (only its pseudonym leaves raw)"
             elif name == label:
                 column.privacy, column.why = "plain", "the churn flag: loaded as 1 (positive) / 0 (negative)"
+            elif name in exclude:
+                column.left_out = "excluded with --exclude"
             elif column.privacy == "direct_identifier":
                 column.left_out = "a direct identifier: stays in raw"
             elif present == 0:
@@ -254,11 +322,48 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
                     break
             if value_column:
                 break
+        leaks = _leaks(con, columns, label, positive, native, date_format)
         return FlatSource(path=path, format=fmt, delimiter=delimiter, date_format=date_format, columns=columns,
                           id_column=id_column, label=label, positive=list(positive), negative=negative, rows=rows,
-                          value_column=value_column)
+                          value_column=value_column, leaks=leaks, excluded=exclude)
     finally:
         con.close()
+
+
+def _leaks(con, columns: list[SniffedColumn], label: str, positive: list[str], native: dict[str, str],
+           date_format: str | None) -> list:
+    """The feature columns of the file (table ``src``) that likely leak the label: named after it,
+    separating it on their own, or dated after today (the scaffold's as_of). See churnwh.ml.leakage."""
+    from churnwh.config import SourceColumn
+    from churnwh.ml import leakage
+    from churnwh.sources import declared as sources
+
+    features = [c for c in columns if c.alias]
+    if not features:
+        return []
+    named = leakage.named_after_label([c.name for c in features], [label])
+    checked = [c for c in features if c.name not in {s.column for s in named}]
+    found = list(named)
+    if checked:
+        casts = []
+        for number, column in enumerate(checked):
+            value = sources.converted(SourceColumn(column.name, column.type, "plain"), native[column.name],
+                                      date_format)
+            if column.type == "TIMESTAMP":
+                value = f"CAST({value} AS DATE)"
+            casts.append(f"{value} AS c{number}")
+        listed = ", ".join(sources._literal(value) for value in positive)
+        import polars as pl
+
+        query = (f"SELECT CAST(trim(CAST({sources._ident(label)} AS VARCHAR)) IN ({listed}) AS INTEGER) AS label, "
+                 f"{', '.join(casts)}, current_date AS today FROM src")
+        with warnings.catch_warnings():  # the copy DuckDB warns of costs nothing at a file's size
+            warnings.simplefilter("ignore", UserWarning)
+            frame = pl.from_arrow(con.execute(query).to_arrow_table())
+        suspects = leakage.find_leaks(frame, "label", [f"c{n}" for n in range(len(checked))], date_column="today")
+        found += [leakage.Suspect(checked[int(s.column[1:])].name, s.reason) for s in suspects]
+    order = [c.name for c in features]
+    return sorted(found, key=lambda s: order.index(s.column))
 
 
 def source_type(duckdb_type: str) -> str:
@@ -279,13 +384,15 @@ def flat_config(flat: FlatSource, root: Path) -> str:
     lines = []
     for column in flat.columns:
         spec = f'{{ type = "{column.type}", class = "{column.privacy}" }}'
-        lines.append(f"{_toml_key(column.name).ljust(width)} = {spec.ljust(54)} # {comment_text(column.why)}")
+        why = column.why + ("; excluded with --exclude: in no SQL model" if column.name in flat.excluded else "")
+        lines.append(f"{_toml_key(column.name).ljust(width)} = {spec.ljust(54)} # {comment_text(why)}")
     options = []
     if flat.delimiter != ",":
         shown = "\\t" if flat.delimiter == "\t" else flat.delimiter
         options.append(f'delimiter = "{shown}"')
     if flat.date_format:
         options.append(f"date_format = {toml_string(flat.date_format)}")
+    row_note = ROW_NOTE if flat.id_column == "@row" else ""
     value = (f"value_column = {toml_string(flat.value_column)}" if flat.value_column else
              'value_column = "customer_value"     # no money column found: a value of 1 per customer; set yours')
     config = f"""# churnwh project: a flat customer table (one row per customer with a churn flag), written by
@@ -299,7 +406,7 @@ kind = "flat"                            # demo | events | flat
 [sources.customers]
 path = {toml_string(_relative_or_absolute(flat.path, root))}   # moved? churnwh build --source customers=NEW_PATH
 format = "{flat.format}"
-{chr(10).join(options) + chr(10) if options else ''}id_column = {toml_string(flat.id_column)}
+{chr(10).join(options) + chr(10) if options else ''}id_column = {toml_string(flat.id_column)}{row_note}
 label = {toml_string(flat.label)}
 positive = {_toml_list(flat.positive)}
 negative = {_toml_list(flat.negative)}

@@ -13,7 +13,9 @@ DIRECT_WORDS = {"name", "names", "surname", "firstname", "lastname", "fullname",
                 "email", "mail", "phone", "mobile", "telephone", "tel", "fax", "address", "street",
                 "ssn", "passport", "iban"}
 QUASI_WORDS = {"birth", "birthday", "birthdate", "dob", "age", "zip", "zipcode", "postcode", "postal",
-               "gender", "sex", "region", "country", "geography", "city", "nationality", "senior"}
+               "gender", "sex", "region", "country", "geography", "city", "nationality", "senior",
+               # where someone lives, however coarse: a region-like column narrows a person down in combination
+               "state", "county", "province", "district", "territory", "municipality", "areacode"}
 SENSITIVE_WORDS = {"salary", "income", "credit", "health", "religion", "ethnicity"}
 
 
@@ -35,7 +37,7 @@ def guess_class(name: str) -> tuple[str, str | None]:
     joined = "".join(found)
     for privacy, vocabulary, fragments in (
         ("direct_identifier", DIRECT_WORDS, ("surname", "firstname", "lastname", "fullname", "email", "phone")),
-        ("quasi_identifier", QUASI_WORDS, ("birth", "zipcode", "postcode")),
+        ("quasi_identifier", QUASI_WORDS, ("birth", "zipcode", "postcode", "areacode")),
         ("sensitive", SENSITIVE_WORDS, ()),
     ):
         for word in found:

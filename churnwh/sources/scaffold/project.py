@@ -6,7 +6,7 @@ from pathlib import Path
 
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import keys
-from churnwh.sources.scaffold.consent import ConsentSource, consent_config, flat_consent_sql
+from churnwh.sources.scaffold.consent import CONSENT_COLUMNS, ConsentSource, consent_config, flat_consent_sql
 from churnwh.sources.scaffold.from_file import FlatSource, flat_config, flat_sql
 from churnwh.sources.scaffold.shapes import EVENTS_CONFIG, FLAT_CONFIG, FLAT_SQL, INACTIVITY_CONFIG, INACTIVITY_SQL
 from churnwh.sources.scaffold.templates import CONSENT_MODELS, GITIGNORE, README, template_sql
@@ -48,6 +48,10 @@ def init_project(directory: Path, shape: str, flat_source: FlatSource | None = N
         "data/.keep": "",
     }
     files.update({f"sql/{path}": text for path, text in sql.items()})
+    if shape != "flat" and consent is None:
+        # the declared consent source (allow_empty), header only: nobody has objected yet, and the first
+        # build runs; replace it with your consent records
+        files["data/consent_events.csv"] = ",".join(CONSENT_COLUMNS) + "\n"
     written = []
     directory.mkdir(parents=True, exist_ok=True)
     for relative, text in files.items():
