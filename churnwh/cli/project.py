@@ -22,7 +22,8 @@ def init(
     events: bool = typer.Option(False, "--events", help="Activity events only: churn = inactivity."),
     from_file: Optional[Path] = typer.Option(
         None, "--from", metavar="FILE", help="With --flat: your customer CSV or Parquet file; its columns, types and "
-        "a guessed classification are declared and the feature SQL selects them."),
+        "a guessed classification are declared and the feature SQL selects them. With --events: your purchase or "
+        "activity log (one row per event): non-contractual churn, every event column a feature."),
     id_column: Optional[str] = typer.Option(None, "--id-column", metavar="COLUMN",
                                             help="With --from: the customer id column."),
     label: Optional[str] = typer.Option(None, "--label", metavar="COLUMN", help="With --from: the churn flag column."),
@@ -31,6 +32,17 @@ def init(
     negative: Optional[list[str]] = typer.Option(
         None, "--negative", metavar="VALUE",
         help="With --from: a label value meaning stayed (repeatable; default: the other values)."),
+    time_column: Optional[str] = typer.Option(
+        None, "--time-column", metavar="COLUMN", help="With --events --from: the column with each event's time."),
+    holdout_days: Optional[int] = typer.Option(
+        None, "--holdout-days", metavar="DAYS", help="With --events --from: churned = no purchase within this many "
+        "days after the observation date (the label window; default 90)."),
+    calibration_days: Optional[int] = typer.Option(
+        None, "--calibration-days", metavar="DAYS", help="With --events --from: features from this many days before "
+        "the observation date; no purchase there: not observed (default 365)."),
+    min_history_days: Optional[int] = typer.Option(
+        None, "--min-history-days", metavar="DAYS", help="With --events --from: days from a customer's first "
+        "purchase to their first observation date (default 28)."),
     consent: Optional[Path] = typer.Option(
         None, "--consent", metavar="FILE", help="Your consent file (event_id, customer_id, purpose, action, event_ts, "
         "source, regulation; a header only = nobody objected): customers who withdrew profiling consent are never "
@@ -43,6 +55,10 @@ def init(
     objectors and opt-outs in that file are excluded before any feature (a flat project without it
     profiles every customer under legitimate interest).
 
+    With --events --from FILE a purchase log becomes a non-contractual churn project: features from a
+    calibration window, churned = no purchase in the following holdout window, on a monthly grid of
+    observation dates fitted to the file's history.
+
     Example: churnwh init my_churn --flat --from customers.csv --consent consent.csv --label churned --positive Yes
     """
     from churnwh.sources import scaffold
@@ -53,8 +69,30 @@ def init(
                                       ("--negative", negative)) if value]
     if given and from_file is None:
         raise ChurnwhError(f"{given[0]} describes the file given with --from: add --from YOUR_FILE.csv")
-    if from_file is not None and not flat:
-        raise ChurnwhError("--from reads a flat customer table (one row per customer): add --flat")
+    windows = [name for name, value in (("--time-column", time_column), ("--holdout-days", holdout_days),
+                                        ("--calibration-days", calibration_days),
+                                        ("--min-history-days", min_history_days)) if value is not None]
+    if windows and (from_file is None or not events):
+        raise ChurnwhError(f"{windows[0]} describes an event log: use it with --events --from YOUR_EVENTS.csv")
+    if from_file is not None and not flat and not events:
+        raise ChurnwhError("--from reads a flat customer table (one row per customer, add --flat) or an event "
+                           "log (one row per purchase or activity, add --events)")
+    if from_file is not None and events:
+        if label or positive or negative:
+            raise ChurnwhError("--label/--positive/--negative describe a flat table: an event log's label is "
+                               "computed (no purchase in the holdout window); leave them out")
+        log = scaffold.sniff_events(from_file, id_column=id_column, time_column=time_column,
+                                    holdout_days=holdout_days, calibration_days=calibration_days,
+                                    min_history_days=min_history_days)
+        consented = scaffold.sniff_consent(consent, id_column=log.id_column) if consent else None
+        created = scaffold.init_project(directory, "inactivity", consent=consented, event_log=log)
+        features = sum(2 if c.feature == "sum" else 1 for c in log.columns if c.feature)
+        say(f"created {directory} ({len(created)} files) for {log.path.name} ({log.rows:,} events, "
+            f"{log.customers:,} customers): churned = no purchase in {log.holdout_days} days (holdout_days), "
+            f"features from {log.calibration_days} days before each of {len(log.training_dates())} observation dates "
+            f"(calibration_days), {features} from the event columns; purge gap {log.holdout_days} days = "
+            f"holdout_days; next: review {directory / 'churnwh.toml'}, then `churnwh --project {directory} build`")
+        return
     sniffed = None
     if from_file is not None:
         sniffed = scaffold.sniff_flat(from_file, id_column=id_column, label=label, positive=positive,

@@ -7,8 +7,8 @@
   set: the active period ends within ``label_window_days`` after ``lead_days``).
 - ``ml.drift``: population stability index of every model feature and of the score between the
   training data and the current scoring set, with ``status = 'warning'`` above the threshold.
-- ``ml.data_quality``: per SQL model rows, columns, the worst null share, duplicate grain rows and
-  the freshest date.
+- ``ml.data_quality``: per SQL model rows, columns, the worst null share, duplicate grain rows,
+  the freshest date, and the customers its filters leave out (from a model tagged ``dropped_customers``).
 
 ``psi`` is a pure function of two samples; everything else reads and writes the warehouse.
 """
@@ -78,6 +78,9 @@ QUALITY_COMMENTS = {
     "worst_column": "The column with that share.",
     "duplicate_grain_rows": "Rows beyond the first per declared grain (should be 0).",
     "freshest_date": "Latest value of the first date column that is not a quasi-identifier (freshness), if any.",
+    "dropped_customers": "Customers a filter of this model leaves out entirely (reported by a model tagged "
+                         "dropped_customers), if any.",
+    "dropped_because": "Why, per filter: 'N: reason; M: reason'.",
     "checked_at": "When this was measured.",
 }
 
@@ -293,6 +296,9 @@ def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
     except ChurnwhError:
         return 0
     existing = warehouse.relations(con)
+    drops: dict[str, list[tuple[str, int]]] = {}
+    for dropped_from, reason, customers in dropped_customers(con, project):
+        drops.setdefault(dropped_from, []).append((reason, customers))
     withheld = classification.quasi_identifier_names(project) | {
         column for _, column in classification.direct_identifiers()}
     rows = []
@@ -322,13 +328,49 @@ def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
                      "max_null_share": max(shares) if shares else 0.0,
                      "worst_column": list(cols)[worst] if cols else None,
                      "duplicate_grain_rows": int(duplicates), "freshest_date": freshest,
+                     "dropped_customers": sum(n for _, n in drops[name]) if name in drops else None,
+                     "dropped_because": "; ".join(f"{n}: {why}" for why, n in drops[name]) if name in drops else None,
                      "checked_at": dt.datetime.now()})
     table = pa.Table.from_pylist(rows, schema=pa.schema([
         ("model", pa.string()), ("rows", pa.int64()), ("columns", pa.int32()), ("max_null_share", pa.float64()),
         ("worst_column", pa.string()), ("duplicate_grain_rows", pa.int64()), ("freshest_date", pa.date32()),
-        ("checked_at", pa.timestamp("us"))]))
+        ("dropped_customers", pa.int64()), ("dropped_because", pa.string()), ("checked_at", pa.timestamp("us"))]))
     write_table(con, QUALITY, table, QUALITY_COMMENTS, "Data quality per SQL model, measured at build time.")
     return len(rows)
+
+
+DROPS_TAG = "dropped_customers"
+"""A model with this tag reports customers another model's filters leave out: columns ``model``,
+``reason`` and ``customers`` (a count), one row per filter; the build prints it and ml.data_quality
+records it on that model's row."""
+
+
+def dropped_customers(con: duckdb.DuckDBPyConnection, project) -> list[tuple[str, str, int]]:
+    """(model, reason, customers) from every built model tagged ``dropped_customers``, largest first."""
+    existing = warehouse.relations(con)
+    found: list[tuple[str, str, int]] = []
+    for name in project.order:
+        if DROPS_TAG not in project.models[name].tags or name not in existing:
+            continue
+        if not {"model", "reason", "customers"} <= set(warehouse.columns(con, name)):
+            raise ChurnwhError(f"{name} is tagged {DROPS_TAG!r} but lacks the columns model, reason and "
+                               "customers: add them or remove the tag")
+        found += [(str(model), str(reason), int(customers)) for model, reason, customers in con.execute(
+            f"SELECT model, reason, customers FROM {name} WHERE customers > 0").fetchall()]
+    return sorted(found, key=lambda row: (-row[2], row[0], row[1]))
+
+
+def dropped_summary(drops: list[tuple[str, str, int]]) -> str:
+    """One clause per filtering model for the build output ("" when nothing was dropped); each is also
+    logged as a warning line of its own."""
+    by_model: dict[str, list[tuple[str, int]]] = {}
+    for model, reason, customers in drops:
+        by_model.setdefault(model, []).append((reason, customers))
+    clauses = [f"{model} left out {sum(n for _, n in reasons):,} customers ("
+               + ", ".join(f"{n:,}: {reason}" for reason, n in reasons) + ")" for model, reasons in by_model.items()]
+    for clause in clauses:
+        logger.warning("rows dropped: %s", clause)
+    return "; ".join(clauses)
 
 
 # --- backtest ------------------------------------------------------------------------------------

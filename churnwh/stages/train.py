@@ -63,14 +63,69 @@ def training_order_sql(con: duckdb.DuckDBPyConnection, relation: str, config: Co
     return warehouse.content_order(con, relation, leading, tr.id_column)
 
 
+def label_window_parts(config: Config) -> list[tuple[str, int]]:
+    """The [vars] that make up how far a training row's label looks past its observation date.
+
+    An event-log project (`init --events --from`) labels with ``holdout_days``; the older event-log
+    sample with ``inactivity_days``; every other shape with ``lead_days + label_window_days +
+    churn_gap_days`` (the canonical models)."""
+    variables = config.variables
+    for name in ("holdout_days", "inactivity_days"):
+        if name in variables:
+            return [(name, int(variables[name]))]
+    return [(name, int(variables.get(name, 0))) for name in ("lead_days", "label_window_days", "churn_gap_days")]
+
+
+def purge_gap(config: Config) -> tuple[int, str]:
+    """The time split's purge gap in days, and how it was made (for messages): the label window's
+    parts from [vars], or ``[network] purge_days``, which may widen the gap but never shorten it below
+    the label window (training labels would overlap the validation and test period)."""
+    parts = label_window_parts(config)
+    window = sum(days for _, days in parts)
+    made = " + ".join(f"{name} {days}" for name, days in parts)
+    explained = f"purge gap {window} days = {made}"
+    override = config.training.network.get("purge_days")
+    if override is None:
+        return window, explained
+    if override < window:
+        raise ChurnwhError(
+            f"[network] purge_days = {override} is shorter than the label window ({made} = {window} days): "
+            f"training labels would overlap the validation and test period; remove purge_days or set it to "
+            f"{window} or more")
+    return int(override), f"purge gap {override} days = [network] purge_days (label window {made} = {window} days)"
+
+
 def train_config(config: Config):
     """TrainConfig from [network], the seed, and a purge gap that keeps every label window of the
     training rows before the first validation date (and of validation rows before the test date)."""
     from churnwh.ml.train import TrainConfig
 
-    variables = config.variables
-    purge_days = sum(int(variables.get(name, 0)) for name in ("lead_days", "label_window_days", "churn_gap_days"))
-    return TrainConfig.from_dict({"purge_days": purge_days, **config.training.network, "seed": config.training.seed})
+    purge_days, _ = purge_gap(config)
+    return TrainConfig.from_dict({**config.training.network, "purge_days": purge_days, "seed": config.training.seed})
+
+
+def check_time_split(frame: pl.DataFrame, config: Config, column: str) -> None:
+    """The training set's observation dates can hold a purged time split; else one line that names the
+    parameters behind the purge gap, what the data span, and what to change."""
+    train_cfg = train_config(config)
+    try:
+        splits.time_split(frame.select(column), column, valid_dates=train_cfg.valid_dates,
+                          test_dates=train_cfg.test_dates, purge_days=train_cfg.purge_days)
+    except DataError as err:
+        _, explained = purge_gap(config)
+        dates = frame[column].drop_nulls().unique().sort()
+        span = 0
+        if dates.len() > 1:
+            first, last = dates[0], dates[-1]
+            span = (last - first).days if hasattr(last - first, "days") else int(last - first)
+        parts = " or ".join(name for name, _ in label_window_parts(config))
+        raise DataError(
+            f"{config.training.model}: {explained}; the training set's {dates.len()} observation dates span "
+            f"{span} days, and a time split needs its validation date a purge gap after the training dates and "
+            f"its test date a purge gap after that ({2 * train_cfg.purge_days} days or more with "
+            f"valid_dates {train_cfg.valid_dates}, test_dates {train_cfg.test_dates}): lower {parts} in [vars], "
+            f"add history (an earlier history_start), or set [training] date_column = \"\" for a random split "
+            f"({err})") from None
 
 
 def withheld_inputs(config: Config) -> list[str]:
@@ -137,6 +192,8 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     from churnwh.ml.train import train_and_evaluate
 
     split_column = time_column(frame, config)
+    if split_column is not None:
+        check_time_split(frame, config, split_column)
     # Without a usable date (a flat table), the all-NULL date column must not become a feature.
     date_column = config.training.date_column
     excluded = (date_column,) if split_column is None and date_column in frame.columns else ()
@@ -218,7 +275,8 @@ def split_for_evaluation(frame: pl.DataFrame, config: Config) -> tuple[pl.DataFr
         parts = splits.stratified_split_indices(
             labels, (train_fraction, train_cfg.valid_fraction, train_cfg.test_fraction), train_cfg.seed)
         return tuple(frame[indices] for indices in parts)
-    return splits.time_split(frame, column, valid_dates=train_cfg.valid_dates, test_dates=train_cfg.test_dates)
+    return splits.time_split(frame, column, valid_dates=train_cfg.valid_dates, test_dates=train_cfg.test_dates,
+                             purge_days=train_cfg.purge_days)
 
 
 def check_training_frame(frame: pl.DataFrame, config: Config) -> None:
