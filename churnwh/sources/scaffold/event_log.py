@@ -130,7 +130,7 @@ def split_feasibility(log: EventLog) -> str | None:
             f"less min_history_days {log.min_history_days}), and a time split needs 3 x holdout_days = {needed} "
             "days (a test date, a validation date a purge gap before it, training dates a purge gap before "
             f"that): pass --holdout-days {largest} or less"
-            + (f" (or a smaller --min-history-days)" if log.min_history_days else "")
+            + (" (or a smaller --min-history-days)" if log.min_history_days else "")
             + ", or bring a longer history")
 
 
