@@ -20,8 +20,9 @@ def init(
     directory: Path = typer.Argument(..., metavar="DIR", help="The folder to create (must not exist or be empty)."),
     flat: bool = typer.Option(False, "--flat", help="One row per customer with a churn flag (no history)."),
     events: bool = typer.Option(False, "--events", help="Activity events only: churn = inactivity."),
-    from_file: Optional[Path] = typer.Option(
-        None, "--from", metavar="FILE", help="With --flat: your customer CSV or Parquet file; its columns, types and "
+    from_files: Optional[list[str]] = typer.Option(
+        None, "--from", metavar="FILE", help="Repeat --from (or PART=FILE) for data that comes split: "
+        "--from train.csv --from test.csv; the test part is held out for the test metrics. ""With --flat: your customer CSV or Parquet file; its columns, types and "
         "a guessed classification are declared and the feature SQL selects them. With --events: your purchase or "
         "activity log (one row per event): non-contractual churn, every event column a feature."),
     id_column: Optional[str] = typer.Option(None, "--id-column", metavar="COLUMN",
@@ -32,6 +33,9 @@ def init(
     negative: Optional[list[str]] = typer.Option(
         None, "--negative", metavar="VALUE",
         help="With --from: a label value meaning stayed (repeatable; default: the other values)."),
+    split_column: Optional[str] = typer.Option(
+        None, "--split-column", metavar="COLUMN", help="With --flat --from: the file's own split column (train/test "
+        "values; found by name when it is called split, part, set...): training honours it."),
     time_column: Optional[str] = typer.Option(
         None, "--time-column", metavar="COLUMN", help="With --events --from: the column with each event's time."),
     holdout_days: Optional[int] = typer.Option(
@@ -62,6 +66,14 @@ def init(
     Example: churnwh init my_churn --flat --from customers.csv --consent consent.csv --label churned --positive Yes
     """
     from churnwh.sources import scaffold
+    from churnwh.sources.scaffold import parts as split_parts
+
+    items = split_parts.parse_from(list(from_files or []))
+    from_file = items[0][1] if items else None
+    if len(items) > 1 and not flat:
+        raise ChurnwhError("several --from files are the parts of a flat customer table (train, test): add --flat")
+    if split_column is not None and (not flat or from_file is None):
+        raise ChurnwhError("--split-column names a column of the file given with --flat --from")
 
     if flat and events:
         raise ChurnwhError("--flat and --events exclude each other: pick the shape of your data")
@@ -95,8 +107,11 @@ def init(
         return
     sniffed = None
     if from_file is not None:
-        sniffed = scaffold.sniff_flat(from_file, id_column=id_column, label=label, positive=positive,
-                                      negative=negative)
+        options = {"id_column": id_column, "label": label, "positive": positive, "negative": negative}
+        if len(items) > 1 or items[0][0] is not None:
+            sniffed = split_parts.sniff_parts(items, **options)
+        else:
+            sniffed = split_parts.find_split_column(scaffold.sniff_flat(from_file, **options), split_column)
     consented = scaffold.sniff_consent(consent, id_column=sniffed.id_column if sniffed else None) if consent else None
     created = scaffold.init_project(directory, "flat" if flat else "inactivity" if events else "events", sniffed,
                                     consented)
@@ -107,6 +122,11 @@ def init(
         from churnwh.sources.declared import NO_CONSENT_NOTICE
 
         say(NO_CONSENT_NOTICE)
+    if sniffed is not None and (sniffed.parts or sniffed.split_alias):
+        split = (" and ".join(f"{path.name} as {part}" for part, path in sniffed.parts) if sniffed.parts
+                 else f"the split column of {sniffed.path.name}")
+        say(f"the data's own split: {split}; [training] split_column = "
+            f"{sniffed.part_column if sniffed.parts else sniffed.split_alias!r}: test metrics on the test part only")
     if sniffed is not None:
         say(f"created {directory} ({len(created)} files) for {sniffed.path.name} ({len(sniffed.columns)} "
                    f"columns); next: review the guessed privacy classes in {directory / 'churnwh.toml'}, then "

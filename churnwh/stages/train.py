@@ -161,6 +161,8 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
             "network": train_config(config).to_dict(),
             "columns": [config.training.id_column, config.training.label_column, config.training.date_column],
             **({"withheld_inputs": withheld} if (withheld := withheld_inputs(config)) else {}),
+            **({"split": [config.training.split_column, str(config.training.split_date)]}
+               if config.training.split_column else {}),
         },
         sort_keys=True,
     )
@@ -191,7 +193,8 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     check_training_frame(frame, config)
     from churnwh.ml.train import train_and_evaluate
 
-    split_column = time_column(frame, config)
+    declared = declared_split_column(frame, config)
+    split_column = time_column(frame, config) if declared is None else None
     if split_column is not None:
         check_time_split(frame, config, split_column)
     # Without a usable date (a flat table), the all-NULL date column must not become a feature.
@@ -206,6 +209,8 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         exclude=excluded,
         config=train_config(config),
         on_epoch=on_progress,
+        split_column=declared,
+        test_from=config.training.split_date,
     )
     version = registry.next_version(con)
     promote, decision = promotion_decision(con, config, frame, results, current, force)
@@ -256,6 +261,18 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     return TrainOutcome(version, True, False, decision, model, results)
 
 
+def declared_split_column(frame: pl.DataFrame, config: Config) -> str | None:
+    """training.split_column when set (the data's own train/test split), else None; a missing column is
+    an error naming the key."""
+    column = config.training.split_column
+    if not column:
+        return None
+    if column not in frame.columns:
+        raise DataError(f"{config.training.model} has no column {column!r} (training.split_column): select the "
+                        "part column in the training set, or remove training.split_column")
+    return column
+
+
 def time_column(frame: pl.DataFrame, config: Config) -> str | None:
     """The observation-date column, or None (a stratified random split) when training.date_column is
     empty, or the training set has no such column or only NULLs in it: a flat customer table has no time."""
@@ -268,6 +285,11 @@ def time_column(frame: pl.DataFrame, config: Config) -> str | None:
 def split_for_evaluation(frame: pl.DataFrame, config: Config) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(train, valid, test) as train_and_evaluate splits them: by time, or stratified without a date."""
     train_cfg = train_config(config)
+    declared = declared_split_column(frame, config)
+    if declared is not None:
+        return splits.declared_split(frame, declared, config.training.label_column,
+                                     valid_fraction=train_cfg.valid_fraction, test_from=config.training.split_date,
+                                     seed=train_cfg.seed)
     column = time_column(frame, config)
     if column is None:  # the same parts as churnwh.ml.train.train_and_evaluate without a time column
         labels = frame[config.training.label_column].to_numpy()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from churnwh.errors import ChurnwhError
@@ -64,6 +64,11 @@ class FlatSource:
     negative: list[str]
     rows: int
     value_column: str | None
+    parts: list[tuple[str, Path]] = field(default_factory=list)
+    """Several files, each a part of the data's own split (churnwh.sources.scaffold.parts); empty: one file."""
+    part_column: str = "part"
+    split_alias: str = ""
+    """A column of the file holding the data's own split (train/test), as named in the models."""
 
 
 def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], option: str, what: str) -> str:

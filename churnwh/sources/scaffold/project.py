@@ -9,6 +9,7 @@ from churnwh.privacy import keys
 from churnwh.sources.scaffold.consent import ConsentSource, consent_config, flat_consent_sql
 from churnwh.sources.scaffold.event_log import EventLog, event_config, event_sql, sample_dropped_sql
 from churnwh.sources.scaffold.from_file import FlatSource, flat_config, flat_sql
+from churnwh.sources.scaffold.parts import parts_config, parts_sql
 from churnwh.sources.scaffold.shapes import EVENTS_CONFIG, FLAT_CONFIG, FLAT_SQL, INACTIVITY_CONFIG, INACTIVITY_SQL
 from churnwh.sources.scaffold.templates import CONSENT_MODELS, GITIGNORE, README, template_sql
 
@@ -48,6 +49,7 @@ def init_project(directory: Path, shape: str, flat_source: FlatSource | None = N
                 sql.pop(name, None)  # the sample's daily activity model is replaced by staging.events
     if flat_source is not None:
         config, sql = flat_config(flat_source, directory.resolve()), flat_sql(flat_source)
+        config, sql = parts_config(config, flat_source, directory.resolve()), parts_sql(sql, flat_source)
     config = config.replace("@@CONSENT@@\n", consent_config(shape, consent, directory.resolve()), 1)
     if shape == "flat" and consent is not None:
         sql = flat_consent_sql(sql)
