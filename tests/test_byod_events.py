@@ -129,3 +129,22 @@ def test_a_time_split_the_data_cannot_hold_names_the_parameters():
     assert "lower lead_days or label_window_days or churn_gap_days" in message
     train_stage.check_time_split(frame, _config({"lead_days": 0, "label_window_days": 30, "churn_gap_days": 0}),
                                  "observation_date")
+
+
+@pytest.mark.parametrize("flags, label_parameters", [
+    ((), ("lead_days", "label_window_days", "churn_gap_days", "history_start", "observation_months")),
+    (("--events",), ("inactivity_days", "calibration_days", "min_history_days", "history_start")),
+    (("--flat",), ()),
+])
+def test_every_parameter_of_the_split_and_the_label_is_in_the_scaffolded_config(tmp_path, flags, label_parameters):
+    project = tmp_path / "proj"
+    assert churnwh(Path("."), "init", str(project), *flags).returncode == 0
+    config = (project / "churnwh.toml").read_text()
+    for parameter in (*label_parameters, "purge gap", "purge_days", "test_dates", "valid_dates", "valid_fraction",
+                      "test_fraction", "split_column", 'date_column = "observation_date"'):
+        assert parameter in config, parameter
+
+
+def test_an_empty_training_set_names_the_label_window_and_the_dates():
+    with pytest.raises(DataError, match=r"has no rows: .*holdout_days 90 days.*as_of 2026-01-01"):
+        train_stage.check_not_empty(pl.DataFrame({"churned": []}), _config({"holdout_days": 90}))

@@ -191,6 +191,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
 
     frame = read_relation(con, config.training.model, config)
     check_training_frame(frame, config)
+    check_not_empty(frame, config)
     from churnwh.ml.train import train_and_evaluate
 
     declared = declared_split_column(frame, config)
@@ -299,6 +300,18 @@ def split_for_evaluation(frame: pl.DataFrame, config: Config) -> tuple[pl.DataFr
         return tuple(frame[indices] for indices in parts)
     return splits.time_split(frame, column, valid_dates=train_cfg.valid_dates, test_dates=train_cfg.test_dates,
                              purge_days=train_cfg.purge_days)
+
+
+def check_not_empty(frame: pl.DataFrame, config: Config) -> None:
+    """A training set without rows: say which parameters decide which observation dates have a label."""
+    if frame.height:
+        return
+    variables = config.variables
+    window = " + ".join(f"{name} {days}" for name, days in label_window_parts(config))
+    dated = ", ".join(f"{name} {variables[name]}" for name in ("history_start", "as_of") if name in variables)
+    raise DataError(f"{config.training.model} has no rows: an observation date trains only when its label window "
+                    f"({window} days) has ended by as_of ({dated}): check that the sources hold data before "
+                    "as_of, move history_start earlier, or shorten the label window in [vars]")
 
 
 def check_training_frame(frame: pl.DataFrame, config: Config) -> None:

@@ -69,6 +69,9 @@ history_start = "2023-01-01"             # first date of the monthly observation
 # lead_days = 14                         # time to act before the label window starts
 # label_window_days = 90                 # churn within this window after the lead time = 1
 # churn_gap_days = 30                    # a re-signup within this gap continues the period
+# The time split's purge gap = lead_days + label_window_days + churn_gap_days (134 days by default): no
+# training label looks into the validation or test period. The observation dates from history_start to
+# as_of must span at least twice the gap (build names these parameters when they cannot).
 """ + COMMON
 
 INACTIVITY_CONFIG = """# churnwh project: activity events only (purchases, logins, usage), no subscriptions.
