@@ -340,12 +340,12 @@ format = "{log.format}"
 [vars]
 # The label and the time split. The file's events run from {log.first_day} to {log.last_day}; with these values
 # {len(dates)} monthly observation dates have a known label. `churnwh build` checks them against the data again.
-as_of = "{log.as_of}"                   # scoring date, the day after the last event; features use data before it
-history_start = "{log.history_start}"           # first observation date (first event + min_history_days)
-observation_months = {log.observation_months}                   # months between two observation dates
-min_history_days = {log.min_history_days}                   # a customer's first purchase must be this long before the date
-calibration_days = {log.calibration_days}                  # features from [t - calibration_days, t); no purchase there: not observed
-holdout_days = {log.holdout_days}                       # churned = no purchase in [t, t + holdout_days): the label window
+{_var("as_of", f'"{log.as_of}"', "scoring date, the day after the last event; features use data before it")}
+{_var("history_start", f'"{log.history_start}"', "first observation date (first event + min_history_days)")}
+{_var("observation_months", log.observation_months, "months between two observation dates")}
+{_var("min_history_days", log.min_history_days, "a customer's first purchase must be this long before the date")}
+{_var("calibration_days", log.calibration_days, "features from [t - calibration_days, t); no purchase there: not observed")}
+{_var("holdout_days", log.holdout_days, "churned = no purchase in [t, t + holdout_days): the label window")}
 # The time split: the latest observation date is test, one at least holdout_days before it validation, and
 # training dates lie holdout_days before that (the purge gap = holdout_days, so no training label looks into
 # the validation or test period). [network] valid_dates / test_dates widen the parts; [network] purge_days
@@ -354,6 +354,10 @@ holdout_days = {log.holdout_days}                       # churned = no purchase 
     common = COMMON.replace('# value_column = "monthly_price"         # a scoring-set column: value at risk = '
                             'value x horizon_months', value + "  # value at risk = value x horizon_months", 1)
     return config + common
+
+
+def _var(name: str, value: object, comment: str) -> str:
+    return f"{name} = {value}".ljust(40) + f" # {comment}"
 
 
 def _feature_lines(log: EventLog) -> list[str]:
@@ -367,7 +371,9 @@ def _feature_lines(log: EventLog) -> list[str]:
             lines += [f"    coalesce(sum({ref}) FILTER (WHERE {window}), 0) AS {column.alias}_calibration,",
                       f"    avg({ref}) FILTER (WHERE {window}) AS {column.alias}_per_event,"]
         elif column.feature == "mode":
-            lines.append(f"    mode(e.{_ident(column.alias)}) FILTER (WHERE {window}) AS {column.alias}_most_often,")
+            # ORDER BY: a tie goes to the first value in sort order, whatever order the rows were read in
+            ref = f"e.{_ident(column.alias)}"
+            lines.append(f"    mode({ref} ORDER BY {ref}) FILTER (WHERE {window}) AS {column.alias}_most_often,")
     return lines
 
 
