@@ -62,7 +62,7 @@ def test_purchase_log_builds_end_to_end_and_reports_dropped_customers(tmp_path):
                       "observation_months = 1", 'as_of = "2025-12-31"', "purge gap"):
         assert parameter in config, parameter
     assert "C0001" not in config and "C0001" not in init.stdout
-    (project / "data" / "consent_events.csv").write_text(CONSENT_HEADER)
+    assert (project / "data" / "consent_events.csv").read_text() == CONSENT_HEADER  # declared, so made
     (project / "churnwh.toml").write_text(config.replace("\n[network]\n", TINY_NETWORK, 1))
 
     build = churnwh(project, "build")

@@ -100,6 +100,9 @@ def override_paths(config: Config, items: list[str] | None) -> Config:
             close = difflib.get_close_matches(name, sorted(names), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(f"--source {name}: no such source: {hint}declared are {', '.join(sorted(names)) or 'none'}")
+        if any(s.name == name and s.parts for s in config.sources):
+            raise ConfigError(f"--source {name}: the source is declared with parts (several files, each a part of "
+                              f"the data's own split): edit sources.{name}.parts in churnwh.toml instead")
         paths[name] = str(Path(path).expanduser().resolve())
     return replace(config, sources=tuple(replace(s, path=paths.get(s.name, s.path)) for s in config.sources))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import keys
-from churnwh.sources.scaffold.consent import ConsentSource, consent_config, flat_consent_sql
+from churnwh.sources.scaffold.consent import CONSENT_COLUMNS, ConsentSource, consent_config, flat_consent_sql
 from churnwh.sources.scaffold.event_log import EventLog, event_config, event_sql, sample_dropped_sql
 from churnwh.sources.scaffold.from_file import FlatSource, flat_config, flat_sql
 from churnwh.sources.scaffold.parts import parts_config, parts_sql
@@ -60,6 +60,9 @@ def init_project(directory: Path, shape: str, flat_source: FlatSource | None = N
         "data/.keep": "",
     }
     files.update({f"sql/{path}": text for path, text in sql.items()})
+    if event_log is not None and consent is None:
+        # the declared consent file, header only (nobody has objected yet), so that the first build runs
+        files["data/consent_events.csv"] = ",".join(CONSENT_COLUMNS) + "\n"
     written = []
     directory.mkdir(parents=True, exist_ok=True)
     for relative, text in files.items():
