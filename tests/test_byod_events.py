@@ -148,3 +148,20 @@ def test_every_parameter_of_the_split_and_the_label_is_in_the_scaffolded_config(
 def test_an_empty_training_set_names_the_label_window_and_the_dates():
     with pytest.raises(DataError, match=r"has no rows: .*holdout_days 90 days.*as_of 2026-01-01"):
         train_stage.check_not_empty(pl.DataFrame({"churned": []}), _config({"holdout_days": 90}))
+
+
+def test_event_columns_with_spaces_and_keywords_become_valid_models(tmp_path):
+    from churnwh.sqlmodels.project import load_project
+
+    log = tmp_path / "purchases.csv"
+    purchase_log(log, customers=80)
+    lines = log.read_text().splitlines()
+    lines[0] = '"Customer ID",order time,Amount (EUR),select,channel'
+    log.write_text("\n".join(lines) + "\n")
+    project = tmp_path / "shop"
+    result = churnwh(Path("."), "init", str(project), "--events", "--from", str(log), "--id-column", "Customer ID")
+    assert result.returncode == 0, result.stderr
+    models = load_project(project / "sql")
+    assert "features.customer_features" in models.order
+    features = (project / "sql" / "features" / "customer_features.sql").read_text()
+    assert "select_calibration" in features and "amount_eur_calibration" in features

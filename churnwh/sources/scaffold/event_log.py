@@ -380,7 +380,7 @@ def _feature_lines(log: EventLog) -> list[str]:
 def event_sql(log: EventLog) -> dict[str, str]:
     """The staging, spine, feature, drop-report and mart models over the log's columns."""
     event_columns = [c for c in log.columns if c.feature]
-    staging_selects = [f"    e.{_ident(c.name)} AS {c.alias}," for c in event_columns]
+    staging_selects = [f"    e.{_ident(c.name)} AS {_ident(c.alias)}," for c in event_columns]
     notes = [f"--   {comment_text(c.name)}: {comment_text(c.left_out)}" for c in log.columns if c.left_out]
     staging = f"""/*
 materialized = "table"
