@@ -89,6 +89,11 @@ class TrainingConfig:
     """Training-set columns dropped before training (the SQL models are not edited)."""
     allow_leakage: tuple[str, ...] = ()
     """Columns the leakage check lets through (the user vouches for them; recorded with the model)."""
+    split_column: str = ""
+    """A training-set column giving each row's part: ``train``/``test`` (``valid`` too), or a date with
+    ``split_date``; "" = no declared split (a time split, or a random one without dates)."""
+    split_date: dt.date | None = None
+    """With a date ``split_column``: rows on or after this date are the test part."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,10 @@ class SourceConfig:
     (churnwh.sources.event_times); "": a static table (customers, plans) whose freshness is not checked."""
     max_lag_days: int | None = None
     """Days this source's data may end before the window the features read; None: [freshness] max_lag_days."""
+    parts: tuple[tuple[str, str], ...] = ()
+    """(part, path or glob) pairs: a source made of several files, each row's part (e.g. train, test) loaded
+    into the column ``part_column``; ``path`` then defaults to the first part's."""
+    part_column: str = "part"
 
 
 @dataclass(frozen=True)
@@ -255,7 +264,8 @@ SOURCE_FORMATS = ("csv", "parquet", "duckdb")
 SOURCE_TYPES = ("VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")
 SOURCE_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive", "pseudonym", "plain")
 SOURCE_KEYS = {"path", "format", "table", "delimiter", "header", "date_format", "id_column", "unique_id", "label",
-               "positive", "negative", "columns", "allow_empty", "event_time", "max_lag_days"}
+               "positive", "negative", "columns", "allow_empty", "event_time", "max_lag_days", "parts",
+               "part_column"}
 SOURCE_COLUMN_KEYS = {"type", "class"}
 TIER_MODES = ("probability", "top_fraction")
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
@@ -264,7 +274,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "source": ("kind",),
     "demo": ("customers", "seed", "start", "end", "truth"),
     "training": ("model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance",
-                 "keep_versions", "withhold_quasi_identifiers", "exclude", "allow_leakage"),
+                 "keep_versions", "withhold_quasi_identifiers", "exclude", "allow_leakage", "split_column",
+                 "split_date"),
     "tiers": ("high", "medium", "mode", "actions"),
     "scoring": ("value_column", "horizon_months", "batch_rows", "segments", "currency"),
     "key": ("env", "file", "create"),
@@ -400,6 +411,8 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         keep_versions=reader.integer(tr, "training.keep_versions", 10, minimum=0),
         network=network_overrides(reader.section("network", None), origin),
         withhold_quasi_identifiers=tr.get("withhold_quasi_identifiers", False),
+        split_column=reader.string(tr, "training.split_column", "-") if tr.get("split_column", "") != "" else "",
+        split_date=reader.date(tr, "training.split_date", dt.date.min) if "split_date" in tr else None,
     )
     for key, name in (("training.model", training.model), ("training.scoring_model", training.scoring_model)):
         if name.count(".") != 1:
@@ -583,7 +596,8 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
         if name == "customer_keys":
             raise ConfigError(f"{reader.origin}: source name 'customer_keys' is reserved for pseudonyms: rename it")
         reader.reject_unknown(key, body, SOURCE_KEYS)
-        path = reader.string(body, f"{key}.path", "")
+        parts = _parts(reader, body, key)
+        path = reader.string(body, f"{key}.path", parts[0][1] if parts else "")
         default_format = "parquet" if path.lower().endswith(".parquet") else (
             "duckdb" if path.lower().endswith((".duckdb", ".db")) else "csv")
         fmt = reader.string(body, f"{key}.format", default_format)
@@ -670,7 +684,12 @@ def parse_sources(reader: "_Reader", table: dict[str, Any], kind: str) -> tuple[
         if fmt == "duckdb" and "table" not in body:
             raise ConfigError(f"{reader.origin}: {key}.table is missing: name the table in the DuckDB file, "
                               "e.g. table = \"main.customers\"")
+        part_column = reader.string(body, f"{key}.part_column", "part")
+        if parts and part_column in names:
+            raise ConfigError(f"{reader.origin}: {key}.part_column = {part_column!r} is also a column of the files: "
+                              "name the part column differently (part_column = \"file_part\")")
         result.append(SourceConfig(
+            parts=parts, part_column=part_column,
             name=name, path=path, format=fmt, columns=tuple(columns),
             table=reader.optional_string(body, f"{key}.table"), delimiter=delimiter, header=header,
             date_format=_date_format(reader, body, f"{key}.date_format"), id_column=id_column,
@@ -689,6 +708,21 @@ def _days(reader: "_Reader", key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 36600:
         raise reader.fail(key, value, "a whole number of days from 0 to 36600")
     return value
+
+
+def _parts(reader: "_Reader", body: dict[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    """``parts = { train = "data/train.csv", test = "data/test.csv" }``: part names and their files."""
+    value = body.get("parts", {})
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+        raise reader.fail(f"{key}.parts", value, '{ train = "data/train.csv", test = "data/test.csv" }')
+    for part in value:
+        if not part.isidentifier():
+            raise ConfigError(f"{reader.origin}: {key}.parts: the part name {part!r} is not allowed: use letters, "
+                              "digits and _ (e.g. train, test)")
+    if value and "path" in body:
+        raise ConfigError(f"{reader.origin}: {key} has both path and parts: list every file under parts "
+                          "and remove path")
+    return tuple(value.items())
 
 
 def _date_format(reader: "_Reader", body: dict[str, Any], key: str) -> str | None:

@@ -84,6 +84,12 @@ DESCRIPTIONS = {
                                            "model that reads them is replaced).",
     "training.keep_versions": "Model artifacts kept: the current one and the newest N (0 keeps all); registry rows "
                               "and metrics stay.",
+    "training.split_column": "The data's own split: a training-set column whose values are `train` and `test` "
+                             "(`valid` too; case ignored), or a date with `split_date`. Test metrics come from the "
+                             "test part only; validation is `network.valid_fraction` of the train part unless rows "
+                             "say `valid`. `\"\"`: no declared split (a time split, or a random one). "
+                             "`init --flat --from train.csv --from test.csv` sets it.",
+    "training.split_date": "With a date `split_column`: rows on or after this date (YYYY-MM-DD) are the test part.",
     "tiers.high": "With `mode = \"probability\"`: the probability from which a customer is `high`; with "
                   "`\"top_fraction\"`: the share of customers (ranked by probability) put in `high`. Between 0 and 1.",
     "tiers.medium": "The `medium` threshold (below `high`), or with `\"top_fraction\"` the share in `high` or "
@@ -162,6 +168,10 @@ SOURCE_DESCRIPTIONS = {
                   "`start_date`, `loaded_at`) is dated by it; otherwise not checked (`unknown` in `data_quality`).",
     "max_lag_days": "This source's tolerance in days ([freshness] max_lag_days). Not set: "
                     "`freshness.source_max_lag_days.NAME`, else `freshness.max_lag_days`.",
+    "parts": "A source made of several files, each a part of the data's own split: "
+             "`{ train = \"data/train.csv\", test = \"data/test.csv\" }` (globs allowed; replaces `path`). Each "
+             "row's part is loaded into `part_column`.",
+    "part_column": "With `parts`: the column of `raw.NAME` that holds each row's part (not a column of the files).",
 }
 
 SOURCE_COLUMN_DESCRIPTIONS = {
@@ -196,8 +206,9 @@ NETWORK_DESCRIPTIONS = {
     "test_fraction": "Share of rows for test in a random split (no date column).",
     "valid_dates": "Observation dates for validation in a time split (before the test dates).",
     "test_dates": "Latest observation dates for test in a time split.",
-    "purge_days": "Gap between training rows and the validation date. Not set: `lead_days + label_window_days + "
-                  "churn_gap_days` from `[vars]`.",
+    "purge_days": "Gap between training rows and the validation date (and validation and test). Not set: the label "
+                  "window from `[vars]`: `holdout_days` or `inactivity_days` when set, else `lead_days + "
+                  "label_window_days + churn_gap_days`. Never below the label window (an error names it).",
     "logistic_l2": "L2 penalty of the logistic-regression baseline trained in the same run.",
     "cross_fit_folds": "A training set without dates (a flat table, whose scoring set is its own customers who "
                        "stayed): each trained-on customer's score comes from a model trained on the other folds "
@@ -214,6 +225,17 @@ VARIABLE_DESCRIPTIONS = {
     "label_window_days": "Days of the label window: churn within it is `churned = 1`.",
     "churn_gap_days": "A re-signup within this many days continues an active period.",
 }
+
+EVENT_LOG_VARIABLES = {
+    "holdout_days": "Event-log projects (`init --events --from`): `churned = 1` when the customer makes no purchase "
+                    "in `[t, t + holdout_days)`; the label window, so also the time split's purge gap.",
+    "calibration_days": "Event-log projects: features from `[t - calibration_days, t)`; a customer with no purchase "
+                        "there is not observed at `t` (counted in `features.dropped_customers`).",
+    "inactivity_days": "The sample event-log project (`init --events`): `churned = 1` when there is no activity in "
+                       "`[t, t + inactivity_days)`; the purge gap.",
+}
+"""[vars] the event-log templates set (not defaults of every project): when ``holdout_days`` or
+``inactivity_days`` is set, it alone is the label window and the purge gap (churnwh.stages.train.purge_gap)."""
 
 
 class SchemaDrift(Exception):
@@ -355,6 +377,14 @@ def generate() -> str:
     ]
     lines += [_row(f"vars.{name}", _default(demo, declared, "vars", name), VARIABLE_DESCRIPTIONS[name])
               for name in schema.DEFAULT_VARIABLES]
+    lines += [_row(f"vars.{name}", "set by `init --events`", description)
+              for name, description in EVENT_LOG_VARIABLES.items()]
+    lines += [
+        "",
+        "The time split's purge gap is the label window: `holdout_days` or `inactivity_days` when set, else",
+        "`lead_days + label_window_days + churn_gap_days`; `[network] purge_days` may widen it, never shorten it.",
+        "`churnwh build` names these parameters when the observation dates cannot hold the split.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -362,7 +392,7 @@ def _source_default(key: str) -> str:
     fields = {f.name: f for f in dataclasses.fields(schema.SourceConfig)}
     field = fields.get(key)
     if field is None or field.default is dataclasses.MISSING or key in ("id_column", "unique_id", "table",
-                                                                         "event_time", "max_lag_days"):
+                                                                         "event_time", "max_lag_days", "parts"):
         return "see right" if key in ("format", "id_column", "unique_id", "event_time", "max_lag_days") else "not set"
     if key in ("positive", "negative"):
         return "`[]`"

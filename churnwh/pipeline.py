@@ -143,7 +143,10 @@ def build_models(ctx: BuildContext) -> str:
     ctx.con = ctx.reopen()
     warehouse.set_variables(ctx.con, ctx.config.variables)  # as run_models left them on the old connection
     built = sum(result.status == "built" for result in ctx.models)
-    return f"{built} built, {len(ctx.models) - built} unchanged"
+    from churnwh.stages.monitor import dropped_customers, dropped_summary
+
+    dropped = dropped_summary(dropped_customers(ctx.con, ctx.project))
+    return f"{built} built, {len(ctx.models) - built} unchanged" + (f"; {dropped}" if dropped else "")
 
 
 def train(ctx: BuildContext) -> str:

@@ -98,6 +98,68 @@ def time_split(
     return train, valid, test
 
 
+TRAIN_PARTS = ("train", "training")
+VALID_PARTS = ("valid", "validation", "val")
+TEST_PARTS = ("test", "testing", "holdout")
+
+
+def declared_split(
+    frame: pl.DataFrame,
+    split_column: str,
+    label_column: str,
+    *,
+    valid_fraction: float = 0.15,
+    test_from: datetime.date | None = None,
+    seed: int = 0,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The split the data came with: ``split_column`` says each row's part.
+
+    Text values ``train``/``test`` (case and spaces ignored; ``valid`` rows, if any, are the validation
+    part); a date column with ``test_from``: rows on or after it are test, the others train. Without
+    ``valid`` rows the validation part is ``valid_fraction`` of the train part, stratified by the label
+    (seeded). Test metrics are computed on the declared test part only.
+
+    Raises
+    ------
+    DataError
+        Missing column, NULL or unknown part values, a date column without ``test_from``, or an
+        empty train or test part. Messages give counts, never values.
+    """
+    if split_column not in frame.columns:
+        raise DataError(f"split column '{split_column}' is not in the training set: add it to the model or fix "
+                        "training.split_column")
+    column = frame[split_column]
+    if column.null_count():
+        raise DataError(f"split column '{split_column}' is empty in {column.null_count()} rows: every row needs "
+                        "its part (train or test)")
+    if column.dtype.is_temporal():
+        if test_from is None:
+            raise DataError(f"split column '{split_column}' holds dates: set [training] split_date = \"YYYY-MM-DD\" "
+                            "(rows on or after it are the test part)")
+        part = pl.when(pl.col(split_column) >= pl.lit(test_from)).then(pl.lit("test")).otherwise(pl.lit("train"))
+    else:
+        text = pl.col(split_column).cast(pl.String).str.strip_chars().str.to_lowercase()
+        part = (pl.when(text.is_in(TRAIN_PARTS)).then(pl.lit("train"))
+                .when(text.is_in(VALID_PARTS)).then(pl.lit("valid"))
+                .when(text.is_in(TEST_PARTS)).then(pl.lit("test")))
+    parts = frame.select(part.alias("part"))["part"]
+    unknown = parts.null_count()
+    if unknown:
+        raise DataError(f"split column '{split_column}': {unknown} rows hold a value that is not train, valid or "
+                        "test: give every row one of these parts")
+    train = frame.filter(parts == "train")
+    test = frame.filter(parts == "test")
+    valid = frame.filter(parts == "valid")
+    if train.height == 0 or test.height == 0:
+        raise DataError(f"split column '{split_column}' gives {train.height} training and {test.height} test rows: "
+                        "both parts need rows (is the other file part of the source?)")
+    if valid.height == 0:
+        labels = train[label_column].to_numpy()
+        kept, held = stratified_split_indices(labels, (1.0 - valid_fraction, valid_fraction), seed)
+        train, valid = train[kept], train[held]
+    return train, valid, test
+
+
 def _shuffled_indices_by_class(labels: np.ndarray, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.permutation(np.flatnonzero(labels == value)) for value in np.unique(labels)]

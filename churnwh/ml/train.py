@@ -16,6 +16,7 @@ give bit-identical probabilities on CPU.
 
 from __future__ import annotations
 
+import datetime
 import dataclasses
 import logging
 import time
@@ -530,13 +531,16 @@ def train_and_evaluate(
     exclude: tuple[str, ...] | list[str] = (),
     config: TrainConfig = TrainConfig(),
     on_epoch: Callable[[EpochReport], None] | None = None,
+    split_column: str | None = None,
+    test_from: datetime.date | None = None,
 ) -> tuple[TrainedModel, dict]:
     """Split, train, and evaluate on the held-out test rows.
 
     With ``time_column`` the split is by time (``config.test_dates`` latest observation dates
     for test, the ``config.valid_dates`` before them for validation, never random, with
     ``config.purge_days`` between the parts); without it a
-    stratified random split (``config.valid_fraction``, ``config.test_fraction``).
+    stratified random split (``config.valid_fraction``, ``config.test_fraction``). With ``split_column``
+    the data's own split (``splits.declared_split``: test metrics on the declared test part only).
 
     Returns
     -------
@@ -544,7 +548,12 @@ def train_and_evaluate(
         The model (its ``metrics`` filled in) and the metrics: ``network``, ``base_rate`` and
         ``logistic_regression`` dicts of test metrics, plus calibration and lift tables.
     """
-    if time_column is not None:
+    if split_column is not None:
+        train, valid, test = splits.declared_split(frame, split_column, label_column,
+                                                   valid_fraction=config.valid_fraction, test_from=test_from,
+                                                   seed=config.seed)
+        exclude = (*exclude, split_column, *((time_column,) if time_column else ()))
+    elif time_column is not None:
         train, valid, test = splits.time_split(
             frame, time_column, valid_dates=config.valid_dates, test_dates=config.test_dates,
             purge_days=config.purge_days)
@@ -561,7 +570,8 @@ def train_and_evaluate(
     results = evaluate_with_baselines(model, train, test)
     results["rows"]["valid"] = valid.height
     results["best_epoch"] = model.best_epoch
-    results["split"] = "time" if time_column is not None else "stratified_random"
+    results["split"] = ("declared" if split_column is not None else "time" if time_column is not None
+                        else "stratified_random")
     model.metrics = results
     return model, results
 

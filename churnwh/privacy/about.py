@@ -41,6 +41,10 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
     relations = warehouse.relations(con)
     variables = config.variables
     lead, window = int(variables.get("lead_days", 0)), int(variables.get("label_window_days", 0))
+    # an event-log project labels "no purchase within holdout_days (inactivity_days) after the date"
+    inactivity = next((name for name in ("holdout_days", "inactivity_days") if name in variables), None)
+    if inactivity:
+        lead, window = 0, int(variables[inactivity])
     found = con.execute(f"SELECT as_of, model_version, run_id FROM {SCORES} LIMIT 1").fetchall() \
         if SCORES in relations else []
     scored = found[0] if found else None
@@ -80,6 +84,8 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
     rows += [
         ("churn_probability",
          f"P(churn between {start} and {end})" if start else "P(churn within the label window)",
+         f"Calibrated probability that the customer makes no purchase or other activity within {window} days "
+         f"({inactivity}) after as_of." if inactivity else
          f"Calibrated probability that the customer's active period ends (no re-signup within "
          f"{variables.get('churn_gap_days', 0)} days) within {window} days (label_window_days) starting {lead} days "
          f"(lead_days) after as_of."),

@@ -55,7 +55,26 @@ class SourceCheck:
 
 
 def source_files(config: Config, source: SourceConfig) -> list[Path]:
-    """The files a source reads (a glob may match several); raises if there are none."""
+    """The files a source reads (a glob may match several; with ``parts``, every part's); raises if there are none."""
+    if source.parts:
+        return [file for _, file in part_files(config, source)]
+    return _path_files(config, source, source.path)
+
+
+def part_files(config: Config, source: SourceConfig) -> list[tuple[str, Path]]:
+    """(part, file) for a source declared with ``parts``; a file in two parts is an error."""
+    found: list[tuple[str, Path]] = []
+    for part, path in source.parts:
+        for file in _path_files(config, replace(source, name=f"{source.name}.parts.{part}"), path):
+            if any(file == seen for _, seen in found):
+                raise SourceError(f"source {source.name}: {file.name} is in two parts: fix sources.{source.name}.parts "
+                                  "so that each file belongs to one part")
+            found.append((part, file))
+    return found
+
+
+def _path_files(config: Config, source: SourceConfig, path: str) -> list[Path]:
+    source = replace(source, path=path)
     pattern = Path(source.path).expanduser()
     if not pattern.is_absolute():
         pattern = config.root / pattern
@@ -85,6 +104,9 @@ def override_paths(config: Config, items: list[str] | None) -> Config:
             close = difflib.get_close_matches(name, sorted(names), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(f"--source {name}: no such source: {hint}declared are {', '.join(sorted(names)) or 'none'}")
+        if any(s.name == name and s.parts for s in config.sources):
+            raise ConfigError(f"--source {name}: the source is declared with parts (several files, each a part of "
+                              f"the data's own split): edit sources.{name}.parts in churnwh.toml instead")
         paths[name] = str(Path(path).expanduser().resolve())
     return replace(config, sources=tuple(replace(s, path=paths.get(s.name, s.path)) for s in config.sources))
 
@@ -109,6 +131,8 @@ def register_classification(config: Config) -> None:
         classes = {raw_name(source, c.name): c.privacy for c in source.columns}
         if source.id_column:
             classes[warehouse.CUSTOMER_ID] = classification.DIRECT_IDENTIFIER
+        if source.parts:
+            classes[source.part_column] = classification.PLAIN
         classification.SOURCE_COLUMNS[f"{warehouse.RAW_SCHEMA}.{source.name}"] = classes
 
 
@@ -403,8 +427,12 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def select_sql(source: SourceConfig, native: dict[str, str], sql: str, files: list[Path] | None = None) -> str:
+def select_sql(source: SourceConfig, native: dict[str, str], sql: str, files: list[Path] | None = None,
+               file_parts: list[tuple[str, Path]] | None = None) -> str:
     parts = []
+    if file_parts:  # each row's part, from the file it was read from
+        cases = " ".join(f"WHEN {_literal(str(file))} THEN {_literal(part)}" for part, file in file_parts)
+        parts.append(f"CASE {FILE} {cases} END AS {_ident(source.part_column)}")
     for column in source.columns:
         expression = converted(column, native[column.name], source.date_format)
         if column.name == source.label:
@@ -445,8 +473,9 @@ def load_sources(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool 
                 files = source_files(config, source)
                 sql = read_sql(source, files, attached=f"churnwh_source_{source.name}")
                 native = _columns_of(con, sql)
+                file_parts = part_files(config, source) if source.parts else None
                 con.execute(f"CREATE OR REPLACE TABLE {warehouse.RAW_SCHEMA}.{_ident(source.name)} AS "
-                            + select_sql(source, native, sql, files))
+                            + select_sql(source, native, sql, files, file_parts))
                 done += rows_of.get(source.name, 0)
                 on_progress(Count("load", done, total, "rows", f"{warehouse.RAW_SCHEMA}.{source.name}"))
             warehouse.set_meta(con, FINGERPRINT_META, current)

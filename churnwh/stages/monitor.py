@@ -13,7 +13,8 @@
   scores (``drift_gate``) unless ``--allow-drift`` overrides it.
 - ``ml.data_quality``: per SQL model rows, columns, the worst null share, duplicate grain rows and
   the freshest date; per source (``raw.NAME``) its rows, event-time column, last event date and how
-  many days it lags the features' window (as the build's freshness check measured it).
+  many days it lags the features' window (as the build's freshness check measured it), and the
+  customers its filters leave out (from a model tagged ``dropped_customers``).
 
 ``psi`` is a pure function of two samples; everything else reads and writes the warehouse.
 """
@@ -97,6 +98,9 @@ QUALITY_COMMENTS = {
     "duplicate_grain_rows": "Rows beyond the first per declared grain (should be 0).",
     "freshest_date": "Latest value of the first date column that is not a quasi-identifier (freshness), if any; "
                      "for a source, its last event date.",
+    "dropped_customers": "Customers a filter of this model leaves out entirely (reported by a model tagged "
+                         "dropped_customers), if any.",
+    "dropped_because": "Why, per filter: 'N: reason; M: reason'.",
     "checked_at": "When this was measured.",
     "event_time_column": "Sources only: the column dating its rows (NULL for a static table such as customers).",
     "lag_days": "Sources only: days between its last event and the last day the features read (as_of - 1).",
@@ -525,6 +529,9 @@ def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
     except ChurnwhError:
         return 0
     existing = warehouse.relations(con)
+    drops: dict[str, list[tuple[str, int]]] = {}
+    for dropped_from, reason, customers in dropped_customers(con, project):
+        drops.setdefault(dropped_from, []).append((reason, customers))
     withheld = classification.quasi_identifier_names(project) | {
         column for _, column in classification.direct_identifiers()}
     rows = []
@@ -554,13 +561,16 @@ def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
                      "max_null_share": max(shares) if shares else 0.0,
                      "worst_column": list(cols)[worst] if cols else None,
                      "duplicate_grain_rows": int(duplicates), "freshest_date": freshest,
+                     "dropped_customers": sum(n for _, n in drops[name]) if name in drops else None,
+                     "dropped_because": "; ".join(f"{n}: {why}" for why, n in drops[name]) if name in drops else None,
                      "checked_at": dt.datetime.now()})
     rows += source_quality_rows(con)
     table = pa.Table.from_pylist(rows, schema=pa.schema([
         ("model", pa.string()), ("rows", pa.int64()), ("columns", pa.int32()), ("max_null_share", pa.float64()),
         ("worst_column", pa.string()), ("duplicate_grain_rows", pa.int64()), ("freshest_date", pa.date32()),
         ("checked_at", pa.timestamp("us")), ("event_time_column", pa.string()), ("lag_days", pa.int32()),
-        ("max_lag_days", pa.int32()), ("freshness", pa.string())]))
+        ("max_lag_days", pa.int32()), ("freshness", pa.string()), ("dropped_customers", pa.int64()),
+        ("dropped_because", pa.string())]))
     write_table(con, QUALITY, table, QUALITY_COMMENTS, "Data quality per SQL model, measured at build time.")
     return len(rows)
 
@@ -577,6 +587,40 @@ def source_quality_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
                      "event_time_column": measured["event_time_column"], "lag_days": measured["lag_days"],
                      "max_lag_days": measured["max_lag_days"], "freshness": measured["status"]})
     return rows
+
+
+DROPS_TAG = "dropped_customers"
+"""A model with this tag reports customers another model's filters leave out: columns ``model``,
+``reason`` and ``customers`` (a count), one row per filter; the build prints it and ml.data_quality
+records it on that model's row."""
+
+
+def dropped_customers(con: duckdb.DuckDBPyConnection, project) -> list[tuple[str, str, int]]:
+    """(model, reason, customers) from every built model tagged ``dropped_customers``, largest first."""
+    existing = warehouse.relations(con)
+    found: list[tuple[str, str, int]] = []
+    for name in project.order:
+        if DROPS_TAG not in project.models[name].tags or name not in existing:
+            continue
+        if not {"model", "reason", "customers"} <= set(warehouse.columns(con, name)):
+            raise ChurnwhError(f"{name} is tagged {DROPS_TAG!r} but lacks the columns model, reason and "
+                               "customers: add them or remove the tag")
+        found += [(str(model), str(reason), int(customers)) for model, reason, customers in con.execute(
+            f"SELECT model, reason, customers FROM {name} WHERE customers > 0").fetchall()]
+    return sorted(found, key=lambda row: (-row[2], row[0], row[1]))
+
+
+def dropped_summary(drops: list[tuple[str, str, int]]) -> str:
+    """One clause per filtering model for the build output ("" when nothing was dropped); each is also
+    logged as a warning line of its own."""
+    by_model: dict[str, list[tuple[str, int]]] = {}
+    for model, reason, customers in drops:
+        by_model.setdefault(model, []).append((reason, customers))
+    clauses = [f"{model} left out {sum(n for _, n in reasons):,} customers ("
+               + ", ".join(f"{n:,}: {reason}" for reason, n in reasons) + ")" for model, reasons in by_model.items()]
+    for clause in clauses:
+        logger.warning("rows dropped: %s", clause)
+    return "; ".join(clauses)
 
 
 # --- backtest ------------------------------------------------------------------------------------

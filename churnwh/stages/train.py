@@ -64,14 +64,69 @@ def training_order_sql(con: duckdb.DuckDBPyConnection, relation: str, config: Co
     return warehouse.content_order(con, relation, leading, tr.id_column)
 
 
+def label_window_parts(config: Config) -> list[tuple[str, int]]:
+    """The [vars] that make up how far a training row's label looks past its observation date.
+
+    An event-log project (`init --events --from`) labels with ``holdout_days``; the older event-log
+    sample with ``inactivity_days``; every other shape with ``lead_days + label_window_days +
+    churn_gap_days`` (the canonical models)."""
+    variables = config.variables
+    for name in ("holdout_days", "inactivity_days"):
+        if name in variables:
+            return [(name, int(variables[name]))]
+    return [(name, int(variables.get(name, 0))) for name in ("lead_days", "label_window_days", "churn_gap_days")]
+
+
+def purge_gap(config: Config) -> tuple[int, str]:
+    """The time split's purge gap in days, and how it was made (for messages): the label window's
+    parts from [vars], or ``[network] purge_days``, which may widen the gap but never shorten it below
+    the label window (training labels would overlap the validation and test period)."""
+    parts = label_window_parts(config)
+    window = sum(days for _, days in parts)
+    made = " + ".join(f"{name} {days}" for name, days in parts)
+    explained = f"purge gap {window} days = {made}"
+    override = config.training.network.get("purge_days")
+    if override is None:
+        return window, explained
+    if override < window:
+        raise ChurnwhError(
+            f"[network] purge_days = {override} is shorter than the label window ({made} = {window} days): "
+            f"training labels would overlap the validation and test period; remove purge_days or set it to "
+            f"{window} or more")
+    return int(override), f"purge gap {override} days = [network] purge_days (label window {made} = {window} days)"
+
+
 def train_config(config: Config):
     """TrainConfig from [network], the seed, and a purge gap that keeps every label window of the
     training rows before the first validation date (and of validation rows before the test date)."""
     from churnwh.ml.train import TrainConfig
 
-    variables = config.variables
-    purge_days = sum(int(variables.get(name, 0)) for name in ("lead_days", "label_window_days", "churn_gap_days"))
-    return TrainConfig.from_dict({"purge_days": purge_days, **config.training.network, "seed": config.training.seed})
+    purge_days, _ = purge_gap(config)
+    return TrainConfig.from_dict({**config.training.network, "purge_days": purge_days, "seed": config.training.seed})
+
+
+def check_time_split(frame: pl.DataFrame, config: Config, column: str) -> None:
+    """The training set's observation dates can hold a purged time split; else one line that names the
+    parameters behind the purge gap, what the data span, and what to change."""
+    train_cfg = train_config(config)
+    try:
+        splits.time_split(frame.select(column), column, valid_dates=train_cfg.valid_dates,
+                          test_dates=train_cfg.test_dates, purge_days=train_cfg.purge_days)
+    except DataError as err:
+        _, explained = purge_gap(config)
+        dates = frame[column].drop_nulls().unique().sort()
+        span = 0
+        if dates.len() > 1:
+            first, last = dates[0], dates[-1]
+            span = (last - first).days if hasattr(last - first, "days") else int(last - first)
+        parts = " or ".join(name for name, _ in label_window_parts(config))
+        raise DataError(
+            f"{config.training.model}: {explained}; the training set's {dates.len()} observation dates span "
+            f"{span} days, and a time split needs its validation date a purge gap after the training dates and "
+            f"its test date a purge gap after that ({2 * train_cfg.purge_days} days or more with "
+            f"valid_dates {train_cfg.valid_dates}, test_dates {train_cfg.test_dates}): lower {parts} in [vars], "
+            f"add history (an earlier history_start), or set [training] date_column = \"\" for a random split "
+            f"({err})") from None
 
 
 def withheld_inputs(config: Config) -> list[str]:
@@ -110,6 +165,8 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
             **({} if config.training.time_split else {"time_split": False}),
             **({"exclude": sorted(config.training.exclude)} if config.training.exclude else {}),
             **({"allow_leakage": sorted(config.training.allow_leakage)} if config.training.allow_leakage else {}),
+            **({"split": [config.training.split_column, str(config.training.split_date)]}
+               if config.training.split_column else {}),
         },
         sort_keys=True,
     )
@@ -138,15 +195,21 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
 
     frame = read_relation(con, config.training.model, config)
     check_training_frame(frame, config)
+    check_not_empty(frame, config)
     from churnwh.ml.train import train_and_evaluate
 
-    split_column = time_column(frame, config)
-    # Without a time split (a flat table, or date_column = ""), the date column is still not a feature.
+    declared = declared_split_column(frame, config)
+    split_column = time_column(frame, config) if declared is None else None
+    if split_column is not None:
+        check_time_split(frame, config, split_column)
+    # Without a time split (a flat table, date_column = "" or a declared split), the date column is
+    # still not a feature.
     date_column = config.training.date_column
     excluded = (date_column,) if split_column is None and date_column in frame.columns else ()
     excluded += tuple(name for name in withheld_inputs(config) if name in frame.columns)
     excluded += excluded_columns(frame, config)
-    check_leakage(frame, config, excluded)
+    not_features = excluded + ((declared,) if declared else ())  # the split column splits, it is no feature
+    check_leakage(frame, config, not_features)
     model, results = train_and_evaluate(
         frame,
         id_column=config.training.id_column,
@@ -155,11 +218,13 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
         exclude=excluded,
         config=train_config(config),
         on_epoch=on_progress,
+        split_column=declared,
+        test_from=config.training.split_date,
     )
     version = registry.next_version(con)
     if date_column not in frame.columns or frame[date_column].null_count() == frame.height:
         # no dates: the scoring set is made of training customers (as churnwh.stages.score.apply_out_of_fold)
-        write_out_of_fold(con, config, frame, version, excluded, on_progress)
+        write_out_of_fold(con, config, frame, version, not_features, on_progress)
     promote, decision = promotion_decision(con, config, frame, results, current, force)
     faults.point("train.after_fit")
     staging = registry.staging_dir(config.warehouse.models, version)
@@ -291,6 +356,18 @@ def check_leakage(frame: pl.DataFrame, config: Config, excluded: tuple[str, ...]
             f"predict, allow them with [training] allow_leakage = [{names}]")
 
 
+def declared_split_column(frame: pl.DataFrame, config: Config) -> str | None:
+    """training.split_column when set (the data's own train/test split), else None; a missing column is
+    an error naming the key."""
+    column = config.training.split_column
+    if not column:
+        return None
+    if column not in frame.columns:
+        raise DataError(f"{config.training.model} has no column {column!r} (training.split_column): select the "
+                        "part column in the training set, or remove training.split_column")
+    return column
+
+
 def time_column(frame: pl.DataFrame, config: Config) -> str | None:
     """The observation-date column, or None (a stratified random split) when training.date_column is
     empty, or the training set has no such column or only NULLs in it: a flat customer table has no time."""
@@ -305,6 +382,11 @@ def time_column(frame: pl.DataFrame, config: Config) -> str | None:
 def split_for_evaluation(frame: pl.DataFrame, config: Config) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(train, valid, test) as train_and_evaluate splits them: by time, or stratified without a date."""
     train_cfg = train_config(config)
+    declared = declared_split_column(frame, config)
+    if declared is not None:
+        return splits.declared_split(frame, declared, config.training.label_column,
+                                     valid_fraction=train_cfg.valid_fraction, test_from=config.training.split_date,
+                                     seed=train_cfg.seed)
     column = time_column(frame, config)
     if column is None:  # the same parts as churnwh.ml.train.train_and_evaluate without a time column
         labels = frame[config.training.label_column].to_numpy()
@@ -312,7 +394,20 @@ def split_for_evaluation(frame: pl.DataFrame, config: Config) -> tuple[pl.DataFr
         parts = splits.stratified_split_indices(
             labels, (train_fraction, train_cfg.valid_fraction, train_cfg.test_fraction), train_cfg.seed)
         return tuple(frame[indices] for indices in parts)
-    return splits.time_split(frame, column, valid_dates=train_cfg.valid_dates, test_dates=train_cfg.test_dates)
+    return splits.time_split(frame, column, valid_dates=train_cfg.valid_dates, test_dates=train_cfg.test_dates,
+                             purge_days=train_cfg.purge_days)
+
+
+def check_not_empty(frame: pl.DataFrame, config: Config) -> None:
+    """A training set without rows: say which parameters decide which observation dates have a label."""
+    if frame.height:
+        return
+    variables = config.variables
+    window = " + ".join(f"{name} {days}" for name, days in label_window_parts(config))
+    dated = ", ".join(f"{name} {variables[name]}" for name in ("history_start", "as_of") if name in variables)
+    raise DataError(f"{config.training.model} has no rows: an observation date trains only when its label window "
+                    f"({window} days) has ended by as_of ({dated}): check that the sources hold data before "
+                    "as_of, move history_start earlier, or shorten the label window in [vars]")
 
 
 def check_training_frame(frame: pl.DataFrame, config: Config) -> None:

@@ -26,6 +26,10 @@ source, and `init` and `build` say that every customer is profiled under legitim
 The canonical SQL models are the repository's ``sql/``; a wheel ships the same files as the package
 data ``churnwh/sql_templates`` (pyproject.toml maps that package to ``sql/``: one copy, no drift).
 
+``--events --from FILE`` reads a purchase (activity) log: non-contractual churn with a calibration
+window for the features and a holdout window for the label, every event column a feature, the grid of
+observation dates fitted to the file's history (``event_log``).
+
 Modules: ``project`` writes the folder; ``templates`` holds what every shape shares, ``shapes`` the three
 sample projects; ``from_file`` reads ``--flat --from FILE``, ``consent`` reads ``--consent FILE``; ``naming`` the
 column-name guesses and TOML/SQL quoting both readers share.
@@ -42,6 +46,7 @@ from churnwh.sources.scaffold.consent import (
     flat_consent_sql,
     sniff_consent,
 )
+from churnwh.sources.scaffold.event_log import EventColumn, EventLog, event_config, event_sql, sniff_events
 from churnwh.sources.scaffold.from_file import (
     ID_NAMES,
     LABEL_NAMES,
@@ -86,5 +91,5 @@ __all__ = [
     "REASONS", "REPO_SQL", "RESERVED_ALIASES", "SENSITIVE_WORDS", "SOURCE_HELP", "TIMESTAMP_FORMATS", "TYPE_MAP",
     "VALUE_WORDS", "ConsentSource", "FlatSource", "SniffedColumn", "consent_config", "flat_config",
     "flat_consent_sql", "flat_sql", "guess_class", "init_project", "snake", "sniff_consent", "sniff_flat",
-    "source_type", "template_sql", "words",
+    "source_type", "template_sql", "words", "EventColumn", "EventLog", "event_config", "event_sql", "sniff_events",
 ]

@@ -67,6 +67,11 @@ class FlatSource:
     negative: list[str]
     rows: int
     value_column: str | None
+    parts: list[tuple[str, Path]] = field(default_factory=list)
+    """Several files, each a part of the data's own split (churnwh.sources.scaffold.parts); empty: one file."""
+    part_column: str = "part"
+    split_alias: str = ""
+    """A column of the file holding the data's own split (train/test), as named in the models."""
     leaks: list = field(default_factory=list)
     """churnwh.ml.leakage.Suspect per feature column that likely leaks the label (names, never values)."""
     excluded: list[str] = field(default_factory=list)

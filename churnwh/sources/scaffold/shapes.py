@@ -69,6 +69,9 @@ history_start = "2023-01-01"             # first date of the monthly observation
 # lead_days = 14                         # time to act before the label window starts
 # label_window_days = 90                 # churn within this window after the lead time = 1
 # churn_gap_days = 30                    # a re-signup within this gap continues the period
+# The time split's purge gap = lead_days + label_window_days + churn_gap_days (134 days by default): no
+# training label looks into the validation or test period. The observation dates from history_start to
+# as_of must span at least twice the gap (build names these parameters when they cannot).
 """ + COMMON
 
 INACTIVITY_CONFIG = """# churnwh project: activity events only (purchases, logins, usage), no subscriptions.
@@ -94,6 +97,10 @@ history_start = "2024-01-01"             # first date of the monthly observation
 observation_months = 1                   # grid step
 min_history_days = 90                    # a customer's first activity must be this long before the date
 inactivity_days = 60                     # churned = no activity in [date, date + inactivity_days)
+calibration_days = 365                   # observed at a date only with activity in the calibration_days before it
+# The time split's purge gap = inactivity_days (the label window): no training label looks into the
+# validation or test period. [network] purge_days may widen it (never below inactivity_days);
+# [network] valid_dates / test_dates set how many observation dates validation and test take.
 """ + COMMON.replace('# value_column = "monthly_price"', 'value_column = "amount_90d"    ', 1)
 
 FLAT_SQL = {
@@ -161,7 +168,7 @@ GROUP BY ALL
 materialized = "table"
 grain = ["customer_pseudonym", "observation_date"]
 description = '''(customer, observation date) on a monthly grid up to as_of, for customers still active
-(first activity at least min_history_days before the date, last activity within inactivity_days before
+(first activity at least min_history_days before the date, last activity within calibration_days before
 it) whose profiling consent holds: customers who withdrew it (GDPR objection, CCPA opt-out, Global Privacy
 Control) as of the build are absent; one who consents again contributes only dates on which consent held.'''
 
@@ -189,7 +196,9 @@ active AS (
     SELECT customer_pseudonym, observation_date
     FROM before
     WHERE first_activity <= observation_date - getvariable('min_history_days')
-      AND last_activity > observation_date - getvariable('inactivity_days')
+      -- still a customer: a purchase within calibration_days (never the label window: reusing it dropped
+      -- mostly customers about to churn); features.dropped_customers counts who is left out
+      AND last_activity >= observation_date - getvariable('calibration_days')
 ),
 -- Consent, applied before any feature is computed (the rules of the canonical features.observation_spine):
 -- profiling withdrawals (GDPR objection, CCPA opt-out, Global Privacy Control) from staging.consent_state.

@@ -52,12 +52,23 @@ COMMON = """
 # id_column = "customer_pseudonym"
 # label_column = "churned"               # 1 = churned, 0 = stayed
 # date_column = "observation_date"       # absent or all NULL in the training set: stratified random split
+# split_column = "part"                 # the data's own split: a column of train/test values (or a date with
+                                         # split_date = "YYYY-MM-DD"); test metrics on its test part only
 # seed = 0
 # promote_tolerance = 0.005              # keep the current model if it beats a new one by more
 # keep_versions = 10                    # model artifacts kept: the current one and the newest 10 (0 = all)
 
 [network]
 # epochs = 60                            # any churnwh.ml.train.TrainConfig field, e.g. hidden, k, batch_size
+# How the rows are split (docs/configuration.md). With observation dates: the latest date is test, the one
+# before it validation, with a purge gap between the parts = the label window in [vars] (lead_days +
+# label_window_days + churn_gap_days; holdout_days or inactivity_days in an event-log project):
+# test_dates = 1                         # latest observation dates held out for test
+# valid_dates = 1                        # observation dates for validation (a purge gap before the test dates)
+# purge_days = 134                       # widen the gap (never below the label window; build says why it fails)
+# Without dates (date_column = "" or all NULL): a stratified random split.
+# valid_fraction = 0.15                  # share of rows for validation
+# test_fraction = 0.15                   # share of rows for test
 
 [scoring]
 # value_column = "monthly_price"         # a scoring-set column: value at risk = value x horizon_months
