@@ -170,6 +170,8 @@ CONSENT_HEADER = ["event_id", "customer_id", "purpose", "action", "event_ts", "s
 
 def _world(built_project, tmp_path: Path) -> Path:
     """A copy of the built 400-customer demo project, with the files the docs' commands name."""
+    from tests.test_byod_events import purchase_log
+    from tests.test_byod_split import customer_file
     from tests.test_sources import customer_rows, write_csv
 
     project, _ = built_project
@@ -183,6 +185,9 @@ def _world(built_project, tmp_path: Path) -> Path:
                       .replace("\nmedium = 0.2", "\nmedium = 0.3", 1))
     shutil.copytree(REPO / "examples" / "queries", work / "examples" / "queries")
     write_csv(work / "customers.csv", customer_rows(300))
+    customer_file(work / "shop_train.csv", 0, 300)
+    customer_file(work / "shop_test.csv", 300, 100)
+    purchase_log(work / "purchases.csv")
     write_csv(work / "consent.csv", [["E1", "K00001", "profiling", "withdraw", "2025-06-01 10:00:00", "web", "GDPR"],
                                      ["E2", "K00002", "marketing", "grant", "2025-06-02 10:00:00", "web", "GDPR"]],
               header=CONSENT_HEADER)
