@@ -207,7 +207,7 @@ class MonitoringConfig:
     latest one (0: the latest observation date only)."""
     psi_severe: float = 1.0
     """Population stability index at or above which drift is severe."""
-    severe_features: int = 3
+    severe_features: int = 8
     """The build stops before publishing when the score's drift is severe or at least this many features'
     drift is (0: features alone never stop it)."""
 
@@ -495,7 +495,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         psi_warning=reader.number(mon, "monitoring.psi_warning", 0.2, minimum=0.0, maximum=100.0),
         reference_days=reader.integer(mon, "monitoring.reference_days", 0, minimum=0, maximum=36600),
         psi_severe=reader.number(mon, "monitoring.psi_severe", 1.0, minimum=0.0, maximum=100.0),
-        severe_features=reader.integer(mon, "monitoring.severe_features", 3, minimum=0, maximum=100000),
+        severe_features=reader.integer(mon, "monitoring.severe_features", 8, minimum=0, maximum=100000),
     )
     fresh = reader.section("freshness", set(SECTION_KEYS["freshness"]))
     per_source = fresh.get("source_max_lag_days", {})

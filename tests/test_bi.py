@@ -162,7 +162,8 @@ def test_identifying_or_malformed_segments_are_refused_in_one_line(built_project
         'segments = ["current_plan", "acquisition_channel", "tenure_band"]', f"segments = {segments}"))
     before = published(project).read_bytes()
     result = churnwh(project, "score")
-    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    # one error line (a warning, such as drift on this small demo, may come before it)
+    assert result.returncode == 1 and len([x for x in result.stderr.splitlines() if x.startswith("error:")]) == 1
     assert expected in result.stderr
     assert published(project).read_bytes() == before
 
@@ -189,7 +190,7 @@ def test_segments_classified_in_declared_sources_or_model_headers_are_refused(bu
     assert model.read_text() != original
     before = published(project).read_bytes()
     refused = churnwh(project, "score")
-    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert refused.returncode == 1 and len([x for x in refused.stderr.splitlines() if x.startswith("error:")]) == 1
     assert "scoring.segments names 'tenure_band', classified quasi_identifier in the SQL models" in refused.stderr
     shutil.copy(built_project[0] / "sql" / "marts" / "scoring_set.sql", model)
     config = project / "churnwh.toml"
