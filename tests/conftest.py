@@ -19,6 +19,21 @@ except ImportError:  # hypothesis is in the `test` extra
     pass
 
 
+@pytest.fixture(autouse=True)
+def source_classes_restored():
+    """An in-process build of a declared-source project registers its column classes in
+    churnwh.privacy.classification.SOURCE_COLUMNS, which is process-wide: restore it after every test, so
+    that a later test sees the demo's classes (and the lineage cache its usual fingerprint)."""
+    import copy
+
+    from churnwh.privacy import classification
+
+    saved = copy.deepcopy(classification.SOURCE_COLUMNS)
+    yield
+    classification.SOURCE_COLUMNS.clear()
+    classification.SOURCE_COLUMNS.update(saved)
+
+
 @pytest.fixture
 def write_models(tmp_path: Path):
     """Write ``{"schema/name.sql": sql}`` under tmp_path/sql and return that folder."""

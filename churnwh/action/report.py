@@ -233,9 +233,9 @@ def _drift(con, labels: dict[str, str]) -> str:
     if "explanation" in drift.columns and warnings:  # what moved, in words, under the chart
         items = "".join(
             f"<li><strong>{html.escape(name)}</strong> (PSI {psi:.2f}{', severe' if severe else ''}): "
-            f"{html.escape(text or '')}</li>"
-            for name, psi, status, severe, text in zip(
-                names, drift["psi"].to_list(), drift["status"].to_list(),
+            f"{html.escape((text or '').replace(feature, name))}</li>"  # words, never the column name
+            for feature, name, psi, status, severe, text in zip(
+                drift["feature"].to_list(), names, drift["psi"].to_list(), drift["status"].to_list(),
                 drift["severe"].to_list() if "severe" in drift.columns else [False] * drift.height,
                 drift["explanation"].to_list())
             if status == "warning")
