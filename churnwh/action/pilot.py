@@ -1,8 +1,10 @@
 """Campaigns: the budgeted plan with a deterministic control group, and the pilot report.
 
-A customer's group in campaign ``C`` is a pure function of (pseudonym, C): the first 64 bits of
-SHA-256 of ``"C:pseudonym"`` as a number in [0, 1); below ``control_fraction`` -> control (not
-contacted), else treatment. The same campaign id always gives the same groups, the assignment
+A customer's group in campaign ``C`` is a pure function of (pseudonym, C) and the selection: the
+first 64 bits of SHA-256 of ``"C:pseudonym"`` as a number in [0, 1); the ``round(control_fraction x
+selected)`` customers with the smallest numbers are the control (not contacted), the rest treatment
+(complete randomization: the group sizes are exact, not left to chance, so a small pilot is not
+short of controls by luck). The same campaign id always gives the same groups, the assignment
 ignores every customer attribute (so the groups are balanced in expectation), and another campaign
 id gives an independent split.
 
@@ -109,7 +111,10 @@ def control_share(pseudonyms: pl.Series, campaign_id: str) -> np.ndarray:
 
 def assign_groups(pseudonyms: pl.Series, campaign_id: str, control_fraction: float) -> pl.Series:
     share = control_share(pseudonyms, campaign_id)
-    return pl.Series("pilot_group", np.where(share < control_fraction, "control", "treatment"))
+    controls = round(control_fraction * len(share))
+    is_control = np.zeros(len(share), dtype=bool)
+    is_control[np.argsort(share, kind="stable")[:controls]] = True
+    return pl.Series("pilot_group", np.where(is_control, "control", "treatment"))
 
 
 def pilot_statistics(treated_churned: np.ndarray, control_churned: np.ndarray, treated_cost: float) -> dict:
