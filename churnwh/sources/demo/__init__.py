@@ -121,8 +121,10 @@ from churnwh.sources.demo.generate import simulate
 from churnwh.sources.demo.oracle import churn_oracle
 from churnwh.sources.demo.simulation import HAZARD_INTERCEPT, TRUE_DRIVERS
 from churnwh.sources.demo.tables import TABLE_NAMES, DemoData, write_raw, write_truth
+from churnwh.sources.demo.uplift import EFFECT_MODELS, expected_saved, read_uplift_truth
 from churnwh.sources.demo.vocabulary import CHANNEL_EFFECT, CHANNELS, PLAN_EFFECT, PLAN_IDS
 
-__all__ = ["DemoData", "TRUE_DRIVERS", "churn_oracle", "save_continuation", "simulate", "write_raw", "write_truth",
+__all__ = ["DemoData", "EFFECT_MODELS", "TRUE_DRIVERS", "churn_oracle", "expected_saved", "read_uplift_truth",
+           "save_continuation", "simulate", "write_raw", "write_truth",
            # the mechanism's parameters and table names (tests/test_demo.py reads them)
            "CHANNELS", "CHANNEL_EFFECT", "HAZARD_INTERCEPT", "PLAN_EFFECT", "PLAN_IDS", "TABLE_NAMES"]
