@@ -75,7 +75,7 @@ def test_uniform_model_and_no_effect(played):
 
 
 def test_same_seed_same_campaign_same_truth(played, tmp_path):
-    cont, release, truth = played
+    _, release, truth = played
     again_cont, again, again_truth = _play(0.3, days=31)
     assert again_truth.equals(truth) and again.truth.equals(release.truth)
     # the state keeps what the truth needs: saved and loaded, it gives the same truth

@@ -231,7 +231,7 @@ def planted_effect(campaign: _Campaign, outcome_day: int | None = None) -> float
     return float(np.mean(not_contacted - contacted))
 
 
-def uplift_truth(cont: "Continuation") -> pa.Table:
+def uplift_truth(cont: Continuation) -> pa.Table:
     """Every registered campaign's members with both potential outcomes and the true uplift, as of the window
     end or the released data end if earlier (see ``uplift``): the file beside the churn truth."""
     ids = _customer_ids(cont.state.status.size)
@@ -729,6 +729,6 @@ def _release_segments(cont: Continuation, target: int) -> tuple[pa.Table, pa.Tab
     return inserted, ends
 
 
-__all__ = ["AdvanceError", "Continuation", "Release", "UPLIFT_TRUTH_SCHEMA", "advance", "campaign_of", "load",
+__all__ = ["UPLIFT_TRUTH_SCHEMA", "AdvanceError", "Continuation", "Release", "advance", "campaign_of", "load",
            "planted_effect", "potential_outcomes", "read_info", "register_campaign", "save", "stage",
            "start_continuation", "swap", "uplift_truth", "write_release"]
