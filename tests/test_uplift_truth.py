@@ -82,6 +82,13 @@ def test_same_seed_same_campaign_same_truth(played, tmp_path):
     # the state keeps what the truth needs: saved and loaded, it gives the same truth
     advance.save(again_cont, tmp_path / "demo_state")
     assert advance.uplift_truth(advance.load(tmp_path / "demo_state")).equals(truth)
+    # a state saved before the per-customer effect existed cannot say it: refused, with the way out
+    arrays_path = tmp_path / "demo_state" / "arrays.npz"
+    with np.load(arrays_path) as saved:
+        older = {name: saved[name] for name in saved.files if not name.endswith(".no_cancel_contacted")}
+    np.savez(arrays_path, **older)
+    with pytest.raises(advance.AdvanceError, match="older churnwh .* run `churnwh demo --force`"):
+        advance.load(tmp_path / "demo_state")
 
 
 def test_expected_saved_scores_a_targeting_rule(played, tmp_path):
