@@ -43,6 +43,11 @@ class DemoConfig:
         """The simulator's continuation state (hidden variables: never in a warehouse), beside the truth."""
         return self.truth.parent / "demo_state"
 
+    @property
+    def uplift_truth(self) -> Path:
+        """The true per-customer effect of the played-out demo campaigns (never in a warehouse), beside the truth."""
+        return self.truth.parent / "uplift_truth.parquet"
+
 
 def demo_parameters(demo: DemoConfig) -> str:
     """The parameters that decide the simulated history (the warehouse's 'demo_parameters' meta)."""

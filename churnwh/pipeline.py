@@ -366,6 +366,7 @@ def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool =
     config.demo.truth.parent.mkdir(parents=True, exist_ok=True)
     demo.write_truth(data, config.demo.truth)
     demo.save_continuation(data.continuation, config.demo.state)
+    config.demo.uplift_truth.unlink(missing_ok=True)  # a new history has no campaigns played out
     warehouse.set_meta(con, "demo_end", str(config.demo.end))
     warehouse.set_meta(con, "demo_parameters", parameters)
     rows = sum(table.num_rows for table in data.tables.values())

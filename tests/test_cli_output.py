@@ -207,10 +207,16 @@ def test_models_prints_each_decision_on_one_line_at_80_columns(built_project):
 
 
 def test_demo_campaign_says_what_the_planted_effect_is():
-    text = demo_campaign_summary({"campaign_id": "c1", "members": 200, "treated": 180, "planted_effect": 0.11,
-                                  "effect_from": "2026-01-01", "window_end": "2026-04-01", "data_end": "2026-03-31",
-                                  "as_of": "2026-04-01", "rows": {"product_usage": 10}}, 0.3)
-    assert "churn hazard cut by 30% (--effect 0.3) from 2026-01-01 until 2026-04-01" in text
+    played = {"campaign_id": "c1", "members": 200, "treated": 180, "planted_effect": 0.11,
+              "effect_from": "2026-01-01", "window_end": "2026-04-01", "data_end": "2026-03-31", "as_of": "2026-04-01",
+              "rows": {"product_usage": 10}, "uplift_truth": "warehouse/uplift_truth.parquet"}
+    text = demo_campaign_summary({**played, "effect_model": "uniform"}, 0.3)
+    assert ("churn hazard cut by 30% (--effect 0.3, the same for everyone: --effect-model uniform) from 2026-01-01 "
+            "until 2026-04-01") in text
     # pilot-report's effect is control's churn rate - treated's: positive when the campaign helps
     assert "expected 11.0 percentage points below control's" in text and "near +11.0%" in text
     assert "as_of = 2026-04-01" in text
+    text = demo_campaign_summary({**played, "effect_model": "heterogeneous"}, 0.3)
+    assert "per-customer effect of strength 30% (--effect 0.3, --effect-model heterogeneous: none for" in text
+    assert "expected 11.0 percentage points below control's" in text
+    assert "the true effect per member: warehouse/uplift_truth.parquet" in text

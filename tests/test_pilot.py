@@ -6,15 +6,17 @@ import math
 import re
 import shutil
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
 
 from churnwh.action.pilot import assign_groups, pilot_statistics
+from churnwh.sources.demo import read_uplift_truth
 from tests.helpers import churnwh, private
 
 EFFECT = 0.6
-"""The relative churn reduction planted in the demo campaign of the end-to-end test."""
+"""The strength of the (heterogeneous) effect planted in the demo campaign of the end-to-end test."""
 
 
 def _pseudonyms(n: int) -> pl.Series:
@@ -74,7 +76,19 @@ def test_pilot_end_to_end_on_demo_data(built_project, tmp_path):
     simulated = churnwh(project, "demo-campaign", "c1", "--days", "151", "--effect", str(EFFECT))
     assert simulated.returncode == 0, simulated.stderr
     planted = float(re.search(r"expected ([0-9.]+) percentage points below control", simulated.stdout).group(1)) / 100
-    assert "cut by 60% (--effect 0.6)" in simulated.stdout
+    assert "per-customer effect of strength 60% (--effect 0.6, --effect-model heterogeneous" in simulated.stdout
+    # The true effect per member is beside the churn truth, outside the warehouse; the planted effect printed is
+    # its mean over the members (printed to 0.1 percentage point).
+    truth = read_uplift_truth(project / "warehouse" / "uplift_truth.parquet", "c1")
+    with private(project) as con:
+        members = con.execute("SELECT count(*) FROM ml.campaign_members WHERE campaign_id = 'c1'").fetchall()[0][0]
+    uplift = truth["uplift"].to_numpy()
+    assert truth.num_rows == members and abs(uplift.mean() - planted) <= 0.0005 + 1e-12
+    assert (uplift < 0).any() or (uplift == 0).any()  # not one relative cut for everyone
+    for database in ("private.duckdb", "churn.duckdb"):
+        with duckdb.connect(str(project / "warehouse" / database), read_only=True) as con:
+            columns = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns()").fetchall()}
+        assert not columns & {"uplift", "churn_if_contacted", "churn_if_not_contacted"}, database
     as_of = re.search(r"as_of = (\d{4}-\d\d-\d\d)", simulated.stdout).group(1)
     config = project / "churnwh.toml"
     config.write_text(config.read_text().replace("[vars]\n", f"[vars]\nas_of = {as_of}\n"))
@@ -84,18 +98,17 @@ def test_pilot_end_to_end_on_demo_data(built_project, tmp_path):
     assert report.returncode == 0, report.stderr
     with private(project) as con:
         row = pl.from_arrow(con.sql("SELECT * FROM ml.pilot_results WHERE campaign_id = 'c1'").to_arrow_table())
-        members = con.execute("SELECT count(*) FROM ml.campaign_members WHERE campaign_id = 'c1'").fetchall()[0][0]
     assert row.height == 1
     assert row["treated"].item() + row["control"].item() == members
     # The estimate is the planted effect up to sampling noise. Each group's churn rate is a mean of
-    # outcomes with mean rate p (control) or p x (1 - effect) (treated), p the members' mean churn
-    # probability (planted = effect x p): its standard error follows from the group's size. With
-    # about 160 members three of them are wide (about 0.12 for a planted 0.06): this catches a gross
+    # outcomes with mean rate p_control (the members' mean churn if not contacted) or p_treated (if
+    # contacted), both from the uplift truth (planted = p_control - p_treated): its standard error follows
+    # from the group's size. With about 160 members three of them are wide: this catches a gross
     # error (a count, a percentage, the rates of other rows); the estimator's accuracy is tested on
     # 20,000 simulated members above.
     n_t, n_c = row["treated"].item(), row["control"].item()
-    p_control = planted / EFFECT
-    p_treated = p_control * (1 - EFFECT)
+    p_control = truth["churn_if_not_contacted"].to_numpy().mean()
+    p_treated = truth["churn_if_contacted"].to_numpy().mean()
     standard_error = math.sqrt(p_control * (1 - p_control) / n_c + p_treated * (1 - p_treated) / n_t)
     assert abs(row["effect"].item() - planted) <= 3 * standard_error, (row.to_dicts(), planted, standard_error)
     # The report's interval is the estimate plus or minus 1.96 standard errors of the observed rates.

@@ -61,13 +61,14 @@ def pilot_report(config: Config, campaign_id: str) -> dict:
         return report(con, config, campaign_id)
 
 
-def demo_campaign(config: Config, campaign_id: str, days: int, effect: float) -> dict:
+def demo_campaign(config: Config, campaign_id: str, days: int, effect: float,
+                  effect_model: str = "heterogeneous") -> dict:
     from churnwh.action.campaign import simulate_campaign
 
     if config.source != "demo":
         raise ChurnwhError("demo-campaign changes simulated raw data: it works only with source.kind = 'demo'")
     with warehouse.open_private(config) as con:
-        return simulate_campaign(con, config, campaign_id, days=days, effect=effect)
+        return simulate_campaign(con, config, campaign_id, days=days, effect=effect, effect_model=effect_model)
 
 
 def demo_advance(config: Config, days: int) -> dict:

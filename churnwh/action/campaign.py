@@ -4,12 +4,15 @@
 by ``days`` days for every customer and appends what happened to the raw tables (see that module for
 what changes and what never does). ``simulate_campaign`` first registers a planned campaign's treated
 members and effect with the simulator, then advances: inside the campaign window the treated
-members' monthly churn hazard is cut by the relative effect, so ``churnwh pilot-report`` measures the
+members' monthly churn hazard changes by their relative effect (by default heterogeneous: it depends on
+each customer's state, see ``churnwh.sources.demo.uplift``), so ``churnwh pilot-report`` measures the
 effect from the data the next build loads. The planted effect it reports is the churn-rate gap
-(control - treated) the simulator's hazards imply for the window (``advance.planted_effect``).
+(control - treated) the simulator's hazards imply for the window (``advance.planted_effect``): the mean
+over the members of their true uplift, which ``uplift_truth.parquet`` beside the truth file holds per member.
 
 Where things live: the state (hidden variables) in ``demo.truth``'s folder under ``demo_state/``, never in
-a warehouse file; the truth file gains the new months; ``_churnwh.meta`` 'demo_end' holds the last day
+a warehouse file; the truth file gains the new months; ``uplift_truth.parquet`` there is rewritten with
+every played-out campaign's members and their true uplift; ``_churnwh.meta`` 'demo_end' holds the last day
 the raw data cover (a demo project's default ``as_of`` is the day after it).
 """
 
@@ -60,6 +63,9 @@ def _write(config: Config, con: duckdb.DuckDBPyConnection, state, release) -> No
     truth_staged = truth_path.with_name(truth_path.name + ".new")
     truth = pq.read_table(truth_path) if truth_path.exists() else release.truth.slice(0, 0)
     pq.write_table(pa.concat_tables([truth, release.truth.cast(truth.schema)]), truth_staged)
+    uplift_path = config.demo.uplift_truth
+    uplift_staged = uplift_path.with_name(uplift_path.name + ".new")
+    pq.write_table(advance.uplift_truth(state), uplift_staged)
     con.begin()
     try:
         advance.write_release(con, release)
@@ -69,6 +75,7 @@ def _write(config: Config, con: duckdb.DuckDBPyConnection, state, release) -> No
         con.rollback()
         raise
     truth_staged.replace(truth_path)
+    uplift_staged.replace(uplift_path)
     advance.swap(staged, folder, old)
 
 
@@ -89,12 +96,15 @@ def advance_demo(config: Config, con: duckdb.DuckDBPyConnection, days: int) -> d
 
 
 def simulate_campaign(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, *, days: int = 90,
-                      effect: float = 0.3) -> dict:
+                      effect: float = 0.3, effect_model: str = "heterogeneous") -> dict:
     """Register the campaign's treated members and effect with the simulator and advance ``days`` days."""
     from churnwh.sources.demo import advance
+    from churnwh.sources.demo.uplift import EFFECT_MODELS
 
     if not 0 <= effect <= 1:
         raise ChurnwhError(f"effect {effect} is not allowed: give the relative churn reduction from 0 to 1")
+    if effect_model not in EFFECT_MODELS:
+        raise ChurnwhError(f"--effect-model {effect_model} is not allowed: give one of {', '.join(EFFECT_MODELS)}")
     if days < 1:
         raise ChurnwhError(f"days {days} is not allowed: give at least 1")
     info = campaign(con, campaign_id)
@@ -116,14 +126,15 @@ def simulate_campaign(con: duckdb.DuckDBPyConnection, config: Config, campaign_i
     treated = np.asarray(members["pilot_group"].to_pylist()) == "treatment"
     window_end = start + dt.timedelta(days=days)
     try:
-        effect_from = advance.register_campaign(state, campaign_id, numbers, treated, effect, start, window_end)
+        effect_from = advance.register_campaign(state, campaign_id, numbers, treated, effect, start, window_end,
+                                                effect_model)
         release = advance.advance(state, days)
     except advance.AdvanceError as error:
         raise ChurnwhError(str(error)) from None
     _write(config, con, state, release)
     outcome_day = (release.data_end - dt.date(1970, 1, 1)).days + 1
     planted = advance.planted_effect(advance.campaign_of(state, campaign_id), outcome_day)
-    return {
+    return {"effect_model": effect_model, "uplift_truth": config.demo.uplift_truth,
         "campaign_id": campaign_id, "members": int(numbers.size), "treated": int(treated.sum()),
         "effect_from": effect_from, "window_end": window_end, "data_end": release.data_end,
         "as_of": release.data_end + dt.timedelta(days=1), "planted_effect": planted,

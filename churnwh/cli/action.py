@@ -67,32 +67,47 @@ def demo_campaign(
                              help="Days the campaign window lasts; the demo advances as many days."),
     effect: float = typer.Option(
         0.3, "--effect", metavar="SHARE",
-        help="Planted relative churn reduction for treated customers (0.3: their monthly churn hazard x 0.7)."),
+        help="Planted relative churn reduction for treated customers (0.3: their monthly churn hazard x 0.7; "
+             "with the heterogeneous model the strength around which each customer's effect varies)."),
+    effect_model: str = typer.Option(
+        "heterogeneous", "--effect-model", metavar="MODEL",
+        help="heterogeneous: the effect depends on each customer's state (some cannot be saved, some respond "
+             "strongly, a few are annoyed by contact); uniform: the same relative effect for everyone."),
 ) -> None:
     """Demo only: play a campaign out in the simulated business, with a planted treatment effect.
 
-    Registers the treated customers with the demo simulator (their churn hazard is cut by the effect
-    during the window) and advances the business by DAYS days; then run `churnwh build` (its as_of moves
-    to the day after the new data end) and `churnwh pilot-report`.
+    Registers the treated customers with the demo simulator (their churn hazard changes by their
+    effect during the window) and advances the business by DAYS days; then run `churnwh build` (its as_of
+    moves to the day after the new data end) and `churnwh pilot-report`. The true effect per member is
+    written beside the demo truth (uplift_truth.parquet), never into the warehouse.
 
     Example: churnwh demo-campaign spring-2026 --days 90 --effect 0.3
     """
     from churnwh.action import actions
 
-    r = actions.demo_campaign(project_config(), campaign, days, effect)
+    r = actions.demo_campaign(project_config(), campaign, days, effect, effect_model)
     say(demo_campaign_summary(r, effect))
 
 
 def demo_campaign_summary(r: dict, effect: float) -> str:
     # planted_effect: the churn-rate gap (control - treated) the simulator's hazards imply for the window,
-    # i.e. what pilot-report's effect estimates (churnwh.sources.demo.advance.planted_effect).
+    # i.e. what pilot-report's effect estimates: the members' mean true uplift
+    # (churnwh.sources.demo.advance.planted_effect).
+    if r["effect_model"] == "uniform":
+        how = f"churn hazard cut by {effect:.0%} (--effect {effect:g}, the same for everyone: --effect-model uniform)"
+    else:
+        how = (f"churn hazard changed by a per-customer effect of strength {effect:.0%} (--effect {effect:g}, "
+               "--effect-model heterogeneous: none for disengaging customers or those with an unresolved ticket, "
+               "stronger for price-hit low users and keen e-mail readers, negative for long-tenured customers "
+               "who ignore e-mail)")
     return (
         f"advanced the demo to {r['data_end']} ({sum(r['rows'].values()):,} raw rows added); campaign "
         f"{r['campaign_id']}: {r['members']} members, {r['treated']} treated; planted effect: treated customers' "
-        f"churn hazard cut by {effect:.0%} (--effect {effect:g}) from {r['effect_from']} until {r['window_end']}, "
+        f"{how} from {r['effect_from']} until {r['window_end']}, "
         f"so their churn rate is expected {100 * r['planted_effect']:.1f} percentage points below control's "
-        f"(`churnwh pilot-report` should find an effect near {r['planted_effect']:+.1%}); the next build's "
-        f"as_of = {r['as_of']} (the day after the data end): run `churnwh build`"
+        f"(`churnwh pilot-report` should find an effect near {r['planted_effect']:+.1%}; the true effect per "
+        f"member: {r['uplift_truth']}); the next build's as_of = {r['as_of']} (the day after the data end): "
+        "run `churnwh build`"
     )
 
 

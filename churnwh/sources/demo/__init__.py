@@ -88,12 +88,41 @@ tables (one advance of 65 days equals advances of 45 and 20); an advance is not 
 simulation to the later end would make (which customers join during the history depends on
 ``demo.end``), but the hazard of every advanced month is the documented function of the raw record.
 
-A campaign registered with ``advance.register_campaign`` (what `churnwh demo-campaign` does) cuts its
-treated members' monthly hazard by the relative effect E inside its window: the hazard of a month
-is ``p x (1 - E x w)``, ``w`` the share of the month inside the window (a cancellation drawn on a day
-inside it is prevented with probability E), and the truth records that hazard. A window that starts
-inside a month already simulated (released or buffered) takes effect from the first day not
-simulated yet. ``advance.planted_effect`` states the churn-rate gap (control - treated) this implies.
+Campaigns: who can be saved
+---------------------------
+A campaign registered with ``advance.register_campaign`` (what `churnwh demo-campaign` does) changes
+its treated members' monthly hazard inside its window by a relative effect ``tau`` of each member's
+state at the month start: the hazard of a month is ``p x (1 - tau x w)``, ``w`` the share of the month
+inside the window (a cancellation drawn on a day inside it is prevented with probability ``tau``; a
+negative ``tau`` adds cancellations on days inside it), and the truth records that hazard. ``--effect E``
+sets the strength (0: no effect for anyone). With ``--effect-model uniform`` ``tau = E`` for everyone; the
+default ``heterogeneous`` model follows what field experiments found (the customers at the highest risk
+are not the ones an offer changes), from the record before the month start and the hidden state,
+first match wins (``uplift.relative_effect``):
+
+    tau = 0            disengaging (hidden d), near-dormant (fewer than 4 active days in the last 90
+                       days) or a support ticket still unresolved: they have decided, no longer need
+                       the product, or leave over a problem an offer does not fix ("unsaveable";
+                       most of the riskiest customers)
+    tau = -E           current active period 24 months or more and e-mail affinity below -1.3: a
+                       contact reminds a customer who pays without thinking to reconsider ("annoyed",
+                       about 5% of subscribers, mostly low-risk)
+    tau = 1 - (1-E)^3  price-sensitive (the plan's list price rose in the last 90 days and fewer than 4
+                       active days in the last 30) or a keen e-mail reader who uses the product little
+                       (affinity above 0.7, fewer than 8 active days in the last 30) ("strong",
+                       medium-risk, about 7%)
+    tau = E            everyone else ("baseline")
+
+The true effect stays outside the warehouse like the churn truth: ``uplift_truth.parquet`` beside the
+truth file (rewritten by every `churnwh demo-campaign` and `churnwh demo-advance`) holds per campaign
+member, treated or control, both potential outcomes from the same month-start states, the probability
+that churn is counted by the window end if contacted and if not, and their difference ``uplift`` (churn
+prevented by contacting; see ``uplift`` for the precise definition). ``advance.planted_effect``, the
+churn-rate gap (control - treated) `churnwh demo-campaign` prints and `churnwh pilot-report` estimates, is
+the members' mean ``uplift``; ``expected_saved(read_uplift_truth(path, campaign), customers)`` scores a
+targeting rule applied to the campaign's members: the customers it would contact, saved in expectation.
+A window that starts inside a month already simulated (released or buffered) takes effect from the first
+day not simulated yet.
 
 The oracle
 ----------
@@ -113,7 +142,8 @@ below the oracle's by how much of that state the data hide.
 Modules: ``generate`` (``simulate``) runs ``people`` (attributes, identities, consent, plans and prices) and
 ``simulation`` (the monthly hazard and behaviour), then ``tables`` turns the events into the raw tables
 (with ``arrow``'s builders) and writes them; ``oracle`` continues the simulation from a date's full state;
-``advance`` continues the simulation in time; ``vocabulary`` holds what they share.
+``advance`` continues the simulation in time; ``uplift`` holds the campaign effect per customer and reads its
+truth; ``vocabulary`` holds what they share.
 """
 
 from churnwh.sources.demo.advance import save as save_continuation
@@ -121,8 +151,10 @@ from churnwh.sources.demo.generate import simulate
 from churnwh.sources.demo.oracle import churn_oracle
 from churnwh.sources.demo.simulation import HAZARD_INTERCEPT, TRUE_DRIVERS
 from churnwh.sources.demo.tables import TABLE_NAMES, DemoData, write_raw, write_truth
+from churnwh.sources.demo.uplift import EFFECT_MODELS, expected_saved, read_uplift_truth
 from churnwh.sources.demo.vocabulary import CHANNEL_EFFECT, CHANNELS, PLAN_EFFECT, PLAN_IDS
 
-__all__ = ["DemoData", "TRUE_DRIVERS", "churn_oracle", "save_continuation", "simulate", "write_raw", "write_truth",
+__all__ = ["DemoData", "EFFECT_MODELS", "TRUE_DRIVERS", "churn_oracle", "expected_saved", "read_uplift_truth",
+           "save_continuation", "simulate", "write_raw", "write_truth",
            # the mechanism's parameters and table names (tests/test_demo.py reads them)
            "CHANNELS", "CHANNEL_EFFECT", "HAZARD_INTERCEPT", "PLAN_EFFECT", "PLAN_IDS", "TABLE_NAMES"]

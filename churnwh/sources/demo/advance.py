@@ -15,8 +15,9 @@ in the raw data, the tickets still unresolved there). ``advance`` continues the 
   purchases, tickets, web visits, e-mail campaigns); new customers arrive at the history's signup
   rate with their own consent at signup; consent changes go on (marketing withdrawals and re-grants,
   profiling objections) and the list prices keep rising now and then (``LATER_PRICE_RISES``).
-* A campaign registered with ``register_campaign`` lowers its treated members' monthly hazard by the
-  relative effect inside its window (see ``_CampaignEffects``); the truth records the hazard applied.
+* A campaign registered with ``register_campaign`` changes its treated members' monthly hazard by their
+  relative effect inside its window (see ``_CampaignEffects`` and ``uplift``); the truth records the hazard
+  applied, ``uplift_truth`` both potential outcomes of every member.
 
 Determinism: the same seed and the same sequence of advances and campaigns give identical tables.
 An advance is *not* the same draw as simulating to the later end directly: which customers join
@@ -67,6 +68,7 @@ from churnwh.sources.demo.tables import (
     _usage_table,
     _web_table,
 )
+from churnwh.sources.demo.uplift import EFFECT_MODELS, RESPONSES, counted_share, relative_effect
 from churnwh.sources.demo.vocabulary import (
     PLAN_IDS,
     Q_SHORT_RETURN,
@@ -116,60 +118,148 @@ class _Campaign:
     campaign_id: str
     members: np.ndarray       # customer positions, sorted
     treated: np.ndarray       # bool per member
-    effect: float             # relative reduction of the monthly hazard
+    effect: float             # --effect: the strength of the relative hazard change (uplift.relative_effect)
     first_day: int            # first day the effect applies (the first day not simulated at registration)
     end_day: int              # first day after the window
-    no_cancel: np.ndarray     # per member: probability, without the effect, of no cancellation in the window so far
+    no_cancel: np.ndarray     # per member: probability, if not contacted, of no cancellation in the window so far
+    no_cancel_contacted: np.ndarray  # the same if contacted (both from the same month-start states)
+    response: np.ndarray      # per member: uplift.RESPONSES index of the first month at risk in the window
+    effect_model: str = "uniform"
+    tau: np.ndarray = field(default_factory=lambda: np.zeros(0))  # this month's relative effect per member
 
 
 class _CampaignEffects:
     """The registered campaigns as the monthly loop applies them.
 
-    Inside a campaign's window a treated member's hazard of the month is ``p x (1 - effect x w)``, ``w``
-    the share of the month inside the window: a cancellation drawn on a day inside the window is
-    prevented with probability ``effect`` (own random stream). For every member (treated or not) the
-    hazard without the effect is accumulated, to state the planted effect."""
+    Inside a campaign's window a treated member's hazard of the month is ``p x (1 - tau x w)``, ``tau`` the
+    member's relative effect from the month-start state (``uplift.relative_effect``), ``w`` the share of the
+    month inside the window. A positive ``tau``: a cancellation drawn on a day inside the window is prevented
+    with probability ``tau``; a negative one: a member who draws no cancellation cancels on a day inside the
+    window with probability ``p x w x -tau / (1 - p)`` (own random stream for both). For every member
+    (treated or not) both potential outcomes are accumulated, to state the true uplift."""
 
     def __init__(self, campaigns: list[_Campaign], rng: np.random.Generator) -> None:
         self.campaigns = campaigns
         self.rng = rng
 
-    def hazard(self, at_risk: np.ndarray, p: np.ndarray, ms: int, me: int) -> np.ndarray:
+    def hazard(self, at_risk: np.ndarray, p: np.ndarray, ms: int, me: int, *, disengaging: np.ndarray,
+               rec, email_affinity: np.ndarray) -> np.ndarray:
+        """The hazard applied to ``at_risk`` (``p`` without the effect; ``rec`` their ``simulation._Record``)."""
         applied = p.copy()
         for c in self.campaigns:
+            c.tau = np.zeros(c.members.size)
             lo, hi = max(c.first_day, ms), min(c.end_day, me)
             if hi <= lo or at_risk.size == 0:
                 continue
             share = (hi - lo) / (me - ms)
             pos = np.minimum(np.searchsorted(at_risk, c.members), at_risk.size - 1)
             present = at_risk[pos] == c.members
-            c.no_cancel[present] *= 1 - p[pos[present]] * share
+            at = pos[present]
+            tau, kind = relative_effect(c.effect, c.effect_model, disengaging=disengaging[at],
+                                        unresolved=rec.unresolved[at], price_rise=rec.price_rise[at],
+                                        active_days_30d=rec.active_days_30d[at],
+                                        active_days_90d=rec.active_days_90d[at], email_affinity=email_affinity[at],
+                                        period_months=rec.period_months[at])
+            c.tau[present] = tau
+            first = present.copy()
+            first[present] = c.response[present] == RESPONSES.index("not_at_risk")
+            c.response[first] = kind[first[present]]
+            c.no_cancel[present] *= 1 - p[at] * share
+            c.no_cancel_contacted[present] *= 1 - np.clip(p[at] * share * (1 - tau), 0, 1)
             treated = present & c.treated
-            applied[pos[treated]] *= 1 - c.effect * share
-        return applied
+            applied[pos[treated]] *= 1 - c.tau[treated] * share
+        return np.clip(applied, 0, 1)
 
     def keep(self, cancels: np.ndarray, cancel_day: np.ndarray) -> np.ndarray:
+        """Which drawn cancellations happen: treated members' inside a window are prevented with probability tau."""
         kept = np.ones(cancels.size, dtype=bool)
         for c in self.campaigns:
             draw = self.rng.random(cancels.size)
             inside = (cancel_day >= c.first_day) & (cancel_day < c.end_day)
-            kept &= ~(inside & np.isin(cancels, c.members[c.treated]) & (draw < c.effect))
+            tau = self._tau_of(c, cancels)
+            kept &= ~(inside & (draw < tau))
         return kept
 
+    def added(self, at_risk: np.ndarray, p: np.ndarray, drawn: np.ndarray, ms: int, me: int,
+              earliest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cancellations a contact causes (negative tau): customers and days inside the window, on or after
+        ``earliest`` (per at-risk customer); ``drawn`` marks the customers who drew a cancellation anyway."""
+        who, days = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        taken = drawn.copy()
+        for c in self.campaigns:
+            lo, hi = max(c.first_day, ms), min(c.end_day, me)
+            draw, when = self.rng.random(at_risk.size), self.rng.random(at_risk.size)
+            if hi <= lo:
+                continue
+            tau = self._tau_of(c, at_risk)
+            first = np.maximum(earliest, lo)
+            q = p * (hi - lo) / (me - ms) * np.maximum(-tau, 0) / np.maximum(1 - p, 1e-9)
+            add = ~taken & (tau < 0) & (first < hi) & (draw < q)
+            taken |= add
+            who.append(at_risk[add])
+            days.append((first + (when * (hi - first)).astype(np.int64))[add])
+        return np.concatenate(who), np.concatenate(days)
 
-def planted_effect(campaign: _Campaign, outcome_day: int) -> float:
-    """The churn-rate gap (control - treated) the effect is expected to cause by ``outcome_day``.
+    @staticmethod
+    def _tau_of(c: _Campaign, customers: np.ndarray) -> np.ndarray:
+        """This month's relative effect of ``customers`` who are treated members of ``c`` (0 for the others)."""
+        if c.members.size == 0 or customers.size == 0:
+            return np.zeros(customers.size)
+        pos = np.minimum(np.searchsorted(c.members, customers), c.members.size - 1)
+        member = (c.members[pos] == customers) & c.treated[pos]
+        return np.where(member, c.tau[pos] if c.tau.size else 0.0, 0.0)
 
-    effect x the members' mean probability, without the effect, of a cancellation inside the applied
-    window, x the share of cancellations the pilot report counts as churn by then (a cancellation
-    followed by a re-signup within 3-29 days before the outcome date continues the active period)."""
+
+def _outcome_day(campaign: _Campaign, outcome_day: int | None) -> int:
+    return campaign.end_day if outcome_day is None else min(campaign.end_day, outcome_day)
+
+
+def potential_outcomes(campaign: _Campaign, outcome_day: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per member: the probability of churn counted by ``outcome_day`` (default and at most the window end) if
+    not contacted and if contacted, as the pilot report counts churn then (``uplift.counted_share``)."""
+    counted = counted_share(campaign.first_day, campaign.end_day, _outcome_day(campaign, outcome_day),
+                            Q_SHORT_RETURN)
+    return (1 - campaign.no_cancel) * counted, (1 - campaign.no_cancel_contacted) * counted
+
+
+def planted_effect(campaign: _Campaign, outcome_day: int | None = None) -> float:
+    """The churn-rate gap (control - treated) the effect is expected to cause by ``outcome_day``: the mean true
+    uplift over the members (``uplift_truth``), which the pilot report estimates (members are assigned at random)."""
     if campaign.members.size == 0:
         return 0.0
-    cancel = 1 - campaign.no_cancel
-    days = np.arange(campaign.first_day, min(campaign.end_day, outcome_day))
-    gaps = np.arange(3, 30)
-    returned = float(np.mean(days[:, None] + gaps[None, :] < outcome_day)) if days.size else 0.0
-    return float(campaign.effect * cancel.mean() * (1 - Q_SHORT_RETURN * returned))
+    not_contacted, contacted = potential_outcomes(campaign, outcome_day)
+    return float(np.mean(not_contacted - contacted))
+
+
+def uplift_truth(cont: Continuation) -> pa.Table:
+    """Every registered campaign's members with both potential outcomes and the true uplift, as of the window
+    end or the released data end if earlier (see ``uplift``): the file beside the churn truth."""
+    ids = _customer_ids(cont.state.status.size)
+    parts = []
+    for c in cont.campaigns:
+        outcome = min(c.end_day, cont.info["released_through"] + 1)
+        not_contacted, contacted = potential_outcomes(c, outcome)
+        k = c.members.size
+        parts.append(pa.table({
+            "campaign_id": pa.array([c.campaign_id] * k, pa.string()),
+            "customer_id": ids.take(pa.array(c.members)),
+            "treated": pa.array(c.treated),
+            "effect_model": pa.array([c.effect_model] * k, pa.string()),
+            "response": pa.array([RESPONSES[i] for i in c.response], pa.string()),
+            "churn_if_contacted": pa.array(contacted),
+            "churn_if_not_contacted": pa.array(not_contacted),
+            "uplift": pa.array(not_contacted - contacted),
+            "window_start": _dates(np.full(k, c.first_day, np.int64)),
+            "outcome_date": _dates(np.full(k, outcome, np.int64)),
+        }))
+    return pa.concat_tables(parts) if parts else UPLIFT_TRUTH_SCHEMA.empty_table()
+
+
+UPLIFT_TRUTH_SCHEMA = pa.schema([
+    ("campaign_id", pa.string()), ("customer_id", pa.string()), ("treated", pa.bool_()),
+    ("effect_model", pa.string()), ("response", pa.string()), ("churn_if_contacted", pa.float64()),
+    ("churn_if_not_contacted", pa.float64()), ("uplift", pa.float64()), ("window_start", pa.date32()),
+    ("outcome_date", pa.date32())])
 
 
 # --- the continuation state ----------------------------------------------------------------------
@@ -282,7 +372,8 @@ def _state_arrays(cont: Continuation) -> dict[str, np.ndarray]:
     arrays |= {f"resolutions.{k}": v for k, v in cont.resolutions.items()}
     for i, c in enumerate(cont.campaigns):
         arrays |= {f"campaign{i}.members": c.members, f"campaign{i}.treated": c.treated,
-                   f"campaign{i}.no_cancel": c.no_cancel}
+                   f"campaign{i}.no_cancel": c.no_cancel, f"campaign{i}.no_cancel_contacted": c.no_cancel_contacted,
+                   f"campaign{i}.response": c.response}
     return arrays
 
 
@@ -300,8 +391,8 @@ def stage(cont: Continuation, staged: Path) -> None:
     np.savez(staged / "arrays.npz", **_state_arrays(cont))
     for name, table in cont.buffer.items():
         pq.write_table(table, staged / "buffer" / f"{name}.parquet")
-    campaigns = [{"campaign_id": c.campaign_id, "effect": c.effect, "first_day": c.first_day,
-                  "end_day": c.end_day} for c in cont.campaigns]
+    campaigns = [{"campaign_id": c.campaign_id, "effect": c.effect, "effect_model": c.effect_model,
+                  "first_day": c.first_day, "end_day": c.end_day} for c in cont.campaigns]
     (staged / "state.json").write_text(json.dumps({**cont.info, "campaigns": campaigns}, indent=1))
 
 
@@ -331,10 +422,14 @@ def load(folder: Path) -> Continuation:
     def group(prefix: str) -> dict[str, np.ndarray]:
         return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
 
-    campaigns = [
-        _Campaign(campaign_id=c["campaign_id"], effect=c["effect"], first_day=c["first_day"], end_day=c["end_day"],
-                  **group(f"campaign{i}"))
-        for i, c in enumerate(info.pop("campaigns"))]
+    campaigns = []
+    for i, c in enumerate(info.pop("campaigns")):
+        arrays_of = group(f"campaign{i}")
+        if "no_cancel_contacted" not in arrays_of:
+            raise AdvanceError(f"{folder} was written by an older churnwh (campaign {c['campaign_id']} has no record "
+                               "of its per-customer effect): run `churnwh demo --force` to simulate the demo again")
+        campaigns.append(_Campaign(campaign_id=c["campaign_id"], effect=c["effect"], first_day=c["first_day"],
+                                   end_day=c["end_day"], effect_model=c["effect_model"], **arrays_of))
     buffer = {p.stem: pq.read_table(p) for p in sorted((folder / "buffer").glob("*.parquet"))}
     return Continuation(info=info, attrs=group("attrs"), consent=_ConsentWindows(**group("consent")),
                         state=_State(**group("state")), tickets=_TicketPool(**group("tickets")),
@@ -346,9 +441,13 @@ def load(folder: Path) -> Continuation:
 
 
 def register_campaign(cont: Continuation, campaign_id: str, customer_numbers: np.ndarray, treated: np.ndarray,
-                      effect: float, window_start: dt.date, window_end: dt.date) -> dt.date:
-    """Lower the treated members' hazard by ``effect`` in [window_start, window_end); returns the first day
-    the effect applies (the first day not simulated yet, when the window starts inside a simulated month)."""
+                      effect: float, window_start: dt.date, window_end: dt.date,
+                      effect_model: str = EFFECT_MODELS[0]) -> dt.date:
+    """Change the treated members' hazard in [window_start, window_end) by their relative effect
+    (``uplift.relative_effect`` of ``effect`` and ``effect_model``); returns the first day the effect applies
+    (the first day not simulated yet, when the window starts inside a simulated month)."""
+    if effect_model not in EFFECT_MODELS:
+        raise AdvanceError(f"effect model {effect_model!r} is not allowed: give one of {', '.join(EFFECT_MODELS)}")
     if any(c.campaign_id == campaign_id for c in cont.campaigns):
         raise AdvanceError(f"campaign {campaign_id} already plays out in the demo: plan a new campaign")
     positions = np.asarray(customer_numbers, dtype=np.int64) - 1
@@ -360,8 +459,10 @@ def register_campaign(cont: Continuation, campaign_id: str, customer_numbers: np
         raise AdvanceError(f"campaign {campaign_id}'s window {window_start} to {window_end} is already simulated "
                            f"(the demo is simulated through {day_to_date(first_day - 1)}): plan a new campaign from "
                            "the current scores")
-    cont.campaigns.append(_Campaign(campaign_id, members, treated, float(effect), first_day,
-                                    _day_number(window_end), np.ones(members.size)))
+    cont.campaigns.append(_Campaign(campaign_id, members, treated, float(effect), first_day, _day_number(window_end),
+                                    no_cancel=np.ones(members.size), no_cancel_contacted=np.ones(members.size),
+                                    response=np.full(members.size, RESPONSES.index("not_at_risk"), np.int8),
+                                    effect_model=effect_model))
     return day_to_date(first_day)
 
 
@@ -628,5 +729,6 @@ def _release_segments(cont: Continuation, target: int) -> tuple[pa.Table, pa.Tab
     return inserted, ends
 
 
-__all__ = ["AdvanceError", "Continuation", "Release", "advance", "campaign_of", "load", "planted_effect",
-           "read_info", "register_campaign", "save", "stage", "start_continuation", "swap", "write_release"]
+__all__ = ["UPLIFT_TRUTH_SCHEMA", "AdvanceError", "Continuation", "Release", "advance", "campaign_of", "load",
+           "planted_effect", "potential_outcomes", "read_info", "register_campaign", "save", "stage",
+           "start_continuation", "swap", "uplift_truth", "write_release"]

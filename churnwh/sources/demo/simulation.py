@@ -245,9 +245,10 @@ def _simulate_month(rng, m, ms, me, state: _State, attrs, consent, prices: _Pric
                     log: _Log, n, effects=None) -> _TicketPool:
     """One month: hazards and cancellations, plan changes, arrivals, then the month's behaviour.
 
-    ``effects`` (the advance's registered campaigns, ``advance._CampaignEffects``) lowers treated
-    customers' hazard inside a campaign window: the truth records the hazard applied, and a drawn
-    cancellation on a day inside the window is prevented with probability the campaign's effect."""
+    ``effects`` (the advance's registered campaigns, ``advance._CampaignEffects``) changes treated
+    customers' hazard inside a campaign window by their relative effect: the truth records the hazard
+    applied, a drawn cancellation on a day inside the window is prevented with probability the effect
+    when it is positive, and a contact causes cancellations when it is negative."""
     # window of subscribed days [lo, hi) minus the gap [gap_lo, gap_hi) for everyone this month
     lo = np.full(n, NEVER, dtype=np.int64)
     hi = np.full(n, me, dtype=np.int64)
@@ -263,7 +264,9 @@ def _simulate_month(rng, m, ms, me, state: _State, attrs, consent, prices: _Pric
 
     rec = _record(state, at_risk, ms, tickets, prices)
     p_cancel = _sigmoid(_cancel_logit(state, attrs, at_risk, rec))
-    applied = p_cancel if effects is None else effects.hazard(at_risk, p_cancel, ms, me)
+    applied = p_cancel if effects is None else effects.hazard(
+        at_risk, p_cancel, ms, me, disengaging=state.disengaging[at_risk], rec=rec,
+        email_affinity=attrs["email_affinity"][at_risk])
     log.truth.add(customer=at_risk, month=np.full(at_risk.size, ms), hazard=applied * (1 - Q_SHORT_RETURN))
 
     cancelling = rng.random(at_risk.size) < p_cancel
@@ -274,6 +277,14 @@ def _simulate_month(rng, m, ms, me, state: _State, attrs, consent, prices: _Pric
     if effects is not None:
         kept = effects.keep(cancels, cancel_day)
         cancels, cancel_day, reason = cancels[kept], cancel_day[kept], reason[kept]
+        earliest = np.maximum(lo[at_risk], state.seg_start[at_risk] + 1)
+        added, added_day = effects.added(at_risk, p_cancel, cancelling, ms, me, earliest)
+        row = np.searchsorted(at_risk, added)
+        added_reason = _cancel_reasons(effects.rng, rec.price_rise[row], rec.active_days_30d[row] < 4,
+                                       rec.unresolved[row] > 0)
+        order = np.argsort(np.concatenate([cancels, added]), kind="stable")
+        cancels, cancel_day, reason = (np.concatenate(pair)[order] for pair in
+                                       ((cancels, added), (cancel_day, added_day), (reason, added_reason)))
     _end_segment(log, state, cancels, cancel_day, reason)
     hi[cancels] = cancel_day
     _schedule_returns(rng, state, cancels, cancel_day, ms, me)
