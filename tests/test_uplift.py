@@ -43,13 +43,15 @@ def fresh_members() -> pl.DataFrame:
 
 def test_network_targets_better_than_risk_and_as_well_as_two_models(validated, pilot, fresh_members):
     model, _ = validated
-    comparison = uplift.compare_targeting(model, pilot, fresh_members, risk_column="risk_score")
+    learn, _ = uplift.split_members(pilot, treatment_column="treated", label_column="churned",
+                                    test_fraction=TINY.test_fraction, seed=TINY.seed + 1)
+    comparison = uplift.compare_targeting(model, learn, fresh_members, risk_column="risk_score")
     qini = {name: curve.qini_coefficient for name, curve in comparison.rules.items()}
     auuc = {name: curve.auuc for name, curve in comparison.rules.items()}
     assert qini["network"] > qini["risk"] + 0.001
     assert auuc["network"] > auuc["risk"]
-    # at 6,000 members the tiny network is on par with the two logistic regressions (0.67-0.9 of their
-    # Qini over 6 seeds); it pulls ahead on larger pilots (benchmarks/bench_uplift.py)
+    # at 6,000 members the tiny network is on par with the two logistic regressions (its Qini is
+    # Qini over 6 data and model seeds: 0.71-1.06); it pulls ahead on larger pilots (benchmarks/bench_uplift.py)
     assert qini["network"] > 0.7 * qini["two_model"]
     assert auuc["network"] > comparison.rules["network"].auuc_random  # better than contacting at random
 

@@ -526,6 +526,15 @@ def compare_targeting(model: UpliftModel, learn: pl.DataFrame, test: pl.DataFram
     )
 
 
+def split_members(members: pl.DataFrame, *, treatment_column: str, label_column: str, test_fraction: float,
+                  seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(learn, test) members, stratified by treatment and outcome; ``validate_uplift``'s split."""
+    strata = (2 * treatment_flags(members, treatment_column)
+              + train._labels(members, label_column, "members")).astype(np.int64)
+    learn_rows, test_rows = splits.stratified_split_indices(strata, (1.0 - test_fraction, test_fraction), seed)
+    return members[learn_rows], members[test_rows]
+
+
 def validate_uplift(
     members: pl.DataFrame,
     *,
@@ -544,10 +553,8 @@ def validate_uplift(
     treated = treatment_flags(members, treatment_column)
     labels = train._labels(members, label_column, "members")
     size = require_learnable_pilot(treated, labels, rule)
-    strata = (2 * treated + labels).astype(np.int64)
-    learn_rows, test_rows = splits.stratified_split_indices(
-        strata, (1.0 - config.test_fraction, config.test_fraction), config.seed + 1)
-    learn, test = members[learn_rows], members[test_rows]
+    learn, test = split_members(members, treatment_column=treatment_column, label_column=label_column,
+                                test_fraction=config.test_fraction, seed=config.seed + 1)
     excluded = (*exclude, *((risk_column,) if risk_column else ()))
     model = fit_uplift(learn, treatment_column=treatment_column, label_column=label_column, id_column=id_column,
                        exclude=excluded, treated_share=treated_share, config=config, rule=None)
