@@ -55,7 +55,9 @@ def main() -> None:
         "pilot": {k: v for k, v in validation.pilot.to_dict().items() if k != "rule"},
         "best_epoch": model.best_epoch, "epochs": len(model.history), "fit_and_validate_seconds": round(fit_seconds, 1),
         "held_out": {"members": validation.test_members, "auuc_random": round(validation.rules["network"].auuc_random, 5),
-                     **areas(validation.rules)},
+                     **areas(validation.rules),
+                     "network_qini_gain_95": {name: [round(x, 5) for x in gain]
+                                              for name, gain in validation.network_gain.items()}},
         "fresh_members": {"auuc_random": round(oracle.auuc_random, 5), **areas(comparison.rules),
                           "oracle": {"qini": round(oracle.qini_coefficient, 5), "auuc": round(oracle.auuc, 5)}},
         "correlation_with_true_effect": round(float(np.corrcoef(estimates.churn_change, truth)[0, 1]), 3),

@@ -78,6 +78,9 @@ def test_validation_reports_every_rule_on_held_out_members(validated, pilot):
     assert "true_churn_change" not in model.preprocessor.feature_names
     curve = validation.rules["network"]
     assert curve.share[0] == 0.0 and curve.share[-1] == 1.0 and curve.qini[0] == 0.0
+    assert set(validation.network_gain) == {"two_model", "risk"}
+    for difference, low, high in validation.network_gain.values():
+        assert low <= difference <= high
     report = validation.to_dict()
     assert set(report["rules"]["risk"]) == {"qini_coefficient", "auuc", "auuc_random", "share", "qini", "uplift"}
     assert report["pilot"]["large_enough"] is True
@@ -188,3 +191,18 @@ def test_perfect_ranking_beats_random_and_reversed():
     constant = uplift_metrics.uplift_curve(np.zeros(n), treated, churned)
     assert constant.qini_coefficient == pytest.approx(0.0, abs=1e-12)
     assert constant.auuc == pytest.approx(constant.auuc_random)
+
+
+def test_paired_bootstrap_interval_of_a_qini_difference():
+    rng = np.random.default_rng(1)
+    n = 3000
+    helps = rng.random(n) < 0.5
+    treated = (rng.random(n) < 0.5).astype(int)
+    churned = (rng.random(n) < np.where(helps & (treated == 1), 0.1, 0.4)).astype(int)
+    noise = rng.random(n)
+    better = uplift_metrics.qini_difference_interval(helps + 0.1 * noise, noise, treated, churned, seed=0)
+    difference, low, high = better
+    assert 0 < low < difference < high
+    assert better == uplift_metrics.qini_difference_interval(helps + 0.1 * noise, noise, treated, churned, seed=0)
+    same_low, same_high = uplift_metrics.qini_difference_interval(noise, noise, treated, churned)[1:]
+    assert same_low == same_high == 0.0

@@ -496,10 +496,14 @@ class UpliftValidation:
     pilot: PilotSize
     observed_effect: float
     """Held-out control churn rate - treated churn rate (the average effect, the pilot report's sign)."""
+    network_gain: dict[str, tuple[float, float, float]]
+    """Per other rule: the network's Qini coefficient minus that rule's, with a 95% paired bootstrap
+    interval (difference, low, high) on the same held-out members."""
 
     def to_dict(self) -> dict:
         return {
             "rules": {name: curve.to_dict() for name, curve in self.rules.items()},
+            "network_gain": {name: list(gain) for name, gain in self.network_gain.items()},
             "test_members": self.test_members, "test_treated": self.test_treated,
             "test_control": self.test_control, "observed_effect": self.observed_effect,
             "pilot": self.pilot.to_dict(),
@@ -517,12 +521,18 @@ def compare_targeting(model: UpliftModel, learn: pl.DataFrame, test: pl.DataFram
     if risk_column is not None:
         if risk_column not in test.columns:
             raise DataError(f"risk column '{risk_column}' is not in the members frame; check the name")
-        scores["risk"] = test[risk_column].cast(pl.Float64).to_numpy()
+        risk = test[risk_column].cast(pl.Float64).to_numpy()
+        if np.isnan(risk).any():
+            raise DataError(f"risk column '{risk_column}' has NULL/NaN values; score every member first")
+        scores["risk"] = risk
     effect = float(churned[treated == 0].mean() - churned[treated == 1].mean())
     return UpliftValidation(
         rules={name: uplift_metrics.uplift_curve(score, treated, churned) for name, score in scores.items()},
         test_members=test.height, test_treated=int(treated.sum()), test_control=int((1 - treated).sum()),
         pilot=model.pilot, observed_effect=effect,
+        network_gain={name: uplift_metrics.qini_difference_interval(scores["network"], score, treated, churned,
+                                                                   seed=model.config.seed)
+                      for name, score in scores.items() if name != "network"},
     )
 
 
