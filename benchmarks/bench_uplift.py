@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from churnwh.ml import uplift, uplift_metrics  # noqa: E402
-from tests.uplift_data import synthetic_pilot  # noqa: E402
+from churnwh.ml import uplift, uplift_metrics
+from tests.uplift_data import synthetic_pilot
 
 
 def main() -> None:

@@ -379,8 +379,10 @@ def fit_uplift(
 
     ``config.valid_fraction`` of the members (stratified by treatment and outcome) are held out for
     early stopping; used fields of ``config``: the network sizes, optimizer, ``epochs``, ``patience``,
-    ``batch_size``, ``seed``, ``n_bins``, category settings. Every column except the treatment, label,
-    id and ``exclude`` columns is a feature. Deterministic for a seed.
+    ``batch_size``, ``seed``, ``n_bins``, category settings (``shared_layers = -1``, auto, means none:
+    pilots are small; ``max_epoch_rows``, ``patience_rows`` and ``calibration`` are not used: the two
+    arms' probabilities are left as trained, on the natural churn rate). Every column except the
+    treatment, label, id and ``exclude`` columns is a feature. Deterministic for a seed.
 
     Raises
     ------
