@@ -121,8 +121,8 @@ class PilotSize:
             f"({self.treated_churners} churned) and {self.control} control members ({self.control_churners} "
             f"churned); at its churn rate {self.churn_rate:.1%} and treated share {self.treated_share:.0%} it "
             f"needs at least {self.required_members} members with {self.min_outcomes_per_arm} churners and "
-            f"{self.min_outcomes_per_arm} non-churners in each group (to detect a {self.rule.min_effect:.0%}"
-            f" change in churn within each of {self.rule.segments} segments at {self.rule.alpha:.0%} "
+            f"{self.min_outcomes_per_arm} non-churners in each group (to detect a {self.rule.min_effect * 100:g}-point"
+            f" change in churn probability within each of {self.rule.segments} segments at {self.rule.alpha:.0%} "
             f"significance and {self.rule.power:.0%} power): run a larger pilot or wait for more outcomes"
         )
 
