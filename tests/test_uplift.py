@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
 
-from churnwh.errors import DataError
-from churnwh.ml import train, uplift, uplift_metrics
+from churnwh.errors import ChurnwhError, DataError
+from churnwh.ml import train, uplift, uplift_artifact, uplift_metrics
 from tests.uplift_data import synthetic_pilot
 
 TINY = train.TrainConfig(
@@ -206,3 +208,19 @@ def test_paired_bootstrap_interval_of_a_qini_difference():
     assert better == uplift_metrics.qini_difference_interval(helps + 0.1 * noise, noise, treated, churned, seed=0)
     same_low, same_high = uplift_metrics.qini_difference_interval(noise, noise, treated, churned)[1:]
     assert same_low == same_high == 0.0
+
+
+def test_saved_model_estimates_what_it_did_and_holds_no_rows(validated, fresh_members, tmp_path):
+    model, _ = validated
+    directory = uplift_artifact.save_uplift_model(model, tmp_path / "uplift")
+    loaded = uplift_artifact.load_uplift_model(directory)
+    sample = fresh_members.head(300)
+    np.testing.assert_array_equal(uplift.predict_uplift(loaded, sample).churn_change,
+                                  uplift.predict_uplift(model, sample).churn_change)
+    assert loaded.pilot == model.pilot and loaded.treatment_column == "treated"
+    stored = (directory / uplift_artifact.META_FILE).read_text()
+    assert "member" not in json.loads(stored)["features"]
+    assert "risk_score" not in stored and "true_churn_change" not in stored
+    (directory / uplift_artifact.META_FILE).unlink()
+    with pytest.raises(ChurnwhError, match="is not a saved uplift model"):
+        uplift_artifact.load_uplift_model(directory)
