@@ -147,6 +147,18 @@ class ChurnNetwork(nnx.Module):
         dropout_key: jax.Array | None = None,
     ) -> jax.Array:
         """Member logits (rows, k). Dropout is applied only when ``dropout_key`` is given."""
+        x = self.representation(numeric, categorical, bin_edges, bin_mask, dropout_key)
+        return jnp.sum(x * self.head_kernel[...][None], axis=-1) + self.head_bias[...][None]
+
+    def representation(
+        self,
+        numeric: jax.Array,
+        categorical: jax.Array,
+        bin_edges: jax.Array,
+        bin_mask: jax.Array,
+        dropout_key: jax.Array | None = None,
+    ) -> jax.Array:
+        """Every member's last hidden layer (rows, k, hidden): what the heads read."""
         embeddings = []
         if self.shape.n_numeric:
             encoded = piecewise_linear_encoding(numeric, bin_edges, bin_mask)
@@ -172,7 +184,7 @@ class ChurnNetwork(nnx.Module):
         x = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.shape.k, x.shape[1]))
         for layer_index, layer in enumerate(self.backbone, start=len(self.shared_backbone)):
             x = dropout(jax.nn.relu(layer(x)), layer_index)
-        return jnp.sum(x * self.head_kernel[...][None], axis=-1) + self.head_bias[...][None]
+        return x
 
 
 def build_network(shape: NetworkShape, seed: int) -> tuple[nnx.GraphDef, nnx.State]:

@@ -1,0 +1,90 @@
+"""Save and load an UpliftModel as a directory: ``arrays.npz`` + ``uplift.json``, no pickles.
+
+The same layout as the churn model's artifact (``artifact.py``): parameters keyed by their path in
+the module tree and the preprocessor's bin arrays in ``arrays.npz``; the preprocessing, network shape,
+training config, column names, training history and the pilot's aggregate counts in ``uplift.json``.
+No row of data and no row identifier.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from churnwh.errors import ChurnwhError
+from churnwh.ml import network, preprocess, uplift
+from churnwh.ml.artifact import ARRAYS_FILE, PARAM_PREFIX, PREPROCESSOR_PREFIX, _flat_params
+from churnwh.ml.train import TrainConfig
+
+FORMAT_VERSION = 1
+META_FILE = "uplift.json"
+
+
+def save_uplift_model(model: uplift.UpliftModel, directory: str | Path) -> Path:
+    """Write ``model`` to ``directory`` (created if needed; existing files are replaced)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    preprocessor_meta, preprocessor_arrays = model.preprocessor.to_dict()
+    arrays = _flat_params(model.params)
+    arrays.update({PREPROCESSOR_PREFIX + name: value for name, value in preprocessor_arrays.items()})
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "label_column": model.label_column,
+        "treatment_column": model.treatment_column,
+        "features": model.preprocessor.feature_kinds,
+        "preprocessor": preprocessor_meta,
+        "network_shape": model.shape.to_dict(),
+        "config": model.config.to_dict(),
+        "pilot": model.pilot.to_dict(),
+        "best_epoch": model.best_epoch,
+        "history": model.history,
+    }
+    with open(directory / ARRAYS_FILE, "wb") as handle:
+        np.savez(handle, **arrays)
+    (directory / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
+    return directory
+
+
+def _pilot_from_dict(values: dict) -> uplift.PilotSize:
+    rule = uplift.PilotSizeRule(**values["rule"])
+    fields = {name: values[name] for name in ("treated", "control", "treated_churners", "control_churners",
+                                              "churn_rate", "treated_share", "required_members",
+                                              "min_outcomes_per_arm")}
+    return uplift.PilotSize(**fields, rule=rule)
+
+
+def load_uplift_model(directory: str | Path) -> uplift.UpliftModel:
+    """Read a model written by ``save_uplift_model``; it estimates exactly what the saved one did."""
+    directory = Path(directory)
+    if not (directory / META_FILE).is_file() or not (directory / ARRAYS_FILE).is_file():
+        raise ChurnwhError(f"{directory} is not a saved uplift model (needs {META_FILE} and {ARRAYS_FILE}); "
+                           "point to the directory save_uplift_model wrote")
+    meta = json.loads((directory / META_FILE).read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ChurnwhError(f"{directory / META_FILE} has format version {meta.get('format_version')}, "
+                           f"this churnwh reads version {FORMAT_VERSION}; fit the uplift model again")
+    with np.load(directory / ARRAYS_FILE, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    shape = network.NetworkShape.from_dict(meta["network_shape"])
+    template_leaves, treedef = jax.tree_util.tree_flatten_with_path(uplift.build_uplift_network(shape, seed=0)[1])
+    leaves = []
+    for path, leaf in template_leaves:
+        key = PARAM_PREFIX + jax.tree_util.keystr(path)
+        if key not in arrays or arrays[key].shape != leaf.shape:
+            raise ChurnwhError(f"{directory / ARRAYS_FILE} lacks parameter {key} of shape {leaf.shape}; "
+                               "the artifact is damaged, fit the uplift model again or restore it")
+        leaves.append(jax.numpy.asarray(arrays[key], dtype=leaf.dtype))
+    preprocessor = preprocess.Preprocessor.from_dict(
+        meta["preprocessor"],
+        {name[len(PREPROCESSOR_PREFIX):]: value for name, value in arrays.items()
+         if name.startswith(PREPROCESSOR_PREFIX)},
+    )
+    return uplift.UpliftModel(
+        preprocessor=preprocessor, shape=shape, params=jax.tree_util.tree_unflatten(treedef, leaves),
+        config=TrainConfig.from_dict(meta["config"]), label_column=meta["label_column"],
+        treatment_column=meta["treatment_column"], pilot=_pilot_from_dict(meta["pilot"]),
+        history=meta["history"], best_epoch=meta["best_epoch"],
+    )

@@ -1,0 +1,226 @@
+"""The uplift estimator on synthetic pilots with a known heterogeneous effect of contact on churn."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from churnwh.errors import ChurnwhError, DataError
+from churnwh.ml import train, uplift, uplift_artifact, uplift_metrics
+from tests.uplift_data import synthetic_pilot
+
+TINY = train.TrainConfig(
+    epochs=60, batch_size=128, learning_rate=3e-3, hidden=32, depth=2, k=4, n_bins=8, d_embed=4,
+    dropout=0.0, patience=8, seed=3, valid_fraction=0.2, test_fraction=0.3,
+)
+RULE = uplift.PilotSizeRule(min_effect=0.1)
+TREATED_SHARE = 0.6
+
+
+def validate(members: pl.DataFrame, config: train.TrainConfig = TINY):
+    return uplift.validate_uplift(
+        members, treatment_column="treated", label_column="churned", risk_column="risk_score",
+        id_column="member", exclude=("true_churn_change",), treated_share=TREATED_SHARE, config=config,
+        rule=RULE)
+
+
+@pytest.fixture(scope="module")
+def pilot() -> pl.DataFrame:
+    return synthetic_pilot(6000, seed=0, treated_share=TREATED_SHARE)
+
+
+@pytest.fixture(scope="module")
+def validated(pilot):
+    return validate(pilot)
+
+
+@pytest.fixture(scope="module")
+def fresh_members() -> pl.DataFrame:
+    """Members the model never saw, many of them, so the comparison of rules is not held-out noise."""
+    return synthetic_pilot(30_000, seed=99, treated_share=TREATED_SHARE)
+
+
+def test_network_targets_better_than_risk_and_as_well_as_two_models(validated, pilot, fresh_members):
+    model, _ = validated
+    learn, _ = uplift.split_members(pilot, treatment_column="treated", label_column="churned",
+                                    test_fraction=TINY.test_fraction, seed=TINY.seed + 1)
+    comparison = uplift.compare_targeting(model, learn, fresh_members, risk_column="risk_score")
+    qini = {name: curve.qini_coefficient for name, curve in comparison.rules.items()}
+    auuc = {name: curve.auuc for name, curve in comparison.rules.items()}
+    assert qini["network"] > qini["risk"] + 0.001
+    assert auuc["network"] > auuc["risk"]
+    # at 6,000 members the tiny network is on par with the two logistic regressions (its Qini is
+    # Qini over 6 data and model seeds: 0.71-1.06); it pulls ahead on larger pilots (benchmarks/bench_uplift.py)
+    assert qini["network"] > 0.7 * qini["two_model"]
+    assert auuc["network"] > comparison.rules["network"].auuc_random  # better than contacting at random
+
+
+def test_estimated_effect_follows_the_true_effect(validated, fresh_members):
+    model, _ = validated
+    estimates = uplift.predict_uplift(model, fresh_members)
+    truth = fresh_members["true_churn_change"].to_numpy()
+    assert np.corrcoef(estimates.churn_change, truth)[0, 1] > 0.35
+    np.testing.assert_allclose(estimates.prevented, -estimates.churn_change)
+    assert np.all((estimates.churn_if_contacted > 0) & (estimates.churn_if_contacted < 1))
+    saveable = truth < -0.05
+    unsaveable = fresh_members["usage_drop"].to_numpy() > 0.6
+    assert estimates.prevented[saveable].mean() > estimates.prevented[unsaveable].mean() + 0.03
+
+
+def test_validation_reports_every_rule_on_held_out_members(validated, pilot):
+    model, validation = validated
+    assert set(validation.rules) == {"network", "two_model", "risk"}
+    assert validation.test_members == validation.test_treated + validation.test_control
+    assert validation.test_members == pytest.approx(0.3 * pilot.height, abs=4)
+    assert 1 <= model.best_epoch <= len(model.history) < TINY.epochs
+    assert "risk_score" not in model.preprocessor.feature_names
+    assert "true_churn_change" not in model.preprocessor.feature_names
+    curve = validation.rules["network"]
+    assert curve.share[0] == 0.0 and curve.share[-1] == 1.0 and curve.qini[0] == 0.0
+    assert set(validation.network_gain) == {"two_model", "risk"}
+    for difference, low, high in validation.network_gain.values():
+        assert low <= difference <= high
+    report = validation.to_dict()
+    assert set(report["rules"]["risk"]) == {"qini_coefficient", "auuc", "auuc_random", "share", "qini", "uplift"}
+    assert report["pilot"]["large_enough"] is True
+
+
+def test_same_seed_gives_the_same_estimates(validated, pilot, fresh_members):
+    model, _ = validated
+    again, _ = validate(pilot)
+    sample = fresh_members.head(500)
+    np.testing.assert_array_equal(uplift.predict_uplift(model, sample).churn_change,
+                                  uplift.predict_uplift(again, sample).churn_change)
+
+
+# --- Too small to learn from ------------------------------------------------------------------------
+
+
+def test_required_size_follows_the_two_proportion_rule():
+    rule = uplift.PilotSizeRule()
+    # 2 segments * (1.95996 + 0.84162)^2 * 0.2 * 0.8 / (0.05^2 * 0.25) = 4,018.6
+    assert uplift.required_members(0.2, 0.5, rule) == 4019
+    assert uplift.required_members(0.2, 0.9, rule) > uplift.required_members(0.2, 0.5, rule)
+    assert uplift.required_members(0.2, 0.5, uplift.PilotSizeRule(min_effect=0.1)) == 1005
+    # rare churn: the outcome count decides (30 churners in the smaller arm)
+    assert uplift.required_members(0.01, 0.5, uplift.PilotSizeRule(min_effect=0.5)) == 6000
+
+
+def test_refusal_fires_below_the_threshold_and_not_above():
+    members = synthetic_pilot(3000, seed=1, treated_share=0.5)
+    size = uplift.pilot_size(members["treated"], members["churned"], RULE)
+    assert size.large_enough and size.members > size.required_members
+    uplift.require_learnable_pilot(members["treated"], members["churned"], RULE)
+    small = members.head(size.required_members - 100)
+    small_size = uplift.pilot_size(small["treated"], small["churned"], RULE)
+    assert small_size.members < small_size.required_members < size.members
+    with pytest.raises(uplift.PilotTooSmall) as refused:
+        uplift.fit_uplift(small, treatment_column="treated", label_column="churned", id_column="member",
+                          exclude=("risk_score", "true_churn_change"), config=TINY, rule=RULE)
+    message = str(refused.value)
+    assert "\n" not in message
+    treated = int(small["treated"].sum())
+    churned_treated = int(small.filter(pl.col("treated") == 1)["churned"].sum())
+    assert f"{treated} treated members ({churned_treated} churned)" in message
+    assert f"at least {small_size.required_members} members" in message
+    assert isinstance(refused.value, DataError)
+
+
+def test_refusal_counts_churners_per_arm():
+    treated = np.r_[np.ones(5000), np.zeros(5000)]
+    churned = np.zeros(10_000)
+    churned[:200] = 1  # 200 treated churners, no control churner
+    size = uplift.pilot_size(treated, churned)
+    assert size.members > size.required_members and not size.large_enough
+    with pytest.raises(uplift.PilotTooSmall, match="5000 control members \\(0 churned\\)"):
+        uplift.require_learnable_pilot(treated, churned)
+
+
+def test_assignment_far_from_the_planned_share_is_refused(pilot):
+    with pytest.raises(DataError, match="does not look random"):
+        uplift.fit_uplift(pilot, treatment_column="treated", label_column="churned", id_column="member",
+                          exclude=("risk_score", "true_churn_change"), treated_share=0.3, config=TINY, rule=RULE)
+
+
+def test_treatment_column_values():
+    frame = pl.DataFrame({"group": ["treatment", "control", "treatment"], "bad": ["a", "control", "b"],
+                          "flag": [True, False, True], "number": [1, 2, 0]})
+    np.testing.assert_array_equal(uplift.treatment_flags(frame, "group"), [1, 0, 1])
+    np.testing.assert_array_equal(uplift.treatment_flags(frame, "flag"), [1, 0, 1])
+    with pytest.raises(DataError, match="'bad' has values other than 'treatment' and 'control'"):
+        uplift.treatment_flags(frame, "bad")
+    with pytest.raises(DataError, match="'number' has values other than 0 and 1"):
+        uplift.treatment_flags(frame, "number")
+    with pytest.raises(DataError, match="'missing' is not in the members frame"):
+        uplift.treatment_flags(frame, "missing")
+
+
+# --- Curves -----------------------------------------------------------------------------------------
+
+
+def test_qini_and_uplift_curves_by_hand():
+    # ranked: (T, churned) = (1,0) (0,1) (1,1) (0,0)
+    scores = np.array([4.0, 3.0, 2.0, 1.0])
+    treated = np.array([1, 0, 1, 0])
+    churned = np.array([0, 1, 1, 0])
+    curve = uplift_metrics.uplift_curve(scores, treated, churned, n_points=5)
+    # k=1: no control member yet -> 0; k=2: n_t=n_c=1, y_t=0, y_c=1 -> Q=1, U=(1/1-0/1)*2=2;
+    # k=3: n_t=2, n_c=1, y_t=1, y_c=1 -> Q=1*2/1-1=1, U=(1/1-1/2)*3=1.5; k=4: y_t=y_c=1, n_t=n_c=2 -> 0
+    np.testing.assert_allclose(curve.qini, [0, 0, 0.25, 0.25, 0.0])
+    np.testing.assert_allclose(curve.uplift, [0, 0, 0.5, 0.375, 0.0])
+    # trapezoids over the shares 0, 1/4, ..., 1 (the random line is 0: Q(N) = 0)
+    assert curve.qini_coefficient == pytest.approx(0.125)
+    assert curve.auuc == pytest.approx(0.21875)
+    assert curve.auuc_random == 0.0
+
+
+def test_perfect_ranking_beats_random_and_reversed():
+    rng = np.random.default_rng(0)
+    n = 4000
+    helps = rng.random(n) < 0.5
+    treated = (rng.random(n) < 0.5).astype(int)
+    churned = (rng.random(n) < np.where(helps & (treated == 1), 0.1, 0.4)).astype(int)
+    good = uplift_metrics.uplift_curve(helps.astype(float), treated, churned)
+    reversed_ = uplift_metrics.uplift_curve(-helps.astype(float), treated, churned)
+    random = uplift_metrics.uplift_curve(rng.random(n), treated, churned)
+    assert good.qini_coefficient > abs(random.qini_coefficient) + 0.01
+    assert reversed_.qini_coefficient < -0.01
+    assert good.auuc > good.auuc_random > reversed_.auuc
+    # tied scores form one step: a constant score is the random line
+    constant = uplift_metrics.uplift_curve(np.zeros(n), treated, churned)
+    assert constant.qini_coefficient == pytest.approx(0.0, abs=1e-12)
+    assert constant.auuc == pytest.approx(constant.auuc_random)
+
+
+def test_paired_bootstrap_interval_of_a_qini_difference():
+    rng = np.random.default_rng(1)
+    n = 3000
+    helps = rng.random(n) < 0.5
+    treated = (rng.random(n) < 0.5).astype(int)
+    churned = (rng.random(n) < np.where(helps & (treated == 1), 0.1, 0.4)).astype(int)
+    noise = rng.random(n)
+    better = uplift_metrics.qini_difference_interval(helps + 0.1 * noise, noise, treated, churned, seed=0)
+    difference, low, high = better
+    assert 0 < low < difference < high
+    assert better == uplift_metrics.qini_difference_interval(helps + 0.1 * noise, noise, treated, churned, seed=0)
+    same_low, same_high = uplift_metrics.qini_difference_interval(noise, noise, treated, churned)[1:]
+    assert same_low == same_high == 0.0
+
+
+def test_saved_model_estimates_what_it_did_and_holds_no_rows(validated, fresh_members, tmp_path):
+    model, _ = validated
+    directory = uplift_artifact.save_uplift_model(model, tmp_path / "uplift")
+    loaded = uplift_artifact.load_uplift_model(directory)
+    sample = fresh_members.head(300)
+    np.testing.assert_array_equal(uplift.predict_uplift(loaded, sample).churn_change,
+                                  uplift.predict_uplift(model, sample).churn_change)
+    assert loaded.pilot == model.pilot and loaded.treatment_column == "treated"
+    stored = (directory / uplift_artifact.META_FILE).read_text()
+    assert "member" not in json.loads(stored)["features"]
+    assert "risk_score" not in stored and "true_churn_change" not in stored
+    (directory / uplift_artifact.META_FILE).unlink()
+    with pytest.raises(ChurnwhError, match="is not a saved uplift model"):
+        uplift_artifact.load_uplift_model(directory)
