@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import TINY_NETWORK  # noqa: E402 - the suite's tiny network, for --network tiny
 
-EXPECTED = {"private.duckdb", "churn.duckdb", "demo_truth.parquet", "demo_state", "models"}
+EXPECTED = {"private.duckdb", "churn.duckdb", "demo_truth.parquet", "uplift_truth.parquet", "demo_state", "models"}
 """What a finished build leaves at the top of warehouse/ (the default demo configuration)."""
 STAGE_LINE = re.compile(r"^\s*([a-z]+)\s+[│|]\s+([0-9.]+)\s+[│|]")
 
@@ -85,6 +85,12 @@ def advance(project: Path, step: int, days: int) -> dict:
     planted = float(re.search(r"expected ([0-9.]+) percentage points", played.stdout).group(1)) / 100
     return {"campaign": campaign, "members": members, "as_of": as_of, "rows_added": added,
             "planted_effect": planted, "advance_s": round(time.perf_counter() - started, 2)}
+
+
+def pilot_report(project: Path, campaign: str) -> str:
+    """``churnwh pilot-report``'s line for the campaign played out before this build (or why there is none)."""
+    result = churnwh(project, "pilot-report", campaign)
+    return (result.stdout if result.returncode == 0 else result.stderr).strip().removeprefix("error: ")
 
 
 def backtest(project: Path) -> list[dict]:
@@ -234,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             if result.returncode != 0:
                 break
             builds[-1]["backtest"] = backtest(project) if number > 1 else []
+            if number > 1:
+                steps[-1]["pilot_report"] = pilot_report(project, steps[-1]["campaign"])
         summary = verdict(builds)
     finally:
         if temporary is not None:
@@ -264,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     for number, step in enumerate(steps, start=2):
         print(f"advance before build {number}: {step['rows_added']:,} raw rows added in {step['advance_s']:.1f} s, "
               f"campaign {step['campaign']} ({step['members']:,} members, planted effect {step['planted_effect']:.3f})")
+        if "pilot_report" in step:
+            print(f"pilot report after build {number}: {step['pilot_report']}")
     first, last = summary["compared"]
     print(f"data growth (rows held), build {first} -> {last}: x{summary['data_growth']}"
           + (f"; from build 2: x{summary['data_growth_from_second']}" if "data_growth_from_second" in summary else ""))

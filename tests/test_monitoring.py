@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from churnwh.stages.monitor import psi
+from churnwh.ml.drift import psi
 from tests.helpers import REPO, churnwh, copy_project, private
 
 
@@ -117,7 +117,7 @@ def test_drift_compares_with_the_latest_training_date_and_says_what_moved(built_
 
 
 def test_describe_shift_names_direction_means_and_shares_only():
-    from churnwh.stages.monitor import describe_shift, severe_drift
+    from churnwh.ml.drift import describe_shift, severe_drift
 
     prices = describe_shift("monthly_price", pl.Series([12.9] * 50), pl.Series([14.1] * 50), categorical=False,
                             reference="the training dates 2025-10-01 to 2025-12-01")

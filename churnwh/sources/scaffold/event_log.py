@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from churnwh.errors import ChurnwhError
-from churnwh.sources.scaffold.from_file import ID_NAMES, RESERVED_ALIASES, source_type
+from churnwh.sources.scaffold.from_file import ID_NAMES, RESERVED_ALIASES
 from churnwh.sources.scaffold.naming import (
     REASONS,
     _ident,
     _listed,
     _relative_or_absolute,
     _toml_key,
-    check_names,
     comment_text,
     guess_class,
     snake,
@@ -34,6 +33,7 @@ from churnwh.sources.scaffold.naming import (
     words,
 )
 from churnwh.sources.scaffold.templates import COMMON, SOURCE_HELP
+from churnwh.sources.scaffold.user_file import read_user_file
 
 TIME_WORDS = ("ts", "timestamp", "time", "date", "datetime", "day", "at", "when", "ordered", "purchased")
 MAX_CATEGORIES = 50
@@ -161,7 +161,7 @@ def sniff_events(path: Path, *, id_column: str | None = None, time_column: str |
     Raises when the history is too short for a time split with these windows, naming the parameters."""
     import duckdb
 
-    from churnwh.config import SourceColumn, SourceConfig
+    from churnwh.config import SourceColumn
     from churnwh.sources import declared as sources
     from churnwh.sources.scaffold.from_file import _pick
 
@@ -173,61 +173,17 @@ def sniff_events(path: Path, *, id_column: str | None = None, time_column: str |
             raise ChurnwhError(f"{option} {value}: give a number of days of at least 1")
     if min_history_days is not None and min_history_days < 0:
         raise ChurnwhError(f"--min-history-days {min_history_days}: give 0 or more days")
-    fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
     con = duckdb.connect()
     try:
-        delimiter, date_format, sniffed = ",", None, {}
-        if fmt == "csv":
-            try:
-                delimiter, has_header, described, date_format, timestamp_format = con.execute(
-                    "SELECT Delimiter, HasHeader, Columns, DateFormat, TimestampFormat FROM sniff_csv(?)",
-                    [str(path)]).fetchone()
-            except duckdb.Error as err:
-                raise ChurnwhError(f"--from {path}: cannot be read as a CSV file ({type(err).__name__}): "
-                                   "export it again as CSV with a header row") from None
-            if not has_header:
-                raise ChurnwhError(f"--from {path}: the first line is not a header: churnwh needs the column "
-                                   "names in the first line")
-            sniffed = {c["name"]: str(c["type"]) for c in described}
-            date_format = date_format or timestamp_format or None
-            if date_format in ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", ""):
-                date_format = None
-        if len(delimiter) != 1:
-            raise ChurnwhError(f"--from {path}: the delimiter is not one character: export it with , or ;")
-        source = SourceConfig(name="events", path=str(path), format=fmt, columns=(), delimiter=delimiter)
-        sql = sources.read_sql(source, [path])
-        try:
-            native = sources._columns_of(con, sql)
-            con.execute(f"CREATE TEMP TABLE src AS {sql}")
-        except duckdb.Error as err:
-            raise ChurnwhError(f"--from {path}: cannot be read ({type(err).__name__}): check that it is a "
-                               "CSV with a header row or a Parquet file") from None
-        names = list(native)
-        check_names(names, f"--from {path}")
-        rows = con.execute("SELECT count(*) FROM src").fetchone()[0]
-        if rows == 0:
-            raise ChurnwhError(f"--from {path}: the file has a header but no data rows: export the data again")
+        user_file = read_user_file(con, path, [path], "events")
+        delimiter, date_format, native, rows = (user_file.delimiter, user_file.date_format, user_file.native,
+                                                user_file.rows)
+        names = user_file.names
         ref = sources._ident
-
-        def failures(column: str, kind: str) -> int:
-            conversion = sources.converted(SourceColumn(column, kind, "plain"), native[column], date_format)
-            present = f"({ref(column)} IS NOT NULL AND trim(CAST({ref(column)} AS VARCHAR)) <> '')"
-            return con.execute(f"SELECT count(*) FROM src WHERE {present} AND {conversion} IS NULL").fetchone()[0]
 
         types: dict[str, str] = {}
         for name in names:
-            kind = source_type(sniffed.get(name, native[name]))
-            if native[name] == "VARCHAR" and kind != "VARCHAR" and failures(name, kind):
-                kind = "VARCHAR"  # the sniffer saw a sample; the loader checks every row
-            if native[name] == "VARCHAR" and kind == "VARCHAR":
-                for candidate in ("BIGINT", "DOUBLE"):
-                    if con.execute(f"SELECT count(*) FROM src WHERE nullif(trim({ref(name)}), '') IS NOT NULL"
-                                   ).fetchone()[0] and not failures(name, candidate):
-                        kind = candidate
-                        break
-            if kind in ("BIGINT", "DOUBLE") and native[name] == "VARCHAR" and con.execute(
-                    f"SELECT count(*) FROM src WHERE regexp_matches(trim({ref(name)}), '^[+-]?0[0-9]')").fetchone()[0]:
-                kind = "VARCHAR"  # codes with leading zeros stay text
+            kind = user_file.inferred_type(name)
             types[name] = kind
         id_column = _pick(names, id_column, ID_NAMES, "--id-column", "the customer id")
         time_column = _pick_time(names, types, time_column, id_column)
@@ -279,7 +235,7 @@ def sniff_events(path: Path, *, id_column: str | None = None, time_column: str |
             columns.append(column)
         value_alias = next((c.alias for c in columns if c.feature == "sum" and c.type != "BOOLEAN"
                             and any(w in VALUE_WORDS for w in words(c.name))), None)
-        log = EventLog(path=path, format=fmt, delimiter=delimiter, date_format=date_format, columns=columns,
+        log = EventLog(path=path, format=user_file.format, delimiter=delimiter, date_format=date_format, columns=columns,
                        id_column=id_column, time_column=time_column, rows=rows, customers=customers,
                        first_day=first, last_day=last, value_alias=value_alias)
         if holdout_days is not None:

@@ -16,7 +16,6 @@ from churnwh.sources.scaffold.naming import (
     _relative_or_absolute,
     _showable,
     _toml_key,
-    check_names,
     comment_text,
     guess_class,
     snake,
@@ -24,6 +23,7 @@ from churnwh.sources.scaffold.naming import (
     words,
 )
 from churnwh.sources.scaffold.templates import COMMON, SOURCE_HELP
+from churnwh.sources.scaffold.user_file import read_user_file
 
 ID_NAMES = ("customer_id", "client_id", "account_id", "user_id", "member_id", "subscriber_id", "id", "customer")
 LABEL_NAMES = ("churn", "churned", "is_churned", "churn_flag", "exited", "attrition", "attrited", "left")
@@ -149,49 +149,16 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
     """
     import duckdb
 
-    from churnwh.config import SourceColumn, SourceConfig
     from churnwh.sources import declared as sources
 
     path = path.expanduser().resolve()
     files = _matching(path)
-    fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
     con = duckdb.connect()
     try:
-        delimiter, date_format, sniffed = ",", None, {}
-        if fmt == "csv":
-            try:
-                found = con.execute("SELECT Delimiter, HasHeader, Columns, DateFormat FROM sniff_csv(?)",
-                                    [str(files[0])]).fetchone()
-            except duckdb.Error as err:
-                raise ChurnwhError(f"--from {path}: cannot be read as a CSV file ({type(err).__name__}): "
-                                   "export it again as CSV with a header row") from None
-            delimiter, has_header, described, date_format = found
-            if len(described) == 1 and re.search(r"\S {2,}\S", described[0]["name"]):
-                raise ChurnwhError(
-                    f"--from {path}: the columns look aligned with spaces (a fixed-width text file), which churnwh "
-                    "does not read: convert it to CSV first, e.g. `awk -v OFS=, '{$1=$1}1' FILE > FILE.csv` "
-                    "(when no value holds a space), then run init --from FILE.csv")
-            if not has_header:
-                raise ChurnwhError(f"--from {path}: the first line is not a header: churnwh needs the column "
-                                   "names in the first line")
-            sniffed = {c["name"]: str(c["type"]) for c in described}
-            if date_format in ("%Y-%m-%d", ""):
-                date_format = None
-        if len(delimiter) != 1:
-            raise ChurnwhError(f"--from {path}: the delimiter is not one character: export it with , or ;")
-        source = SourceConfig(name="customers", path=str(path), format=fmt, columns=(), delimiter=delimiter)
-        sql = sources.read_sql(source, files)
-        try:
-            native = sources._columns_of(con, sql)
-            con.execute(f"CREATE TEMP TABLE src AS {sql}")
-        except duckdb.Error as err:
-            raise ChurnwhError(f"--from {path}: cannot be read ({type(err).__name__}): check that it is a "
-                               "CSV with a header row or a Parquet file") from None
-        names = list(native)
-        check_names(names, f"--from {path}")
-        rows = con.execute("SELECT count(*) FROM src").fetchone()[0]
-        if rows == 0:
-            raise ChurnwhError(f"--from {path}: the file has a header but no data rows: export the data again")
+        user_file = read_user_file(con, path, files, "customers")
+        delimiter, date_format, native, rows = (user_file.delimiter, user_file.date_format, user_file.native,
+                                                user_file.rows)
+        names = user_file.names
         if id_column != sources.ROW_ID:
             id_column = _pick(names, id_column, ID_NAMES, "--id-column", "the customer id")
         label = _pick(names, label, LABEL_NAMES, "--label", "the churn flag")
@@ -204,12 +171,6 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
                                "other columns")
 
         ref = sources._ident
-
-        def failures(column: str, kind: str) -> int:
-            declared = SourceColumn(column, kind, "plain")
-            present = f"({ref(column)} IS NOT NULL AND trim(CAST({ref(column)} AS VARCHAR)) <> '')"
-            conversion = sources.converted(declared, native[column], date_format)
-            return con.execute(f"SELECT count(*) FROM src WHERE {present} AND {conversion} IS NULL").fetchone()[0]
 
         # the id: one row per customer, never empty (a row number is both)
         empty, duplicated = (0, 0) if id_column == sources.ROW_ID else con.execute(
@@ -255,22 +216,7 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
         columns: list[SniffedColumn] = []
         taken = set(RESERVED_ALIASES)
         for name in names:
-            kind = source_type(sniffed.get(name, native[name]))
-            if name in (id_column, label):
-                kind = "VARCHAR"
-            elif native[name] == "VARCHAR":
-                if kind != "VARCHAR" and failures(name, kind):
-                    kind = "VARCHAR"  # the sniffer saw a sample; the loader checks every row
-                if kind == "VARCHAR":
-                    for candidate in ("BIGINT", "DOUBLE"):
-                        if con.execute(f"SELECT count(*) FROM src WHERE nullif(trim({ref(name)}), '') IS NOT NULL"
-                                       ).fetchone()[0] and not failures(name, candidate):
-                            kind = candidate
-                            break
-                if kind in ("BIGINT", "DOUBLE") and con.execute(
-                        f"SELECT count(*) FROM src WHERE regexp_matches(trim({ref(name)}), '^[+-]?0[0-9]')"
-                ).fetchone()[0]:
-                    kind = "VARCHAR"  # codes with leading zeros (postcodes, account numbers) stay text
+            kind = "VARCHAR" if name in (id_column, label) else user_file.inferred_type(name)
             distinct, present = con.execute(
                 f"SELECT count(DISTINCT v), count(v) FROM (SELECT nullif(trim(CAST({ref(name)} AS VARCHAR)), '') AS v "
                 "FROM src)").fetchone()
@@ -328,7 +274,7 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
             if value_column:
                 break
         leaks = _leaks(con, columns, label, positive, native, date_format)
-        return FlatSource(path=path, format=fmt, delimiter=delimiter, date_format=date_format, columns=columns,
+        return FlatSource(path=path, format=user_file.format, delimiter=delimiter, date_format=date_format, columns=columns,
                           id_column=id_column, label=label, positive=list(positive), negative=negative, rows=rows,
                           value_column=value_column, leaks=leaks, excluded=exclude)
     finally:
