@@ -231,7 +231,7 @@ def test_report_draws_the_qini_curves_and_the_realised_effect_per_rule(uplift_pr
     table = re.search(r'<table class="targeting" id="targeting-results">(.*?)</table>', dom.stdout,
                       re.DOTALL).group(1)
     rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL)]
-    assert [(r[0], r[1], r[3], r[4], r[5]) for r in rows if r] == [
-        ("spring", "risk", "+2.0%", "-11.0% to +15.0%", "2.00"), ("summer", "uplift", "+15.0%", "+2.0% to +28.0%",
-                                                                  "15.00")]
+    assert [tuple(r[:3]) + tuple(r[4:]) for r in rows if r] == [
+        ("spring", "risk", "400", "+2.0%", "-11.0% to +15.0%", "2.00"),
+        ("summer", "uplift", "400", "+15.0%", "+2.0% to +28.0%", "15.00")]
     assert re.search(r'id="uplift-summary">The uplift model estimates, for each of [\d,]+ scored customers', page)

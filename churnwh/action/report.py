@@ -235,7 +235,7 @@ def _uplift_intro(con, config: Config) -> str:
     return (f'<p id="uplift-summary">The uplift model estimates, for each of {scored:,} scored customers, how much '
             f"a contact lowers their churn probability (learned from randomized pilots: treated against control "
             f"members). A contact is expected to help {helped:,} of them; {contact:,} contactable customers are "
-            "recommended for contact (expected saved value above the contact's cost). High churn risk does not "
+            "recommended for contact by it (customers without marketing consent never are). High churn risk does not "
             "mean a contact helps: some customers leave anyway, a few are annoyed by contact.</p>")
 
 
@@ -256,9 +256,12 @@ def _qini(con, config: Config) -> str:
         f"WHERE as_of = (SELECT max(as_of) FROM {uplift_publish.CURVE})").to_arrow_table())
     ends = curve.filter(pl.col("share_targeted") == pl.col("share_targeted").max())
     random_end = float(ends["qini"].mean())
+    order = {rule: i for i, rule in enumerate(charts.RULE_COLOURS)}
+    curve = curve.sort(pl.col("rule").replace_strict(order, default=len(order)), "rule", "share_targeted")
+    validation = validation.sort(pl.col("rule").replace_strict(order, default=len(order)), "rule")
     svg = charts.render(charts.qini(curve.select("rule", "share_targeted", "qini").to_dicts(), random_end), "qini")
     parts = [f"{r['rule']}: Qini {r['qini']:.4f}" + (
-        f" (gain over churn risk {r['qini_gain_low']:+.4f} to {r['qini_gain_high']:+.4f})"
+        f" (gain over churn risk, 95% interval {r['qini_gain_low']:+.4f} to {r['qini_gain_high']:+.4f})"
         if r["rule"] != "churn risk" and r["qini_gain_low"] is not None else "")
         for r in validation.iter_rows(named=True)]
     members = int(validation["test_members"].max()) if validation.height else 0
@@ -282,9 +285,12 @@ def targeting_results(con) -> pl.DataFrame:
     else:
         targeting = "NULL::VARCHAR"
     arm = "CAST(r.arm AS VARCHAR)" if "arm" in present else "NULL::VARCHAR"
+    budget = ("(SELECT c.budget FROM ml.campaigns AS c WHERE c.campaign_id = r.campaign_id)" if "budget" in campaigns
+              else "NULL::DOUBLE")
     per_1000 = "r.retained_per_1000_cost" if "retained_per_1000_cost" in present else "NULL::DOUBLE"
     return pl.from_arrow(con.sql(
-        f"""SELECT r.campaign_id, {arm} AS arm, coalesce({targeting}, 'risk') AS targeting, r.treated, r.control,
+        f"""SELECT r.campaign_id, {arm} AS arm, coalesce({targeting}, 'risk') AS targeting, {budget} AS budget,
+                   r.treated, r.control,
                    r.effect, r.ci_low, r.ci_high, {per_1000} AS retained_per_1000_cost, r.outcome_through
             FROM ml.pilot_results AS r
             QUALIFY row_number() OVER (PARTITION BY r.campaign_id, {arm} ORDER BY r.evaluated_at DESC) = 1
@@ -299,13 +305,15 @@ def _targeting_table(results: pl.DataFrame) -> str:
         return "n/a" if value is None else format(value, fmt)
     rows = "".join(
         f'<tr><td>{html.escape(r["campaign_id"])}{" / " + html.escape(r["arm"]) if r["arm"] else ""}</td>'
-        f'<td>{html.escape(r["targeting"])}</td><td class="num">{r["treated"]:,} / {r["control"]:,}</td>'
+        f'<td>{html.escape(r["targeting"])}</td><td class="num">{_number(r["budget"], ",.0f")}</td>'
+        f'<td class="num">{r["treated"]:,} / {r["control"]:,}</td>'
         f'<td class="num">{_number(r["effect"], "+.1%")}</td>'
         f'<td class="num">{_number(r["ci_low"], "+.1%")} to {_number(r["ci_high"], "+.1%")}</td>'
         f'<td class="num">{_number(r["retained_per_1000_cost"], ",.2f")}</td></tr>'
         for r in results.iter_rows(named=True))
     return ('<table class="targeting" id="targeting-results"><thead><tr><th>campaign</th><th>targeting</th>'
-            "<th>treated / control</th><th>effect</th><th>95% interval</th><th>customers saved per 1,000 spent</th>"
+            "<th>budget</th><th>treated / control</th><th>effect</th><th>95% interval</th>"
+            "<th>customers saved per 1,000 spent</th>"
             f"</tr></thead><tbody>{rows}</tbody></table>"
             '<p class="note">Effect: churn rate of the control group minus that of the treated group (churn '
             "prevented per contacted customer), measured against each campaign's own random control group; an "
