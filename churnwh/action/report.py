@@ -8,7 +8,9 @@ the page overflows the window's width (``data-overflow-x``) and script errors (`
 
 Only what the published file may show reaches the page: aggregates, and for the customers to act on
 first their pseudonym, tier, value at risk, reasons in words, contactability and campaign group. The
-page reads no raw table, so no name, e-mail or source id can reach it.
+page reads no raw table, so no name, e-mail or source id can reach it. The uplift section shows the
+Qini curve points the published file may show (churnwh.privacy.uplift_publish: at least k held-out
+pilot members each), counts, and the pilot results per campaign (each group at least k).
 """
 
 from __future__ import annotations

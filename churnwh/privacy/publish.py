@@ -20,7 +20,11 @@ removed and the old published file stays):
   no hidden segment of 1..k-1 customers can be recovered by subtracting the shown segments from the
   'all' row, and row-level tables with quasi-identifier columns have no quasi-identifier
   combination shared by fewer than k rows;
-- no column and no byte of the file holds a fragment of the pseudonym key (``churnwh.privacy.canary``).
+- no column and no byte of the file holds a fragment of the pseudonym key (``churnwh.privacy.canary``);
+- uplift (``churnwh.privacy.uplift_publish``): every published expected_uplift is rounded to 0.01 and
+  shared by at least k customers, expected_saved_value is the published expected_uplift x value_at_risk,
+  'contact' is recommended only to contactable customers, and validation rows and Qini curve points
+  cover at least k held-out pilot members.
 
 The new file is created owner-only (it is written while the private file is open) and then given
 the mode of the file it replaces, or the one the user's umask asks for.
