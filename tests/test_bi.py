@@ -115,8 +115,8 @@ def test_risk_tier_is_an_enum_that_sorts_by_severity(built_project):
 def test_churn_scores_carry_segments_consent_and_campaign_group(built_project):
     project, _ = built_project
     columns = user_tables(published(project))["churn_scores"]
-    assert list(columns)[-5:] == ["current_plan", "acquisition_channel", "tenure_band", "contactable",
-                                  "campaign_group"]
+    assert list(columns)[-8:] == ["current_plan", "acquisition_channel", "tenure_band", "contactable",
+                                  "campaign_group", "expected_uplift", "expected_saved_value", "recommended_action"]
     assert columns["contactable"][0] == "BOOLEAN"
     assert "Plan" in columns["current_plan"][1] and "segment" in columns["current_plan"][1].lower()
     rows = dict(query(published(project), "SELECT customer_pseudonym, contactable FROM churn_scores"))

@@ -97,11 +97,11 @@ def test_report_draws_labelled_charts_and_the_customers_to_act_on(report_project
     assert console == [], console
     attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom.stdout).group(1)))
     assert attributes["data-errors"] == "0"
-    assert int(attributes["data-plots"]) == 10
+    assert int(attributes["data-plots"]) == 11
     figures = _figures(dom.stdout)
     empty = {name for name, body in figures.items() if "<svg" not in body}
-    assert empty == {"pilot"}  # no pilot evaluated in this project: a note says how to get one
-    assert int(attributes["data-plots-rendered"]) == 10 - len(empty)
+    assert empty == {"pilot", "qini"}  # no pilot evaluated, no uplift model in this project: a note says so
+    assert int(attributes["data-plots-rendered"]) == 11 - len(empty)
     assert attributes["data-labels-outside"] == "0"
     assert attributes["data-overflow-x"] == "0"
 
@@ -168,7 +168,7 @@ def test_report_draws_labelled_charts_and_the_customers_to_act_on(report_project
     # Printable: every chart fits the text width of an A4 page (186 mm = 703 px), a page at least per
     # section (each starts a page), and a picture of the page.
     widths = [float(w) for w in re.findall(r'<svg[^>]*?\swidth="([\d.]+)"', page)]
-    assert len(widths) == 10 - len(empty) and max(widths) <= 703, widths
+    assert len(widths) == 11 - len(empty) and max(widths) <= 703, widths
     pdf = tmp_path / "report.pdf"
     printed = _chromium(tmp_path, "pdf", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", output.as_uri())
     assert printed.returncode == 0, printed.stderr[-2000:]
@@ -187,7 +187,7 @@ def test_report_before_the_first_build_says_what_to_run(tmp_path):
     with duckdb.connect() as empty:
         page = build_html(empty, load_config(make_project(tmp_path / "project")))
     notes = re.findall(r'<p class="empty"[^>]*>(.*?)</p>', page)
-    assert len(re.findall(r"<figure data-plot=", page)) == 10 and "<svg" not in page
+    assert len(re.findall(r"<figure data-plot=", page)) == 11 and "<svg" not in page
     assert "No scores yet: run <code>churnwh build</code>." in notes and "no model yet" in notes
 
 

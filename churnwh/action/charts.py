@@ -217,3 +217,22 @@ def labelled_bars(rows: Sequence[dict], *, value_title: str, count: bool = False
         domain=labels, range=list(colours)[: len(labels)] or ["#1f5f99"])))
     text = base.mark_text(align="left", dx=4, fontSize=12).encode(text=alt.Text("value:Q", format=fmt))
     return alt.layer(bars, text).properties(width=WIDTH - 160, height=alt.Step(34))
+
+
+RULE_COLOURS = {"uplift network": "#2a8f5a", "two-model baseline": "#7b5ea7", "churn risk": "#b2182b"}
+
+
+def qini(rows: Sequence[dict], random_end: float) -> alt.LayerChart:
+    """Qini curve per targeting rule (rows: rule, share_targeted, qini) and the dashed line of random
+    targeting from 0 to ``random_end`` (every rule's last point: the pilot's overall effect)."""
+    rules = list(dict.fromkeys(r["rule"] for r in rows))
+    colours = [RULE_COLOURS.get(rule, "#1f5f99") for rule in rules]
+    x = alt.X("share_targeted:Q", title="share of held-out pilot members contacted, best first by the rule",
+              scale=alt.Scale(domain=[0, 1], nice=False), axis=alt.Axis(format=".0%", values=[i / 5 for i in range(6)]))
+    y = alt.Y("qini:Q", title="churners prevented per member (cumulative)", axis=alt.Axis(format=".1%"))
+    curves = alt.Chart(_data(rows)).mark_line(strokeWidth=2).encode(
+        x=x, y=y, order="share_targeted:Q",
+        color=alt.Color("rule:N", title="targeting rule", sort=rules, scale=alt.Scale(domain=rules, range=colours)))
+    random = alt.Chart(_data([{"share_targeted": 0.0, "qini": 0.0}, {"share_targeted": 1.0, "qini": random_end}])
+                       ).mark_line(color="#999", strokeDash=[4, 3]).encode(x="share_targeted:Q", y="qini:Q")
+    return alt.layer(random, curves).properties(width=WIDTH - 80, height=260)

@@ -8,7 +8,9 @@ the page overflows the window's width (``data-overflow-x``) and script errors (`
 
 Only what the published file may show reaches the page: aggregates, and for the customers to act on
 first their pseudonym, tier, value at risk, reasons in words, contactability and campaign group. The
-page reads no raw table, so no name, e-mail or source id can reach it.
+page reads no raw table, so no name, e-mail or source id can reach it. The uplift section shows the
+Qini curve points the published file may show (churnwh.privacy.uplift_publish: at least k held-out
+pilot members each), counts, and the pilot results per campaign (each group at least k).
 """
 
 from __future__ import annotations
@@ -214,6 +216,111 @@ def _pilot(con) -> str:
     svg = charts.render(charts.labelled_bars(rows, value_title="churned since the campaign", percent=True,
                                              colours=("#2a8f5a", "#999")), "pilot")
     return _figure("pilot", title, svg, note=note)
+
+
+def _uplift_intro(con, config: Config) -> str:
+    """What the uplift model says now, or why there is none yet (ml.uplift_status)."""
+    from churnwh.privacy import uplift_publish
+
+    if not uplift_publish.usable(con):
+        reason = uplift_publish.status(con)
+        return ('<p class="empty" id="uplift-none">No uplift model yet'
+                + (f": {html.escape(reason)}" if reason else "") + ". Until one is learned from randomized pilots "
+                "(<code>churnwh plan</code>, then <code>churnwh pilot-report</code>), campaigns target by churn risk "
+                "and the published <code>expected_uplift</code> and <code>recommended_action</code> are empty.</p>")
+    scored, helped, contact = con.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE u.expected_uplift > 0),
+                   count(*) FILTER (WHERE u.recommended_action = 'contact' AND coalesce(s.contactable, false))
+            FROM {uplift_publish.CUSTOMER_UPLIFT} AS u
+            JOIN ml.churn_scores AS s ON s.customer_pseudonym = u.customer_pseudonym AND s.as_of = u.as_of""",
+    ).fetchone()
+    return (f'<p id="uplift-summary">The uplift model estimates, for each of {scored:,} scored customers, how much '
+            f"a contact lowers their churn probability (learned from randomized pilots: treated against control "
+            f"members). A contact is expected to help {helped:,} of them; {contact:,} contactable customers are "
+            "recommended for contact by it (customers without marketing consent never are). High churn risk does not "
+            "mean a contact helps: some customers leave anyway, a few are annoyed by contact.</p>")
+
+
+def _qini(con, config: Config) -> str:
+    from churnwh.privacy import uplift_publish
+
+    title = "Qini curves: churn prevented when contacting the best-ranked share of held-out pilot members"
+    k = config.publish.k_anonymity
+    query = uplift_publish.curve_sql(con, k)
+    curve = pl.DataFrame() if query is None else pl.from_arrow(con.sql(
+        f"SELECT * FROM ({query}) WHERE as_of = (SELECT max(as_of) FROM {uplift_publish.CURVE})").to_arrow_table())
+    if curve.height == 0:
+        reason = uplift_publish.status(con)
+        return _figure("qini", title, None, empty="no uplift model yet" + (f": {reason}" if reason else
+                                                                           " (no randomized pilot to learn from)"))
+    validation = pl.from_arrow(con.sql(
+        f"SELECT rule, qini, qini_gain_low, qini_gain_high, test_members FROM ({uplift_publish.validation_sql(con, k)}) "
+        f"WHERE as_of = (SELECT max(as_of) FROM {uplift_publish.CURVE})").to_arrow_table())
+    ends = curve.filter(pl.col("share_targeted") == pl.col("share_targeted").max())
+    random_end = float(ends["qini"].mean())
+    order = {rule: i for i, rule in enumerate(charts.RULE_COLOURS)}
+    curve = curve.sort(pl.col("rule").replace_strict(order, default=len(order)), "rule", "share_targeted")
+    validation = validation.sort(pl.col("rule").replace_strict(order, default=len(order)), "rule")
+    svg = charts.render(charts.qini(curve.select("rule", "share_targeted", "qini").to_dicts(), random_end), "qini")
+    parts = [f"{r['rule']}: Qini {r['qini']:.4f}" + (
+        f" (gain over churn risk, 95% interval {r['qini_gain_low']:+.4f} to {r['qini_gain_high']:+.4f})"
+        if r["rule"] != "churn risk" and r["qini_gain_low"] is not None else "")
+        for r in validation.iter_rows(named=True)]
+    members = int(validation["test_members"].max()) if validation.height else 0
+    note = (f"{members:,} held-out members; dashed: random targeting; higher curve: better targeting. "
+            + "; ".join(parts))
+    return _figure("qini", title, svg, note=note)
+
+
+def targeting_results(con) -> pl.DataFrame:
+    """Realised effect of each evaluated campaign (and arm), with its targeting rule: ml.pilot_results, with
+    ml.campaigns.targeting where the campaign records it ('risk' before targeting existed)."""
+    relations = warehouse.relations(con)
+    if "ml.pilot_results" not in relations:
+        return pl.DataFrame()
+    present = warehouse.columns(con, "ml.pilot_results")
+    campaigns = warehouse.columns(con, "ml.campaigns") if "ml.campaigns" in relations else {}
+    if "targeting" in present:
+        targeting = "CAST(r.targeting AS VARCHAR)"
+    elif "targeting" in campaigns:
+        targeting = "(SELECT CAST(c.targeting AS VARCHAR) FROM ml.campaigns AS c WHERE c.campaign_id = r.campaign_id)"
+    else:
+        targeting = "NULL::VARCHAR"
+    arm = "CAST(r.arm AS VARCHAR)" if "arm" in present else "NULL::VARCHAR"
+    budget = ("(SELECT c.budget FROM ml.campaigns AS c WHERE c.campaign_id = r.campaign_id)" if "budget" in campaigns
+              else "NULL::DOUBLE")
+    per_1000 = "r.retained_per_1000_cost" if "retained_per_1000_cost" in present else "NULL::DOUBLE"
+    return pl.from_arrow(con.sql(
+        f"""SELECT r.campaign_id, {arm} AS arm, coalesce({targeting}, 'risk') AS targeting, {budget} AS budget,
+                   r.treated, r.control,
+                   r.effect, r.ci_low, r.ci_high, {per_1000} AS retained_per_1000_cost, r.outcome_through
+            FROM ml.pilot_results AS r
+            QUALIFY row_number() OVER (PARTITION BY r.campaign_id, {arm} ORDER BY r.evaluated_at DESC) = 1
+            ORDER BY r.outcome_through, r.campaign_id, {arm} NULLS FIRST""").to_arrow_table())
+
+
+def _targeting_table(results: pl.DataFrame) -> str:
+    if results.height == 0:
+        return ('<p class="empty" id="targeting-empty">No pilot evaluated yet: the realised effect of each targeting '
+                "rule appears after <code>churnwh pilot-report</code>.</p>")
+    def _number(value, fmt: str) -> str:
+        return "n/a" if value is None else format(value, fmt)
+    rows = "".join(
+        f'<tr><td>{html.escape(r["campaign_id"])}{" / " + html.escape(r["arm"]) if r["arm"] else ""}</td>'
+        f'<td>{html.escape(r["targeting"])}</td><td class="num">{_number(r["budget"], ",.0f")}</td>'
+        f'<td class="num">{r["treated"]:,} / {r["control"]:,}</td>'
+        f'<td class="num">{_number(r["effect"], "+.1%")}</td>'
+        f'<td class="num">{_number(r["ci_low"], "+.1%")} to {_number(r["ci_high"], "+.1%")}</td>'
+        f'<td class="num">{_number(r["retained_per_1000_cost"], ",.2f")}</td></tr>'
+        for r in results.iter_rows(named=True))
+    return ('<table class="targeting" id="targeting-results"><thead><tr><th>campaign</th><th>targeting</th>'
+            "<th>budget</th><th>treated / control</th><th>effect</th><th>95% interval</th>"
+            "<th>customers saved per 1,000 spent</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>"
+            '<p class="note">Effect: churn rate of the control group minus that of the treated group (churn '
+            "prevented per contacted customer), measured against each campaign's own random control group; an "
+            "interval that excludes 0 is an effect beyond chance. Compare targeting rules on campaigns of the same "
+            "budget.</p>")
 
 
 def _drift(con, labels: dict[str, str]) -> str:
@@ -443,6 +550,8 @@ def build_html(con: duckdb.DuckDBPyConnection, config: Config, *, customers: int
         ("Why customers churn", [_drivers(con, labels)]),
         ("How good the model is", [_roc(con, config, version), _lift(con, version), _calibration(con, version)]),
         ("Churn over time and the pilot", [_churn_over_time(con), _pilot(con)]),
+        ("Whom a contact changes: uplift from the pilots", [_uplift_intro(con, config), _qini(con, config),
+                                                            _targeting_table(targeting_results(con))]),
         ("Data health", [_drift(con, labels), _consent(con)]),
     ]
     body = "".join(_section(i, title, parts) for i, (title, parts) in enumerate(sections, start=1))

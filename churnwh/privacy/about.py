@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from churnwh.config import Config
+from churnwh.privacy import uplift_publish
 from churnwh.store import freshness, warehouse
 
 TABLE = "about"
@@ -109,6 +110,7 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
          "Smallest group of customers a published count may show."),
         ("published_at", published_at.replace(microsecond=0), "When this file was published."),
     ]
+    rows += uplift_rows(con)
     override = warehouse.get_meta(con, DRIFT_OVERRIDE) if f"{warehouse.META_SCHEMA}.meta" in _meta(con) else None
     if override:
         rows.append(("drift_override", json.loads(override).get("reason"),
@@ -132,6 +134,28 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
                          "read (as_of - 1)."))
     return [{"key": key, "value": None if value is None else str(value), "description": text}
             for key, value, text in rows]
+
+
+def uplift_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object, str]]:
+    """Which uplift model gave churn_scores.expected_uplift, or why there is none."""
+    if uplift_publish.usable(con):
+        columns = warehouse.columns(con, uplift_publish.CUSTOMER_UPLIFT)
+        version = "max(uplift_model_version)" if "uplift_model_version" in columns else "NULL"
+        found = con.execute(f"SELECT {version}, max(as_of) FROM {uplift_publish.CUSTOMER_UPLIFT}").fetchone()
+        return [
+            ("uplift_model_version", found[0],
+             "The uplift model behind churn_scores.expected_uplift, learned from randomized pilots (treated vs "
+             "control campaign members); see uplift_validation."),
+            ("uplift_as_of", found[1], "Scoring date of the expected uplift (customers scored on another date get "
+                                       "NULL)."),
+            ("expected_uplift", "P(churn | not contacted) - P(churn | contacted)",
+             "Churn a contact is expected to prevent; positive: contacting helps, negative: it backfires. An "
+             "estimate, rounded to 0.01 and shared by at least k customers."),
+        ]
+    reason = uplift_publish.status(con)
+    return [("uplift_model", f"none: {reason}" if reason else "none",
+             "No uplift model yet, so churn_scores.expected_uplift, expected_saved_value and recommended_action are "
+             "NULL: run a pilot campaign (churnwh plan, later churnwh pilot-report) large enough to learn from.")]
 
 
 def _meta(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -20,7 +20,11 @@ removed and the old published file stays):
   no hidden segment of 1..k-1 customers can be recovered by subtracting the shown segments from the
   'all' row, and row-level tables with quasi-identifier columns have no quasi-identifier
   combination shared by fewer than k rows;
-- no column and no byte of the file holds a fragment of the pseudonym key (``churnwh.privacy.canary``).
+- no column and no byte of the file holds a fragment of the pseudonym key (``churnwh.privacy.canary``);
+- uplift (``churnwh.privacy.uplift_publish``): every published expected_uplift is rounded to 0.01 and
+  shared by at least k customers, expected_saved_value is the published expected_uplift x value_at_risk,
+  'contact' is recommended only to contactable customers, and validation rows and Qini curve points
+  cover at least k held-out pilot members.
 
 The new file is created owner-only (it is written while the private file is open) and then given
 the mode of the file it replaces, or the one the user's umask asks for.
@@ -42,7 +46,7 @@ import duckdb
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
-from churnwh.privacy import about, audit, canary, classification
+from churnwh.privacy import about, audit, canary, classification, uplift_publish
 from churnwh.store import faults, warehouse
 from churnwh.store.warehouse import quote_relation
 
@@ -169,7 +173,7 @@ def _copy_comments(con: duckdb.DuckDBPyConnection, source: str, target: str) -> 
         con.execute(f"COMMENT ON COLUMN {PUB}.main.{_q(target)}.{_q(column)} IS {warehouse.sql_literal(comment)}")
 
 
-def published_scores_sql(k: int, horizon: int) -> str:
+def published_scores_sql(k: int, horizon: int, *, uplift: bool = False) -> str:
     """ml.churn_scores as published: value at risk from a banded monthly value, priorities re-ranked.
 
     The private value at risk is churn_probability x monthly value x horizon, so dividing the
@@ -178,7 +182,12 @@ def published_scores_sql(k: int, horizon: int) -> str:
     than ``k`` scored customers becomes the most common rounded value. Whatever an analyst divides
     out is then shared by at least ``k`` customers (or by all of them, if fewer are scored).
     The priority rank follows the published value, so its order adds nothing beyond it.
+
+    The uplift columns (expected_uplift, expected_saved_value, recommended_action) come from
+    ml.customer_uplift when ``uplift`` (churnwh.privacy.uplift_publish), else they are NULL.
     """
+    ctes, uplift_select, relation = uplift_publish.score_columns_sql(k, "banded", available=uplift)
+    temporary = "_monthly, _band, _sharing, _common, _value" + (", _u_round, _u_action, _uplift" if uplift else "")
     return f"""
         WITH valued AS (
             SELECT *, value_at_risk / nullif(churn_probability * {int(horizon)}, 0) AS _monthly
@@ -192,12 +201,13 @@ def published_scores_sql(k: int, horizon: int) -> str:
         banded AS (
             SELECT *, round(churn_probability * CASE WHEN _sharing >= {int(k)} THEN _band ELSE _common END
                             * {int(horizon)}, 2) AS _value
-            FROM counted CROSS JOIN common)
-        SELECT * EXCLUDE (_monthly, _band, _sharing, _common, _value) REPLACE (
+            FROM counted CROSS JOIN common){ctes}
+        SELECT * EXCLUDE ({temporary}) REPLACE (
             _value AS value_at_risk,
             CAST(row_number() OVER (ORDER BY _value DESC, churn_probability DESC, customer_pseudonym) AS INTEGER)
-                AS priority_rank)
-        FROM banded
+                AS priority_rank),
+            {uplift_select}
+        FROM {relation}
         ORDER BY priority_rank"""
 
 
@@ -222,6 +232,17 @@ def _write_tier_summary(con: duckdb.DuckDBPyConnection, k: int) -> None:
     for column, text in comments.items():
         target = f"{PUB}.main.{TIER_SUMMARY}" + (f".{column}" if column else "")
         con.execute(f"COMMENT ON {'COLUMN' if column else 'TABLE'} {target} IS {warehouse.sql_literal(text)}")
+
+
+def _write_uplift_tables(con: duckdb.DuckDBPyConnection, k: int) -> None:
+    """uplift_validation and uplift_curve (aggregates of held-out pilot members), when the uplift stage wrote them."""
+    for name, select, comments in (
+            (uplift_publish.PUBLISHED_VALIDATION, uplift_publish.validation_sql(con, k),
+             uplift_publish.VALIDATION_COMMENTS),
+            (uplift_publish.PUBLISHED_CURVE, uplift_publish.curve_sql(con, k), uplift_publish.CURVE_COMMENTS)):
+        if select is not None:
+            con.execute(f"CREATE TABLE {PUB}.main.{_q(name)} AS {select}")
+            uplift_publish.comment(con, f"{PUB}.main.{_q(name)}", comments, k)
 
 
 def verify(con: duckdb.DuckDBPyConnection, k: int, quasi_identifiers: set[str]) -> tuple[list[str], dict[str, Any]]:
@@ -361,6 +382,11 @@ def verify(con: duckdb.DuckDBPyConnection, k: int, quasi_identifiers: set[str]) 
         checks["small_groups"] += small
         if small:
             problems.append(f"{table} has {small} group{'s' if small != 1 else ''} smaller than k = {k}")
+
+    # uplift: generalized values, derived money, contact only with marketing consent, k per curve point
+    uplift = uplift_publish.problems(con, PUB, tables, k)
+    checks["uplift_problems"] = len(uplift)
+    problems += uplift
     return problems, checks
 
 
@@ -418,17 +444,20 @@ def publish(
         con.execute(f"ATTACH {warehouse.sql_literal(str(temp))} AS {PUB} (STORAGE_VERSION '{STORAGE_VERSION}')")
         attached = True
         tables: dict[str, int] = {}
+        uplift = uplift_publish.usable(con)
         for source, name in ALLOWLIST:
             if relations.get(source) != "table":
                 continue
-            select = (published_scores_sql(k, config.scoring.horizon_months) if source == SCORES
+            select = (published_scores_sql(k, config.scoring.horizon_months, uplift=uplift) if source == SCORES
                       else f"SELECT * FROM {quote_relation(source)}")
             con.execute(f"CREATE TABLE {PUB}.main.{_q(name)} AS {select}")
             _copy_comments(con, source, name)
             if source == SCORES:
                 con.execute(f"COMMENT ON COLUMN {PUB}.main.{_q(name)}.value_at_risk IS "
                             f"{warehouse.sql_literal(PUBLISHED_VALUE_COMMENT.format(k=k))}")
+                uplift_publish.comment(con, f"{PUB}.main.{_q(name)}", uplift_publish.SCORE_COMMENTS, k)
             faults.point("publish.copy")
+        _write_uplift_tables(con, k)
         if relations.get("ml.churn_scores") == "table":
             _write_tier_summary(con, k)
         about.write_about(con, config, f"{PUB}.main.{about.TABLE}")
