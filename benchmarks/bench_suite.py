@@ -115,6 +115,11 @@ SUITE: tuple[SuiteDataset, ...] = (
         label="Target", positive=1,
         shape="954 travel customers, 6 features (4 categorical), 23.5% churn, small, many duplicate rows"),
     SuiteDataset(
+        name="iranian_churn_uci", path=DATA / "iranian_churn_uci" / "customer_churn.csv",
+        sha256="72a4a660cba4166bab4f0c24e930d5453d1917e208c9ce2ed16b841347350dd3",
+        label="Churn", positive=1,
+        shape="3,150 telecom subscribers, 13 numeric features, 15.7% churn, 300 duplicate rows"),
+    SuiteDataset(
         name="bank", path=SHARED / "bank_churn_modelling" / "Churn_Modelling.csv",
         sha256="ee2a5c9d8daf3aed0d91c4d883a84ebb77d271447bebc0f0c80aafb0f288ceab",
         label="Exited", positive=1, drop=("RowNumber", "CustomerId", "Surname"), tuned_on=True,
