@@ -53,14 +53,12 @@ from churnwh.sources.scaffold.from_file import (
     MAX_LABEL_VALUES,
     POSITIVE_GUESSES,
     RESERVED_ALIASES,
-    TYPE_MAP,
     VALUE_WORDS,
     FlatSource,
     SniffedColumn,
     flat_config,
     flat_sql,
     sniff_flat,
-    source_type,
 )
 from churnwh.sources.scaffold.naming import (
     DIRECT_WORDS,
@@ -83,6 +81,7 @@ from churnwh.sources.scaffold.templates import (
     SOURCE_HELP,
     template_sql,
 )
+from churnwh.sources.scaffold.user_file import TYPE_MAP, source_type
 
 __all__ = [
     "COMMON", "CONSENT_COLUMNS", "CONSENT_FILTER", "CONSENT_MODELS", "CONSENT_RULES", "DIRECT_WORDS",

@@ -31,9 +31,6 @@ POSITIVE_GUESSES = ("Yes", "yes", "YES", "Y", "y", "1", "true", "True", "TRUE", 
 VALUE_WORDS = ("charge", "charges", "fee", "fees", "price", "revenue", "spend", "amount", "balance",
                "arpu", "mrr", "payment", "bill", "value")
 RESERVED_ALIASES = {"customer_pseudonym", "observation_date", "churned", "customer_id"}
-TYPE_MAP = {"BIGINT": "BIGINT", "INTEGER": "BIGINT", "SMALLINT": "BIGINT", "TINYINT": "BIGINT",
-            "UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "USMALLINT": "BIGINT", "UTINYINT": "BIGINT",
-            "HUGEINT": "DOUBLE", "DOUBLE": "DOUBLE", "FLOAT": "DOUBLE", "BOOLEAN": "BOOLEAN", "DATE": "DATE"}
 MAX_LABEL_VALUES = 10
 ROW_NOTE = ("   # no id in the file: a customer is their row's number in it (keep the rows in the same order; "
             "appending keeps the ids)")
@@ -315,18 +312,6 @@ def _leaks(con, columns: list[SniffedColumn], label: str, positive: list[str], n
         found += [leakage.Suspect(checked[int(s.column[1:])].name, s.reason) for s in suspects]
     order = [c.name for c in features]
     return sorted(found, key=lambda s: order.index(s.column))
-
-
-def source_type(duckdb_type: str) -> str:
-    """The declarable type (config.SOURCE_TYPES) for a DuckDB type."""
-    upper = duckdb_type.upper()
-    if upper in TYPE_MAP:
-        return TYPE_MAP[upper]
-    if upper.startswith(("DECIMAL", "NUMERIC")):
-        return "DOUBLE"
-    if upper.startswith("TIMESTAMP"):
-        return "TIMESTAMP"
-    return "VARCHAR"
 
 
 def flat_config(flat: FlatSource, root: Path) -> str:

@@ -16,6 +16,21 @@ from churnwh.errors import ChurnwhError
 
 PLAIN_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "")
 """Formats DuckDB reads without being told: no explicit format is recorded for them."""
+TYPE_MAP = {"BIGINT": "BIGINT", "INTEGER": "BIGINT", "SMALLINT": "BIGINT", "TINYINT": "BIGINT",
+            "UBIGINT": "BIGINT", "UINTEGER": "BIGINT", "USMALLINT": "BIGINT", "UTINYINT": "BIGINT",
+            "HUGEINT": "DOUBLE", "DOUBLE": "DOUBLE", "FLOAT": "DOUBLE", "BOOLEAN": "BOOLEAN", "DATE": "DATE"}
+
+
+def source_type(duckdb_type: str) -> str:
+    """The declarable type (config.SOURCE_TYPES) for a DuckDB type."""
+    upper = duckdb_type.upper()
+    if upper in TYPE_MAP:
+        return TYPE_MAP[upper]
+    if upper.startswith(("DECIMAL", "NUMERIC")):
+        return "DOUBLE"
+    if upper.startswith("TIMESTAMP"):
+        return "TIMESTAMP"
+    return "VARCHAR"
 
 
 @dataclass
@@ -48,8 +63,6 @@ class UserFile:
         """The sniffer's type, kept only if every row converts; text whose values all parse as numbers
         becomes a number, except codes with leading zeros (postcodes, account numbers)."""
         from churnwh.sources import declared as sources
-        from churnwh.sources.scaffold.from_file import source_type
-
         kind = source_type(self.sniffed.get(name, self.native[name]))
         if self.native[name] != "VARCHAR":
             return kind
