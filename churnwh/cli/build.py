@@ -84,7 +84,7 @@ def build(
         from churnwh.spark import engine as spark_engine
 
         master = master or config.spark.master
-        spark_engine.preflight(master)
+        spark_engine.preflight(master, config)
         run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, engine="spark",
                    master=master, wait_seconds=wait, allow_stale=allow_stale,
                    allow_drift="--allow-drift" if allow_drift else None)

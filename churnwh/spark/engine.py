@@ -302,9 +302,12 @@ def score(
 # --- pipeline stages (churnwh.pipeline dispatches here for --engine spark) ---------------------------
 
 
-def preflight(master: str) -> None:
-    """Fail fast, before any stage runs: pyspark, Java and the master must be usable."""
+def preflight(master: str, config=None) -> None:
+    """Fail fast, before any stage runs: pyspark, Java and the master must be usable; with the project's
+    ``config``, the session starts here too (so a master that does not answer stops the build first)."""
     spark_session.preflight(master)
+    if config is not None:
+        session(master, config.spark, config.warehouse.private.parent / SPARK_DIR / LOG_DIR)
 
 
 def build_models_stage(ctx, selected) -> list[ModelResult]:

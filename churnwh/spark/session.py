@@ -173,6 +173,8 @@ def spark_conf(master: str, settings: SparkConfig) -> dict[str, str]:
             conf["spark.pyspark.python"] = sys.executable
     if settings.shuffle_partitions is not None:
         conf["spark.sql.shuffle.partitions"] = str(settings.shuffle_partitions)
+    if verbose():
+        conf["spark.sql.pyspark.jvmStacktrace.enabled"] = "true"  # --verbose: the JVM's side of an error too
     conf.update(settings.conf)
     return conf
 
@@ -232,20 +234,41 @@ def _kill_gateway() -> None:
         pass
 
 
-def _start(builder, master: str, timeout_s: float | None, log_file: Path | None):
-    """``builder.getOrCreate()``, given at most ``timeout_s`` seconds (None: no limit, a local master)."""
+def _launch_jvm(conf: dict[str, str] | None) -> None:
+    """Start the driver's JVM with the session's settings (no time limit: a JVM that cannot start exits),
+    so that the limit of ``_start`` counts the master's answer only, not a slow JVM start."""
+    if conf is None:
+        return
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=False).setAll(list(conf.items())))
+
+
+def _start(builder, master: str, timeout_s: float | None, log_file: Path | None, conf: dict[str, str] | None = None):
+    """``builder.getOrCreate()``, given at most ``timeout_s`` seconds after the JVM started (None: no limit)."""
     outcome: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            outcome["spark"] = builder.getOrCreate()
+            if conf is not None:
+                # the SparkContext is what registers with the master: only its start is timed
+                from pyspark import SparkConf, SparkContext
+
+                SparkContext.getOrCreate(SparkConf().setAll(list(conf.items())))
+            else:
+                outcome["spark"] = builder.getOrCreate()
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = err
 
     with _output_to(log_file):
+        try:
+            _launch_jvm(conf)
+        except BaseException as err:  # noqa: BLE001 - reported below like a failed start
+            outcome["error"] = err
         worker = threading.Thread(target=run, name="churnwh-spark-start", daemon=True)
-        worker.start()
-        worker.join(timeout_s)
+        if "error" not in outcome:
+            worker.start()
+            worker.join(timeout_s)
     if worker.is_alive():
         _kill_gateway()
         raise SparkUnavailable(
@@ -259,7 +282,7 @@ def _start(builder, master: str, timeout_s: float | None, log_file: Path | None)
         where = f" (Spark's output: {log_file})" if log_file else ""
         reason = cause or first_lines(err)[0]
         raise SparkUnavailable(f"Spark could not start on {master}: {reason}{where}") from None
-    return outcome["spark"]
+    return outcome.get("spark") or builder.getOrCreate()
 
 
 def session(master: str = "local[2]", settings: SparkConfig | None = None, log_dir: Path | None = None):
@@ -295,7 +318,7 @@ def session(master: str = "local[2]", settings: SparkConfig | None = None, log_d
         for name, value in conf.items():
             builder = builder.config(name, value)
         timeout = None if is_local(master) else settings.connect_timeout_s
-        spark = _start(builder, master, timeout, log_file)
+        spark = _start(builder, master, timeout, log_file, {**conf, "spark.master": master})
         spark.sparkContext.setLogLevel("WARN" if verbose() else "ERROR" if log_file else "OFF")
     # pyspark logs every failed query as a long JSON record; the error we raise is enough
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
