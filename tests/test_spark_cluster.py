@@ -220,8 +220,8 @@ def on_executor(batches):
         yield batch
 
 rows = spark.sql(compiled.sql).mapInArrow(on_executor, spark.sql(compiled.sql).schema).collect()
-print(json.dumps({"master": spark.sparkContext.master, "executors": len(spark.sparkContext._jsc.sc()
-      .getExecutorMemoryStatus()) - 1, "spark": sorted([[r["k"], float(r["m"]), r["n"], r["s"]] for r in rows]),
+print(json.dumps({"master": spark.sparkContext.master, "executors": spark.sparkContext._jsc.sc()
+      .getExecutorMemoryStatus().size() - 1, "spark": sorted([[r["k"], float(r["m"]), r["n"], r["s"]] for r in rows]),
       "duckdb": sorted([[k, float(m), n, s] for k, m, n, s in con.execute(model).fetchall()])}))
 """
 
