@@ -4,8 +4,9 @@ The private DuckDB file stays the system of record. The engine
 
 1. compiles every model with :mod:`churnwh.spark.dialect` and stops before any job starts if one
    construct would not give identical results (``churnwh lint --engine spark`` lists them);
-2. exports the raw columns the models read to Parquet, for Spark to read;
-3. runs every model on Spark in dependency order, each written as Parquet and read back by the
+2. exports the raw columns the models read to Parquet in ``[spark] storage`` (churnwh.spark.storage:
+   ``spark/`` beside the private file, a shared folder or a URI every node reaches), for Spark to read;
+3. runs every model on Spark in dependency order, each written as Parquet there and read back by the
    models downstream;
 4. loads all model tables into the private warehouse in ONE DuckDB transaction, with the same
    checks, audits and column comments as the DuckDB engine: a failure leaves every previous table
