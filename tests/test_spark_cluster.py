@@ -124,6 +124,18 @@ def test_a_broken_java_home_with_java_on_path_is_one_line_with_the_fix(project_c
     assert model_state(project_copy) == before
 
 
+@requires_spark
+def test_a_spark_setting_the_jvm_refuses_is_one_line_naming_it(project_copy):
+    before = model_state(project_copy)
+    with_spark_section(project_copy, '[spark.conf]\n"spark.driver.memory" = "lots"\n')
+    result = churnwh(project_copy, "build", "--engine", "spark")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "Spark could not start on local[2]" in lines[0] and "-Xmxlots" in lines[0] and "driver.log" in lines[0]
+    assert model_state(project_copy) == before
+
+
 class NotSpark:
     """A TCP server that accepts connections and never answers (what a wrong port often is)."""
 

@@ -193,7 +193,8 @@ def _output_to(log_file: Path | None) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
-    target = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    # one run's output (its Spark errors may quote values: the file is as private as the private file)
+    target = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.dup2(target, 1)
         os.dup2(target, 2)
@@ -211,11 +212,13 @@ def _log_cause(log_file: Path | None) -> str:
     """The line of the JVM's output that says why it did not start (Java too old, a bad setting, ...)."""
     if log_file is None or not log_file.exists():
         return ""
-    lines = log_file.read_text(errors="replace").splitlines()[-200:]
-    for line in reversed(lines):
+    for line in log_file.read_text(errors="replace").splitlines():  # the first complaint is the cause
         text = line.strip()
-        if re.search(r"(Error|Exception)\b|error:|No such file|not found|must be set", text) and "at " != text[:3]:
-            return re.sub(r"^\S+ \S+ (ERROR|WARN) \S+: ", "", text)[:300]
+        if re.search(r"(Error|Exception)\b|error:|Invalid|Unrecognized|No such file|not found|must be set",
+                     text) and not text.startswith("at "):
+            from churnwh.store import warehouse
+
+            return warehouse.first_line(Exception(re.sub(r"^\S+ \S+ (ERROR|WARN) \S+: ", "", text)))[:300]
     return ""
 
 
