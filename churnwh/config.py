@@ -235,6 +235,23 @@ class ExplainConfig:
 
 
 @dataclass(frozen=True)
+class SparkConfig:
+    """[spark]: the engine of ``churnwh build --engine spark`` (churnwh.spark.engine)."""
+
+    master: str = "local[2]"
+    """The master when ``--master`` is not given."""
+    storage: str | None = None
+    """Where Spark reads and writes its Parquet: a folder every node sees at the same path, or a URI
+    (``hdfs://``, ``s3a://``, ``file://``...); None: ``spark/`` beside the private file (local masters)."""
+    connect_timeout_s: int = 30
+    """Seconds a session may take to start and register with its master before the build stops."""
+    shuffle_partitions: int | None = None
+    """``spark.sql.shuffle.partitions``; None: 4 on a local master, Spark's default elsewhere."""
+    conf: dict[str, str] = field(default_factory=dict)
+    """Any Spark configuration, passed to the session as it is (it wins over churnwh's defaults)."""
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     warehouse: WarehouseConfig
@@ -252,6 +269,7 @@ class Config:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
 
 
 DEFAULT_VARIABLES: dict[str, Any] = {
@@ -289,6 +307,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "monitoring": ("psi_warning", "reference_days", "psi_severe", "severe_features"),
     "freshness": ("max_lag_days", "source_max_lag_days"),
     "explain": ("actionable", "not_actionable"),
+    "spark": ("master", "storage", "connect_timeout_s", "shuffle_partitions", "conf"),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
 OPEN_SECTIONS = ("sources", "network", "vars")
@@ -518,6 +537,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
                           f"use one of {', '.join(source.name for source in declared)}")
 
     explain = parse_explain(reader, reader.section("explain", set(SECTION_KEYS["explain"])))
+    spark = parse_spark(reader, reader.section("spark", set(SECTION_KEYS["spark"])), root)
 
     return Config(
         root=root,
@@ -536,7 +556,49 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         monitoring=monitoring,
         freshness=freshness,
         explain=explain,
+        spark=spark,
     )
+
+
+SPARK_MASTERS = ("local", "spark://", "sc://", "yarn", "k8s://")
+
+
+def parse_spark(reader: "_Reader", section: dict[str, Any], root: Path) -> SparkConfig:
+    """[spark]: master, storage, connect timeout, shuffle partitions and any Spark conf as strings."""
+    master = reader.string(section, "spark.master", SparkConfig.master)
+    if not master.startswith(SPARK_MASTERS):
+        raise reader.fail("spark.master", master, "local[N], spark://host:7077, yarn, k8s://https://host:443 or "
+                          "sc://host:15002")
+    storage = reader.optional_string(section, "spark.storage")
+    if storage is not None and "://" not in storage:
+        # a plain path: relative ones are the project's, so every node must mount it at the same place
+        storage = str((root / storage).resolve())
+    conf = section.get("conf", {})
+    if not isinstance(conf, dict):
+        raise reader.fail("spark.conf", conf, 'a table of Spark settings, e.g. { "spark.executor.memory" = "4g" }')
+    conf = _dotted(conf)  # an unquoted spark.executor.memory = "4g" is a nested table in TOML
+    for name, value in conf.items():
+        if not name.startswith("spark.") or isinstance(value, (dict, list)):
+            raise reader.fail(f"spark.conf.{name}", value, 'a Spark setting whose name starts with "spark." and '
+                              'whose value is a string, number or boolean, e.g. "spark.executor.memory" = "4g"')
+    return SparkConfig(
+        master=master,
+        storage=storage,
+        connect_timeout_s=reader.integer(section, "spark.connect_timeout_s", 30, minimum=1, maximum=3600),
+        shuffle_partitions=reader.integer(section, "spark.shuffle_partitions", 0, minimum=1, maximum=1_000_000)
+        if "shuffle_partitions" in section else None,
+        conf={name: str(value).lower() if isinstance(value, bool) else str(value) for name, value in conf.items()},
+    )
+
+
+def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
 
 
 def parse_segments(reader: "_Reader", section: dict[str, Any], kind: str,

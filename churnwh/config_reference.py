@@ -46,6 +46,9 @@ SECTION_INTROS = {
                "(never listed), and features whose name says demographics (age, gender, region, household, ...), "
                "tenure or history (tenure, signup, period, cohort), acquisition, or data availability (missing, "
                "withheld, unknown).",
+    "spark": "The Spark engine (`churnwh build --engine spark`). churnwh sets a few defaults on local masters only "
+             "(driver on 127.0.0.1, executors on this Python, 4 shuffle partitions, UI off); on a cluster Spark's "
+             "own defaults and yours apply. See [scaling](scaling.md).",
 }
 
 DESCRIPTIONS = {
@@ -139,6 +142,21 @@ DESCRIPTIONS = {
                                   "in the audit log and `about`.",
     "explain.actionable": "Features listed as reasons even though their name reads as profile, by name or glob "
                           "pattern such as `\"plan_*\"`. A quasi-identifier or sensitive column is refused.",
+    "spark.master": "The master when `--master` is not given: `local[N]`, `spark://host:7077`, `yarn`, "
+                    "`k8s://https://host:443` or `sc://host:15002` (Spark Connect).",
+    "spark.storage": "Where Spark reads and writes the models' Parquet: a folder every node (driver and executors) "
+                     "sees at the same path, or a URI of storage they all reach (`hdfs://`, `s3a://` with its "
+                     "connector installed, `file://`). A relative path is the project's. Not set: `spark/` beside the "
+                     "private file, which only a local master (or one whose nodes mount that folder at the same "
+                     "path) can use.",
+    "spark.connect_timeout_s": "Seconds the session may take to start and register with its master (1 to 3600); a "
+                               "master that accepts the connection but does not answer as Spark stops the build "
+                               "after this long, with one line.",
+    "spark.shuffle_partitions": "`spark.sql.shuffle.partitions`. Not set: 4 on a local master, Spark's default "
+                                "(200, adaptive) elsewhere.",
+    "spark.conf": "Any Spark setting, passed to the session as it is and winning over churnwh's defaults, e.g. "
+                  "`{ \"spark.executor.memory\" = \"4g\", \"spark.driver.host\" = \"10.0.0.5\" }` (or a "
+                  "`[spark.conf]` table).",
     "explain.not_actionable": "Features summed into the customer profile instead of listed as reasons, by name or "
                               "glob pattern. An entry that matches no feature stops the build, naming it.",
 }

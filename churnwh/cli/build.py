@@ -39,9 +39,10 @@ def build(
         help="Read the declared source NAME from PATH instead (repeatable)."),
     engine: str = typer.Option("duckdb", "--engine", metavar="ENGINE",
                                help="duckdb (default) or spark: run the models and scoring on Spark."),
-    master: str = typer.Option(
-        "local[2]", "--master", metavar="URL",
-        help="With --engine spark: local[N], spark://host:7077 or sc://host:15002 (Spark Connect)."),
+    master: Optional[str] = typer.Option(
+        None, "--master", metavar="URL",
+        help="With --engine spark: local[N], spark://host:7077, yarn, k8s://https://host:443 or sc://host:15002 "
+             "(Spark Connect). Default: [spark] master, else local[2]."),
     wait: float = typer.Option(
         0, "--wait", metavar="SECONDS",
         help="Wait up to SECONDS (0 or more) for another running build to finish (default: exit 1 at once)."),
@@ -75,13 +76,15 @@ def build(
         raise ChurnwhError(f"--wait {wait:g} is not allowed: give 0 or more seconds")
     from churnwh.sources.declared import consent_notice
 
-    notice = consent_notice(project_config())
+    config = project_config()
+    notice = consent_notice(config)
     if notice:
         say(notice)
     if engine == "spark":
         from churnwh.spark import engine as spark_engine
 
-        spark_engine.preflight(master)
+        master = master or config.spark.master
+        spark_engine.preflight(master, config)
         run_stages(None, select=select, full_refresh=full_refresh, force_train=force_train, engine="spark",
                    master=master, wait_seconds=wait, allow_stale=allow_stale,
                    allow_drift="--allow-drift" if allow_drift else None)

@@ -4,8 +4,9 @@ The private DuckDB file stays the system of record. The engine
 
 1. compiles every model with :mod:`churnwh.spark.dialect` and stops before any job starts if one
    construct would not give identical results (``churnwh lint --engine spark`` lists them);
-2. exports the raw columns the models read to Parquet, for Spark to read;
-3. runs every model on Spark in dependency order, each written as Parquet and read back by the
+2. exports the raw columns the models read to Parquet in ``[spark] storage`` (churnwh.spark.storage:
+   ``spark/`` beside the private file, a shared folder or a URI every node reaches), for Spark to read;
+3. runs every model on Spark in dependency order, each written as Parquet there and read back by the
    models downstream;
 4. loads all model tables into the private warehouse in ONE DuckDB transaction, with the same
    checks, audits and column comments as the DuckDB engine: a failure leaves every previous table
@@ -21,21 +22,19 @@ from __future__ import annotations
 
 import atexit
 import functools
-import logging
-import os
-import shutil
-import socket
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import duckdb
 
+from churnwh.config import SparkConfig
 from churnwh.errors import ChurnwhError, ModelError
+from churnwh.spark import session as spark_session
 from churnwh.spark.dialect import Compiled, to_spark
+from churnwh.spark.session import SparkUnavailable, error_line  # noqa: F401 - SparkUnavailable is part of this API
+from churnwh.spark.storage import SPARK_DIR, Storage, open_storage  # noqa: F401
 from churnwh.sqlmodels.project import Project
 from churnwh.sqlmodels.run_models import (
     ModelResult,
@@ -48,14 +47,8 @@ from churnwh.sqlmodels.run_models import (
 from churnwh.store import warehouse
 
 DEFAULT_MASTER = "local[2]"
-SPARK_DIR = "spark"
-"""Under the private file's folder: ``spark/tables/<schema>/<table>`` after a successful build."""
-
-_SESSIONS: dict[str, Any] = {}
-
-
-class SparkUnavailable(ChurnwhError):
-    """pyspark, Java or the Spark master cannot be used."""
+LOG_DIR = "logs"
+"""Under the private file's ``spark/`` folder (on the driver): the JVM's output, ``driver.log``."""
 
 
 # --- compile ------------------------------------------------------------------------------------
@@ -108,100 +101,15 @@ def check_compiled(project: Project, compiled: dict[str, Compiled]) -> None:
         raise ModelError(f"{lines[0]}{more}; nothing was built")
 
 
-# --- session ------------------------------------------------------------------------------------
+# --- session (churnwh.spark.session) ------------------------------------------------------------
 
 
-def _check_reachable(master: str) -> None:
-    parsed = urlparse(master)
-    if parsed.scheme not in ("sc", "spark") or not parsed.hostname:
-        return
-    port = parsed.port or (15002 if parsed.scheme == "sc" else 7077)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=5):
-            pass
-    except OSError as err:
-        raise SparkUnavailable(
-            f"Spark master {parsed.scheme}://{parsed.hostname}:{port} cannot be reached ({err.strerror or err}): "
-            "start the cluster or fix --master"
-        ) from None
+def session(master: str = DEFAULT_MASTER, settings: SparkConfig | None = None, log_dir: Path | None = None):
+    """A Spark session for ``master`` (see churnwh.spark.session.session)."""
+    return spark_session.session(master, settings, log_dir)
 
 
-def _check_java() -> None:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").exists():
-        return
-    if shutil.which("java") is None:
-        raise SparkUnavailable(
-            "no Java runtime found (Spark needs Java 17 or 21): install one, e.g. "
-            "`apt-get install openjdk-17-jre-headless`, or set JAVA_HOME"
-        )
-
-
-def session(master: str = DEFAULT_MASTER):
-    """A Spark session for ``master``: ``local[N]`` (started here) or ``sc://host:port`` (Spark Connect).
-
-    Raises SparkUnavailable, with one line saying what to do, when pyspark, Java or the master is
-    missing. One session per master per process.
-    """
-    if master in _SESSIONS:
-        return _SESSIONS[master]
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise SparkUnavailable("pyspark is not installed: pip install 'pyspark>=4' 'pandas<3' (the spark extra of churnwh)") from None
-    _check_reachable(master)
-    if master.startswith("sc://"):
-        try:
-            spark = SparkSession.builder.remote(master).getOrCreate()
-            spark.conf.set("spark.sql.session.timeZone", "UTC")
-        except Exception as err:  # noqa: BLE001 - py4j/grpc errors are long; keep one line
-            raise SparkUnavailable(f"Spark Connect at {master} failed: {str(err).splitlines()[0][:200]}") from None
-    else:
-        if not master.startswith(("local", "spark://", "yarn", "k8s://")):
-            raise SparkUnavailable(
-                f"--master {master!r} is not a Spark master: use local[2], spark://host:7077 or sc://host:15002"
-            )
-        _check_java()
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        try:
-            spark = (
-                SparkSession.builder.master(master)
-                .appName("churnwh")
-                .config("spark.ui.enabled", "false")
-                .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.driver.host", "127.0.0.1")
-                .config("spark.driver.bindAddress", "127.0.0.1")
-                .config("spark.sql.session.timeZone", "UTC")
-                .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Duser.timezone=UTC")
-                .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
-                .config("spark.sql.shuffle.partitions", "4")
-                .config("spark.sql.adaptive.enabled", "true")
-                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                .config("spark.python.worker.reuse", "true")
-                .getOrCreate()
-            )
-        except Exception as err:  # noqa: BLE001
-            raise SparkUnavailable(f"Spark could not start on {master}: {str(err).splitlines()[0][:200]}") from None
-    if not master.startswith("sc://"):
-        spark.sparkContext.setLogLevel("OFF")
-    # pyspark logs every failed query as a long JSON record; the error we raise is enough
-    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
-    _SESSIONS[master] = spark
-    return spark
-
-
-def stop_sessions() -> None:
-    while _SESSIONS:
-        _, spark = _SESSIONS.popitem()
-        try:
-            spark.stop()
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
-
-
-atexit.register(stop_sessions)
+atexit.register(spark_session.stop_sessions)
 
 
 # --- run ----------------------------------------------------------------------------------------
@@ -234,14 +142,15 @@ def _raw_columns(compiled: dict[str, Compiled], sources: dict) -> dict[str, list
     return {table: [c for c in raw[table] if c in columns] for table, columns in sorted(wanted.items())}
 
 
-def export_raw(con: duckdb.DuckDBPyConnection, columns: dict[str, list[str]], folder: Path) -> dict[str, Path]:
-    paths = {}
-    for table, names in columns.items():
-        path = folder / f"{warehouse.RAW_SCHEMA}__{table}.parquet"
-        selected = ", ".join(f'"{name}"' for name in names) or "*"
-        con.execute(f"COPY (SELECT {selected} FROM {warehouse.RAW_SCHEMA}.{table}) TO '{path}' (FORMAT parquet)")
-        paths[table] = path
-    return paths
+def export_raw(con: duckdb.DuckDBPyConnection, columns: dict[str, list[str]], folder: Path) -> dict[str, str]:
+    """Each raw table's columns as one Parquet file in the local ``folder``; the file names."""
+    names = {}
+    for table, wanted in columns.items():
+        name = f"{warehouse.RAW_SCHEMA}__{table}.parquet"
+        selected = ", ".join(f'"{column}"' for column in wanted) or "*"
+        con.execute(f"COPY (SELECT {selected} FROM {warehouse.RAW_SCHEMA}.{table}) TO '{folder / name}' (FORMAT parquet)")
+        names[table] = name
+    return names
 
 
 def build_models(
@@ -251,42 +160,41 @@ def build_models(
     private_path: Path,
     *,
     master: str = DEFAULT_MASTER,
+    settings: SparkConfig | None = None,
     on_model=None,
 ) -> list[ModelResult]:
     """Compile, run on Spark, then load every model into DuckDB in one transaction."""
+    settings = settings or SparkConfig()
     sources = source_schema(con)
     compiled = compile_project(project, sources, variables)
     check_compiled(project, compiled)
-    spark = session(master)
-    root = private_path.parent / SPARK_DIR
-    run_dir = root / f"run-{uuid.uuid4().hex[:12]}"
-    raw_dir = run_dir / "raw"
-    raw_dir.mkdir(parents=True)
+    spark = session(master, settings, private_path.parent / SPARK_DIR / LOG_DIR)
+    storage = open_storage(settings.storage, private_path, spark)
+    run = f"run-{uuid.uuid4().hex[:12]}"
     try:
-        raw_paths = export_raw(con, _raw_columns(compiled, sources), raw_dir)
-        for table, path in raw_paths.items():
-            spark.read.parquet(str(path.resolve())).createOrReplaceTempView(view_name(warehouse.RAW_SCHEMA, table))
+        with storage.writable(run, "raw") as local:
+            raw_files = export_raw(con, _raw_columns(compiled, sources), local)
+        for table, file in raw_files.items():
+            spark.read.parquet(storage.uri(run, "raw", file)).createOrReplaceTempView(
+                view_name(warehouse.RAW_SCHEMA, table))
         timings: dict[str, float] = {}
         for name in project.order:
             model = project.models[name]
             started = time.perf_counter()
-            target = run_dir / "tables" / model.schema / model.table
+            target = storage.uri(run, "tables", model.schema, model.table)
             try:
-                spark.sql(compiled[name].sql).write.mode("overwrite").parquet(str(target.resolve()))
-            except Exception as err:  # noqa: BLE001 - Spark errors are long: keep the first line
-                message = warehouse.first_line(err)  # quoted data values removed: no identifier leaks
-                raise ModelError(f"{model.path}: model {name} failed on Spark: {message[:300]}; nothing was loaded") from None
-            spark.read.parquet(str(target.resolve())).createOrReplaceTempView(view_name(model.schema, model.table))
+                spark.sql(compiled[name].sql).write.mode("overwrite").parquet(target)
+            except Exception as err:  # noqa: BLE001 - Spark errors are long: headline and root cause
+                raise ModelError(f"{model.path}: model {name} failed on Spark: {error_line(err)}; nothing was loaded") from None
+            spark.read.parquet(target).createOrReplaceTempView(view_name(model.schema, model.table))
             timings[name] = time.perf_counter() - started
-        shutil.rmtree(raw_dir, ignore_errors=True)
-        results = load_into_duckdb(con, project, variables, run_dir / "tables", timings)
-        final = root / "tables"
-        if final.exists():
-            shutil.rmtree(final)
-        (run_dir / "tables").rename(final)
+        storage.remove(run, "raw")
+        with storage.readable(run, "tables") as tables:
+            results = load_into_duckdb(con, project, variables, tables, timings)
+        storage.replace((run, "tables"), ("tables",))
         for name in project.order:
             model = project.models[name]
-            spark.read.parquet(str((final / model.schema / model.table).resolve())).createOrReplaceTempView(
+            spark.read.parquet(storage.uri("tables", model.schema, model.table)).createOrReplaceTempView(
                 view_name(model.schema, model.table)
             )
         if on_model:
@@ -294,7 +202,7 @@ def build_models(
                 on_model(result)
         return results
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        storage.remove(run)
 
 
 def load_into_duckdb(
@@ -350,13 +258,14 @@ def score(
     from churnwh.spark import score as spark_score
     from churnwh.stages.score import _STAGING, check_features, check_segments, project_or_none, publish_scores
 
-    spark = session(master)
+    private_path = config.warehouse.private
+    spark = session(master, config.spark, private_path.parent / SPARK_DIR / LOG_DIR)
+    storage = open_storage(config.spark.storage, private_path, spark)
     relation = config.training.scoring_model
     schema, table = relation.split(".")
-    folder = config.warehouse.private.parent / SPARK_DIR / "tables" / schema / table
-    if not folder.exists():
-        raise ChurnwhError(f"{relation} was not built on Spark: run `churnwh build --engine spark`")
-    frame = spark.read.parquet(str(folder.resolve()))
+    if not storage.exists("tables", schema, table):
+        raise ChurnwhError(f"{relation} was not built on Spark (in {storage}): run `churnwh build --engine spark`")
+    frame = spark.read.parquet(storage.uri("tables", schema, table))
     import polars as pl
 
     from churnwh.stages import registry
@@ -375,7 +284,10 @@ def score(
         batch_rows=config.scoring.batch_rows,
     )
     scored = frame.mapInArrow(function, spark_score.scored_schema_ddl())
-    table_out = scored.toArrow()
+    try:
+        table_out = scored.toArrow()
+    except Exception as err:  # noqa: BLE001 - an executor's failure: headline and root cause
+        raise ChurnwhError(f"scoring {relation} failed on Spark: {error_line(err)}") from None
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {_STAGING} (customer_pseudonym VARCHAR, as_of DATE, "
         "churn_probability DOUBLE, monthly_value DOUBLE)"
@@ -391,20 +303,12 @@ def score(
 # --- pipeline stages (churnwh.pipeline dispatches here for --engine spark) ---------------------------
 
 
-def preflight(master: str) -> None:
-    """Fail fast, before any stage runs: pyspark, Java and the master must be usable."""
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        raise SparkUnavailable("pyspark is not installed: pip install 'pyspark>=4' 'pandas<3' (the spark extra of churnwh)") from None
-    if master.startswith(("sc://", "spark://")):
-        _check_reachable(master)
-    elif master.startswith("local"):
-        _check_java()
-    else:
-        raise SparkUnavailable(
-            f"--master {master!r} is not a Spark master: use local[2], spark://host:7077 or sc://host:15002"
-        )
+def preflight(master: str, config=None) -> None:
+    """Fail fast, before any stage runs: pyspark, Java and the master must be usable; with the project's
+    ``config``, the session starts here too (so a master that does not answer stops the build first)."""
+    spark_session.preflight(master)
+    if config is not None:
+        session(master, config.spark, config.warehouse.private.parent / SPARK_DIR / LOG_DIR)
 
 
 def build_models_stage(ctx, selected) -> list[ModelResult]:
@@ -416,6 +320,7 @@ def build_models_stage(ctx, selected) -> list[ModelResult]:
         ctx.config.variables,
         ctx.config.warehouse.private,
         master=ctx.options.master,
+        settings=ctx.config.spark,
         on_model=ctx.on_model,
     )
 
