@@ -159,7 +159,7 @@ def uses_withheld_inputs(config: Config, current: registry.RunRecord | None) -> 
     if not withheld or current is None:
         return False
     try:
-        return bool(withheld & set(registry.load(config.warehouse.models, current.version).features))
+        return bool(withheld & set(registry.features(config.warehouse.models, current.version)))
     except (OSError, ValueError, KeyError):
         return True
 
