@@ -83,7 +83,8 @@ def test_fingerprints_follow_data_columns_and_settings(built_project, tmp_path):
         assert train.data_fingerprint(con, wider) != trained
         other_seed = dataclasses.replace(config, training=dataclasses.replace(tr, seed=tr.seed + 1))
         assert train.data_fingerprint(con, other_seed) != trained
-        batches = dataclasses.replace(config, scoring=dataclasses.replace(config.scoring, batch_rows=config.scoring.batch_rows + 1))
+        batches = dataclasses.replace(
+            config, scoring=dataclasses.replace(config.scoring, batch_rows=config.scoring.batch_rows + 1))
         assert probabilities_fingerprint(con, batches, record.version, record.run_id) != scored
         assert probabilities_fingerprint(con, config, "v0002", record.run_id) != scored
 

@@ -17,7 +17,6 @@ give bit-identical probabilities on CPU.
 from __future__ import annotations
 
 import datetime
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
