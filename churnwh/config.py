@@ -337,7 +337,7 @@ def network_overrides(section: dict[str, Any], origin: str) -> dict[str, Any]:
         return {}
     from dataclasses import fields
 
-    from churnwh.ml.train import TrainConfig
+    from churnwh.ml.settings import TrainConfig
 
     types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
     for name, value in section.items():

@@ -326,7 +326,7 @@ def _described(descriptions: dict[str, str], keys: list[str], where: str) -> Non
 
 def generate() -> str:
     """The text of docs/configuration.md."""
-    from churnwh.ml.train import TrainConfig
+    from churnwh.ml.settings import TrainConfig
 
     demo, declared = _defaults()
     fixed = [f"{section}.{key}" for section, keys in schema.SECTION_KEYS.items() for key in keys]

@@ -23,7 +23,7 @@ from churnwh.progress import Count, Reporter, ignore
 from churnwh.sqlmodels.project import Project, load_project
 from churnwh.sqlmodels.run_models import ModelResult, run_models
 from churnwh.stages import registry
-from churnwh.stages.score import score_stage
+from churnwh.stages.score import reuse_scores, score_stage
 from churnwh.stages.train import TrainOutcome, train_stage
 from churnwh.store import faults, lock, warehouse
 
@@ -163,6 +163,9 @@ def score(ctx: BuildContext) -> str:
 
         rows = spark_engine.score_stage(ctx, record)
         return f"{rows} customers scored on Spark with {record.version}"
+    kept = reuse_scores(ctx.con, ctx.config, record.version, record.run_id)
+    if kept is not None:
+        return f"{kept} customers: probabilities of {record.version} kept (model and scoring set unchanged)"
     model = ctx.trained.model if ctx.trained else registry.load(ctx.config.warehouse.models, record.version)
     rows = score_stage(ctx.con, ctx.config, model, record.version, record.run_id, on_progress=ctx.on_progress)
     return f"{rows} customers scored with {record.version}"

@@ -24,6 +24,7 @@ from churnwh.cli.common import (
     verbose_option,
 )
 from churnwh.errors import ChurnwhError
+from churnwh.ml import compile_cache
 from churnwh.store import warehouse
 
 __all__ = ["State", "app", "main"]
@@ -59,6 +60,7 @@ def _one_line(text: str) -> None:
 
 
 def main() -> None:
+    compile_cache.enable()  # JAX's compiled programs kept across builds (no JAX import here)
     try:
         code = app(prog_name="churnwh", standalone_mode=False)  # usage errors come back as exceptions, printed on one line below
     except SystemExit as done:

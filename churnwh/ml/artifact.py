@@ -75,7 +75,7 @@ def load_model(directory: str | Path) -> TrainedModel:
     with np.load(directory / ARRAYS_FILE, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
     shape = network.NetworkShape.from_dict(meta["network_shape"])
-    template = network.build_network(shape, seed=0)[1]
+    template = network.network_structure(shape)[1]
     template_leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves = []
     for path, leaf in template_leaves:

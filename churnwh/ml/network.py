@@ -192,6 +192,13 @@ def build_network(shape: NetworkShape, seed: int) -> tuple[nnx.GraphDef, nnx.Sta
     return nnx.split(ChurnNetwork(shape, rngs=nnx.Rngs(seed)))
 
 
+def network_structure(shape: NetworkShape) -> tuple[nnx.GraphDef, nnx.State]:
+    """The graph and the parameter shapes (``jax.ShapeDtypeStruct`` leaves) of a network of ``shape``,
+    without initializing it: eager initialization dispatches (and compiles) every random op one by one,
+    seconds on a loaded CPU, and loading a saved model or scoring needs only the structure."""
+    return nnx.split(nnx.eval_shape(lambda: ChurnNetwork(shape, rngs=nnx.Rngs(0))))
+
+
 def member_logits(
     graphdef: nnx.GraphDef,
     params: nnx.State,

@@ -17,7 +17,6 @@ give bit-identical probabilities on CPU.
 from __future__ import annotations
 
 import datetime
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from flax import nnx
 
 from churnwh.errors import DataError
 from churnwh.ml import calibrate, metrics, network, preprocess, splits
+from churnwh.ml.settings import AUTO_BATCH_MAX, AUTO_BATCH_MIN, SHARED_LAYER_MIN_ROWS, TrainConfig  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -41,96 +41,7 @@ MIN_VALIDATION_ROWS = 20
 PREDICT_BATCH_ROWS = 8192
 SMALLEST_PREDICT_BUCKET = 256
 VALIDATION_CHUNK_ROWS = 2048
-AUTO_BATCH_MIN = 256
-AUTO_BATCH_MAX = 4096
-SHARED_LAYER_MIN_ROWS = 100_000
 DECAYED_PARAMETERS = ("['kernel']", "['embedding']", "['head_kernel']", "['numeric_weight']")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters. Defaults were chosen by 5-fold CV means on the public bank and Telco churn
-    sets (``benchmarks/bench_public.py``): against hidden=256, lr=1e-3, dropout=0.1 this setting
-    stops later and steadier (Telco's best epoch had been 2-4) and is 2x faster.
-
-    Cost settings (CPU): ``batch_size = 0`` picks the batch by data size (``batch_and_learning_rate``:
-    256 rows on the public sets, as before, up to 4,096 on a million rows, learning rate scaled by
-    the square root); ``max_epoch_rows`` caps the rows one epoch sees (a fresh random sample each
-    epoch), so on large tables validation, early stopping and ``patience`` work on sub-epochs;
-    early stopping waits ``patience`` epochs without a gain, but no more than ``patience_rows``
-    training rows (4 sub-epochs on a large table instead of 16); ``shared_layers = 1`` computes the
-    first (widest) backbone layer once per row instead of once per member (about k times cheaper
-    there), and ``-1`` (auto) does so from ``SHARED_LAYER_MIN_ROWS`` training rows on: on the demo at
-    20,000 customers (111,858 training rows) it was as accurate as the full ensemble and 2.6 times
-    cheaper, on the 8,000-row bank folds 0.006 ROC-AUC worse; ``ple_direct`` feeds the
-    piecewise-linear encodings straight into the first layer. ``purge_days`` is the gap of the time
-    split (``splits.time_split``): the training stage sets it to lead + label window + churn gap so
-    no churn event is a label on both sides of a split."""
-
-    epochs: int = 200
-    batch_size: int = 0
-    learning_rate: float = 5e-4
-    weight_decay: float = 1e-4
-    grad_clip_norm: float = 1.0
-    hidden: int = 128
-    depth: int = 2
-    k: int = 8
-    n_bins: int = 24
-    d_embed: int = 16
-    dropout: float = 0.2
-    shared_layers: int = -1
-    ple_direct: bool = False
-    max_epoch_rows: int = 262_144
-    patience: int = 16
-    patience_rows: int = 1_000_000
-    seed: int = 0
-    calibration: str = "temperature"
-    min_category_count: int = 5
-    max_categories: int = 100
-    valid_fraction: float = 0.15
-    test_fraction: float = 0.15
-    valid_dates: int = 1
-    test_dates: int = 1
-    purge_days: int = 0
-    logistic_l2: float = 1.0
-    cross_fit_folds: int = 5
-    """Without a time column: score each training row with a model trained on the other folds (``cross_fit_proba``)."""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def batch_and_learning_rate(self, rows: int) -> tuple[int, float]:
-        """The batch size and learning rate used for ``rows`` training rows.
-
-        ``batch_size = 0`` (auto): about 32 batches per epoch, a power of two between
-        ``AUTO_BATCH_MIN`` and ``AUTO_BATCH_MAX``, with ``learning_rate`` (meant for batches of
-        ``AUTO_BATCH_MIN`` rows) scaled by the square root of the batch growth. Small sets (the public
-        bank and Telco data) keep small batches and many steps; large ones get large, cheap steps.
-        An explicit batch size uses ``learning_rate`` as it is.
-        """
-        if self.batch_size > 0:
-            return self.batch_size, self.learning_rate
-        batch = AUTO_BATCH_MIN
-        while batch * 2 <= min(AUTO_BATCH_MAX, rows // 32):
-            batch *= 2
-        return batch, self.learning_rate * float(np.sqrt(batch / AUTO_BATCH_MIN))
-
-    def shared_layers_for(self, rows: int) -> int:
-        """Backbone layers shared by all members for ``rows`` training rows (``-1``: auto)."""
-        if self.shared_layers >= 0:
-            return self.shared_layers
-        return 1 if rows >= SHARED_LAYER_MIN_ROWS else 0
-
-    def patience_for(self, epoch_rows: int) -> int:
-        """Epochs without a validation gain before stopping, when one epoch sees ``epoch_rows`` rows."""
-        if self.patience_rows <= 0:
-            return self.patience
-        return max(1, min(self.patience, -(-self.patience_rows // epoch_rows)))
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
 
 
 @dataclass
@@ -163,7 +74,7 @@ _GRAPHDEFS: dict[network.NetworkShape, nnx.GraphDef] = {}
 def _graphdef_for(shape: network.NetworkShape) -> nnx.GraphDef:
     """One graphdef per network shape, so jitted functions keyed on it are compiled once."""
     if shape not in _GRAPHDEFS:
-        _GRAPHDEFS[shape] = network.build_network(shape, seed=0)[0]
+        _GRAPHDEFS[shape] = network.network_structure(shape)[0]
     return _GRAPHDEFS[shape]
 
 

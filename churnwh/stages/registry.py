@@ -111,6 +111,12 @@ def load(models_root: Path, version: str):
     return artifact.load_model(model_dir(models_root, version))
 
 
+def features(models_root: Path, version: str) -> dict[str, str]:
+    """The feature columns (name -> kind) of the saved model of ``version``, read from its ``model.json``
+    without loading the network (no JAX)."""
+    return json.loads((model_dir(models_root, version) / "model.json").read_text())["features"]
+
+
 def current(con: duckdb.DuckDBPyConnection) -> RunRecord | None:
     row = con.execute(
         f"SELECT version, run_id, data_fingerprint, status, test_roc_auc FROM {RUNS} WHERE status = 'current'"

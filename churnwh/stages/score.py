@@ -3,9 +3,16 @@
 Rows arrive as Arrow record batches, so memory stays bounded by the batch size whatever the
 number of customers. Tiers, actions, value at risk and priority are computed in SQL over the
 scored rows, and the new table replaces the old one in one transaction.
+
+A build whose model run and scoring set are those the probabilities in ``churn_scores`` were given
+by (``probabilities_fingerprint``, kept in ``_churnwh.meta`` with the table) takes them over instead of
+running the model (``reuse_scores``): the same probabilities without starting JAX.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 import duckdb
 import numpy as np
@@ -22,6 +29,9 @@ from churnwh.store import faults, warehouse
 
 SCORES = f"{SCHEMA}.churn_scores"
 _STAGING = "_scored_rows"
+PROBABILITIES_MARK = "scores_fingerprint"
+PROBABILITIES_METHOD = "calibrated ensemble probability; out-of-fold for training customers"
+"""Part of the fingerprint: change it when what churn_scores.churn_probability holds changes."""
 
 COLUMN_COMMENTS = {
     "customer_pseudonym": "Keyed pseudonym of the customer (HMAC-SHA256); re-identification needs the key.",
@@ -103,24 +113,78 @@ def check_features(model, scoring_schema: dict[str, pl.DataType], relation: str,
             )
 
 
+def scoring_columns(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, str]:
+    """The scoring set's columns (name -> type), once it is known to hold the id, date and value columns."""
+    relation = config.training.scoring_model
+    if relation not in warehouse.relations(con):
+        raise DataError(f"scoring table {relation} does not exist: run `churnwh build` first")
+    present = warehouse.columns(con, relation)
+    for column, key in (
+        (config.training.id_column, "training.id_column"),
+        (config.training.date_column, "training.date_column"),
+        (config.scoring.value_column, "scoring.value_column"),
+    ):
+        if column not in present:
+            raise DataError(f"{relation} has no column {column!r} ({key}): add it to the model or fix {key}")
+    return present
+
+
+def probabilities_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, version: str, run_id: str) -> str:
+    """What the model's probabilities in ``churn_scores`` depend on: the model run, the scoring set's
+    columns and content, the id and date columns, the batch size (padded compiled calls) and the
+    prediction code. Tiers, actions, value at risk, segments, consent and campaign groups are not in
+    it: they are computed again in SQL on every build."""
+    from churnwh.stages.train import model_code_fingerprint
+
+    tr, relation = config.training, config.training.scoring_model
+    payload = json.dumps({
+        "method": PROBABILITIES_METHOD,
+        "model": [version, run_id],
+        "scoring": warehouse.content_fingerprint(con, relation),
+        "schema": warehouse.columns(con, relation),
+        "columns": [tr.id_column, tr.date_column],
+        "batch_rows": config.scoring.batch_rows,
+        "code": model_code_fingerprint(),
+    }, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def reuse_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str, run_id: str) -> int | None:
+    """Score again without the model when the probabilities in ``churn_scores`` were given by this model
+    run to this very scoring set (``probabilities_fingerprint`` recorded with them): every customer's
+    probability is taken over and the rest of the table is made again as ``score_stage`` makes it.
+    Returns the rows scored, or None when the model must score (then nothing was changed)."""
+    present = scoring_columns(con, config)
+    relation = config.training.scoring_model
+    if SCORES not in warehouse.relations(con) or warehouse.get_meta(con, PROBABILITIES_MARK) != \
+            probabilities_fingerprint(con, config, version, run_id):
+        return None
+    check_segments(config, present, relation, project_or_none(config))
+    tr = config.training
+    pseudonym = f"CAST(s.{_q(tr.id_column)} AS VARCHAR)"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {_STAGING} AS
+            SELECT {pseudonym} AS customer_pseudonym, CAST(s.{_q(tr.date_column)} AS DATE) AS as_of,
+                   c.churn_probability, CAST(s.{_q(config.scoring.value_column)} AS DOUBLE) AS monthly_value
+            FROM {relation} AS s JOIN {SCORES} AS c ON c.customer_pseudonym = {pseudonym}
+            WHERE c.model_version = ?""", [version])
+    staged = con.execute(f"SELECT count(*) FROM {_STAGING}").fetchall()[0][0]
+    counts = con.execute(f"SELECT (SELECT count(*) FROM {relation}), (SELECT count(*) FROM {SCORES})").fetchall()[0]
+    if staged != counts[0] or staged != counts[1]:  # rows removed or added behind the mark's back
+        con.execute(f"DROP TABLE {_STAGING}")
+        return None
+    return publish_scores(con, config, version, run_id, probabilities=warehouse.get_meta(con, PROBABILITIES_MARK))
+
+
 def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: str, run_id: str,
                 on_progress: Reporter = ignore) -> int:
     """Score every row of the scoring set; ``on_progress`` gets a ``Count`` of customers per batch."""
     from churnwh.ml.train import predict_proba
 
     relation = config.training.scoring_model
-    if relation not in warehouse.relations(con):
-        raise DataError(f"scoring table {relation} does not exist: run `churnwh build` first")
     id_column, date_column = config.training.id_column, config.training.date_column
     value_column = config.scoring.value_column
-    present = warehouse.columns(con, relation)
-    for column, key in (
-        (id_column, "training.id_column"),
-        (date_column, "training.date_column"),
-        (value_column, "scoring.value_column"),
-    ):
-        if column not in present:
-            raise DataError(f"{relation} has no column {column!r} ({key}): add it to the model or fix {key}")
+    present = scoring_columns(con, config)
     reader_con = con.cursor()
     try:
         # A fixed order makes every batch, and so every padded compiled call, the same on each run.
@@ -158,7 +222,8 @@ def score_stage(con: duckdb.DuckDBPyConnection, config: Config, model, version: 
             on_progress(Count("score", done, total, "customers"))
     finally:
         reader_con.close()
-    return publish_scores(con, config, version, run_id)
+    return publish_scores(con, config, version, run_id,
+                          probabilities=probabilities_fingerprint(con, config, version, run_id))
 
 
 def tier_sql(config: Config) -> str:
@@ -236,7 +301,11 @@ def apply_out_of_fold(con: duckdb.DuckDBPyConnection, config: Config, version: s
     return replaced
 
 
-def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str, run_id: str) -> int:
+def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str, run_id: str,
+                   probabilities: str | None = None) -> int:
+    """``churn_scores`` from the staged probabilities, in one transaction with ``PROBABILITIES_MARK``:
+    ``probabilities`` (the ``probabilities_fingerprint`` they were given under), or none (then the next
+    build scores with the model)."""
     apply_out_of_fold(con, config, version)
     actions = config.tiers.actions
     action = "CASE risk_tier " + " ".join(
@@ -276,6 +345,10 @@ def publish_scores(con: duckdb.DuckDBPyConnection, config: Config, version: str,
         for column, text in comments.items():
             con.execute(f"COMMENT ON COLUMN {SCORES}.{_q(column)} IS {warehouse.sql_literal(text)}")
         con.execute(f"DROP TABLE {_STAGING}")
+        if probabilities is None:
+            con.execute(f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [PROBABILITIES_MARK])
+        else:
+            warehouse.set_meta(con, PROBABILITIES_MARK, probabilities)
         faults.point("score.before_commit")
         con.execute("COMMIT")
     except BaseException:

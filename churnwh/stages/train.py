@@ -7,11 +7,13 @@ model is reused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -37,8 +39,18 @@ class TrainOutcome:
     promoted: bool
     reused: bool
     decision: str
-    model: object  # churnwh.ml.train.TrainedModel (imported lazily: JAX starts slowly)
+    loaded: object | None
+    """The model of ``version`` when this build has it in memory, else None (then ``model`` reads it)."""
     results: dict | None = None
+    models_root: Path | None = None
+
+    @property
+    def model(self):
+        """The churnwh.ml.train.TrainedModel of ``version``, read from its artifact on first use only: a
+        reused model that no later stage needs (scores and drivers unchanged) never starts JAX."""
+        if self.loaded is None:
+            self.loaded = registry.load(self.models_root, self.version)
+        return self.loaded
 
 
 def read_relation(con: duckdb.DuckDBPyConnection, relation: str, config: Config | None = None) -> pl.DataFrame:
@@ -99,7 +111,7 @@ def purge_gap(config: Config) -> tuple[int, str]:
 def train_config(config: Config):
     """TrainConfig from [network], the seed, and a purge gap that keeps every label window of the
     training rows before the first validation date (and of validation rows before the test date)."""
-    from churnwh.ml.train import TrainConfig
+    from churnwh.ml.settings import TrainConfig
 
     purge_days, _ = purge_gap(config)
     return TrainConfig.from_dict({**config.training.network, "purge_days": purge_days, "seed": config.training.seed})
@@ -147,19 +159,48 @@ def uses_withheld_inputs(config: Config, current: registry.RunRecord | None) -> 
     if not withheld or current is None:
         return False
     try:
-        return bool(withheld & set(registry.load(config.warehouse.models, current.version).features))
+        return bool(withheld & set(registry.features(config.warehouse.models, current.version)))
     except (OSError, ValueError, KeyError):
         return True
 
 
+MODEL_CODE = ("settings.py", "train.py", "network.py", "preprocess.py", "calibrate.py", "splits.py")
+"""The churnwh.ml modules whose code decides what a training run gives."""
+
+
+@functools.cache
+def model_code_fingerprint() -> str:
+    """A hash of ``MODEL_CODE``'s source: a churnwh whose training code or defaults changed retrains
+    instead of reusing a model the old code made (read once per process; the churnwh version where
+    the sources cannot be read)."""
+    from churnwh import ml
+
+    digest = hashlib.sha256()
+    try:
+        for name in MODEL_CODE:
+            digest.update(name.encode() + b"\0" + (Path(ml.__file__).parent / name).read_bytes())
+    except OSError:
+        from importlib import metadata
+
+        try:
+            return "version " + metadata.version("churnwh")
+        except metadata.PackageNotFoundError:
+            return "unknown"
+    return digest.hexdigest()[:32]
+
+
 def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
-    """What the model depends on: the training table's content, the network settings and the seed."""
+    """What the model depends on: the training table's columns and content, the network settings, the
+    seed and the training code. Computed in SQL over the table (no row is read into Python) and
+    compared with the fingerprint recorded with each run: equal means the run's model is reused."""
     content = warehouse.content_fingerprint(con, config.training.model)
     payload = json.dumps(
         {
             "table": config.training.model,
             "content": content,
+            "schema": warehouse.columns(con, config.training.model),
             "network": train_config(config).to_dict(),
+            "code": model_code_fingerprint(),
             "columns": [config.training.id_column, config.training.label_column, config.training.date_column],
             **({"withheld_inputs": withheld} if (withheld := withheld_inputs(config)) else {}),
             **({} if config.training.time_split else {"time_split": False}),
@@ -177,8 +218,6 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
                 on_progress: Reporter = ignore) -> TrainOutcome:
     """Train, evaluate and register a model (or reuse the current one); ``on_progress`` gets an
     ``EpochReport`` per epoch."""
-    from churnwh.ml import artifact
-
     registry.ensure_tables(con)
     withdrawal.ensure_table(con)
     # A new objection withdraws the versions trained on the objector: no grace, the current one is
@@ -190,12 +229,13 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     erased = warehouse.get_meta(con, ERASURE_MARK) is not None
     force = force or erased or uses_withheld_inputs(config, current)
     if current and not force and registry.trained_on(con, fingerprint):
-        model = registry.load(config.warehouse.models, current.version)
-        return TrainOutcome(current.version, False, True, "data unchanged: current model reused", model)
+        return TrainOutcome(current.version, False, True, "data unchanged: current model reused", None,
+                            models_root=config.warehouse.models)
 
     frame = read_relation(con, config.training.model, config)
     check_training_frame(frame, config)
     check_not_empty(frame, config)
+    from churnwh.ml import artifact
     from churnwh.ml.train import train_and_evaluate
 
     declared = declared_split_column(frame, config)
@@ -271,9 +311,8 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     registry.prune_artifacts(con, config.warehouse.models, config.training.keep_versions)
     withdrawal.drop_unrestorable_subjects(con, config.warehouse.models)
     if not promote:
-        current_model = registry.load(config.warehouse.models, current.version)
-        return TrainOutcome(current.version, False, False, decision, current_model, results)
-    return TrainOutcome(version, True, False, decision, model, results)
+        return TrainOutcome(current.version, False, False, decision, None, results, config.warehouse.models)
+    return TrainOutcome(version, True, False, decision, model, results, config.warehouse.models)
 
 
 def write_out_of_fold(con: duckdb.DuckDBPyConnection, config: Config, frame: pl.DataFrame, version: str,
