@@ -13,6 +13,7 @@ DuckDB                          Spark                                        wha
 ``list(x ORDER BY y)``          ``COLLECT_LIST`` drops order and NULLs       sorted array of (y, x) structs
 ``regexp_replace`` (1st match)  every match                                  first match only unless 'g'
 ``CAST(2.5 AS INT)`` rounds     truncates                                    ``ROUND``/``BROUND`` first
+``CAST(double AS DECIMAL)``     rounds the decimal text                      DuckDB's rounded product, exactly
 ``date - date`` (days)          an interval                                  ``DATEDIFF``
 ``a / 0`` = +-inf, NaN          error (ANSI)                                 IEEE result
 ``list[i]`` out of range NULL   error (ANSI)                                 ``TRY_ELEMENT_AT``
@@ -53,6 +54,7 @@ from churnwh.spark.rewrite_relations import (
 from churnwh.spark.rewrite_values import (
     rewrite_date_arithmetic,
     rewrite_date_diff,
+    rewrite_decimal_casts,
     rewrite_division,
     rewrite_integer_casts,
     rewrite_list_index,
@@ -88,6 +90,7 @@ REWRITES: tuple[Callable[[exp.Expression, "_Context"], exp.Expression], ...] = (
     # the rewrites below write Spark SQL that the ones above must not touch again
     rewrite_division,
     rewrite_round,
+    rewrite_decimal_casts,
     rewrite_percentiles,
     rewrite_ordered_lists,
     rewrite_regexp_replace,

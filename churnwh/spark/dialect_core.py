@@ -24,6 +24,9 @@ REFUSED = {
     "list index": "only positive literal list indexes are carried",
     "cast of unknown type": "a cast to an integer of a column whose type cannot be inferred "
     "(DuckDB rounds fractions, Spark truncates): cast it to DOUBLE or DECIMAL first",
+    "decimal cast": "a cast to DECIMAL rounds a DOUBLE differently on each engine unless it is carried exactly: "
+    "only a DOUBLE (not a FLOAT, not a column of unknown type) to DECIMAL(w, s) with w <= 18 is; "
+    "cast to DOUBLE first, or to DECIMAL(18, s) and widen that",
     "date arithmetic of unknown type": "a - b where one side's type cannot be inferred: DuckDB subtracts "
     "dates into days, Spark into an interval; cast both sides",
     "asof join": "an ASOF join needs equality conditions and exactly one >, >=, < or <= between the two sides",

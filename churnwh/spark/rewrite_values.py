@@ -1,5 +1,5 @@
 """Rewrites of values DuckDB and Spark compute differently: date differences and arithmetic, division,
-integer casts, rounding, percentiles, ordered lists, regexp_replace, list indexes.
+integer and decimal casts, rounding, percentiles, ordered lists, regexp_replace, list indexes.
 """
 
 from __future__ import annotations
@@ -299,4 +299,47 @@ def rewrite_list_index(tree: exp.Expression, ctx: "_Context") -> exp.Expression:
             continue
         position = int(index.this) + 1 - int(node.args.get("offset") or 0)
         _replace(node, exp.Anonymous(this="TRY_ELEMENT_AT", expressions=[node.this.copy(), exp.Literal.number(position)]))
+    return tree
+
+
+_MAX_EXACT_DECIMAL_WIDTH = 18
+"""Wider targets would pass the rounded value through a DOUBLE's decimal text (inexact past 2^53)."""
+
+
+def rewrite_decimal_casts(tree: exp.Expression, ctx: "_Context") -> exp.Expression:
+    """``CAST(double AS DECIMAL(w, s))``: DuckDB multiplies by 10^s in DOUBLE and rounds that product half
+    away from zero (129.6975, stored as 129.69749999..., times 1000 is 129697.49999999999 -> 129.697);
+    Spark rounds the double's shortest decimal text (-> 129.698). Written out as DuckDB computes it: the
+    product, ROUND (exact on a DOUBLE whose text ends in .5, which below 2^52 is an exact half), a BIGINT
+    (exact, NaN and infinities fail as in DuckDB), then the decimal point put back by an exact DECIMAL product."""
+    for node in _bottom_up(exp.Cast, tree=tree):
+        if node.to.this != exp.DataType.Type.DECIMAL or node.meta.get("churnwh_rewritten"):
+            continue
+        kind = _type(node.this).this
+        if kind == exp.DataType.Type.FLOAT:
+            ctx.refuse("decimal cast", node, "a cast of a FLOAT (REAL) to DECIMAL rounds differently on "
+                       "each engine: cast it to DOUBLE first")
+            continue
+        if kind == exp.DataType.Type.UNKNOWN and not isinstance(node.this, (exp.Literal, exp.Null)):
+            ctx.refuse("decimal cast", node, "a cast to DECIMAL of a column whose type cannot be inferred "
+                       "(a DOUBLE rounds differently on each engine): cast it to DOUBLE or VARCHAR first")
+            continue
+        if kind != exp.DataType.Type.DOUBLE:
+            continue
+        params = node.to.expressions
+        width = int(params[0].this.this) if params else 18
+        scale = int(params[1].this.this) if len(params) > 1 else (3 if not params else 0)
+        if width > _MAX_EXACT_DECIMAL_WIDTH:
+            ctx.refuse("decimal cast", node, f"a cast of a DOUBLE to DECIMAL({width}, {scale}) rounds "
+                       f"differently on each engine past 18 digits: cast it to DECIMAL(18, {scale}) first")
+            continue
+        cast = "TRY_CAST" if isinstance(node, exp.TryCast) else "CAST"
+        value = node.this.sql(dialect=ChurnSpark)
+        product = f"ROUND(CAST({value} AS DOUBLE) * CAST({float(10**scale)!r} AS DOUBLE), 0)"
+        unit = f"CAST('{1 / 10**scale:.{scale}f}' AS DECIMAL({scale + 1}, {scale}))"
+        sql = (f"{cast}({cast}({cast}({product} AS BIGINT) AS DECIMAL({width}, 0)) * {unit} "
+               f"AS DECIMAL({width}, {scale}))")
+        new = sqlglot.parse_one(sql, read=ChurnSpark)
+        new.meta["churnwh_rewritten"] = True
+        _replace(node, new)
     return tree
