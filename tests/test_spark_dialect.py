@@ -102,7 +102,15 @@ PROBES = {
                length(s), upper(s) FROM probe.t""",
     "null ordering": "SELECT i, s FROM probe.t ORDER BY s, i",
     "date_trunc and casts": """
-        SELECT i, CAST(date_trunc('month', a) AS DATE), CAST(t1 AS DATE), TRY_CAST(s AS DATE), TRY_CAST(s AS INTEGER)
+        SELECT i, CAST(date_trunc('month', a) AS DATE), CAST(t1 AS DATE), date_trunc('day', a), date_trunc('week', a),
+               CAST(date_trunc('day', CAST(t1 AS DATE)) AS DATE), TRY_CAST('2024-01-31' AS DATE)
+        FROM probe.t""",
+    "signed zeros, floor, arg_max skipping NULLs, avg of decimals": """
+        SELECT k, arg_max(s, i), arg_min(x, i), avg(m), min(floor(x)), max(x / CAST('-0.0' AS DOUBLE)),
+               min(round(x) / 0), max(round(-x * 0))
+        FROM probe.t GROUP BY k""",
+    "case mappings and trim as DuckDB's": """
+        SELECT i, upper(s || 'ß'), lower(s || 'İΣ'), trim(s || ' '), upper(trim(lower(s)))
         FROM probe.t""",
 }
 
@@ -164,6 +172,9 @@ def test_probe_gives_identical_rows(engines, name):
         ("SELECT * FROM probe.t USING SAMPLE 10%", "sample"),
         ("SELECT round(x, -1) FROM probe.t", "unsupported function"),
         ("SELECT CAST(x AS DECIMAL(38, 3)) FROM probe.t", "decimal cast"),
+        ("SELECT TRY_CAST(s AS DATE) FROM probe.t", "text cast"),
+        ("SELECT CAST(replace(s, 'a', '1') AS INTEGER) FROM probe.t", "text cast"),
+        ("SELECT CAST(x AS VARCHAR) FROM probe.t", "text cast"),
         ("SELECT CAST(CAST(x AS FLOAT) AS DECIMAL(18, 3)) FROM probe.t", "decimal cast"),
         ("SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY x DESC) FROM probe.t", "percentile_disc"),
         ("SELECT * FROM generate_series(TIMESTAMP '2024-01-31', TIMESTAMP '2024-06-30', to_months(1))", "table function"),
