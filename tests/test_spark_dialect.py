@@ -109,6 +109,8 @@ PROBES = {
         SELECT k, arg_max(s, i), arg_min(x, i), avg(m), min(floor(x)), max(x / CAST('-0.0' AS DOUBLE)),
                min(round(x) / 0), max(round(-x * 0))
         FROM probe.t GROUP BY k""",
+    "mode breaks a tie at the lowest value": """
+        SELECT k, mode(s ORDER BY s), mode(i ORDER BY i) FILTER (WHERE x > 0) FROM probe.t GROUP BY k""",
     "case mappings and trim as DuckDB's": """
         SELECT i, upper(s || 'ß'), lower(s || 'İΣ'), trim(s || ' '), upper(trim(lower(s)))
         FROM probe.t""",
@@ -173,6 +175,7 @@ def test_probe_gives_identical_rows(engines, name):
         ("SELECT round(x, -1) FROM probe.t", "unsupported function"),
         ("SELECT CAST(x AS DECIMAL(38, 3)) FROM probe.t", "decimal cast"),
         ("SELECT TRY_CAST(s AS DATE) FROM probe.t", "text cast"),
+        ("SELECT mode(s) FROM probe.t", "mode"),
         ("SELECT CAST(replace(s, 'a', '1') AS INTEGER) FROM probe.t", "text cast"),
         ("SELECT CAST(x AS VARCHAR) FROM probe.t", "text cast"),
         ("SELECT CAST(CAST(x AS FLOAT) AS DECIMAL(18, 3)) FROM probe.t", "decimal cast"),

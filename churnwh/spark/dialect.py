@@ -20,6 +20,7 @@ DuckDB                          Spark                                        wha
 ``arg_max(x, y)`` skips NULL x  ``MAX_BY`` returns a NULL x                  y NULL where x is NULL
 ``avg(decimal)`` a DOUBLE       a DECIMAL rounded to scale + 4               the exact sum over the count (1 ULP)
 ``date_trunc('day', date)``     ``TRUNC``: a DATE, NULL for 'DAY'            ``DATE_TRUNC``: a TIMESTAMP
+``mode(x ORDER BY x)``          ``MODE(x)`` breaks ties at random            ``MODE(x, TRUE)``, the lowest
 ``upper``/``lower``/``trim``     full case mappings ('ß' -> 'SS'), ' ' only   DuckDB's letter-by-letter mapping
 ``CAST(text AS DATE/number)``   parsed differently                           refused (declare the type)
 ``list[i]`` out of range NULL   error (ANSI)                                 ``TRY_ELEMENT_AT``
@@ -65,6 +66,7 @@ from churnwh.spark.rewrite_values import (
     rewrite_date_diff,
     rewrite_integer_casts,
     rewrite_list_index,
+    rewrite_mode,
     rewrite_values,
 )
 
@@ -90,6 +92,7 @@ REWRITES: tuple[Callable[[exp.Expression, "_Context"], exp.Expression], ...] = (
     retype_decimal_rounding,
     refuse_text_casts,
     rewrite_arg_extremes,
+    rewrite_mode,
     rewrite_date_diff,
     rewrite_date_arithmetic,
     rewrite_integer_casts,

@@ -30,6 +30,8 @@ REFUSED = {
     "text cast": "a cast of a text column to a number, date or timestamp parses differently on each engine "
     "(spaces, '2.5' to an integer, '1e3', partial dates): declare the column's type in [sources.NAME.columns] "
     "so it loads typed, or parse it with explicit string functions",
+    "mode": "mode() breaks a tie between equally frequent values differently on each engine: write "
+    "mode(x ORDER BY x) (the lowest of them, on both)",
     "date arithmetic of unknown type": "a - b where one side's type cannot be inferred: DuckDB subtracts "
     "dates into days, Spark into an interval; cast both sides",
     "asof join": "an ASOF join needs equality conditions and exactly one >, >=, < or <= between the two sides",

@@ -499,3 +499,16 @@ def rewrite_values(tree: exp.Expression, ctx: "_Context") -> exp.Expression:
                 write(node, ctx)
                 break
     return tree
+
+
+def rewrite_mode(tree: exp.Expression, ctx: "_Context") -> exp.Expression:
+    """``mode(x ORDER BY x)``: DuckDB breaks a tie by the order, the lowest value; Spark's MODE(x, TRUE) too.
+    Without that ORDER BY each engine picks any of the tied values."""
+    for node in _bottom_up(exp.Mode, tree=tree):
+        order = node.this
+        keys = order.expressions if isinstance(order, exp.Order) else []
+        if not (len(keys) == 1 and not keys[0].args.get("desc") and keys[0].this == order.this):
+            ctx.refuse("mode", node)
+            continue
+        _replace(node, exp.Anonymous(this="MODE", expressions=[order.this.copy(), exp.true()]))
+    return tree
