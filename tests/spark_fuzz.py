@@ -285,6 +285,8 @@ def comparable(value):
     if isinstance(value, int):
         return ("int", value)
     if isinstance(value, decimal.Decimal):
+        if value.as_tuple().exponent == 0:  # DuckDB's sum() of integers is a HUGEINT (DECIMAL(38, 0) in Arrow)
+            return ("int", int(value))
         return ("decimal", value.normalize() if value else decimal.Decimal(0))
     return (type(value).__name__, value)
 
