@@ -54,8 +54,18 @@ def normalize(value):
     return value
 
 
-def rows_differ(left: list[tuple], right: list[tuple], columns: list[str]) -> list[str]:
-    """Row-by-row differences of two results (both already sorted the same way), at most five."""
+def ulps_apart(a: float, b: float) -> float:
+    """How many units in the last place of the larger magnitude separate two finite DOUBLEs."""
+    if a == b:
+        return 0.0
+    return abs(a - b) / math.ulp(max(abs(a), abs(b)))
+
+
+def rows_differ(left: list[tuple], right: list[tuple], columns: list[str], ulps: int | None = None) -> list[str]:
+    """Row-by-row differences of two results (both already sorted the same way), at most five.
+
+    ``ulps``: DOUBLEs may differ by at most this many units in the last place and DECIMALs must be equal
+    as decimals (the parity of whole tables); without it, within DOUBLE_RELATIVE (the probes)."""
     problems = []
     if len(left) != len(right):
         return [f"{len(left)} rows vs {len(right)} rows"]
@@ -64,10 +74,17 @@ def rows_differ(left: list[tuple], right: list[tuple], columns: list[str]) -> li
             if isinstance(u, float) and isinstance(v, float) and not math.isnan(u) and not math.isnan(v):
                 # a sum of DOUBLEs depends on the order of additions, which differs between engines
                 # (and between two multi-threaded DuckDB runs): the last bits may differ, nothing more
-                if abs(u - v) <= DOUBLE_RELATIVE * max(abs(u), abs(v)):
+                if ulps is not None and not math.isinf(u) and ulps_apart(u, v) <= ulps:
                     continue
-            if normalize(u) != normalize(v):
-                problems.append(f"row {number} column {column}: DuckDB {u!r} vs Spark {v!r}")
+                if ulps is None and abs(u - v) <= DOUBLE_RELATIVE * max(abs(u), abs(v)):
+                    continue
+            if ulps is not None and isinstance(u, decimal.Decimal) and isinstance(v, decimal.Decimal) and u == v:
+                continue
+            retyped = (ulps is not None and None not in (u, v)
+                       and isinstance(u, decimal.Decimal) != isinstance(v, decimal.Decimal))
+            if retyped or normalize(u) != normalize(v):
+                problems.append(f"row {number} column {column}: DuckDB {u!r} vs Spark {v!r}"
+                                + (" (types differ)" if retyped else ""))
                 if len(problems) >= 5:
                     return problems
     return problems

@@ -72,6 +72,12 @@ PROBES = {
         SELECT i, round(x, 3), round(x), round(x * 100, 1), round(m, 1), round(x / 7, 4), round(-x, 2),
                round(CAST(0.125 AS DOUBLE), 2), round(CAST(2.675 AS DOUBLE), 2), round(CAST(-0.5 AS DOUBLE))
         FROM probe.t""",
+    "casts of doubles to decimals round the DOUBLE product": """
+        SELECT i, CAST(x AS DECIMAL(18, 3)), CAST(x / 7 AS DECIMAL(18, 2)), CAST(x * 1.99 AS DECIMAL(10, 1)),
+               CAST(CAST(129.6975 AS DOUBLE) AS DECIMAL(18, 3)), CAST(CAST(-884.15 AS DOUBLE) AS DECIMAL(10, 1)),
+               TRY_CAST(x * 1e20 AS DECIMAL(18, 2)), CAST(x AS DECIMAL(5, 0)), CAST(x AS DECIMAL),
+               CAST(coalesce(x, 0) AS DECIMAL(18, 2)), CAST(m AS DECIMAL(18, 1))
+        FROM probe.t""",
     "star exclude and qualify": """
         SELECT * EXCLUDE (l, t1, t2) FROM probe.t QUALIFY row_number() OVER (PARTITION BY k ORDER BY x DESC) = 1""",
     "asof join strict": """
@@ -96,7 +102,17 @@ PROBES = {
                length(s), upper(s) FROM probe.t""",
     "null ordering": "SELECT i, s FROM probe.t ORDER BY s, i",
     "date_trunc and casts": """
-        SELECT i, CAST(date_trunc('month', a) AS DATE), CAST(t1 AS DATE), TRY_CAST(s AS DATE), TRY_CAST(s AS INTEGER)
+        SELECT i, CAST(date_trunc('month', a) AS DATE), CAST(t1 AS DATE), date_trunc('day', a), date_trunc('week', a),
+               CAST(date_trunc('day', CAST(t1 AS DATE)) AS DATE), TRY_CAST('2024-01-31' AS DATE)
+        FROM probe.t""",
+    "signed zeros, floor, arg_max skipping NULLs, avg of decimals": """
+        SELECT k, arg_max(s, i), arg_min(x, i), avg(m), min(floor(x)), max(x / CAST('-0.0' AS DOUBLE)),
+               min(round(x) / 0), max(round(-x * 0))
+        FROM probe.t GROUP BY k""",
+    "mode breaks a tie at the lowest value": """
+        SELECT k, mode(s ORDER BY s), mode(i ORDER BY i) FILTER (WHERE x > 0) FROM probe.t GROUP BY k""",
+    "case mappings and trim as DuckDB's": """
+        SELECT i, upper(s || 'ß'), lower(s || 'İΣ'), trim(s || ' '), upper(trim(lower(s)))
         FROM probe.t""",
 }
 
@@ -157,6 +173,12 @@ def test_probe_gives_identical_rows(engines, name):
         ("SELECT t.i FROM probe.t AS t ASOF JOIN probe.events AS e ON t.k <> e.k AND t.a > e.day", "asof join"),
         ("SELECT * FROM probe.t USING SAMPLE 10%", "sample"),
         ("SELECT round(x, -1) FROM probe.t", "unsupported function"),
+        ("SELECT CAST(x AS DECIMAL(38, 3)) FROM probe.t", "decimal cast"),
+        ("SELECT TRY_CAST(s AS DATE) FROM probe.t", "text cast"),
+        ("SELECT mode(s) FROM probe.t", "mode"),
+        ("SELECT CAST(replace(s, 'a', '1') AS INTEGER) FROM probe.t", "text cast"),
+        ("SELECT CAST(x AS VARCHAR) FROM probe.t", "text cast"),
+        ("SELECT CAST(CAST(x AS FLOAT) AS DECIMAL(18, 3)) FROM probe.t", "decimal cast"),
         ("SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY x DESC) FROM probe.t", "percentile_disc"),
         ("SELECT * FROM generate_series(TIMESTAMP '2024-01-31', TIMESTAMP '2024-06-30', to_months(1))", "table function"),
     ],

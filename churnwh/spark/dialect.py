@@ -13,8 +13,16 @@ DuckDB                          Spark                                        wha
 ``list(x ORDER BY y)``          ``COLLECT_LIST`` drops order and NULLs       sorted array of (y, x) structs
 ``regexp_replace`` (1st match)  every match                                  first match only unless 'g'
 ``CAST(2.5 AS INT)`` rounds     truncates                                    ``ROUND``/``BROUND`` first
+``CAST(double AS DECIMAL)``     rounds the decimal text                      DuckDB's rounded product, exactly
 ``date - date`` (days)          an interval                                  ``DATEDIFF``
-``a / 0`` = +-inf, NaN          error (ANSI)                                 IEEE result
+``a / 0`` = +-inf, NaN          error (ANSI)                                 IEEE result (signed zeros too)
+``floor(double)`` a DOUBLE      a BIGINT (fails on NaN, inf, > 2^63)         a DOUBLE, -0.0 kept
+``arg_max(x, y)`` skips NULL x  ``MAX_BY`` returns a NULL x                  y NULL where x is NULL
+``avg(decimal)`` a DOUBLE       a DECIMAL rounded to scale + 4               the exact sum over the count (1 ULP)
+``date_trunc('day', date)``     ``TRUNC``: a DATE, NULL for 'DAY'            ``DATE_TRUNC``: a TIMESTAMP
+``mode(x ORDER BY x)``          ``MODE(x)`` breaks ties at random            ``MODE(x, TRUE)``, the lowest
+``upper``/``lower``/``trim``     full case mappings ('ß' -> 'SS'), ' ' only   DuckDB's letter-by-letter mapping
+``CAST(text AS DATE/number)``   parsed differently                           refused (declare the type)
 ``list[i]`` out of range NULL   error (ANSI)                                 ``TRY_ELEMENT_AT``
 ``ASOF JOIN``                   no such join                                 interval join on ``LEAD``
 ``* EXCLUDE``, ``QUALIFY``      not in open-source Spark                     expanded columns, a subquery
@@ -51,15 +59,15 @@ from churnwh.spark.rewrite_relations import (
     spell_table_functions,
 )
 from churnwh.spark.rewrite_values import (
+    refuse_text_casts,
+    retype_decimal_rounding,
+    rewrite_arg_extremes,
     rewrite_date_arithmetic,
     rewrite_date_diff,
-    rewrite_division,
     rewrite_integer_casts,
     rewrite_list_index,
-    rewrite_ordered_lists,
-    rewrite_percentiles,
-    rewrite_regexp_replace,
-    rewrite_round,
+    rewrite_mode,
+    rewrite_values,
 )
 
 __all__ = ["REFUSED", "REWRITES", "ChurnSpark", "Compiled", "SparkRefusal", "default_table_name", "to_spark"]
@@ -81,16 +89,16 @@ REWRITES: tuple[Callable[[exp.Expression, "_Context"], exp.Expression], ...] = (
     qualify_and_annotate,
     rewrite_asof_joins,
     inline_named_windows,
+    retype_decimal_rounding,
+    refuse_text_casts,
+    rewrite_arg_extremes,
+    rewrite_mode,
     rewrite_date_diff,
     rewrite_date_arithmetic,
     rewrite_integer_casts,
     rewrite_list_index,
     # the rewrites below write Spark SQL that the ones above must not touch again
-    rewrite_division,
-    rewrite_round,
-    rewrite_percentiles,
-    rewrite_ordered_lists,
-    rewrite_regexp_replace,
+    rewrite_values,
     spell_table_functions,
     rename_tables,
 )

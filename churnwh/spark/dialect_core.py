@@ -24,6 +24,14 @@ REFUSED = {
     "list index": "only positive literal list indexes are carried",
     "cast of unknown type": "a cast to an integer of a column whose type cannot be inferred "
     "(DuckDB rounds fractions, Spark truncates): cast it to DOUBLE or DECIMAL first",
+    "decimal cast": "a cast to DECIMAL rounds a DOUBLE differently on each engine unless it is carried exactly: "
+    "only a DOUBLE (not a FLOAT, not a column of unknown type) to DECIMAL(w, s) with w <= 18 is; "
+    "cast to DOUBLE first, or to DECIMAL(18, s) and widen that",
+    "text cast": "a cast of a text column to a number, date or timestamp parses differently on each engine "
+    "(spaces, '2.5' to an integer, '1e3', partial dates): declare the column's type in [sources.NAME.columns] "
+    "so it loads typed, or parse it with explicit string functions",
+    "mode": "mode() breaks a tie between equally frequent values differently on each engine: write "
+    "mode(x ORDER BY x) (the lowest of them, on both)",
     "date arithmetic of unknown type": "a - b where one side's type cannot be inferred: DuckDB subtracts "
     "dates into days, Spark into an interval; cast both sides",
     "asof join": "an ASOF join needs equality conditions and exactly one >, >=, < or <= between the two sides",
@@ -70,6 +78,8 @@ class ChurnSpark(Spark):
             exp.DayOfWeek: lambda self, e: f"((WEEKDAY({self.sql(e, 'this')}) + 1) % 7)",
             exp.DayOfWeekIso: lambda self, e: f"(WEEKDAY({self.sql(e, 'this')}) + 1)",
             exp.Median: lambda self, e: f"PERCENTILE({self.sql(e, 'this')}, 0.5)",
+            # DuckDB's date_trunc of a DATE is a TIMESTAMP; Spark's TRUNC gives a DATE, and NULL for 'DAY'
+            exp.DateTrunc: lambda self, e: self.func("DATE_TRUNC", exp.Literal.string(e.unit.name.upper()), e.this),
         }
 
         def log_sql(self, expression: exp.Log) -> str:
