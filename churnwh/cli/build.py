@@ -109,7 +109,7 @@ def score() -> None:
 
     Example: churnwh score
     """
-    run_stages(("drift", "score", "explain", "monitor", "publish"))
+    run_stages(("drift", "score", "explain", "monitor", "uplift", "publish"))
 
 
 def run_stages(stages: tuple[str, ...] | None, **options) -> None:

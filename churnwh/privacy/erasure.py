@@ -248,7 +248,7 @@ def refresh_derived(config: Config, rebuild: Callable[[tuple[str, ...]], None]) 
 
     The SQL models run again (with their lineage proof): staging, features and the marts
     (cohort_retention, churn_monthly, revenue_churn_monthly) no longer count the customers. With a
-    usable current model the scores, drivers, feature importance, drift and data quality are
+    usable current model the scores, drivers, feature importance, drift, data quality and uplift estimates are
     recomputed without them; when the erasure withdrew the current model (it was trained on them),
     the model-based aggregates are dropped instead until the next build retrains. ``rebuild`` runs the
     given build stages (the pipeline's: privacy does not sequence builds).
@@ -258,7 +258,7 @@ def refresh_derived(config: Config, rebuild: Callable[[tuple[str, ...]], None]) 
         if not usable:
             for table in MODEL_AGGREGATES:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
-    stages = ("pseudonymize", "classify", "lineage", "models") + (("score", "explain", "monitor") if usable else ())
+    stages = ("pseudonymize", "classify", "lineage", "models") + (("score", "explain", "monitor", "uplift") if usable else ())
     rebuild(stages)
 
 
