@@ -58,7 +58,7 @@ def test_too_small_pilot_build_goes_on_and_plan_by_uplift_refuses(built_project,
 
 # --- a learnable pilot, planted ---------------------------------------------------------------------
 
-def plant_pilots(project, replicates: int = 3, dates: int = 5) -> None:
+def plant_pilots(project, replicates: int = 4, dates: int = 6) -> None:
     """Campaigns on the training set's last ``dates`` observation dates (each ``replicates`` times), members
     grouped so that a contact prevents churn where ``active_days_30d`` is below the median."""
     import duckdb
@@ -97,7 +97,7 @@ def plant_pilots(project, replicates: int = 3, dates: int = 5) -> None:
                         WHERE t.observation_date = ?)
                     SELECT '{campaign}' AS campaign_id, customer_pseudonym, as_of, 'low' AS risk_tier,
                            0.02 + 0.5 * u * (1 - 0.5 * churned) AS churn_probability, 4.0 AS cost,
-                           CASE WHEN u < (CASE WHEN helped AND churned = 1 THEN 0.2 WHEN helped THEN 0.8 ELSE 0.7 END)
+                           CASE WHEN u < (CASE WHEN helped AND churned = 1 THEN 0.3 WHEN helped THEN 0.8 ELSE 0.7 END)
                                 THEN 'treatment' ELSE 'control' END AS pilot_group, NULL AS arm
                     FROM members""", [date])
     finally:
