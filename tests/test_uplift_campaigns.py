@@ -54,6 +54,17 @@ def test_too_small_pilot_build_goes_on_and_plan_by_uplift_refuses(built_project,
     assert refused.returncode != 0
     error = refused.stderr.strip().splitlines()
     assert len(error) == 1 and f"at least {needed}" in error[0] and f"have {members} members" in error[0]
+    # an erased member's point-in-time features go with the rest of the customer
+    with private(project) as con:
+        erased = con.execute("""SELECT k.customer_id, k.customer_pseudonym FROM raw.customer_keys k
+                                JOIN ml.campaign_member_features f USING (customer_pseudonym) LIMIT 1""").fetchone()
+    result = churnwh(project, "forget", erased[0])
+    assert result.returncode == 0, result.stderr
+    with private(project) as con:
+        left = con.execute("SELECT count(*) FROM ml.campaign_member_features WHERE customer_pseudonym = ?",
+                           [erased[1]]).fetchone()[0]
+        remaining = con.execute("SELECT count(*) FROM ml.campaign_member_features").fetchone()[0]
+    assert left == 0 and remaining == members - 1
 
 
 # --- a learnable pilot, planted ---------------------------------------------------------------------

@@ -202,7 +202,7 @@ def uplift_candidates(con: duckdb.DuckDBPyConnection, candidates: pl.DataFrame) 
     """``candidates`` with the uplift model's ``expected_saved_value``; ``CampaignError`` saying why and how
     many pilot members are needed when there is no fitted model for these scores."""
     status = uplift.current_status(con)
-    if status is None or not status.fitted:
+    if status is None or not status.fitted or uplift.CUSTOMER_UPLIFT not in warehouse.relations(con):
         members, needed = (status.members, status.needed) if status else (0, None)
         need = f"at least {needed}" if needed else "enough"
         raise CampaignError(

@@ -55,6 +55,7 @@ import pyarrow as pa
 
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
+from churnwh.privacy.erasure import UPLIFT_ARTIFACT
 from churnwh.stages import registry
 from churnwh.stages.explain import write_table
 from churnwh.stages.registry import SCHEMA
@@ -70,7 +71,7 @@ STATUS = f"{SCHEMA}.uplift_status"
 MEMBERS = f"{SCHEMA}.campaign_members"
 CAMPAIGNS = f"{SCHEMA}.campaigns"
 SCORES = f"{SCHEMA}.churn_scores"
-ARTIFACT_DIR = "uplift"
+ARTIFACT_DIR = UPLIFT_ARTIFACT
 FIT_FILE = "fit.json"
 TREATMENT, LABEL, RISK = "pilot_group", "churned", "plan_churn_probability"
 RULE_NAMES = {"network": "uplift network", "two_model": "two-model baseline", "risk": "churn risk"}
