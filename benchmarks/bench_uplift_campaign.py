@@ -28,8 +28,10 @@ sys.path.insert(0, str(REPO))
 
 from churnwh.sources.demo.uplift import expected_saved, read_uplift_truth  # noqa: E402
 
-COSTS = ("--cost", "high=10", "--cost", "medium=10", "--cost", "low=10")
-"""One contact costs the same in every tier, so saved per 1,000 spent is saved per 100 contacts."""
+COSTS = ("--cost", "high=1", "--cost", "medium=1", "--cost", "low=1")
+"""One contact costs 1 in every tier, so saved per 1,000 spent is saved per 1,000 contacts. (The demo's
+expected saved values, churn prevented x the value over the horizon, are a few units: a cost of 10 would
+leave the uplift arm empty, every contact worth less than it costs.)"""
 RATES = ("--success-rate", "low=0.05")
 
 
@@ -93,8 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench-uplift-campaign"))
-    parser.add_argument("--pilot-budget", type=float, default=40_000, help="risk-targeted pilot (cost 10 a member)")
-    parser.add_argument("--budget", type=float, default=20_000, help="the compared campaign's budget (both arms)")
+    parser.add_argument("--pilot-budget", type=float, default=4_000, help="risk-targeted pilot (cost 1 a member)")
+    parser.add_argument("--budget", type=float, default=2_000, help="the compared campaign's budget (both arms)")
     parser.add_argument("--control-fraction", type=float, default=0.5, help="of the pilot")
     parser.add_argument("--effect", type=float, default=0.3)
     parser.add_argument("--light-churn-network", action="store_true",
@@ -115,6 +117,8 @@ def main() -> None:
     pilot_report = run(project, "pilot-report", "pilot")
     compared = run(project, "plan", "--campaign", "compared", "--budget", str(args.budget), *COSTS, *RATES,
                    "--by", "uplift", "--compare", "risk", "--control-fraction", "0.2")
+    if "; uplift arm:" not in compared or "; risk arm:" not in compared:
+        raise SystemExit(f"an arm of the compared plan is empty (no contact worth its cost?): {compared}")
     run(project, "demo-campaign", "compared", "--days", "90", "--effect", str(args.effect))
     run(project, "build")
     report = run(project, "pilot-report", "compared")
