@@ -189,6 +189,14 @@ def monitor(ctx: BuildContext) -> str:
     return monitor_stage(ctx)
 
 
+def uplift(ctx: BuildContext) -> str:
+    """Learn who a contact saves from the finished pilots and estimate it per scored customer
+    (churnwh.action.uplift); too few pilot members: no model, one warning line, the build goes on."""
+    from churnwh.action.uplift import uplift_stage
+
+    return uplift_stage(ctx.con, ctx.config)
+
+
 STAGES: tuple[tuple[str, Callable[[BuildContext], str]], ...] = (
     ("load", load_sources),
     ("freshness", check_freshness),
@@ -201,6 +209,7 @@ STAGES: tuple[tuple[str, Callable[[BuildContext], str]], ...] = (
     ("score", score),
     ("explain", explain),
     ("monitor", monitor),
+    ("uplift", uplift),
     ("publish", publish_stage),
 )
 

@@ -125,6 +125,9 @@ def test_pilot_end_to_end_on_demo_data(built_project, tmp_path):
     with private(project) as con:
         backtested = con.execute("SELECT as_of, model_version, customers, realized_rate FROM ml.backtest").fetchall()
         old_members = {r[0] for r in con.execute("SELECT customer_pseudonym FROM ml.campaign_members").fetchall()}
+        old_features = {r[0] for r in con.execute("SELECT customer_pseudonym FROM ml.campaign_member_features")
+                        .fetchall()}
+    assert old_features == old_members  # the plan kept every member's features on the campaign date
     # One snapshot (the campaign's as_of, scored by v0001) with its realized churners: a whole number,
     # at least the campaign members' (the advanced demo goes on for every customer, members or not).
     [(snapshot, version, customers, rate)] = backtested
@@ -142,9 +145,12 @@ def test_pilot_end_to_end_on_demo_data(built_project, tmp_path):
     with private(project) as con:
         members = {r[0] for r in con.execute("SELECT customer_pseudonym FROM ml.campaign_members").fetchall()}
         current = {r[0] for r in con.execute("SELECT customer_pseudonym FROM raw.customer_keys").fetchall()}
+        features = {r[0] for r in con.execute("SELECT customer_pseudonym FROM ml.campaign_member_features")
+                    .fetchall()}
         after = con.execute("SELECT as_of, model_version, customers, realized_rate FROM ml.backtest").fetchall()
         rekeyed = con.execute("SELECT detail FROM audit.audit_log WHERE event = 'key_rotation'").fetchall()
     assert len(members) == len(old_members) and members <= current
     assert not members & old_members
+    assert features == members  # the members' point-in-time features follow them to the new pseudonyms
     assert set(backtested) <= set(after)
     assert '"rows_rekeyed"' in rekeyed[0][0]

@@ -36,7 +36,8 @@ def parse_costs(items: list[str] | None, option: str) -> dict[str, float]:
 
 
 def plan(config: Config, campaign_id: str, budget: float | None, costs: list[str] | None,
-         success_rates: list[str] | None, control_fraction: float | None) -> dict:
+         success_rates: list[str] | None, control_fraction: float | None, by: str = "risk",
+         compare: str | None = None) -> dict:
     from churnwh.action.pilot import make_plan
     from churnwh.action.retention import check_inputs
 
@@ -51,7 +52,7 @@ def plan(config: Config, campaign_id: str, budget: float | None, costs: list[str
     fraction = retention.control_fraction if control_fraction is None else control_fraction
     with warehouse.open_private(config) as con:
         return make_plan(con, config, campaign_id, budget=budget, cost=cost, success_rate=rates,
-                         control_fraction=fraction)
+                         control_fraction=fraction, by=by, compare=compare)
 
 
 def pilot_report(config: Config, campaign_id: str) -> dict:

@@ -45,7 +45,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from churnwh.action.retention import optimize
+from churnwh.action import uplift
+from churnwh.action.retention import optimize, optimize_net
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import withdrawal
@@ -58,7 +59,10 @@ PLAN = f"{SCHEMA}.retention_plan"
 CAMPAIGNS = f"{SCHEMA}.campaigns"
 MEMBERS = f"{SCHEMA}.campaign_members"
 RESULTS = f"{SCHEMA}.pilot_results"
-OUTLIVE_BUILDS = (MEMBERS, PLAN, f"{SCHEMA}.score_history", withdrawal.SUBJECTS)
+MEMBER_FEATURES = uplift.SNAPSHOT
+"""Members' scoring-set rows on the campaign date (churnwh.action.uplift.snapshot_members)."""
+ARM_RESULTS = f"{SCHEMA}.pilot_arm_results"
+OUTLIVE_BUILDS = (MEMBERS, PLAN, f"{SCHEMA}.score_history", withdrawal.SUBJECTS, MEMBER_FEATURES)
 """Tables keyed by pseudonym that no build recreates (re-keyed by a key rotation)."""
 Z95 = 1.959963984540054
 
@@ -72,9 +76,13 @@ PLAN_COMMENTS = {
     "value_at_risk": "churn_probability x monthly value x horizon.",
     "cost": "Cost of the action for this tier.",
     "success_rate": "Assumed share of contacted customers of the tier who stay.",
-    "expected_saved_value": "value_at_risk x success_rate: what contacting this customer is expected to save.",
+    "expected_saved_value": "What contacting this customer is expected to save: value_at_risk x success_rate "
+                            "(targeting by risk) or the uplift model's expected saved value (targeting by uplift, "
+                            "ml.customer_uplift; success_rate is then NULL).",
     "plan_rank": "1 = the most valuable customer to contact.",
     "pilot_group": "treatment (contact) or control (held out, not contacted, to measure the effect).",
+    "arm": "In a campaign comparing two targeting rules (`churnwh plan --by uplift --compare risk`): the rule "
+           "that selected the customer, each arm with its own control group; NULL in a one-rule campaign.",
 }
 
 RESULT_COMMENTS = {
@@ -92,6 +100,26 @@ RESULT_COMMENTS = {
     "retained_customers": "effect x treated: customers kept by the campaign.",
     "treated_cost": "Money spent on the treated customers.",
     "retained_per_1000_cost": "Customers retained per 1,000 spent.",
+}
+ARM_COMMENTS = {
+    **RESULT_COMMENTS,
+    "arm": "The targeting rule of this arm of the campaign (risk or uplift); each arm has its own control group.",
+    "retained_per_1000_low": "Lower end of the 95% interval of retained_per_1000_cost (the effect's interval, scaled).",
+    "retained_per_1000_high": "Upper end of that interval.",
+}
+COMPARISON = f"{SCHEMA}.pilot_comparison"
+COMPARISON_COMMENTS = {
+    "campaign_id": "The campaign whose two arms are compared.",
+    "evaluated_at": "When the pilot report ran.",
+    "outcome_through": "Outcomes counted up to this date.",
+    "first_arm": "The arm planned by --by.",
+    "second_arm": "The arm planned by --compare.",
+    "effect_difference": "first arm's effect - second arm's effect (churn prevented per treated customer).",
+    "effect_difference_low": "Lower end of its 95% interval (independent arms: the variances add).",
+    "effect_difference_high": "Upper end of that interval.",
+    "per_1000_difference": "first arm's retained_per_1000_cost - second arm's: customers saved per 1,000 spent.",
+    "per_1000_difference_low": "Lower end of its 95% interval.",
+    "per_1000_difference_high": "Upper end of that interval.",
 }
 
 
@@ -163,14 +191,68 @@ def scores_date(con: duckdb.DuckDBPyConnection, config: Config) -> dt.date:
     return found.date() if isinstance(found, dt.datetime) else found
 
 
+TARGETING = ("risk", "uplift")
+"""`churnwh plan --by`: risk (value at risk x the tier's assumed success rate) or uplift (the uplift model's
+expected saved value, net of the cost)."""
+ARM_SPLIT = "arm"
+"""Salt of the hash that splits a comparison campaign's customers into its two arms."""
+
+
+def uplift_candidates(con: duckdb.DuckDBPyConnection, candidates: pl.DataFrame) -> pl.DataFrame:
+    """``candidates`` with the uplift model's ``expected_saved_value``; ``CampaignError`` saying why and how
+    many pilot members are needed when there is no fitted model for these scores."""
+    status = uplift.current_status(con)
+    if status is None or not status.fitted or uplift.CUSTOMER_UPLIFT not in warehouse.relations(con):
+        members, needed = (status.members, status.needed) if status else (0, None)
+        need = f"at least {needed}" if needed else "enough"
+        raise CampaignError(
+            f"plan --by uplift needs a fitted uplift model, and there is none: finished pilots have {members} "
+            f"members with outcomes, {need} are needed (ml.uplift_status); plan a risk-targeted pilot of that size "
+            "(`churnwh plan --by risk`), let its window pass, build, then plan by uplift")
+    estimates = pl.from_arrow(con.sql(
+        f"SELECT customer_pseudonym, as_of AS uplift_as_of, expected_uplift, expected_saved_value "
+        f"FROM {uplift.CUSTOMER_UPLIFT}").to_arrow_table())
+    joined = candidates.join(estimates, on="customer_pseudonym", how="left")
+    if joined.height and (joined["uplift_as_of"].is_null().any()
+                          or (joined["uplift_as_of"] != joined["as_of"].cast(pl.Date)).any()):
+        raise CampaignError("the uplift estimates (ml.customer_uplift) are not those of the current scores: run "
+                            "`churnwh build` (or `churnwh score`) so that both are from the same date")
+    return joined.drop("uplift_as_of")
+
+
+def select_arm(candidates: pl.DataFrame, rule: str, budget: float, cost: dict[str, float],
+               success_rate: dict[str, float]) -> pl.DataFrame:
+    """The customers one targeting rule selects within ``budget``, in the plan's columns."""
+    if rule == "uplift":
+        chosen = optimize_net(candidates, budget, cost).drop("net_gain")
+    else:
+        chosen = optimize(candidates.drop("expected_uplift", "expected_saved_value", strict=False), budget, cost,
+                          success_rate)
+    return chosen.with_columns(arm=pl.lit(rule))
+
+
 def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, *, budget: float | None,
-              cost: dict[str, float], success_rate: dict[str, float], control_fraction: float) -> dict:
-    """Select customers within the budget, split off the control group, store the campaign."""
+              cost: dict[str, float], success_rate: dict[str, float], control_fraction: float,
+              by: str = "risk", compare: str | None = None) -> dict:
+    """Select customers within the budget by a targeting rule, split off the control group, store the
+    campaign and its members' features on the campaign date.
+
+    ``by``: ``risk`` (value at risk x the tier's success rate, the knapsack ``optimize``) or ``uplift``
+    (the uplift model's expected saved value net of the cost, ``optimize_net``). ``compare``: a second rule
+    tested in the same campaign: the eligible customers are split at random (hash of the campaign id) into
+    two halves, each half gets half the budget and is selected by its own rule (its *arm*), and each arm
+    gets its own control group of exactly ``control_fraction``.
+    """
     scores = f"{SCHEMA}.churn_scores"
     if scores not in warehouse.relations(con):
         raise ChurnwhError("no scores yet: run `churnwh build` first")
     if not campaign_id or not campaign_id.replace("-", "").replace("_", "").isalnum():
         raise CampaignError(f"campaign id {campaign_id!r} is not allowed: use letters, digits, - and _")
+    for rule, option in ((by, "--by"), (compare, "--compare")):
+        if rule is not None and rule not in TARGETING:
+            raise CampaignError(f"{option} {rule} is not allowed: give {' or '.join(TARGETING)}")
+    if compare == by:
+        raise CampaignError(f"--compare {compare} is the rule of --by itself: compare with the other rule")
     if CAMPAIGNS in warehouse.relations(con) and con.execute(
             f"SELECT count(*) FROM {CAMPAIGNS} WHERE campaign_id = ?", [campaign_id]).fetchall()[0][0]:
         raise CampaignError(f"campaign {campaign_id} already exists: choose a new campaign id")
@@ -185,20 +267,33 @@ def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, 
     candidates = pl.from_arrow(con.sql(
         f"SELECT customer_pseudonym, as_of, risk_tier, action, churn_probability, value_at_risk, model_version "
         f"FROM {scores} WHERE true {no_contact} {held_out} ORDER BY customer_pseudonym").to_arrow_table())
-    selected = optimize(candidates, budget, cost, success_rate)
-    if selected.height == 0:
+    rules = [by] if compare is None else [by, compare]
+    if "uplift" in rules:
+        candidates = uplift_candidates(con, candidates)
+    if compare is None:
+        arms = [select_arm(candidates, by, budget, cost, success_rate)]
+    else:
+        in_first = control_share(candidates["customer_pseudonym"], f"{campaign_id}:{ARM_SPLIT}") < 0.5
+        halves = (candidates.filter(pl.Series(in_first)), candidates.filter(~pl.Series(in_first)))
+        arms = [select_arm(half, rule, budget / 2, cost, success_rate) for half, rule in zip(halves, rules)]
+    if sum(arm.height for arm in arms) == 0:
         raise CampaignError(
             f"no customer can be selected: the tiers with a cost ({', '.join(sorted(cost))}) have no scored customer "
-            "with value at risk, or the budget is below one action's cost; add a cost for another tier or raise "
-            "the budget")
-    groups = assign_groups(selected["customer_pseudonym"], campaign_id, control_fraction)
+            "with a positive expected saved value (net of the cost when targeting by uplift), or the budget is below one "
+            "action's cost; add a cost for another tier or raise the budget")
+    columns = ["customer_pseudonym", "as_of", "risk_tier", "action", "churn_probability", "value_at_risk", "cost",
+               "success_rate", "expected_saved_value", "arm"]
+    selected = pl.concat([arm.select(columns).with_columns(pl.col("success_rate").cast(pl.Float64))
+                          for arm in arms])
+    groups = pl.concat([assign_groups(arm["customer_pseudonym"], campaign_id, control_fraction) for arm in arms])
     plan = selected.with_columns(groups).with_columns(
         campaign_id=pl.lit(campaign_id),
         plan_rank=pl.int_range(1, selected.height + 1, dtype=pl.Int32),
         action=pl.when(pl.col("pilot_group") == "control").then(pl.lit("control: no contact"))
         .otherwise(pl.col("action")),
+        arm=pl.col("arm") if compare is not None else pl.lit(None, dtype=pl.String),
     ).select("campaign_id", "customer_pseudonym", "as_of", "risk_tier", "action", "churn_probability",
-             "value_at_risk", "cost", "success_rate", "expected_saved_value", "plan_rank", "pilot_group")
+             "value_at_risk", "cost", "success_rate", "expected_saved_value", "plan_rank", "pilot_group", "arm")
     treated = plan.filter(pl.col("pilot_group") == "treatment")
     summary = {
         "campaign_id": campaign_id, "created_at": dt.datetime.now(), "as_of": plan["as_of"].max()
@@ -208,6 +303,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, 
         "treated_cost": float(treated["cost"].sum()),
         "expected_saved_value": float(treated["expected_saved_value"].sum()),
         "model_version": candidates["model_version"].max() if candidates.height else None,
+        "targeting": by if compare is None else f"{by} vs {compare}",
     }
     write_table(con, PLAN, plan.to_arrow(), PLAN_COMMENTS,
                 "The latest retention plan: customers to contact within the budget, with the pilot control group.")
@@ -216,21 +312,29 @@ def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, 
         con.execute(f"""CREATE TABLE IF NOT EXISTS {CAMPAIGNS} (campaign_id VARCHAR PRIMARY KEY, created_at TIMESTAMP,
             as_of DATE, budget DOUBLE, control_fraction DOUBLE, selected BIGINT, treated BIGINT, control BIGINT,
             treated_cost DOUBLE, expected_saved_value DOUBLE, model_version VARCHAR)""")
+        con.execute(f"ALTER TABLE {CAMPAIGNS} ADD COLUMN IF NOT EXISTS targeting VARCHAR")
         con.execute(f"""CREATE TABLE IF NOT EXISTS {MEMBERS} (campaign_id VARCHAR, customer_pseudonym VARCHAR,
             as_of DATE, risk_tier VARCHAR, churn_probability DOUBLE, cost DOUBLE, pilot_group VARCHAR)""")
+        con.execute(f"ALTER TABLE {MEMBERS} ADD COLUMN IF NOT EXISTS arm VARCHAR")
         con.register("_campaign_row", pa.Table.from_pylist([summary]))
         con.execute(f"INSERT INTO {CAMPAIGNS} BY NAME SELECT * FROM _campaign_row")
         con.unregister("_campaign_row")
-        con.register("_campaign_members", plan.select(
-            "campaign_id", "customer_pseudonym", "as_of", "risk_tier", "churn_probability", "cost",
-            "pilot_group").to_arrow())
+        members = plan.select("campaign_id", "customer_pseudonym", "as_of", "risk_tier", "churn_probability", "cost",
+                              "pilot_group", "arm").to_arrow()
+        con.register("_campaign_members", members)
         con.execute(f"INSERT INTO {MEMBERS} BY NAME SELECT * FROM _campaign_members")
         con.unregister("_campaign_members")
+        uplift.snapshot_members(con, config, campaign_id, members)
         refresh_campaign_group(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    summary["arms"] = {arm: {"selected": part.height,
+                             "treated": int((part["pilot_group"] == "treatment").sum()),
+                             "control": int((part["pilot_group"] == "control").sum()),
+                             "treated_cost": float(part.filter(pl.col("pilot_group") == "treatment")["cost"].sum())}
+                       for (arm,), part in plan.group_by("arm", maintain_order=True)} if compare else {}
     return summary
 
 
@@ -261,8 +365,9 @@ def pilot_report(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: st
         raise CampaignError(
             f"campaign {campaign_id} started {info['as_of']} and the data ends there (as_of {data_end}): no outcome "
             "data yet; load newer data and build with a later as_of first")
+    arm_column = "m.arm" if "arm" in warehouse.columns(con, MEMBERS) else "CAST(NULL AS VARCHAR)"
     outcomes = _frame(con,
-        f"""SELECT m.pilot_group, m.cost,
+        f"""SELECT m.pilot_group, m.cost, {arm_column} AS arm,
                    CASE WHEN p.period_end IS NOT NULL AND p.period_end < ? THEN 1 ELSE 0 END AS churned
             FROM {MEMBERS} m
             LEFT JOIN staging.active_periods p
@@ -281,6 +386,7 @@ def pilot_report(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: st
     row = {"campaign_id": campaign_id, "evaluated_at": dt.datetime.now(), "campaign_as_of": info["as_of"],
            "outcome_through": data_end, **stats}
     table = pa.Table.from_pylist([row])
+    arms = arm_statistics(outcomes, campaign_id, k, info.get("targeting"))
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("_pilot_row", table)
@@ -292,11 +398,82 @@ def pilot_report(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: st
             con.execute(f"COMMENT ON COLUMN {RESULTS}.{column} IS {warehouse.sql_literal(text)}")
         con.execute(f"COMMENT ON TABLE {RESULTS} IS 'Pilot evaluations: realized churn of treated vs control "
                     "customers, effect = control rate - treated rate with a 95% interval.'")
+        if arms:
+            base = {"campaign_id": campaign_id, "evaluated_at": row["evaluated_at"],
+                    "campaign_as_of": info["as_of"], "outcome_through": data_end}
+            _store_evaluation(con, ARM_RESULTS, [{**base, **arm} for arm in arms["arms"]], campaign_id, data_end,
+                              ARM_COMMENTS, "Pilot evaluations per targeting arm of a campaign comparing two rules.")
+            comparison = {key: value for key, value in base.items() if key != "campaign_as_of"}
+            _store_evaluation(con, COMPARISON, [{**comparison, **arms["comparison"]}], campaign_id, data_end,
+                              COMPARISON_COMMENTS, "The difference between the two targeting arms of a campaign, "
+                              "with 95% intervals.")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return row
+    return {**row, **arms}
+
+
+def _store_evaluation(con: duckdb.DuckDBPyConnection, table_name: str, rows: list[dict], campaign_id: str,
+                      data_end, comments: dict[str, str], table_comment: str) -> None:
+    """Replace this campaign's rows for this outcome date in ``table_name`` (in the caller's transaction)."""
+    table = pa.Table.from_pylist(rows)
+    table = table.cast(pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_null(f.type) else f
+                                  for f in table.schema]))  # an interval that could not be computed: a DOUBLE NULL
+    con.register("_evaluation_rows", table)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table_name} AS SELECT * FROM _evaluation_rows WHERE false")
+        con.execute(f"DELETE FROM {table_name} WHERE campaign_id = ? AND outcome_through = ?", [campaign_id, data_end])
+        con.execute(f"INSERT INTO {table_name} BY NAME SELECT * FROM _evaluation_rows")
+    finally:
+        con.unregister("_evaluation_rows")
+    for column, text in comments.items():
+        if column in rows[0]:
+            con.execute(f"COMMENT ON COLUMN {table_name}.{column} IS {warehouse.sql_literal(text)}")
+    con.execute(f"COMMENT ON TABLE {table_name} IS {warehouse.sql_literal(table_comment)}")
+
+
+def arm_statistics(outcomes: pl.DataFrame, campaign_id: str, k: int, targeting: str | None) -> dict:
+    """Per arm of a comparison campaign: ``pilot_statistics`` with an interval for the customers saved per
+    1,000 spent; and the first arm minus the second (effect and saved per 1,000, independent arms so the
+    variances add). ``{}`` for a one-rule campaign. Every group of every arm needs ``k`` customers."""
+    names = [name for name in outcomes["arm"].unique(maintain_order=True).to_list() if name is not None]
+    if len(names) < 2:
+        return {}
+    if targeting and " vs " in targeting:  # the --by arm first
+        order = targeting.split(" vs ")
+        names = sorted(names, key=lambda name: order.index(name) if name in order else len(order))
+    arms, spread = [], {}
+    for name in names:
+        part = outcomes.filter(pl.col("arm") == name)
+        treated, control = part.filter(pl.col("pilot_group") == "treatment"), part.filter(pl.col("pilot_group") == "control")
+        if min(treated.height, control.height) < k:
+            raise CampaignError(
+                f"campaign {campaign_id}'s {name} arm has {treated.height} treated and {control.height} control "
+                f"customers; each group of each arm needs at least {k} (publish.k_anonymity) to be reported: plan "
+                "a larger campaign or control fraction")
+        stats = pilot_statistics(treated["churned"].to_numpy(), control["churned"].to_numpy(),
+                                 float(treated["cost"].sum()))
+        se = (stats["ci_high"] - stats["effect"]) / Z95
+        scale = 1000.0 * stats["treated"] / stats["treated_cost"] if stats["treated_cost"] > 0 else None
+        per_1000 = stats["retained_per_1000_cost"]
+        arms.append({"arm": name, **stats,
+                     "retained_per_1000_low": None if scale is None else per_1000 - Z95 * scale * se,
+                     "retained_per_1000_high": None if scale is None else per_1000 + Z95 * scale * se})
+        spread[name] = (se, None if scale is None else scale * se)
+    first, second = arms[0], arms[1]
+    effect_difference = first["effect"] - second["effect"]
+    effect_se = math.hypot(spread[first["arm"]][0], spread[second["arm"]][0])
+    comparison = {"first_arm": first["arm"], "second_arm": second["arm"], "effect_difference": effect_difference,
+                  "effect_difference_low": effect_difference - Z95 * effect_se,
+                  "effect_difference_high": effect_difference + Z95 * effect_se,
+                  "per_1000_difference": None, "per_1000_difference_low": None, "per_1000_difference_high": None}
+    if first["retained_per_1000_cost"] is not None and second["retained_per_1000_cost"] is not None:
+        difference = first["retained_per_1000_cost"] - second["retained_per_1000_cost"]
+        per_1000_se = math.hypot(spread[first["arm"]][1], spread[second["arm"]][1])
+        comparison.update(per_1000_difference=difference, per_1000_difference_low=difference - Z95 * per_1000_se,
+                          per_1000_difference_high=difference + Z95 * per_1000_se)
+    return {"arms": arms, "comparison": comparison}
 
 
 # --- key rotation ------------------------------------------------------------------------------

@@ -68,13 +68,38 @@ def optimize(candidates: pl.DataFrame, budget: float, cost: dict[str, float],
     ).with_columns(
         expected_saved_value=pl.col("value_at_risk").fill_null(0.0) * pl.col("success_rate"),
     ).filter(pl.col("expected_saved_value") > 0)
+    return _knapsack(scored, budget, cost, "expected_saved_value")
+
+
+def optimize_net(candidates: pl.DataFrame, budget: float, cost: dict[str, float]) -> pl.DataFrame:
+    """Select customers maximizing the total net gain ``expected_saved_value - cost`` within ``budget``
+    (targeting by uplift: the frame's own per-customer ``expected_saved_value``).
+
+    Customers whose net gain is not positive are never selected, whatever the budget left: a contact
+    expected to save less than it costs (or to drive the customer away) is not worth making. Tiers
+    without a cost are not contacted, as in ``optimize``. Returns the selected rows with ``cost``,
+    ``success_rate`` (null: the uplift replaces the assumed tier rate) and ``net_gain``, best first.
+    """
+    check_inputs(budget, cost)
+    scored = candidates.filter(pl.col("risk_tier").is_in(list(cost))).with_columns(
+        cost=pl.col("risk_tier").replace_strict(cost, return_dtype=pl.Float64),
+        success_rate=pl.lit(None, dtype=pl.Float64),
+    ).with_columns(
+        net_gain=pl.col("expected_saved_value").fill_null(0.0) - pl.col("cost"),
+    ).filter(pl.col("net_gain") > 0)
+    return _knapsack(scored, budget, cost, "net_gain")
+
+
+def _knapsack(scored: pl.DataFrame, budget: float, cost: dict[str, float], value: str) -> pl.DataFrame:
+    """The rows of ``scored`` (each worth ``value`` > 0, costing its tier's cost) that maximize the total
+    value within ``budget``: per tier the most valuable first, the counts per tier enumerated."""
     tiers = [t for t in ("high", "medium", "low") if t in cost]
-    per_tier = {t: scored.filter(pl.col("risk_tier") == t).sort("expected_saved_value", descending=True)
+    per_tier = {t: scored.filter(pl.col("risk_tier") == t).sort(value, descending=True)
                 for t in tiers}
     free = [t for t in tiers if cost[t] == 0]
     paid = [t for t in tiers if cost[t] > 0]
     counts = {t: per_tier[t].height for t in free}
-    prefix = {t: np.concatenate([[0.0], np.cumsum(per_tier[t]["expected_saved_value"].to_numpy())]) for t in paid}
+    prefix = {t: np.concatenate([[0.0], np.cumsum(per_tier[t][value].to_numpy())]) for t in paid}
     limits = {t: min(per_tier[t].height, int(math.floor(budget / cost[t] + 1e-9))) for t in paid}
     best_value, best_counts = -1.0, {t: 0 for t in paid}
     if paid:
@@ -86,19 +111,19 @@ def optimize(candidates: pl.DataFrame, budget: float, cost: dict[str, float],
                 if spent > budget + 1e-9:
                     continue
                 n_last = min(limits[last], int(math.floor((budget - spent) / cost[last] + 1e-9)))
-                value = sum(prefix[t][n] for n, t in zip(combo, enumerated)) + prefix[last][n_last]
-                if value > best_value + 1e-12:
-                    best_value, best_counts = value, {**dict(zip(enumerated, combo)), last: n_last}
+                total = sum(prefix[t][n] for n, t in zip(combo, enumerated)) + prefix[last][n_last]
+                if total > best_value + 1e-12:
+                    best_value, best_counts = total, {**dict(zip(enumerated, combo)), last: n_last}
         else:  # very large plans: greedy by value per cost (within 1 item of the optimum per tier)
             merged = pl.concat([per_tier[t] for t in paid]).with_columns(
-                ratio=pl.col("expected_saved_value") / pl.col("cost")).sort("ratio", descending=True)
+                ratio=pl.col(value) / pl.col("cost")).sort("ratio", descending=True)
             within = merged.filter(pl.col("cost").cum_sum() <= budget + 1e-9)
             best_counts = {t: int((within["risk_tier"] == t).sum()) for t in paid}
     counts.update(best_counts)
     selected = [per_tier[t].head(counts[t]) for t in tiers if counts.get(t)]
     if not selected:
         return scored.head(0)
-    return pl.concat(selected).sort(["expected_saved_value"], descending=True)
+    return pl.concat(selected).sort([value], descending=True)
 
 
 def brute_force(candidates: pl.DataFrame, budget: float, cost: dict[str, float],

@@ -25,19 +25,31 @@ def plan(
         None, "--success-rate", metavar="TIER=SHARE", help="Assumed success rate in a tier (repeatable)."),
     control_fraction: Optional[float] = typer.Option(
         None, "--control-fraction", metavar="SHARE", help="Share held out as control (default retention.control_fraction)."),
+    by: str = typer.Option("risk", "--by", metavar="RULE",
+                           help="risk: value at risk x the tier's success rate; uplift: the uplift model's expected "
+                                "saved value net of the cost (needs a model fitted from finished pilots)."),
+    compare: Optional[str] = typer.Option(
+        None, "--compare", metavar="RULE",
+        help="Also test this other rule in the same campaign: the customers are split at random into two halves, "
+             "each with half the budget, its own rule and its own control group; pilot-report compares them."),
 ) -> None:
     """Select customers to contact within a budget (maximum expected saved value), with a control group.
 
     Example: churnwh plan --campaign spring-2026 --budget 5000 --cost high=40 --cost medium=8
+
+    Example: churnwh plan --campaign autumn-2026 --budget 5000 --by uplift --compare risk
     """
     from churnwh.action import actions
 
-    result = actions.plan(project_config(), campaign, budget, cost, success_rate, control_fraction)
+    result = actions.plan(project_config(), campaign, budget, cost, success_rate, control_fraction, by, compare)
+    arms = "".join(f"; {name} arm: {arm['selected']} selected ({arm['treated']} to contact, {arm['control']} control), "
+                   f"cost {arm['treated_cost']:,.2f}" for name, arm in result["arms"].items())
     say(
-        f"campaign {result['campaign_id']}: {result['selected']} customers selected ({result['treated']} to contact, "
-        f"{result['control']} control), cost {result['treated_cost']:,.2f} of {result['budget']:,.2f}, expected "
-        f"saved value {result['expected_saved_value']:,.2f}; see ml.retention_plan (ml.churn_scores.campaign_group "
-        "is updated; the published file shows it after the next `churnwh score` or `churnwh build`)"
+        f"campaign {result['campaign_id']} (targeting {result['targeting']}): {result['selected']} customers selected "
+        f"({result['treated']} to contact, {result['control']} control), cost {result['treated_cost']:,.2f} of "
+        f"{result['budget']:,.2f}, expected saved value {result['expected_saved_value']:,.2f}{arms}; see "
+        "ml.retention_plan (ml.churn_scores.campaign_group is updated; the published file shows it after the next "
+        "`churnwh score` or `churnwh build`)"
     )
 
 
@@ -58,6 +70,19 @@ def pilot_report(campaign: str = typer.Argument(..., metavar="CAMPAIGN", help="T
         f"{r['retained_customers']:.1f} customers retained"
         + (f", {per_cost:.2f} per 1,000 spent" if per_cost is not None else "")
     )
+    for arm in r.get("arms", []):
+        per_1000 = (f"{arm['retained_per_1000_cost']:.2f} saved per 1,000 spent (95% CI "
+                    f"{arm['retained_per_1000_low']:.2f} to {arm['retained_per_1000_high']:.2f})"
+                    if arm["retained_per_1000_cost"] is not None else "no cost")
+        answer(f"  {arm['arm']} arm: churn {arm['treated_churn_rate']:.1%} treated (n={arm['treated']}) vs "
+               f"{arm['control_churn_rate']:.1%} control (n={arm['control']}); effect {arm['effect']:+.1%} (95% CI "
+               f"{arm['ci_low']:+.1%} to {arm['ci_high']:+.1%}); {per_1000}")
+    if r.get("comparison"):
+        c = r["comparison"]
+        per_1000 = (f"; saved per 1,000 spent {c['per_1000_difference']:+.2f} (95% CI {c['per_1000_difference_low']:+.2f} "
+                    f"to {c['per_1000_difference_high']:+.2f})" if c["per_1000_difference"] is not None else "")
+        answer(f"  {c['first_arm']} - {c['second_arm']}: effect {c['effect_difference']:+.1%} (95% CI "
+               f"{c['effect_difference_low']:+.1%} to {c['effect_difference_high']:+.1%}){per_1000}")
 
 
 @command("demo-campaign", panel=PANEL)

@@ -107,12 +107,12 @@ def train(
 @command(panel=PANEL)
 def score() -> None:
     """Score the scoring-set model with the current model version into ml.churn_scores (after the drift check;
-    severe drift stops it, see `churnwh build --allow-drift`; then explain, monitor),
+    severe drift stops it, see `churnwh build --allow-drift`; then explain, monitor, uplift),
     then republish the published file so that BI tools see the new scores.
 
     Example: churnwh score
     """
-    run_stages(("drift", "score", "explain", "monitor", "publish"))
+    run_stages(("drift", "score", "explain", "monitor", "uplift", "publish"))
 
 
 def run_stages(stages: tuple[str, ...] | None, **options) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -238,7 +239,11 @@ def finish_pending_rewrite(config: Config) -> bool:
     return True
 
 
-MODEL_AGGREGATES = ("ml.feature_importance", "ml.drift")
+UPLIFT_ARTIFACT = "uplift"
+"""The uplift model's folder under the models directory (churnwh.action.uplift): it learned from campaign
+members, so an erasure removes it and the next uplift step fits again without the erased customers."""
+UPLIFT_ESTIMATES = ("ml.customer_uplift", "ml.uplift_validation", "ml.uplift_curve")
+MODEL_AGGREGATES = ("ml.feature_importance", "ml.drift", *UPLIFT_ESTIMATES)
 """Aggregates computed with the current model: dropped when that model was withdrawn (the next
 build's retrain recomputes them), so none computed over the erased customer's rows is republished."""
 
@@ -248,7 +253,7 @@ def refresh_derived(config: Config, rebuild: Callable[[tuple[str, ...]], None]) 
 
     The SQL models run again (with their lineage proof): staging, features and the marts
     (cohort_retention, churn_monthly, revenue_churn_monthly) no longer count the customers. With a
-    usable current model the scores, drivers, feature importance, drift and data quality are
+    usable current model the scores, drivers, feature importance, drift, data quality and uplift estimates are
     recomputed without them; when the erasure withdrew the current model (it was trained on them),
     the model-based aggregates are dropped instead until the next build retrains. ``rebuild`` runs the
     given build stages (the pipeline's: privacy does not sequence builds).
@@ -258,7 +263,7 @@ def refresh_derived(config: Config, rebuild: Callable[[tuple[str, ...]], None]) 
         if not usable:
             for table in MODEL_AGGREGATES:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
-    stages = ("pseudonymize", "classify", "lineage", "models") + (("score", "explain", "monitor") if usable else ())
+    stages = ("pseudonymize", "classify", "lineage", "models") + (("score", "explain", "monitor", "uplift") if usable else ())
     rebuild(stages)
 
 
@@ -294,6 +299,8 @@ def forget(config: Config, ids: list[str], rebuild: Callable[[tuple[str, ...]], 
                 raise
         with warehouse.open_private(config) as con:
             withdrawal.remove_artifacts(withdrawal.withdrawn_artifacts(con, config.warehouse.models))
+        if found:
+            shutil.rmtree(config.warehouse.models / UPLIFT_ARTIFACT, ignore_errors=True)
         faults.point("forget.after_delete")
         finish_pending_rewrite(config)
         result = ForgetResult(request_id, len(set(ids)), found, deleted)

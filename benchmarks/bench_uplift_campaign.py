@@ -1,0 +1,143 @@
+"""Uplift-targeted against risk-targeted campaigns on the same budget, on the demo that moves on in time.
+
+The issue's done-when, with the real CLI on a demo project: build; a risk-targeted pilot large enough for the
+pilot-size rule; `demo-campaign` plays it out (heterogeneous planted effect); build (the uplift step fits the
+network on the pilot); `plan --by uplift --compare risk` on one budget (two random halves, half the budget
+each, each with its own control group); `demo-campaign`; build; `pilot-report`: per arm the realised effect and
+customers saved per 1,000 spent with 95% intervals, and the difference. Against the planted truth
+(``uplift_truth.parquet``, outside the warehouse): per arm the expected customers saved by its treated members
+(``expected_saved``, the sum of their true uplift) per 1,000 spent.
+
+    PYTHONPATH=$PWD python benchmarks/bench_uplift_campaign.py --customers 20000 --folder /tmp/bench-uplift
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from churnwh.sources.demo.uplift import expected_saved, read_uplift_truth  # noqa: E402
+
+COSTS = ("--cost", "high=1", "--cost", "medium=1", "--cost", "low=1")
+"""One contact costs 1 in every tier, so saved per 1,000 spent is saved per 1,000 contacts. (The demo's
+expected saved values, churn prevented x the value over the horizon, are a few units: a cost of 10 would
+leave the uplift arm empty, every contact worth less than it costs.)"""
+RATES = ("--success-rate", "low=0.05")
+
+
+def run(project: Path, *args: str) -> str:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "churnwh", "--project", str(project), *args],
+                            capture_output=True, text=True)
+    print(f"[{time.perf_counter() - started:6.1f} s] churnwh {' '.join(args)}", file=sys.stderr, flush=True)
+    if result.returncode != 0:
+        raise SystemExit(f"churnwh {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout + result.stderr
+
+
+def make_project(folder: Path, customers: int, network: str = "") -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copytree(REPO / "sql", folder / "sql")
+    config = (REPO / "churnwh.toml").read_text().replace("customers = 5000", f"customers = {customers}")
+    (folder / "churnwh.toml").write_text(config + network)
+    return folder
+
+
+def truth_per_arm(project: Path, campaign: str) -> dict:
+    """Expected customers saved by each arm's treated members (the planted truth) per 1,000 spent."""
+    truth = read_uplift_truth(project / "warehouse" / "uplift_truth.parquet", campaign)
+    con = duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            """SELECT coalesce(m.arm, 'all'), m.pilot_group, k.customer_id, m.cost FROM ml.campaign_members m
+               JOIN raw.customer_keys k USING (customer_pseudonym) WHERE m.campaign_id = ?""", [campaign]).fetchall()
+    finally:
+        con.close()
+    arms: dict[str, dict] = {}
+    for arm, group, customer, cost in rows:
+        entry = arms.setdefault(arm, {"treated": [], "cost": 0.0, "all": []})
+        entry["all"].append(customer)
+        if group == "treatment":
+            entry["treated"].append(customer)
+            entry["cost"] += cost
+    out = {}
+    for arm, entry in arms.items():
+        saved = expected_saved(truth, entry["treated"])
+        out[arm] = {"treated": len(entry["treated"]), "cost": entry["cost"], "true_saved": round(saved, 2),
+                    "true_saved_per_1000": round(1000 * saved / entry["cost"], 3) if entry["cost"] else None,
+                    "mean_true_uplift_treated": round(saved / max(len(entry["treated"]), 1), 4)}
+    return out
+
+
+def table(project: Path, query: str) -> list[dict]:
+    con = duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
+    try:
+        cursor = con.execute(query)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, (round(v, 5) if isinstance(v, float) else v for v in row)))
+                for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/bench-uplift-campaign"))
+    parser.add_argument("--pilot-budget", type=float, default=4_000, help="risk-targeted pilot (cost 1 a member)")
+    parser.add_argument("--budget", type=float, default=2_000, help="the compared campaign's budget (both arms)")
+    parser.add_argument("--control-fraction", type=float, default=0.5, help="of the pilot")
+    parser.add_argument("--effect", type=float, default=0.3)
+    parser.add_argument("--light-churn-network", action="store_true",
+                        help="a smaller churn network (hidden 64, k 4, 32,768 rows an epoch) for a busy CPU; the "
+                             "uplift network keeps its own defaults")
+    args = parser.parse_args()
+    light = "\n[network]\nhidden = 64\nk = 4\nmax_epoch_rows = 32768\n" if args.light_churn_network else ""
+    project = make_project(args.folder, args.customers, light)
+    started = time.perf_counter()
+    run(project, "build")
+    pilot = run(project, "plan", "--campaign", "pilot", "--budget", str(args.pilot_budget), *COSTS, *RATES,
+                "--control-fraction", str(args.control_fraction))
+    run(project, "demo-campaign", "pilot", "--days", "90", "--effect", str(args.effect))
+    fitted = run(project, "build")
+    status = table(project, "SELECT status, members, needed, uplift_model_version FROM ml.uplift_status")
+    validation = table(project, "SELECT rule, qini, auuc, qini_gain_low, qini_gain_high, members, test_members "
+                                "FROM ml.uplift_validation ORDER BY rule")
+    pilot_report = run(project, "pilot-report", "pilot")
+    compared = run(project, "plan", "--campaign", "compared", "--budget", str(args.budget), *COSTS, *RATES,
+                   "--by", "uplift", "--compare", "risk", "--control-fraction", "0.2")
+    if "; uplift arm:" not in compared or "; risk arm:" not in compared:
+        raise SystemExit(f"an arm of the compared plan is empty (no contact worth its cost?): {compared}")
+    run(project, "demo-campaign", "compared", "--days", "90", "--effect", str(args.effect))
+    run(project, "build")
+    report = run(project, "pilot-report", "compared")
+    print(json.dumps({
+        "customers": args.customers, "effect": args.effect, "budget": args.budget,
+        "seconds": round(time.perf_counter() - started, 1),
+        "pilot_plan": pilot.strip().splitlines()[-1], "pilot_report": pilot_report.strip(),
+        "uplift_status": status, "uplift_validation": validation,
+        "fit_build_uplift_line": [line for line in fitted.splitlines() if "uplift" in line][:3],
+        "compared_plan": compared.strip().splitlines()[-1],
+        "compared_report": report.strip().splitlines(),
+        "arm_results": table(project, "SELECT arm, treated, control, treated_churn_rate, control_churn_rate, effect, "
+                                      "ci_low, ci_high, treated_cost, retained_per_1000_cost, retained_per_1000_low, "
+                                      "retained_per_1000_high FROM ml.pilot_arm_results"),
+        "comparison": table(project, "SELECT * EXCLUDE (evaluated_at) FROM ml.pilot_comparison"),
+        "truth_per_arm": truth_per_arm(project, "compared"),
+        "truth_pilot": truth_per_arm(project, "pilot"),
+    }, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
