@@ -51,7 +51,7 @@ def write_uplift_tables(path: Path) -> None:
             u AS (SELECT *, CASE WHEN n = 1 THEN 0.93 ELSE ((n * 7) % 23 - 6) / 100.0 + n / 1e6 END AS uplift FROM s)
             SELECT customer_pseudonym, as_of, greatest(churn_probability - uplift, 0) AS churn_if_contacted,
                    churn_probability AS churn_if_not_contacted, uplift AS expected_uplift,
-                   uplift * value_at_risk AS expected_saved_value,
+                   uplift * value_at_risk / churn_probability AS expected_saved_value,
                    CASE WHEN uplift > 0.03 THEN 'contact' ELSE 'do not contact' END AS recommended_action,
                    'uplift-test-1' AS uplift_model_version
             FROM u""")
@@ -112,10 +112,10 @@ def test_published_scores_carry_rounded_uplift_with_comments(uplift_project):
     comments = dict(query(path, "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'churn_scores'"))
     assert "randomized pilots" in comments["expected_uplift"] and "Positive: a contact helps" in comments[
         "expected_uplift"]
-    assert "expected_uplift x value_at_risk" in comments["expected_saved_value"]
+    assert "value_at_risk / churn_probability" in comments["expected_saved_value"]
     assert "marketing consent" in comments["recommended_action"]
     rows = query(path, "SELECT customer_pseudonym, expected_uplift, expected_saved_value, value_at_risk, "
-                       "recommended_action, contactable FROM churn_scores")
+                       "recommended_action, contactable, churn_probability FROM churn_scores")
     private_uplift = dict(query(private(uplift_project), "SELECT customer_pseudonym, expected_uplift "
                                                          "FROM ml.customer_uplift"))
     assert rows and all(r[1] is not None for r in rows)
@@ -126,7 +126,8 @@ def test_published_scores_carry_rounded_uplift_with_comments(uplift_project):
     assert max(r[1] for r in rows) < 0.9 and max(private_uplift.values()) == 0.93
     assert not {r[1] for r in rows} & {v for v in private_uplift.values() if abs(v * 100 - round(v * 100)) > 1e-9}
     # saved value from published numbers only (no exact private value divides back out)
-    assert all(r[2] == round(r[1] * r[3], 2) for r in rows)
+    # (value_at_risk / churn_probability is the banded value over the horizon, up to value_at_risk's cent)
+    assert all(abs(r[2] - r[1] * r[3] / r[6]) <= abs(r[1]) * 0.005 / r[6] + 0.0051 for r in rows)
     # consent: contact only for contactable customers, and the private 'contact' of others is overruled
     assert [r for r in rows if r[4] == "contact" and not r[5]] == []
     overruled = query(private(uplift_project), """SELECT count(*) FROM ml.customer_uplift u JOIN ml.churn_scores s
@@ -164,7 +165,7 @@ def test_published_file_passes_the_check_and_holds_no_canary(uplift_project):
 
 @pytest.mark.parametrize("breach, expected", [
     ("UPDATE churn_scores SET recommended_action = 'contact' WHERE NOT contactable", "may not be contacted"),
-    ("UPDATE churn_scores SET expected_uplift = 0.05, expected_saved_value = 5.0 WHERE customer_pseudonym = 'a'",
+    ("UPDATE churn_scores SET expected_uplift = 0.05, expected_saved_value = 10.0 WHERE customer_pseudonym = 'a'",
      "shared by fewer than k"),
     ("UPDATE churn_scores SET expected_saved_value = 12.34", "not derived from the published"),
     ("DELETE FROM uplift_validation", "of no validated rule"),
@@ -173,14 +174,15 @@ def test_the_publish_check_catches_an_uplift_leak(breach, expected):
     with duckdb.connect() as con:
         con.execute("ATTACH ':memory:' AS pub")
         con.execute("""CREATE TABLE pub.main.churn_scores AS SELECT chr(CAST(97 + i AS INTEGER)) AS customer_pseudonym,
-                           i % 2 = 0 AS contactable, 100.0::DOUBLE AS value_at_risk, 0.02::DOUBLE AS expected_uplift,
-                           2.0::DOUBLE AS expected_saved_value, CASE WHEN i % 2 = 0 THEN 'contact' ELSE 'do not contact' END
+                           i % 2 = 0 AS contactable, 0.5::DOUBLE AS churn_probability, 100.0::DOUBLE AS value_at_risk,
+                           0.02::DOUBLE AS expected_uplift, 4.0::DOUBLE AS expected_saved_value, CASE WHEN i % 2 = 0 THEN 'contact' ELSE 'do not contact' END
                            AS recommended_action FROM range(12) t(i)""")
         con.execute("CREATE TABLE pub.main.uplift_validation AS SELECT DATE '2025-01-01' AS as_of, 'churn risk' AS rule,"
                     " 50 AS members, 20 AS test_members")
         con.execute("CREATE TABLE pub.main.uplift_curve AS SELECT DATE '2025-01-01' AS as_of, 'churn risk' AS rule, "
                     "0.5 AS share_targeted, 0.01 AS qini, 0.01 AS uplift")
-        tables = {"churn_scores": {"contactable": "BOOLEAN", "value_at_risk": "DOUBLE", "expected_uplift": "DOUBLE",
+        tables = {"churn_scores": {"contactable": "BOOLEAN", "churn_probability": "DOUBLE", "value_at_risk": "DOUBLE",
+                                   "expected_uplift": "DOUBLE",
                                    "expected_saved_value": "DOUBLE", "recommended_action": "VARCHAR"},
                   "uplift_validation": {}, "uplift_curve": {}}
         assert uplift_publish.problems(con, "pub", tables, K) == []

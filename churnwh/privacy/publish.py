@@ -22,7 +22,7 @@ removed and the old published file stays):
   combination shared by fewer than k rows;
 - no column and no byte of the file holds a fragment of the pseudonym key (``churnwh.privacy.canary``);
 - uplift (``churnwh.privacy.uplift_publish``): every published expected_uplift is rounded to 0.01 and
-  shared by at least k customers, expected_saved_value is the published expected_uplift x value_at_risk,
+  shared by at least k customers, expected_saved_value is the published expected_uplift x the banded value over the horizon,
   'contact' is recommended only to contactable customers, and validation rows and Qini curve points
   cover at least k held-out pilot members.
 
@@ -187,7 +187,7 @@ def published_scores_sql(k: int, horizon: int, *, uplift: bool = False) -> str:
     ml.customer_uplift when ``uplift`` (churnwh.privacy.uplift_publish), else they are NULL.
     """
     ctes, uplift_select, relation = uplift_publish.score_columns_sql(k, "banded", available=uplift)
-    temporary = "_monthly, _band, _sharing, _common, _value" + (", _u_round, _u_action, _uplift" if uplift else "")
+    temporary = "_monthly, _band, _sharing, _common, _horizon_value, _value" + (", _u_round, _u_action, _uplift" if uplift else "")
     return f"""
         WITH valued AS (
             SELECT *, value_at_risk / nullif(churn_probability * {int(horizon)}, 0) AS _monthly
@@ -198,10 +198,10 @@ def published_scores_sql(k: int, horizon: int, *, uplift: bool = False) -> str:
             FROM valued),
         counted AS (SELECT *, count(*) OVER (PARTITION BY _band) AS _sharing FROM rounded),
         common AS (SELECT _band AS _common FROM counted GROUP BY _band ORDER BY count(*) DESC, _band LIMIT 1),
-        banded AS (
-            SELECT *, round(churn_probability * CASE WHEN _sharing >= {int(k)} THEN _band ELSE _common END
-                            * {int(horizon)}, 2) AS _value
-            FROM counted CROSS JOIN common){ctes}
+        horizon_valued AS (
+            SELECT *, CASE WHEN _sharing >= {int(k)} THEN _band ELSE _common END * {int(horizon)} AS _horizon_value
+            FROM counted CROSS JOIN common),
+        banded AS (SELECT *, round(churn_probability * _horizon_value, 2) AS _value FROM horizon_valued){ctes}
         SELECT * EXCLUDE ({temporary}) REPLACE (
             _value AS value_at_risk,
             CAST(row_number() OVER (ORDER BY _value DESC, churn_probability DESC, customer_pseudonym) AS INTEGER)

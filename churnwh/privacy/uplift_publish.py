@@ -8,9 +8,10 @@ fitted). Here they are generalized for BI, the way value at risk is banded:
   scored customers share is replaced by the nearest value that at least k share (towards zero on a
   tie), so no uplift value singles a customer out; with fewer than k customers with an uplift, none
   is published;
-- ``expected_saved_value`` is recomputed from the published ``expected_uplift`` x the published
-  (banded) ``value_at_risk``, so dividing one published column by another gives back no exact
-  private value (a price);
+- ``expected_saved_value`` is recomputed from the published ``expected_uplift`` x the customer's
+  banded value over the horizon (the published ``value_at_risk / churn_probability``: value at risk
+  already counts the churn probability, the churn a contact prevents does not), so dividing one
+  published column by another gives back no exact private value (a price);
 - ``recommended_action`` is 'contact' only for a contactable customer (latest marketing consent
   granted); everyone else is 'do not contact'. Customers who objected to profiling are not in
   churn_scores, so they get no uplift either;
@@ -48,8 +49,9 @@ SCORE_COMMENTS = {
         "to 0.01; a value fewer than {k} customers share is moved to the nearest one at least {k} share. NULL: "
         "no uplift model yet (the about table says why)."),
     "expected_saved_value": (
-        "expected_uplift x value_at_risk (both as published), to the cent: the value a contact is expected to "
-        "save. Compare it with the cost of the contact. NULL when expected_uplift is NULL."),
+        "expected_uplift x the customer's value over the horizon (value_at_risk / churn_probability, both as "
+        "published), to the cent: the value a contact is expected to save. Compare it with the cost of the contact. "
+        "NULL when expected_uplift is NULL."),
     "recommended_action": (
         "'contact' when the uplift model says a contact pays (the expected saved value beats its cost) and the "
         "customer may be contacted (contactable); 'do not contact' otherwise, always for customers without "
@@ -94,7 +96,8 @@ def score_columns_sql(k: int, source: str, *, available: bool) -> tuple[str, str
     """(CTEs appended after ``source``, select list, the relation to select from) for the uplift columns.
 
     ``source`` is a CTE with one row per published customer carrying customer_pseudonym, as_of,
-    contactable and the published value at risk as ``_value``. Without a usable uplift table the
+    contactable and the published (banded) value over the horizon as ``_horizon_value``. Without a
+    usable uplift table the
     columns are typed NULLs.
     """
     if not available:
@@ -121,7 +124,7 @@ def score_columns_sql(k: int, source: str, *, available: bool) -> tuple[str, str
             FROM uplift_joined AS j LEFT JOIN uplift_moved AS m ON m._from = j._u_round)"""
     select = (
         "_uplift AS expected_uplift, "
-        "round(_uplift * _value, 2) AS expected_saved_value, "
+        "round(_uplift * _horizon_value, 2) AS expected_saved_value, "
         f"CASE WHEN _uplift IS NULL THEN NULL "
         f"WHEN _u_action = '{CONTACT}' AND coalesce(contactable, false) THEN '{CONTACT}' "
         f"ELSE '{NO_CONTACT}' END AS recommended_action")
@@ -190,13 +193,16 @@ def problems(con: duckdb.DuckDBPyConnection, catalog: str, tables: dict[str, dic
             if off_grid:
                 found.append(f"{table}.expected_uplift has {off_grid} value{'s' if off_grid != 1 else ''} not "
                              f"rounded to {STEP}")
-        if {"expected_saved_value", "expected_uplift", "value_at_risk"} <= set(columns):
+        if {"expected_saved_value", "expected_uplift", "value_at_risk", "churn_probability"} <= set(columns):
+            # value_at_risk is rounded to the cent, so value_at_risk / churn_probability is the horizon value
+            # up to 0.005 / churn_probability; the saved value is then rounded to the cent once more.
             underived = con.execute(
-                f"SELECT count(*) FROM {target} WHERE expected_saved_value IS DISTINCT FROM "
-                "round(expected_uplift * value_at_risk, 2)").fetchone()[0]
+                f"SELECT count(*) FROM {target} WHERE churn_probability > 0 AND ((expected_saved_value IS NULL) <> "
+                "(expected_uplift IS NULL) OR abs(expected_saved_value - expected_uplift * value_at_risk / "
+                "churn_probability) > abs(expected_uplift) * 0.005 / churn_probability + 0.0051)").fetchone()[0]
             if underived:
                 found.append(f"{table}.expected_saved_value has {underived} value{'s' if underived != 1 else ''} "
-                             "not derived from the published expected_uplift x value_at_risk")
+                             "not derived from the published expected_uplift x value_at_risk / churn_probability")
         if "recommended_action" in columns:
             contactable = "coalesce(contactable, false)" if "contactable" in columns else "false"
             wrong = con.execute(
