@@ -16,7 +16,7 @@ from its artifact), as snapshotted; the churn probability the plan saw is the "c
 
 The build step (``uplift_stage``, after scoring):
 
-1. no finished pilot, or fewer members than ``churnwh.ml.uplift.pilot_size`` requires: no model; one
+1. no finished pilot, or fewer members than ``churnwh.ml.pilot_size`` requires: no model; one
    warning line with the members there are and the members needed; ``ml.uplift_status`` says so and the
    per-customer tables are dropped (a stale estimate is worse than none);
 2. else, when the members (their content, not their pseudonyms), the features and the settings are those
@@ -111,7 +111,7 @@ STATUS_COMMENTS = {
     "as_of": "Build date.",
     "status": "fitted, reused (members unchanged), too small (not enough pilot members) or no pilot.",
     "members": "Members of finished pilots with realised outcomes and point-in-time features.",
-    "needed": "Members the pilot-size rule requires (churnwh.ml.uplift.pilot_size).",
+    "needed": "Members the pilot-size rule requires (churnwh.ml.pilot_size).",
     "campaigns": "Finished campaigns learned from.",
     "uplift_model_version": "The uplift model in use (NULL when none could be fitted).",
     "reason": "Why, in one line.",
@@ -220,7 +220,7 @@ def fit_settings(config: Config):
 
 def uplift_stage(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     """The build's ``uplift`` step (see the module docstring); returns its one-line detail."""
-    from churnwh.ml import uplift, uplift_artifact
+    from churnwh.ml.pilot_size import pilot_size
 
     if SCORES not in warehouse.relations(con):
         raise ChurnwhError("no scores yet: run `churnwh build` first")
@@ -228,8 +228,7 @@ def uplift_stage(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     if record is None:
         raise ChurnwhError("no trained model yet: run `churnwh build` first")
     as_of = _scores_as_of(con, config)
-    churn_model = registry.load(config.warehouse.models, record.version)
-    features = sorted(churn_model.features)
+    features = sorted(registry.features(config.warehouse.models, record.version))
     members = pilot_members(con, config, features)
     campaigns = members["campaign_id"].n_unique() if members.height else 0
     members = members.drop("campaign_id") if members.height else members
@@ -240,10 +239,12 @@ def uplift_stage(con: duckdb.DuckDBPyConnection, config: Config) -> str:
             f"no finished pilot with point-in-time features yet: plan a campaign of at least {needed} customers "
             f"(`churnwh plan`), let its {config.retention.pilot_days}-day window pass and build again"))
     treated = (members[TREATMENT] == "treatment").cast(pl.Float64).to_numpy()
-    size = uplift.pilot_size(treated, members[LABEL].to_numpy())
+    size = pilot_size(treated, members[LABEL].to_numpy())
     if not size.large_enough:
         return _not_fitted(con, as_of, UpliftStatus("too small", size.members, size.required_members, campaigns,
                                                     None, size.message()))
+    from churnwh.ml import uplift, uplift_artifact  # JAX: only once there is a pilot to learn from
+
     settings = fit_settings(config)
     digest = fingerprint(members, features, settings.to_dict())
     version = f"uplift-{digest[:12]}"
@@ -324,7 +325,7 @@ def _scores_as_of(con: duckdb.DuckDBPyConnection, config: Config) -> dt.date:
 
 def _needed_without_pilot(con: duckdb.DuckDBPyConnection, config: Config) -> int:
     """The rule's pilot size at the scored customers' mean churn probability and the configured treated share."""
-    from churnwh.ml.uplift import required_members
+    from churnwh.ml.pilot_size import required_members
 
     mean_risk = con.execute(f"SELECT avg(churn_probability) FROM {SCORES}").fetchall()[0][0] or 0.0
     return required_members(float(mean_risk), 1.0 - config.retention.control_fraction)

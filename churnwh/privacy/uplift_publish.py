@@ -160,17 +160,15 @@ def curve_sql(con: duckdb.DuckDBPyConnection, k: int) -> str | None:
 
 
 def status(con: duckdb.DuckDBPyConnection) -> str | None:
-    """Why no uplift model was fitted (ml.uplift_status), in words, or None without that table."""
+    """Why no uplift model is in use (ml.uplift_status, written by the uplift stage), in words; None
+    without that record or when a model was fitted."""
     if warehouse.relations(con).get(STATUS) != "table":
         return None
-    rows = con.execute(f"SELECT * FROM {STATUS} LIMIT 1").fetchall()
-    if not rows:
+    rows = con.execute(f"SELECT status, members, needed, reason FROM {STATUS} LIMIT 1").fetchall()
+    if not rows or rows[0][0] in ("fitted", "reused"):
         return None
-    names = [d[0] for d in con.description]
-    row = dict(zip(names, rows[0]))
-    reason = next((str(v) for c, v in row.items() if isinstance(v, str) and v.strip()), "no reason recorded")
-    counts = [f"{row[c]:,} {c}" for c in ("members", "needed") if isinstance(row.get(c), int)]
-    return reason + (f" ({', '.join(counts)})" if counts else "")
+    state, members, needed, reason = rows[0]
+    return f"{reason or state} ({members or 0:,} members, {needed or 0:,} needed)"
 
 
 def problems(con: duckdb.DuckDBPyConnection, catalog: str, tables: dict[str, dict[str, str]], k: int) -> list[str]:

@@ -1,0 +1,114 @@
+"""How large a randomized pilot must be to learn who responds to a contact (no JAX here).
+
+The rule (``churnwh.ml.uplift``'s docstring derives it): enough members to detect a change of
+``min_effect`` in churn probability within each of ``segments`` equal parts of the members, two-sided
+at ``alpha`` with ``power``, and ``min_outcomes_per_arm`` churners and non-churners in each group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from churnwh.errors import DataError
+
+
+class PilotTooSmall(DataError):
+    """The pilot has too few members or churners per arm to learn who responds."""
+
+
+# --- Pilot size ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PilotSizeRule:
+    """The smallest pilot to learn uplift from (see the module docstring for the formula)."""
+
+    min_effect: float = 0.05
+    """Smallest change in churn probability worth detecting (absolute, 0.05 = 5 points)."""
+    alpha: float = 0.05
+    power: float = 0.8
+    segments: int = 2
+    min_outcomes_per_arm: int = 30
+
+
+@dataclass(frozen=True)
+class PilotSize:
+    """The pilot's counts next to what the rule requires."""
+
+    treated: int
+    control: int
+    treated_churners: int
+    control_churners: int
+    churn_rate: float
+    treated_share: float
+    required_members: int
+    min_outcomes_per_arm: int
+    rule: PilotSizeRule
+
+    @property
+    def members(self) -> int:
+        return self.treated + self.control
+
+    @property
+    def large_enough(self) -> bool:
+        outcomes = (self.treated_churners, self.control_churners,
+                    self.treated - self.treated_churners, self.control - self.control_churners)
+        return self.members >= self.required_members and min(outcomes) >= self.min_outcomes_per_arm
+
+    def message(self) -> str:
+        """One line: what the pilot has and how large it must be."""
+        return (
+            f"the pilot is too small to learn who responds to contact: {self.treated} treated members "
+            f"({self.treated_churners} churned) and {self.control} control members ({self.control_churners} "
+            f"churned); at its churn rate {self.churn_rate:.1%} and treated share {self.treated_share:.0%} it "
+            f"needs at least {self.required_members} members with {self.min_outcomes_per_arm} churners and "
+            f"{self.min_outcomes_per_arm} non-churners in each group (to detect a {self.rule.min_effect * 100:g}-point"
+            f" change in churn probability within each of {self.rule.segments} segments at {self.rule.alpha:.0%} "
+            f"significance and {self.rule.power:.0%} power): run a larger pilot or wait for more outcomes"
+        )
+
+    def to_dict(self) -> dict:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "rule"}
+        return {**values, "rule": dataclasses.asdict(self.rule), "large_enough": self.large_enough}
+
+
+def required_members(churn_rate: float, treated_share: float, rule: PilotSizeRule = PilotSizeRule(),
+                     ) -> int:
+    """Members needed by the rule at a churn rate and treated share (outcome counts included)."""
+    if not 0 < churn_rate < 1 or not 0 < treated_share < 1:
+        return 0
+    z = NormalDist().inv_cdf(1 - rule.alpha / 2) + NormalDist().inv_cdf(rule.power)
+    by_effect = rule.segments * z**2 * churn_rate * (1 - churn_rate) / (
+        rule.min_effect**2 * treated_share * (1 - treated_share))
+    smaller_arm = min(treated_share, 1 - treated_share)
+    by_outcomes = rule.min_outcomes_per_arm / (min(churn_rate, 1 - churn_rate) * smaller_arm)
+    return int(np.ceil(max(by_effect, by_outcomes)))
+
+
+def pilot_size(treated, churned, rule: PilotSizeRule = PilotSizeRule()) -> PilotSize:
+    """Counts of a pilot (0/1 treated and churned per member) and the size the rule requires."""
+    treated = np.asarray(treated, dtype=np.float64).reshape(-1)
+    churned = np.asarray(churned, dtype=np.float64).reshape(-1)
+    n_t, n_c = int(treated.sum()), int((1 - treated).sum())
+    churn_rate = float(churned.mean()) if churned.size else 0.0
+    share = n_t / churned.size if churned.size else 0.0
+    required = required_members(churn_rate, share, rule)
+    if required == 0:  # no churners, no stayers or a missing arm: nothing can be learned
+        required = max(churned.size + 1, rule.min_outcomes_per_arm * 4)
+    return PilotSize(
+        treated=n_t, control=n_c, treated_churners=int((treated * churned).sum()),
+        control_churners=int(((1 - treated) * churned).sum()), churn_rate=churn_rate, treated_share=share,
+        required_members=required, min_outcomes_per_arm=rule.min_outcomes_per_arm, rule=rule,
+    )
+
+
+def require_learnable_pilot(treated, churned, rule: PilotSizeRule = PilotSizeRule()) -> PilotSize:
+    """``pilot_size``, or ``PilotTooSmall`` with its one-line message when the pilot is too small."""
+    size = pilot_size(treated, churned, rule)
+    if not size.large_enough:
+        raise PilotTooSmall(size.message())
+    return size
