@@ -147,14 +147,17 @@ truth; ``vocabulary`` holds what they share.
 """
 
 from churnwh.sources.demo.advance import save as save_continuation
+from churnwh.sources.demo.blocks import BLOCK_CUSTOMERS
 from churnwh.sources.demo.generate import simulate
 from churnwh.sources.demo.oracle import churn_oracle
 from churnwh.sources.demo.simulation import HAZARD_INTERCEPT, TRUE_DRIVERS
+from churnwh.sources.demo.stream import write_demo
 from churnwh.sources.demo.tables import TABLE_NAMES, DemoData, write_raw, write_truth
 from churnwh.sources.demo.uplift import EFFECT_MODELS, expected_saved, read_uplift_truth
 from churnwh.sources.demo.vocabulary import CHANNEL_EFFECT, CHANNELS, PLAN_EFFECT, PLAN_IDS
 
 __all__ = ["DemoData", "EFFECT_MODELS", "TRUE_DRIVERS", "churn_oracle", "expected_saved", "read_uplift_truth",
-           "save_continuation", "simulate", "write_raw", "write_truth",
+           "save_continuation", "simulate", "write_demo", "write_raw", "write_truth",
            # the mechanism's parameters and table names (tests/test_demo.py reads them)
-           "CHANNELS", "CHANNEL_EFFECT", "HAZARD_INTERCEPT", "PLAN_EFFECT", "PLAN_IDS", "TABLE_NAMES"]
+           "BLOCK_CUSTOMERS", "CHANNELS", "CHANNEL_EFFECT", "HAZARD_INTERCEPT", "PLAN_EFFECT", "PLAN_IDS",
+           "TABLE_NAMES"]
