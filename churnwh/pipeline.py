@@ -360,7 +360,8 @@ def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool =
         on_progress(Count("load", customers, config.demo.customers, "customers", "raw tables"))
 
     written = demo.write_demo(con, config.demo.customers, config.demo.seed, config.demo.truth,
-                              start=config.demo.start, end=config.demo.end, on_block=report)
+                              start=config.demo.start, end=config.demo.end,
+                              memory_limit=config.warehouse.memory_limit, on_block=report)
     faults.point("load.after_raw")
     demo.save_continuation(written.continuation, config.demo.state)
     config.demo.uplift_truth.unlink(missing_ok=True)  # a new history has no campaigns played out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -193,7 +194,7 @@ def write_raw(con: duckdb.DuckDBPyConnection, data: DemoData, schema: str = "raw
     """Create or replace every raw table in `schema` of the current database, in one transaction."""
     con.begin()
     try:
-        write_tables(con, raw_schema(con, schema), data.tables, replace=True)
+        write_tables(con, raw_schema(con, schema), data.tables.items(), replace=True)
         con.commit()
     except BaseException:
         con.rollback()
@@ -208,11 +209,17 @@ def raw_schema(con: duckdb.DuckDBPyConnection, schema: str = "raw") -> str:
     return target
 
 
-def write_tables(con: duckdb.DuckDBPyConnection, target: str, tables: dict[str, pa.Table], *, replace: bool) -> None:
-    """Create or replace (``replace``) or append to the tables of ``target`` (inside the caller's transaction)."""
-    for name, table in tables.items():
+def write_tables(con: duckdb.DuckDBPyConnection, target: str, tables: Iterable[tuple[str, pa.Table]], *,
+                 replace: bool) -> None:
+    """Create or replace (``replace``) or append to the tables of ``target`` (inside the caller's transaction).
+
+    DuckDB keeps what a statement scanned referenced until the transaction ends, so every table is read
+    through a stream that lets go of each batch once read: a table the caller no longer holds is freed
+    when it is written, not at the commit."""
+    for name, table in tables:
         view = f"__churnwh_demo_{name}"
-        con.register(view, table)
+        con.register(view, _read_once(table))
+        del table
         try:
             if replace:
                 con.execute(f'CREATE OR REPLACE TABLE {target}."{name}" AS SELECT * FROM "{view}"')
@@ -221,6 +228,17 @@ def write_tables(con: duckdb.DuckDBPyConnection, target: str, tables: dict[str, 
         finally:
             con.unregister(view)
         faults.point("load.raw_table")
+
+
+def _read_once(table: pa.Table) -> pa.RecordBatchReader:
+    schema, batches = table.schema, table.to_batches()
+    del table
+
+    def drain() -> Iterator[pa.RecordBatch]:
+        while batches:
+            yield batches.pop(0)
+
+    return pa.RecordBatchReader.from_batches(schema, drain())
 
 
 def write_truth(data: DemoData, path: pathlib.Path) -> None:
