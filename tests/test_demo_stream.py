@@ -173,3 +173,21 @@ def test_streamed_memory_is_bounded_by_the_block_not_the_customers():
     in_memory = _peak_kib("in-memory", 10_000, 10_000)
     assert in_memory - one_block > 100 * 1024  # the in-memory draw grows by more than 100 MiB
     assert streamed - one_block < (in_memory - one_block) / 2
+
+
+def test_the_oracle_continues_every_block_from_its_own_streams():
+    """The oracle re-runs each block from the block's streams: the customers at risk are the simulation's,
+    and the first block's probabilities are those of the demo made of that block alone."""
+    import datetime
+
+    from churnwh.sources.demo import churn_oracle
+
+    month, end = datetime.date(2023, 7, 1), datetime.date(2023, 12, 31)
+    oracle = churn_oracle(450, seed=11, observation_date=month, end=end, replicates=4, block_customers=200)
+    truth = simulate(450, seed=11, end=end, block_customers=200).truth
+    at_risk = {c for c, m in zip(truth.column("customer_id").to_pylist(), truth.column("month").to_pylist())
+               if m == month}
+    assert set(oracle.column("customer_id").to_pylist()) == at_risk
+    assert max(at_risk) > "C00000400"
+    alone = churn_oracle(200, seed=11, observation_date=month, end=end, replicates=4, block_customers=200)
+    assert oracle.slice(0, alone.num_rows).equals(alone)
