@@ -359,7 +359,8 @@ def demo_parameters(config: Config) -> str:
 def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool = False,
                 on_progress: Reporter = ignore) -> str:
     """Simulate the demo warehouse unless the raw tables already hold it with the same parameters;
-    ``on_progress`` gets a ``Count`` of raw rows per table written. Data that `churnwh demo-advance` moved
+    ``on_progress`` gets a ``Count`` of customers written (``demo.write_demo``: block by block, one block in
+    memory at a time). Data that `churnwh demo-advance` moved
     on are kept (the parameters are those of the first history); a new simulation also writes the
     simulator's continuation state beside the truth and records the data end ('demo_end')."""
     parameters = demo_parameters(config)
@@ -367,19 +368,15 @@ def ensure_demo(config: Config, con: duckdb.DuckDBPyConnection, *, force: bool =
         return "demo data unchanged"
     from churnwh.sources import demo
 
-    data = demo.simulate(config.demo.customers, config.demo.seed, config.demo.start, config.demo.end)
-    demo.write_raw(con, data)
-    total = sum(table.num_rows for table in data.tables.values())
-    done = 0
-    for name, table in data.tables.items():
-        done += table.num_rows
-        on_progress(Count("load", done, total, "rows", f"raw.{name}"))
+    def report(customers: int, written) -> None:
+        on_progress(Count("load", customers, config.demo.customers, "customers", "raw tables"))
+
+    written = demo.write_demo(con, config.demo.customers, config.demo.seed, config.demo.truth,
+                              start=config.demo.start, end=config.demo.end,
+                              memory_limit=config.warehouse.memory_limit, on_block=report)
     faults.point("load.after_raw")
-    config.demo.truth.parent.mkdir(parents=True, exist_ok=True)
-    demo.write_truth(data, config.demo.truth)
-    demo.save_continuation(data.continuation, config.demo.state)
+    demo.save_continuation(written.continuation, config.demo.state)
     config.demo.uplift_truth.unlink(missing_ok=True)  # a new history has no campaigns played out
     warehouse.set_meta(con, "demo_end", str(config.demo.end))
     warehouse.set_meta(con, "demo_parameters", parameters)
-    rows = sum(table.num_rows for table in data.tables.values())
-    return f"{config.demo.customers} demo customers, {rows} raw rows"
+    return f"{config.demo.customers} demo customers, {sum(written.rows.values())} raw rows"

@@ -38,9 +38,13 @@ EVENT_TABLES = ("subscriptions", "transactions", "product_usage", "support_ticke
                 "email_events", "consent_events")
 
 
-@pytest.fixture(scope="module")
-def data() -> DemoData:
-    return simulate(500, seed=11)
+@pytest.fixture(scope="module", params=[None, 150], ids=["one-block", "blocks-of-150"])
+def data(request) -> DemoData:
+    """The demo in one block (the default up to 100,000 customers), and in blocks of 150 customers with their
+    own random streams: every test below holds for both (the hazard, the advance, the schema, the mess)."""
+    if request.param is None:
+        return simulate(500, seed=11)
+    return simulate(500, seed=11, block_customers=request.param)
 
 
 @pytest.fixture(scope="module")

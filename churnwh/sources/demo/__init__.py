@@ -2,7 +2,9 @@
 
 `simulate` generates every `raw.*` table of the shared spec plus the ground truth, `write_raw`
 loads the tables into a DuckDB schema, `write_truth` writes the truth to a Parquet file that never
-enters a warehouse. Everything is vectorized numpy; the only Python loop runs over months.
+enters a warehouse; `write_demo` (what `churnwh demo` runs) does both as it simulates, one block of
+customers at a time (see "Blocks of customers"). Everything is vectorized numpy; the Python loops run
+over blocks and months.
 `simulate` also returns the simulator's hidden state (``DemoData.continuation``), which
 ``advance`` continues: `churnwh demo-advance --days N` moves the business on by N days and
 `churnwh demo-campaign` plays a planned campaign out through the hazard (see "Time moves on").
@@ -88,6 +90,21 @@ tables (one advance of 65 days equals advances of 45 and 20); an advance is not 
 simulation to the later end would make (which customers join during the history depends on
 ``demo.end``), but the hazard of every advanced month is the documented function of the raw record.
 
+Blocks of customers
+-------------------
+Customers never interact, so they are simulated in blocks of ``BLOCK_CUSTOMERS`` = 100,000 (customers
+1-100,000, 100,001-200,000, ...), every block from its own random streams spawned from the seed
+(``blocks.block_streams``; block 0 uses the seed's own streams). A block's rows depend only on the seed,
+the history window and its place, never on how many customers follow it or on how it is written, and a
+demo of at most 100,000 customers is one block: the same tables, truth and state as before blocks
+existed. A larger demo is a different draw from the one a single block of all customers would have
+made (the same distributions: ``tests/test_demo_stream.py`` compares one block with ten). Ids number on
+from block to block, so a table's rows come block by block: transaction, session and e-mail event ids
+follow time within a block, not across blocks. `write_demo` writes each block into the raw tables
+(one transaction for all) and the truth file as it comes, so memory holds one block (about 1.7 GiB)
+plus the continuation state (about 400 bytes a customer); the advance continues every customer with
+block 0's streams.
+
 Campaigns: who can be saved
 ---------------------------
 A campaign registered with ``advance.register_campaign`` (what `churnwh demo-campaign` does) changes
@@ -139,22 +156,26 @@ first month exactly, the hidden engagement and disengaging state (which shape th
 record) through daily use, web visits, minutes, purchases and e-mail opens, so its ROC-AUC is
 below the oracle's by how much of that state the data hide.
 
-Modules: ``generate`` (``simulate``) runs ``people`` (attributes, identities, consent, plans and prices) and
-``simulation`` (the monthly hazard and behaviour), then ``tables`` turns the events into the raw tables
-(with ``arrow``'s builders) and writes them; ``oracle`` continues the simulation from a date's full state;
+Modules: ``generate`` (``simulate``, ``simulate_blocks``) runs, for every block of ``blocks``, ``people``
+(attributes, identities, consent, plans and prices) and ``simulation`` (the monthly hazard and behaviour),
+then ``tables`` turns the events into the raw tables (with ``arrow``'s builders) and writes them; ``stream``
+writes the blocks as they come (``write_demo``); ``oracle`` continues the simulation from a date's full state;
 ``advance`` continues the simulation in time; ``uplift`` holds the campaign effect per customer and reads its
 truth; ``vocabulary`` holds what they share.
 """
 
 from churnwh.sources.demo.advance import save as save_continuation
+from churnwh.sources.demo.blocks import BLOCK_CUSTOMERS
 from churnwh.sources.demo.generate import simulate
 from churnwh.sources.demo.oracle import churn_oracle
 from churnwh.sources.demo.simulation import HAZARD_INTERCEPT, TRUE_DRIVERS
+from churnwh.sources.demo.stream import write_demo
 from churnwh.sources.demo.tables import TABLE_NAMES, DemoData, write_raw, write_truth
 from churnwh.sources.demo.uplift import EFFECT_MODELS, expected_saved, read_uplift_truth
 from churnwh.sources.demo.vocabulary import CHANNEL_EFFECT, CHANNELS, PLAN_EFFECT, PLAN_IDS
 
 __all__ = ["DemoData", "EFFECT_MODELS", "TRUE_DRIVERS", "churn_oracle", "expected_saved", "read_uplift_truth",
-           "save_continuation", "simulate", "write_raw", "write_truth",
+           "save_continuation", "simulate", "write_demo", "write_raw", "write_truth",
            # the mechanism's parameters and table names (tests/test_demo.py reads them)
-           "CHANNELS", "CHANNEL_EFFECT", "HAZARD_INTERCEPT", "PLAN_EFFECT", "PLAN_IDS", "TABLE_NAMES"]
+           "BLOCK_CUSTOMERS", "CHANNELS", "CHANNEL_EFFECT", "HAZARD_INTERCEPT", "PLAN_EFFECT", "PLAN_IDS",
+           "TABLE_NAMES"]

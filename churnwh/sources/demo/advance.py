@@ -297,37 +297,58 @@ def _rng(state: dict) -> np.random.Generator:
     return np.random.Generator(bits)
 
 
-def start_continuation(*, parameters: dict, start: dt.date, end: dt.date, attrs: dict, consent: _ConsentWindows,
-                       state: _State, tickets: _TicketPool, subscription_rows: dict, tables: dict[str, pa.Table],
-                       rng_history: np.random.Generator, rng_mess: np.random.Generator, seed: int) -> Continuation:
-    """The continuation at the end of ``simulate`` (its raw tables given, ``subscription_rows`` in id order)."""
+@dataclass
+class ContinuationPart:
+    """One block of customers' share of the continuation (``generate.simulate_blocks``): customer positions
+    in ``segments`` are global, those in ``tickets`` and ``state`` local to the block (from ``first``)."""
+
+    first: int
+    attrs: dict[str, np.ndarray]
+    consent: _ConsentWindows
+    state: _State
+    tickets: _TicketPool
+    segments: dict[str, np.ndarray]      # the block's open subscriptions: number, customer, plan, start
+    resolutions: dict[str, np.ndarray]   # the block's tickets still open at the end: number, resolved
+    rng_history: dict                    # the block's streams at the end (the advance goes on with block 0's)
+    rng_mess: dict
+
+
+def _joined_state(parts: list[ContinuationPart]) -> _State:
+    """The blocks' states side by side (customers are the last axis of every array)."""
+    return _State(**{f.name: np.concatenate([getattr(p.state, f.name) for p in parts], axis=-1)
+                     for f in fields(_State)})
+
+
+def start_continuation(*, parameters: dict, start: dt.date, end: dt.date, parts: list[ContinuationPart],
+                       numbers: dict[str, int], seed: int) -> Continuation:
+    """The continuation at the end of ``simulate``: the blocks' parts in customer order joined into one state;
+    ``numbers`` is the next id of every table of ``ID_COLUMN``. The advance continues the first block's
+    history and mess streams for everyone (one block: exactly the streams the history ended with)."""
     end_day = _day_number(end)
     months = int((np.datetime64(end, "M") - np.datetime64(start, "M")).astype(int)) + 1
-    numbers = {name: _next_number(tables[name], name) for name in ID_COLUMN}
-    is_open = subscription_rows["is_open"]
-    ticket_order = np.argsort(tickets.opened, kind="stable")
-    open_tickets = np.flatnonzero(tickets.resolved[ticket_order] >= (end_day + 1) * US_PER_DAY)
+    customers = sum(p.state.status.size for p in parts)
     growth, campaign = (np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(k,))))
                         for k in (5, 6))
     info = {
         "version": STATE_VERSION, "parameters": parameters, "start": str(start), "first_end": str(end),
         "next_month": months, "released_through": end_day, "simulated_through": end_day,
         "aligned": month_start(start, months) == end_day + 1,
-        "arrivals_per_day": SIGNUP_SHARE_DURING * attrs["signup_day"].size / (end_day - _day_number(start) + 1),
-        "numbers": numbers,
-        "rng": {"history": rng_history.bit_generator.state, "mess": rng_mess.bit_generator.state,
+        "arrivals_per_day": SIGNUP_SHARE_DURING * customers / (end_day - _day_number(start) + 1),
+        "numbers": dict(numbers),
+        "rng": {"history": parts[0].rng_history, "mess": parts[0].rng_mess,
                 "growth": growth.bit_generator.state, "campaign": campaign.bit_generator.state},
     }
-    segments = {
-        "number": np.flatnonzero(is_open).astype(np.int64) + 1,
-        "customer": subscription_rows["customer"][is_open].astype(np.int64),
-        "plan": subscription_rows["plan"][is_open].astype(np.int8),
-        "start": subscription_rows["start"][is_open].astype(np.int64),
-        "end": np.full(int(is_open.sum()), NEVER, dtype=np.int64),
-        "reason": np.full(int(is_open.sum()), -1, dtype=np.int8),
-    }
-    resolutions = {"number": open_tickets.astype(np.int64) + 1,
-                   "resolved": tickets.resolved[ticket_order][open_tickets].astype(np.int64)}
+    segments = {name: np.concatenate([p.segments[name] for p in parts]) for name in ("number", "customer", "plan",
+                                                                                     "start")}
+    segments |= {"end": np.full(segments["number"].size, NEVER, dtype=np.int64),
+                 "reason": np.full(segments["number"].size, -1, dtype=np.int8)}
+    resolutions = {name: np.concatenate([p.resolutions[name] for p in parts]) for name in ("number", "resolved")}
+    tickets = _TicketPool(np.concatenate([p.tickets.customer + p.first for p in parts]),
+                          *(np.concatenate([getattr(p.tickets, name) for p in parts])
+                            for name in ("opened", "resolved", "satisfaction")))
+    attrs = {name: np.concatenate([p.attrs[name] for p in parts]) for name in parts[0].attrs}
+    consent = _ConsentWindows(*(np.concatenate([getattr(p.consent, f.name) for p in parts])
+                                for f in fields(_ConsentWindows)))
     base_prices = _price_schedule(start)
     later = _later_price_rows(base_prices, end)
     buffer = {"plan_prices": pa.table({
@@ -335,8 +356,8 @@ def start_continuation(*, parameters: dict, start: dt.date, end: dt.date, attrs:
         "monthly_price": pa.array([price for _, _, price in later], pa.float64()),
         "valid_from": _dates(np.array([d for d, _, _ in later], dtype=np.int64)),
     })}
-    return Continuation(info=info, attrs=attrs, consent=consent, state=state, tickets=tickets, segments=segments,
-                        resolutions=resolutions, buffer=buffer)
+    return Continuation(info=info, attrs=attrs, consent=consent, state=_joined_state(parts), tickets=tickets,
+                        segments=segments, resolutions=resolutions, buffer=buffer)
 
 
 def _later_price_rows(schedule: list[tuple[int, int, float]], end: dt.date, years: int = 30) -> list:
@@ -729,6 +750,6 @@ def _release_segments(cont: Continuation, target: int) -> tuple[pa.Table, pa.Tab
     return inserted, ends
 
 
-__all__ = ["UPLIFT_TRUTH_SCHEMA", "AdvanceError", "Continuation", "Release", "advance", "campaign_of", "load",
-           "planted_effect", "potential_outcomes", "read_info", "register_campaign", "save", "stage",
-           "start_continuation", "swap", "uplift_truth", "write_release"]
+__all__ = ["UPLIFT_TRUTH_SCHEMA", "AdvanceError", "Continuation", "ContinuationPart", "Release", "advance",
+           "campaign_of", "load", "planted_effect", "potential_outcomes", "read_info", "register_campaign", "save",
+           "stage", "start_continuation", "swap", "uplift_truth", "write_release"]

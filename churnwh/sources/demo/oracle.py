@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from churnwh.sources.demo.arrow import _dates, _format_ids
+from churnwh.sources.demo.blocks import BLOCK_CUSTOMERS, block_sizes, block_streams
 from churnwh.sources.demo.people import _consent, _ConsentWindows, _customer_attributes, _price_schedule, _Prices
 from churnwh.sources.demo.simulation import (
     AWAY,
@@ -60,7 +61,7 @@ def churn_oracle(customers: int, seed: int, observation_date: datetime.date, *,
                  start: datetime.date = datetime.date(2023, 1, 1),
                  end: datetime.date = datetime.date(2025, 12, 31), lead_days: int = 14,
                  label_window_days: int = 90, replicates: int = 64,
-                 chunk_customer_months: int = 2_000_000) -> pa.Table:
+                 chunk_customer_months: int = 2_000_000, block_customers: int = BLOCK_CUSTOMERS) -> pa.Table:
     """The true probability of the training label given each customer's full state at a date.
 
     For ``observation_date`` (a month start), re-runs ``simulate(customers, seed, start, end)`` up
@@ -81,6 +82,8 @@ def churn_oracle(customers: int, seed: int, observation_date: datetime.date, *,
     disengaging, recorded activity, tickets, e-mail, plan changes, earlier cancellations) is sampled, so a few dozen replicates give a
     precise estimate. No model can beat this: it sees the hidden state, not only the data before t.
 
+    Customers are continued block by block (``generate.block_streams``), each block from its own streams.
+
     Returns
     -------
     pyarrow.Table
@@ -88,21 +91,32 @@ def churn_oracle(customers: int, seed: int, observation_date: datetime.date, *,
         the observation date (inside an active period at that month start).
     """
     t = _day_number(observation_date)
-    rng_people, _, rng_consent, rng_history, _ = (
-        np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(5))
-    start_day, end_day = _day_number(start), _day_number(end)
+    end_day = _day_number(end)
     month_starts = _month_starts(start, end)
     if t not in set(month_starts[:-1].tolist()):
         raise ValueError(f"observation_date {observation_date} is not a month start inside the history")
     window_end = t + lead_days + label_window_days
     if window_end > end_day + 1:
         raise ValueError(f"the label window of {observation_date} ends after the history end {end}")
+    m0 = int(np.flatnonzero(month_starts == t)[0])
+    parts, first = [], 0
+    for block, size in enumerate(block_sizes(customers, block_customers)):
+        parts.append(_block_oracle(seed, block, size, first, start, end, t, m0, month_starts, window_end,
+                                   lead_days, replicates, chunk_customer_months))
+        first += size
+    return pa.concat_tables(parts)
+
+
+def _block_oracle(seed: int, block: int, customers: int, first: int, start, end, t, m0, month_starts,
+                  window_end, lead_days, replicates, chunk_customer_months) -> pa.Table:
+    """The oracle of one block's customers (``first + 1 .. first + customers``), from the block's streams."""
+    rng_people, _, rng_consent, rng_history, _ = block_streams(seed, block)
+    start_day, end_day = _day_number(start), _day_number(end)
     attrs = _customer_attributes(rng_people, customers, start_day, end_day)
     _, consent = _consent(rng_consent, attrs, end_day)
     prices = _Prices(_price_schedule(start))
     state = _initial_state(rng_history, attrs, start_day)
     tickets = _TicketPool()
-    m0 = int(np.flatnonzero(month_starts == t)[0])
     for m in range(m0):
         tickets = _simulate_month(rng_history, m, int(month_starts[m]), int(month_starts[m + 1]), state,
                                   attrs, consent, prices, tickets, _oracle_log(), customers)
@@ -115,7 +129,7 @@ def churn_oracle(customers: int, seed: int, observation_date: datetime.date, *,
     chunk = 0
     while done < replicates:
         copies = min(copies_per_chunk, replicates - done)
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, m0, chunk, 7919])))
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, m0, chunk, 7919] + ([block] if block else []))))
         n = customers * copies
         tiled_attrs = {name: np.tile(values, copies) for name, values in attrs.items()}
         tiled_consent = _ConsentWindows(np.tile(consent.granted, copies), np.tile(consent.withdrawn, copies),
@@ -149,7 +163,7 @@ def churn_oracle(customers: int, seed: int, observation_date: datetime.date, *,
         done += copies
         chunk += 1
     probability = (window_sum / replicates) / np.maximum(1.0 - early_sum / replicates, 1e-9)
-    customer_ids = _format_ids("C", np.arange(1, customers + 1), 8)
+    customer_ids = _format_ids("C", np.arange(first + 1, first + customers + 1), 8)
     return pa.table({
         "customer_id": customer_ids.take(pa.array(at_risk)),
         "observation_date": _dates(np.full(at_risk.size, t)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -191,25 +192,53 @@ def _truth_table(log: _Log, customer_ids: pa.Array) -> pa.Table:
 
 def write_raw(con: duckdb.DuckDBPyConnection, data: DemoData, schema: str = "raw") -> None:
     """Create or replace every raw table in `schema` of the current database, in one transaction."""
+    con.begin()
+    try:
+        write_tables(con, raw_schema(con, schema), data.tables.items(), replace=True)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
+def raw_schema(con: duckdb.DuckDBPyConnection, schema: str = "raw") -> str:
+    """The quoted ``catalog.schema`` of `schema` in the current database, created if missing."""
     catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     target = ".".join('"' + part.replace('"', '""') + '"' for part in (catalog, schema))
-    views = {name: f"__churnwh_demo_{name}" for name in data.tables}
-    for name, view in views.items():
-        con.register(view, data.tables[name])
-    try:
-        con.begin()
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {target}")
+    return target
+
+
+def write_tables(con: duckdb.DuckDBPyConnection, target: str, tables: Iterable[tuple[str, pa.Table]], *,
+                 replace: bool) -> None:
+    """Create or replace (``replace``) or append to the tables of ``target`` (inside the caller's transaction).
+
+    DuckDB keeps what a statement scanned referenced until the transaction ends, so every table is read
+    through a stream that lets go of each batch once read: a table the caller no longer holds is freed
+    when it is written, not at the commit."""
+    for name, table in tables:
+        view = f"__churnwh_demo_{name}"
+        con.register(view, _read_once(table))
+        del table
         try:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {target}")
-            for name, view in views.items():
+            if replace:
                 con.execute(f'CREATE OR REPLACE TABLE {target}."{name}" AS SELECT * FROM "{view}"')
-                faults.point("load.raw_table")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    finally:
-        for view in views.values():
+            else:
+                con.execute(f'INSERT INTO {target}."{name}" SELECT * FROM "{view}"')
+        finally:
             con.unregister(view)
+        faults.point("load.raw_table")
+
+
+def _read_once(table: pa.Table) -> pa.RecordBatchReader:
+    schema, batches = table.schema, table.to_batches()
+    del table
+
+    def drain() -> Iterator[pa.RecordBatch]:
+        while batches:
+            yield batches.pop(0)
+
+    return pa.RecordBatchReader.from_batches(schema, drain())
 
 
 def write_truth(data: DemoData, path: pathlib.Path) -> None:
