@@ -132,13 +132,17 @@ def check_master(master: str) -> None:
                                    "cluster's yarn-site.xml and core-site.xml")
 
 
-def preflight(master: str) -> None:
-    """Fail fast, before any stage runs: pyspark, Java and the master must be usable."""
+def _require_pyspark() -> None:
     try:
         import pyspark  # noqa: F401
     except ImportError:
         raise SparkUnavailable("pyspark is not installed: pip install 'pyspark>=4' 'pandas<3' (the spark extra of "
                                "churnwh)") from None
+
+
+def preflight(master: str) -> None:
+    """Fail fast, before any stage runs: pyspark, Java and the master must be usable."""
+    _require_pyspark()
     check_master(master)
     check_reachable(master)
     if not master.startswith("sc://"):
@@ -298,11 +302,9 @@ def session(master: str = "local[2]", settings: SparkConfig | None = None, log_d
     if master in _SESSIONS:
         return _SESSIONS[master]
     settings = settings or SparkConfig()
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise SparkUnavailable("pyspark is not installed: pip install 'pyspark>=4' 'pandas<3' (the spark extra of "
-                               "churnwh)") from None
+    _require_pyspark()
+    from pyspark.sql import SparkSession
+
     check_master(master)
     check_reachable(master)
     log_file = None if verbose() or log_dir is None else log_dir / "driver.log"
