@@ -170,7 +170,10 @@ def spark_conf(master: str, settings: SparkConfig) -> dict[str, str]:
             # executors run in this process's JVM: nothing outside this machine needs to reach the driver
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
-            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Duser.timezone=UTC",
+            # fast start (C1 only, serial GC); one code cache large enough for a long-lived session that
+            # compiles many distinct queries (the default segments ran out after the differential fuzz)
+            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-SegmentedCodeCache "
+                                             "-XX:ReservedCodeCacheSize=512m -Duser.timezone=UTC",
             "spark.sql.shuffle.partitions": "4",
         })
         if not os.environ.get("PYSPARK_PYTHON"):
