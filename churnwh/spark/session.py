@@ -152,13 +152,18 @@ def preflight(master: str) -> None:
 # --- settings ------------------------------------------------------------------------------------------
 
 
+DRIVER_JAVA_OPTIONS = "-XX:-SegmentedCodeCache -XX:ReservedCodeCacheSize=512m -Duser.timezone=UTC"
+"""One code cache large enough for a long-lived driver that compiles many distinct queries (the default
+segments ran out after the differential fuzz test's queries, and the next build failed)."""
+
+
 def spark_conf(master: str, settings: SparkConfig) -> dict[str, str]:
     """The session's settings: churnwh's (cluster-neutral), local-only defaults, then [spark] conf over all."""
     conf = {
         "spark.app.name": "churnwh",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -170,10 +175,8 @@ def spark_conf(master: str, settings: SparkConfig) -> dict[str, str]:
             # executors run in this process's JVM: nothing outside this machine needs to reach the driver
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
-            # fast start (C1 only, serial GC); one code cache large enough for a long-lived session that
-            # compiles many distinct queries (the default segments ran out after the differential fuzz)
-            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-SegmentedCodeCache "
-                                             "-XX:ReservedCodeCacheSize=512m -Duser.timezone=UTC",
+            # fast start: C1 only, serial GC
+            "spark.driver.extraJavaOptions": f"-XX:TieredStopAtLevel=1 -XX:+UseSerialGC {DRIVER_JAVA_OPTIONS}",
             "spark.sql.shuffle.partitions": "4",
         })
         if not os.environ.get("PYSPARK_PYTHON"):
