@@ -62,34 +62,49 @@ def save_model(model: TrainedModel, directory: str | Path) -> Path:
     return directory
 
 
-def load_model(directory: str | Path) -> TrainedModel:
-    """Read a model written by ``save_model``; it predicts exactly what the saved one did."""
-    directory = Path(directory)
-    if not (directory / META_FILE).is_file() or not (directory / ARRAYS_FILE).is_file():
-        raise ChurnwhError(f"{directory} is not a saved model (needs {META_FILE} and {ARRAYS_FILE}); "
-                           "point to the directory save_model wrote")
-    meta = json.loads((directory / META_FILE).read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ChurnwhError(f"{directory / META_FILE} has format version {meta.get('format_version')}, "
-                           f"this churnwh reads version {FORMAT_VERSION}; retrain the model")
+def read_artifact(directory: Path, meta_file: str, format_version: int, *, what: str, writer: str,
+                  redo: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """The metadata and arrays of a saved artifact, checked for its files and format version."""
+    if not (directory / meta_file).is_file() or not (directory / ARRAYS_FILE).is_file():
+        raise ChurnwhError(f"{directory} is not a saved {what} (needs {meta_file} and {ARRAYS_FILE}); "
+                           f"point to the directory {writer} wrote")
+    meta = json.loads((directory / meta_file).read_text())
+    if meta.get("format_version") != format_version:
+        raise ChurnwhError(f"{directory / meta_file} has format version {meta.get('format_version')}, "
+                           f"this churnwh reads version {format_version}; {redo}")
     with np.load(directory / ARRAYS_FILE, allow_pickle=False) as stored:
-        arrays = {name: stored[name] for name in stored.files}
-    shape = network.NetworkShape.from_dict(meta["network_shape"])
-    template = network.network_structure(shape)[1]
+        return meta, {name: stored[name] for name in stored.files}
+
+
+def restore_params(template, arrays: dict[str, np.ndarray], arrays_path: Path, redo: str):
+    """``template``'s parameter tree filled from ``arrays`` (each leaf's shape checked)."""
     template_leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves = []
     for path, leaf in template_leaves:
         key = PARAM_PREFIX + jax.tree_util.keystr(path)
         if key not in arrays or arrays[key].shape != leaf.shape:
-            raise ChurnwhError(f"{directory / ARRAYS_FILE} lacks parameter {key} of shape "
-                               f"{leaf.shape}; the artifact is damaged, retrain or restore it")
+            raise ChurnwhError(f"{arrays_path} lacks parameter {key} of shape "
+                               f"{leaf.shape}; the artifact is damaged, {redo} or restore it")
         leaves.append(jax.numpy.asarray(arrays[key], dtype=leaf.dtype))
-    params = jax.tree_util.tree_unflatten(treedef, leaves)
-    preprocessor = preprocess.Preprocessor.from_dict(
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def restore_preprocessor(meta: dict, arrays: dict[str, np.ndarray]) -> preprocess.Preprocessor:
+    return preprocess.Preprocessor.from_dict(
         meta["preprocessor"],
         {name[len(PREPROCESSOR_PREFIX):]: value for name, value in arrays.items()
          if name.startswith(PREPROCESSOR_PREFIX)},
     )
+
+
+def load_model(directory: str | Path) -> TrainedModel:
+    """Read a model written by ``save_model``; it predicts exactly what the saved one did."""
+    directory = Path(directory)
+    meta, arrays = read_artifact(directory, META_FILE, FORMAT_VERSION, what="model", writer="save_model",
+                                 redo="retrain the model")
+    shape = network.NetworkShape.from_dict(meta["network_shape"])
+    params = restore_params(network.network_structure(shape)[1], arrays, directory / ARRAYS_FILE, "retrain")
+    preprocessor = restore_preprocessor(meta, arrays)
     return TrainedModel(
         preprocessor=preprocessor,
         shape=shape,

@@ -11,12 +11,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from churnwh.errors import ChurnwhError
-from churnwh.ml import network, preprocess, uplift
-from churnwh.ml.artifact import ARRAYS_FILE, PARAM_PREFIX, PREPROCESSOR_PREFIX, _flat_params
+from churnwh.ml import network, uplift
+from churnwh.ml.artifact import (
+    ARRAYS_FILE,
+    PREPROCESSOR_PREFIX,
+    _flat_params,
+    read_artifact,
+    restore_params,
+    restore_preprocessor,
+)
 from churnwh.ml.train import TrainConfig
 
 FORMAT_VERSION = 1
@@ -59,31 +64,14 @@ def _pilot_from_dict(values: dict) -> uplift.PilotSize:
 def load_uplift_model(directory: str | Path) -> uplift.UpliftModel:
     """Read a model written by ``save_uplift_model``; it estimates exactly what the saved one did."""
     directory = Path(directory)
-    if not (directory / META_FILE).is_file() or not (directory / ARRAYS_FILE).is_file():
-        raise ChurnwhError(f"{directory} is not a saved uplift model (needs {META_FILE} and {ARRAYS_FILE}); "
-                           "point to the directory save_uplift_model wrote")
-    meta = json.loads((directory / META_FILE).read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ChurnwhError(f"{directory / META_FILE} has format version {meta.get('format_version')}, "
-                           f"this churnwh reads version {FORMAT_VERSION}; fit the uplift model again")
-    with np.load(directory / ARRAYS_FILE, allow_pickle=False) as stored:
-        arrays = {name: stored[name] for name in stored.files}
+    meta, arrays = read_artifact(directory, META_FILE, FORMAT_VERSION, what="uplift model",
+                                 writer="save_uplift_model", redo="fit the uplift model again")
     shape = network.NetworkShape.from_dict(meta["network_shape"])
-    template_leaves, treedef = jax.tree_util.tree_flatten_with_path(uplift.build_uplift_network(shape, seed=0)[1])
-    leaves = []
-    for path, leaf in template_leaves:
-        key = PARAM_PREFIX + jax.tree_util.keystr(path)
-        if key not in arrays or arrays[key].shape != leaf.shape:
-            raise ChurnwhError(f"{directory / ARRAYS_FILE} lacks parameter {key} of shape {leaf.shape}; "
-                               "the artifact is damaged, fit the uplift model again or restore it")
-        leaves.append(jax.numpy.asarray(arrays[key], dtype=leaf.dtype))
-    preprocessor = preprocess.Preprocessor.from_dict(
-        meta["preprocessor"],
-        {name[len(PREPROCESSOR_PREFIX):]: value for name, value in arrays.items()
-         if name.startswith(PREPROCESSOR_PREFIX)},
-    )
+    params = restore_params(uplift.build_uplift_network(shape, seed=0)[1], arrays, directory / ARRAYS_FILE,
+                            "fit the uplift model again")
+    preprocessor = restore_preprocessor(meta, arrays)
     return uplift.UpliftModel(
-        preprocessor=preprocessor, shape=shape, params=jax.tree_util.tree_unflatten(treedef, leaves),
+        preprocessor=preprocessor, shape=shape, params=params,
         config=TrainConfig.from_dict(meta["config"]), label_column=meta["label_column"],
         treatment_column=meta["treatment_column"], pilot=_pilot_from_dict(meta["pilot"]),
         history=meta["history"], best_epoch=meta["best_epoch"],
