@@ -31,6 +31,7 @@ from churnwh.action.report import reasons_in_words
 from churnwh.config import Config
 from churnwh.errors import ChurnwhError
 from churnwh.privacy import access
+from churnwh.stages.score import contactable_condition
 from churnwh.store import warehouse
 
 SCORES = "ml.churn_scores"
@@ -51,14 +52,6 @@ class ContactExport:
     tier: str | None = None
 
 
-def _contactable(alias: str) -> str:
-    """Latest marketing consent granted and no objection to profiling (the list is a profiling result)."""
-    return (f"""{alias}.customer_pseudonym IN (SELECT customer_pseudonym FROM {CONSENT_STATE}
-                    WHERE purpose = 'marketing' AND is_latest AND state = 'granted')
-                AND {alias}.customer_pseudonym NOT IN (SELECT customer_pseudonym FROM {CONSENT_STATE}
-                    WHERE purpose = 'profiling' AND is_latest AND state = 'withdrawn')""")
-
-
 def _planned_action(config: Config) -> str:
     """The action of the tier a member was planned in (what the campaign treats them with)."""
     return ("CASE CAST(m.risk_tier AS VARCHAR) " + " ".join(
@@ -71,7 +64,7 @@ def _selection(config: Config, campaign: str | None, tier: str | None) -> tuple[
     if campaign is None:
         return (f"""SELECT s.customer_pseudonym, CAST(s.risk_tier AS VARCHAR) AS risk_tier, s.churn_probability,
                         s.value_at_risk, s.priority_rank, s.action, s.as_of
-                    FROM {SCORES} AS s WHERE CAST(s.risk_tier AS VARCHAR) = ? AND {_contactable('s')}
+                    FROM {SCORES} AS s WHERE CAST(s.risk_tier AS VARCHAR) = ? AND {contactable_condition('s.customer_pseudonym')}
                     ORDER BY s.priority_rank, s.customer_pseudonym""", [tier])
     # The treated group as planned; the score columns are the current scores (empty for a member no
     # longer scored, e.g. one whose subscription has ended since).
@@ -80,7 +73,7 @@ def _selection(config: Config, campaign: str | None, tier: str | None) -> tuple[
                     {_planned_action(config)} AS action, s.as_of,
                     m.campaign_id, m.risk_tier AS planned_tier
                 FROM {pilot.MEMBERS} AS m LEFT JOIN {SCORES} AS s USING (customer_pseudonym)
-                WHERE m.campaign_id = ? AND m.pilot_group = 'treatment' AND {_contactable('m')}
+                WHERE m.campaign_id = ? AND m.pilot_group = 'treatment' AND {contactable_condition('m.customer_pseudonym')}
                 ORDER BY s.priority_rank NULLS LAST, m.customer_pseudonym""", [campaign])
 
 

@@ -241,12 +241,21 @@ def tier_sql(config: Config) -> str:
     )
 
 
+def contactable_condition(pseudonym: str) -> str:
+    """SQL true when the customer in column ``pseudonym`` may be contacted: latest marketing consent granted
+    and no objection to profiling (a contact list is a profiling result). Plan, contacts and
+    ``churn_scores.contactable`` all use this one definition."""
+    return (f"""({pseudonym} IN (SELECT customer_pseudonym FROM {CONSENT_STATE}
+                    WHERE purpose = 'marketing' AND is_latest AND state = 'granted')
+                AND {pseudonym} NOT IN (SELECT customer_pseudonym FROM {CONSENT_STATE}
+                    WHERE purpose = 'profiling' AND is_latest AND state = 'withdrawn'))""")
+
+
 def contactable_sql(relations: dict[str, str]) -> str:
-    """Latest marketing consent granted (as `churnwh contacts` selects); no consent data: nobody."""
+    """``contactable_condition`` of ``customer_pseudonym``; no consent data: nobody."""
     if CONSENT_STATE not in relations:
         return "false"
-    return (f"coalesce(customer_pseudonym IN (SELECT customer_pseudonym FROM {CONSENT_STATE} "
-            "WHERE purpose = 'marketing' AND is_latest AND state = 'granted'), false)")
+    return f"coalesce({contactable_condition('customer_pseudonym')}, false)"
 
 
 def campaign_group_sql(relations: dict[str, str]) -> str:
