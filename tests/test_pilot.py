@@ -89,6 +89,9 @@ def test_pilot_end_to_end_on_demo_data(built_project, tmp_path):
         with duckdb.connect(str(project / "warehouse" / database), read_only=True) as con:
             columns = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns()").fetchall()}
         assert not columns & {"uplift", "churn_if_contacted", "churn_if_not_contacted"}, database
+    # The outcome data is in the warehouse only after the next build: before it, no report of 0% rates.
+    not_built = churnwh(project, "pilot-report", "c1")
+    assert not_built.returncode == 1 and "run `churnwh build` first" in not_built.stderr, not_built.stderr
     as_of = re.search(r"as_of = (\d{4}-\d\d-\d\d)", simulated.stdout).group(1)
     config = project / "churnwh.toml"
     config.write_text(config.read_text().replace("[vars]\n", f"[vars]\nas_of = {as_of}\n"))

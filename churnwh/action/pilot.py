@@ -360,11 +360,13 @@ def campaign(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict:
 def pilot_report(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str) -> dict:
     """Realized churn of treated vs control members since the campaign date; stored in ml.pilot_results."""
     info = campaign(con, campaign_id)
-    data_end = config.variables["as_of"]
+    # Outcomes come from the tables of the last build, so they run through that build's as_of, not the
+    # config's (which `demo-campaign` has already moved on before the build that loads the new data).
+    data_end = scores_date(con, config)
     if data_end <= info["as_of"]:
         raise CampaignError(
-            f"campaign {campaign_id} started {info['as_of']} and the data ends there (as_of {data_end}): no outcome "
-            "data yet; load newer data and build with a later as_of first")
+            f"campaign {campaign_id} started {info['as_of']} and the last build's data ends there (as_of "
+            f"{data_end}): no outcome data yet; load newer data and run `churnwh build` first")
     arm_column = "m.arm" if "arm" in warehouse.columns(con, MEMBERS) else "CAST(NULL AS VARCHAR)"
     outcomes = _frame(con,
         f"""SELECT m.pilot_group, m.cost, {arm_column} AS arm,
