@@ -165,3 +165,20 @@ def test_event_columns_with_spaces_and_keywords_become_valid_models(tmp_path):
     assert "features.customer_features" in models.order
     features = (project / "sql" / "features" / "customer_features.sql").read_text()
     assert "select_calibration" in features and "amount_eur_calibration" in features
+
+
+def test_an_order_key_is_not_summed_into_a_feature(tmp_path):
+    """An order id (a different number on every event) is a key, not a quantity: summing or averaging it
+    gives a feature that tracks time (ids grow with it), not behaviour."""
+    log = tmp_path / "purchases.csv"
+    purchase_log(log, customers=80)
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(["order_id," + lines[0]] + [f"{n},{line}" for n, line in enumerate(lines[1:], 1001)])
+                   + "\n")
+    project = tmp_path / "shop"
+    result = churnwh(Path("."), "init", str(project), "--events", "--from", str(log))
+    assert result.returncode == 0, result.stderr
+    features = (project / "sql" / "features" / "customer_features.sql").read_text()
+    assert "order_id" not in features and "n_items_calibration" in features
+    staging = (project / "sql" / "staging" / "events.sql").read_text()
+    assert "order_id: a different value on every event" in staging

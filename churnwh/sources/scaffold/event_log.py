@@ -213,6 +213,9 @@ def sniff_events(path: Path, *, id_column: str | None = None, time_column: str |
                 column.left_out = "the event time (recency, tenure and the windows come from it)"
             elif privacy != "plain":
                 column.left_out = f"{REASONS[privacy]}: not a feature"
+            elif column.type == "BIGINT" and rows >= 20 and \
+                    con.execute(f"SELECT count(DISTINCT {ref(name)}) FROM src").fetchone()[0] == rows:
+                column.left_out = "a different value on every event: an event or order key, not a feature"
             elif column.type in ("BIGINT", "DOUBLE", "BOOLEAN"):
                 column.feature = "sum"
             elif column.type == "VARCHAR":
