@@ -182,3 +182,20 @@ def test_an_order_key_is_not_summed_into_a_feature(tmp_path):
     assert "order_id" not in features and "n_items_calibration" in features
     staging = (project / "sql" / "staging" / "events.sql").read_text()
     assert "order_id: a different value on every event" in staging
+
+
+@pytest.mark.parametrize("first_day", [dt.date(2022, 2, 17), dt.date(2024, 5, 31), dt.date(2025, 3, 3)])
+def test_the_holdout_a_refusal_suggests_is_the_longest_that_works(first_day):
+    """The suggested --holdout-days must itself pass: the observation dates are a monthly grid, so a third
+    of the span is not always enough room for test, validation and training dates a purge gap apart."""
+    from churnwh.sources.scaffold.event_log import EventLog, split_feasibility
+
+    def log(holdout: int) -> EventLog:
+        return EventLog(path=Path("purchases.csv"), format="csv", delimiter=",", date_format=None, columns=[],
+                        id_column="client", time_column="order_date", rows=1000, customers=100,
+                        first_day=first_day, last_day=dt.date(2025, 12, 31), holdout_days=holdout)
+
+    problem = split_feasibility(log(1500))
+    suggested = int(re.search(r"pass --holdout-days (\d+) or less", problem).group(1))
+    assert split_feasibility(log(suggested)) is None, (suggested, problem)
+    assert split_feasibility(log(suggested + 1)) is not None
