@@ -199,3 +199,14 @@ def test_the_holdout_a_refusal_suggests_is_the_longest_that_works(first_day):
     suggested = int(re.search(r"pass --holdout-days (\d+) or less", problem).group(1))
     assert split_feasibility(log(suggested)) is None, (suggested, problem)
     assert split_feasibility(log(suggested + 1)) is not None
+
+
+def test_a_purchase_logs_split_error_names_only_its_own_window():
+    """A purchase log has no lead time and no churn gap: its refusal names holdout_days, nothing else."""
+    dates = [dt.date(2025, 1, 1) + dt.timedelta(days=30 * i) for i in range(5)]
+    frame = pl.DataFrame({"observation_date": dates * 4, "churned": [0, 1] * 10})
+    with pytest.raises(DataError) as err:
+        train_stage.check_time_split(frame, _config({"holdout_days": 90}), "observation_date")
+    message = str(err.value)
+    assert "purge gap 90 days = holdout_days 90" in message and "lower holdout_days in [vars]" in message
+    assert "lead" not in message and "churn gap" not in message, message
