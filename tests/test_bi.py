@@ -294,3 +294,23 @@ def test_the_duckdb_1x_shell_reads_the_enum_and_the_about_table(built_project):
     assert result.returncode == 0, result.stderr
     version, tiers, currency, uncommented = result.stdout.splitlines()
     assert version.startswith("v1.") and tiers == "high>medium>low" and currency == "EUR" and uncommented == "0"
+
+
+def test_a_flat_projects_about_says_the_probability_is_of_its_flag_not_of_a_churn_window(tmp_path):
+    """A flat file has no dates: its label means what the file says, not churn in [as_of + lead_days, + 90 days)."""
+    import datetime as dt
+
+    import duckdb
+
+    from churnwh.config import parse_config
+    from churnwh.privacy.about import about_rows
+
+    config = parse_config({"source": {"kind": "flat"}, "sources": {"customers": {
+        "path": "customers.csv", "id_column": "customer_id", "label": "Churn", "positive": ["Yes"],
+        "negative": ["No"], "columns": {"customer_id": {"type": "VARCHAR", "class": "direct_identifier"},
+                                        "Churn": {"type": "VARCHAR", "class": "plain"}}}}}, tmp_path)
+    facts = {row["key"]: row for row in about_rows(duckdb.connect(), config, published_at=dt.datetime(2026, 1, 1))}
+    assert facts["churn_probability"]["value"] == "P(Churn = Yes)"
+    assert "no dates" in facts["churn_probability"]["description"]
+    for key in ("lead_days", "label_window_days", "churn_window_start", "churn_window_end"):
+        assert facts[key]["value"] is None, key

@@ -165,3 +165,48 @@ def test_event_columns_with_spaces_and_keywords_become_valid_models(tmp_path):
     assert "features.customer_features" in models.order
     features = (project / "sql" / "features" / "customer_features.sql").read_text()
     assert "select_calibration" in features and "amount_eur_calibration" in features
+
+
+def test_an_order_key_is_not_summed_into_a_feature(tmp_path):
+    """An order id (a different number on every event) is a key, not a quantity: summing or averaging it
+    gives a feature that tracks time (ids grow with it), not behaviour."""
+    log = tmp_path / "purchases.csv"
+    purchase_log(log, customers=80)
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(["order_id," + lines[0]] + [f"{n},{line}" for n, line in enumerate(lines[1:], 1001)])
+                   + "\n")
+    project = tmp_path / "shop"
+    result = churnwh(Path("."), "init", str(project), "--events", "--from", str(log))
+    assert result.returncode == 0, result.stderr
+    features = (project / "sql" / "features" / "customer_features.sql").read_text()
+    assert "order_id" not in features and "n_items_calibration" in features
+    staging = (project / "sql" / "staging" / "events.sql").read_text()
+    assert "order_id: a different value on every event" in staging
+
+
+@pytest.mark.parametrize("first_day", [dt.date(2022, 2, 17), dt.date(2024, 5, 31), dt.date(2025, 3, 3)])
+def test_the_holdout_a_refusal_suggests_is_the_longest_that_works(first_day):
+    """The suggested --holdout-days must itself pass: the observation dates are a monthly grid, so a third
+    of the span is not always enough room for test, validation and training dates a purge gap apart."""
+    from churnwh.sources.scaffold.event_log import EventLog, split_feasibility
+
+    def log(holdout: int) -> EventLog:
+        return EventLog(path=Path("purchases.csv"), format="csv", delimiter=",", date_format=None, columns=[],
+                        id_column="client", time_column="order_date", rows=1000, customers=100,
+                        first_day=first_day, last_day=dt.date(2025, 12, 31), holdout_days=holdout)
+
+    problem = split_feasibility(log(1500))
+    suggested = int(re.search(r"pass --holdout-days (\d+) or less", problem).group(1))
+    assert split_feasibility(log(suggested)) is None, (suggested, problem)
+    assert split_feasibility(log(suggested + 1)) is not None
+
+
+def test_a_purchase_logs_split_error_names_only_its_own_window():
+    """A purchase log has no lead time and no churn gap: its refusal names holdout_days, nothing else."""
+    dates = [dt.date(2025, 1, 1) + dt.timedelta(days=30 * i) for i in range(5)]
+    frame = pl.DataFrame({"observation_date": dates * 4, "churned": [0, 1] * 10})
+    with pytest.raises(DataError) as err:
+        train_stage.check_time_split(frame, _config({"holdout_days": 90}), "observation_date")
+    message = str(err.value)
+    assert "purge gap 90 days = holdout_days 90" in message and "lower holdout_days in [vars]" in message
+    assert "lead" not in message and "churn gap" not in message, message

@@ -92,3 +92,30 @@ def test_declared_split_by_value_and_by_date():
         splits.declared_split(frame.with_columns(pl.Series("part", ["x", "y"] + ["test"] * 98)), "part", "churned")
     with pytest.raises(DataError, match="0 test rows"):
         splits.declared_split(frame.with_columns(pl.lit("train").alias("part")), "part", "churned")
+
+
+def test_a_date_split_column_is_declared_at_init_and_its_later_rows_are_the_test_part(tmp_path):
+    """A file whose rows are dated snapshots: `--split-column snapshot_date --split-date D` splits by date
+    (rows on or after D are test) with no SQL to edit; the date is the split, not a feature."""
+    customer_file(tmp_path / "snapshots.csv", 0, 400)
+    lines = (tmp_path / "snapshots.csv").read_text().splitlines()
+    dated = [lines[0] + ",snapshot_date"] + [f"{line},{'2025-07-31' if n % 4 == 0 else '2025-01-31'}"
+                                             for n, line in enumerate(lines[1:])]
+    (tmp_path / "snapshots.csv").write_text("\n".join(dated) + "\n")
+    project = tmp_path / "shop"
+    base = ["init", str(project), "--flat", "--from", str(tmp_path / "snapshots.csv"), "--split-column",
+            "snapshot_date"]
+    no_date = churnwh(Path("."), *base)
+    assert no_date.returncode == 1 and "--split-date" in no_date.stderr and not project.exists()
+    init = churnwh(Path("."), *base, "--split-date", "2025-07-01")
+    assert init.returncode == 0, init.stderr
+    config = (project / "churnwh.toml").read_text()
+    assert 'split_column = "snapshot_date"' in config and 'split_date = "2025-07-01"' in config
+    (project / "churnwh.toml").write_text(config.replace("\n[network]\n", TINY_NETWORK, 1))
+    build = churnwh(project, "build")
+    assert build.returncode == 0, build.stderr
+    evaluate = churnwh(project, "evaluate")
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert "test rows 100" in evaluate.stdout  # exactly the rows dated on or after the split date
+    with private(project) as db:
+        assert db.execute("SELECT features FROM ml.model_runs").fetchone()[0] == 4  # not the snapshot date

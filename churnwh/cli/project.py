@@ -23,6 +23,15 @@ def _shell_word(name: str) -> str:
     return shlex.quote(name)
 
 
+def _iso_date(value: str, option: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ChurnwhError(f"{option} {value!r}: give a date as YYYY-MM-DD") from None
+
+
 @command(panel=PANEL)
 def init(
     directory: Path = typer.Argument(..., metavar="DIR", help="The folder to create (must not exist or be empty)."),
@@ -49,6 +58,9 @@ def init(
     split_column: Optional[str] = typer.Option(
         None, "--split-column", metavar="COLUMN", help="With --flat --from: the file's own split column (train/test "
         "values; found by name when it is called split, part, set...): training honours it."),
+    split_date: Optional[str] = typer.Option(
+        None, "--split-date", metavar="YYYY-MM-DD", help="With --split-column naming a date column: rows on or "
+        "after this date are the test part."),
     time_column: Optional[str] = typer.Option(
         None, "--time-column", metavar="COLUMN", help="With --events --from: the column with each event's time."),
     holdout_days: Optional[int] = typer.Option(
@@ -87,6 +99,9 @@ def init(
         raise ChurnwhError("several --from files are the parts of a flat customer table (train, test): add --flat")
     if split_column is not None and (not flat or from_file is None):
         raise ChurnwhError("--split-column names a column of the file given with --flat --from")
+    if split_date is not None and split_column is None:
+        raise ChurnwhError("--split-date goes with --split-column DATE_COLUMN: name the date column it splits")
+    split_day = _iso_date(split_date, "--split-date") if split_date is not None else None
 
     if flat and events:
         raise ChurnwhError("--flat and --events exclude each other: pick the shape of your data")
@@ -125,7 +140,8 @@ def init(
         if len(items) > 1 or items[0][0] is not None:
             sniffed = split_parts.sniff_parts(items, **options)
         else:
-            sniffed = split_parts.find_split_column(scaffold.sniff_flat(from_file, **options), split_column)
+            sniffed = split_parts.find_split_column(scaffold.sniff_flat(from_file, **options), split_column,
+                                                     split_day)
     if consent is not None and sniffed is not None and sniffed.id_column == "@row":
         raise ChurnwhError("--consent with --id-column @row: consent records name customers by their id, and the "
                            "file has none: give the file an id column")

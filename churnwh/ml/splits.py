@@ -79,8 +79,8 @@ def time_split(
             f"time column '{time_column}' has {len(dates)} distinct dates, too few for a time split "
             f"with a purge gap of {purge_days} days: {len(valid_candidates)} date(s) lie {purge_days} "
             f"days or more before the first test date {first_test}, and at least {valid_dates + 1} "
-            "are needed (validation and training); add observation dates or lower the lead time, "
-            "label window or churn gap"
+            "are needed (validation and training); add observation dates or shorten the purge gap "
+            "(the label window)"
         )
     valid_set = valid_candidates[-valid_dates:]
     first_valid = valid_set[0]
@@ -89,7 +89,7 @@ def time_split(
         raise DataError(
             f"time column '{time_column}' has no date {purge_days} days or more before the first "
             f"validation date {first_valid}, so nothing is left to train on; add observation dates "
-            "or lower the lead time, label window or churn gap"
+            "or shorten the purge gap (the label window)"
         )
     column = pl.col(time_column)
     train = frame.filter((column < first_valid) & (column <= train_cutoff))

@@ -71,7 +71,11 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
             ("model_run_id", scored[2], "The training run of that model version."),
             ("model_trained_at", trained[0] if trained else None, "When that model was trained."),
         ]
-    start = as_of + dt.timedelta(days=lead) if isinstance(as_of, dt.date) else None
+    # a flat file's label is the file's own flag: no dates, so no churn window follows as_of
+    flag = next((s for s in config.sources if s.label), None) if config.source == "flat" else None
+    if flag:
+        lead = window = None
+    start = as_of + dt.timedelta(days=lead) if isinstance(as_of, dt.date) and lead is not None else None
     end = start + dt.timedelta(days=window) if start else None
     scores = config.scoring
     currency = scores.currency or "unspecified (set [scoring] currency)"
@@ -83,6 +87,11 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
         tier_rule = (f"high: the top {tiers.high:.0%} of customers by churn_probability; medium: the next, up to the "
                      f"top {tiers.medium:.0%}; low: the rest.")
     rows += [
+        ("churn_probability", f"P({flag.label} = {' or '.join(flag.positive)})",
+         f"Calibrated probability that the customer's churn flag ({flag.name}.{flag.label}) is "
+         f"{' or '.join(flag.positive)}, as your file records it: a flat file has no dates, so the probability "
+         "has no churn window of its own and means what the flag meant when the file was exported."),
+    ] if flag else [
         ("churn_probability",
          f"P(churn between {start} and {end})" if start else "P(churn within the label window)",
          f"Calibrated probability that the customer makes no purchase or other activity within {window} days "
@@ -90,7 +99,10 @@ def about_rows(con: duckdb.DuckDBPyConnection, config: Config, *, published_at: 
          f"Calibrated probability that the customer's active period ends (no re-signup within "
          f"{variables.get('churn_gap_days', 0)} days) within {window} days (label_window_days) starting {lead} days "
          f"(lead_days) after as_of."),
-        ("lead_days", lead, "Days between the scoring date and the start of the churn window: time to act."),
+    ]
+    rows += [
+        ("lead_days", lead, "Days between the scoring date and the start of the churn window: time to act "
+         "(NULL in a flat project: its file has no dates)."),
         ("label_window_days", window, "Length of the churn window in days."),
         ("churn_window_start", start, "First day of the churn window (as_of + lead_days)."),
         ("churn_window_end", end, "Day after the last day of the churn window (start + label_window_days)."),

@@ -15,7 +15,7 @@ Nothing of the file's values is written, only column names, counts and the dates
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from churnwh.errors import ChurnwhError
@@ -111,25 +111,42 @@ def observation_grid(start: dt.date, as_of: dt.date, months: int, holdout_days: 
         step += 1
 
 
-def split_feasibility(log: EventLog) -> str | None:
-    """Why a time split cannot work on this log with these windows (None: it can).
-
-    The split holds out the last training date for test and one date at least the purge gap
-    (= holdout_days) before it for validation, and trains on dates a purge gap before that."""
+def _split_holds(log: EventLog) -> bool:
+    """Whether the training dates hold a test date, a validation date at least the purge gap (= holdout_days)
+    before it, and a training date at least the purge gap before that."""
     dates = log.training_dates()
     purge = dt.timedelta(days=log.holdout_days)
     if dates:
         valid = [d for d in dates if d <= dates[-1] - purge]
         if valid and any(d <= valid[-1] - purge for d in dates):
-            return None
+            return True
+    return False
+
+
+def longest_holdout(log: EventLog) -> int | None:
+    """The longest holdout window (days) with which the split holds on this log (None: not even one day).
+
+    A third of the span bounds it; the monthly grid can make it shorter, so each length is tried."""
+    bound = max(0, (log.as_of - log.first_day).days - log.min_history_days) // 3
+    return next((days for days in range(bound, 0, -1) if _split_holds(replace(log, holdout_days=days))), None)
+
+
+def split_feasibility(log: EventLog) -> str | None:
+    """Why a time split cannot work on this log with these windows (None: it can).
+
+    The split holds out the last training date for test and one date at least the purge gap
+    (= holdout_days) before it for validation, and trains on dates a purge gap before that."""
+    if _split_holds(log):
+        return None
     span = (log.as_of - log.history_start).days
     needed = 3 * log.holdout_days
-    largest = max(0, (log.as_of - log.first_day).days - log.min_history_days) // 3
+    longest = longest_holdout(log)
+    fix = f"pass --holdout-days {longest} or less" if longest else "no holdout window fits"
     return (f"purge gap {log.holdout_days} days = holdout_days {log.holdout_days} (the label window); the "
             f"observation dates can span {span} days (the events span {(log.as_of - log.first_day).days} days, "
             f"less min_history_days {log.min_history_days}), and a time split needs 3 x holdout_days = {needed} "
             "days (a test date, a validation date a purge gap before it, training dates a purge gap before "
-            f"that): pass --holdout-days {largest} or less"
+            f"that) on the monthly grid of observation dates: {fix}"
             + (" (or a smaller --min-history-days)" if log.min_history_days else "")
             + ", or bring a longer history")
 
@@ -213,6 +230,9 @@ def sniff_events(path: Path, *, id_column: str | None = None, time_column: str |
                 column.left_out = "the event time (recency, tenure and the windows come from it)"
             elif privacy != "plain":
                 column.left_out = f"{REASONS[privacy]}: not a feature"
+            elif column.type == "BIGINT" and rows >= 20 and \
+                    con.execute(f"SELECT count(DISTINCT {ref(name)}) FROM src").fetchone()[0] == rows:
+                column.left_out = "a different value on every event: an event or order key, not a feature"
             elif column.type in ("BIGINT", "DOUBLE", "BOOLEAN"):
                 column.feature = "sum"
             elif column.type == "VARCHAR":

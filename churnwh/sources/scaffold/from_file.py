@@ -69,6 +69,8 @@ class FlatSource:
     part_column: str = "part"
     split_alias: str = ""
     """A column of the file holding the data's own split (train/test), as named in the models."""
+    split_date: dt.date | None = None
+    """With a date split column: rows on or after this date are the test part ([training] split_date)."""
     leaks: list = field(default_factory=list)
     """churnwh.ml.leakage.Suspect per feature column that likely leaks the label (names, never values)."""
     excluded: list[str] = field(default_factory=list)
@@ -371,6 +373,9 @@ def flat_sql(flat: FlatSource) -> dict[str, str]:
         ref = f"c.{_ident(column.name)}"
         if column.name == flat.label:
             selects.append(f"    {ref} AS churned,                    -- the label: loaded as 1 (positive) / 0")
+        elif column.alias and column.alias == flat.split_alias and flat.split_date is not None:
+            selects.append(f"    CAST({ref} AS DATE) AS {column.alias},  -- the data's own split by date: "
+                           "training.split_column (not a feature)")
         elif column.alias and column.type in ("DATE", "TIMESTAMP"):
             part = "year" if column.privacy == "quasi_identifier" else "day"
             selects.append(f"    date_diff('{part}', CAST({ref} AS DATE), getvariable('as_of')) AS {column.alias},"

@@ -7,6 +7,7 @@ observation dates."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -87,9 +88,11 @@ def sniff_parts(items: list[tuple[str | None, Path]], **options) -> FlatSource:
                    part_column=part_column)
 
 
-def find_split_column(flat: FlatSource, wanted: str | None) -> FlatSource:
+def find_split_column(flat: FlatSource, wanted: str | None, split_date: dt.date | None = None) -> FlatSource:
     """A single file's own split column: ``wanted`` (``--split-column``), else a column named like a split
-    (split, part, set, fold...) holding only train/valid/test values. It stays out of the features."""
+    (split, part, set, fold...) holding only train/valid/test values. It stays out of the features.
+
+    A date column given with ``split_date`` splits by date: rows on or after it are the test part."""
     import duckdb
 
     from churnwh.config import SourceConfig
@@ -98,6 +101,10 @@ def find_split_column(flat: FlatSource, wanted: str | None) -> FlatSource:
     names = [c.name for c in flat.columns]
     if wanted is not None and wanted not in names:
         raise ChurnwhError(f"--split-column {wanted!r}: the file has no such column: its columns are {_listed(names)}")
+    if wanted is not None:
+        column = next(c for c in flat.columns if c.name == wanted)
+        if column.type in ("DATE", "TIMESTAMP") or split_date is not None:
+            return _date_split(flat, column, split_date)
     candidates = [wanted] if wanted else [c.name for c in flat.columns if snake(c.name) in SPLIT_NAMES]
     source = SourceConfig(name="customers", path=str(flat.path), format=flat.format, columns=(),
                           delimiter=flat.delimiter)
@@ -120,6 +127,25 @@ def find_split_column(flat: FlatSource, wanted: str | None) -> FlatSource:
     return flat
 
 
+def _date_split(flat: FlatSource, column, split_date: dt.date | None) -> FlatSource:
+    """The file's own split by a date column: rows dated on or after ``split_date`` are the test part."""
+    if column.type not in ("DATE", "TIMESTAMP"):
+        raise ChurnwhError(f"--split-date needs --split-column to name a date column; {column.name} does not hold "
+                           "dates in every row")
+    if split_date is None:
+        raise ChurnwhError(f"--split-column {column.name} holds dates: add --split-date YYYY-MM-DD (rows on or "
+                           "after it are the test part)")
+    if column.name in (flat.id_column, flat.label):
+        raise ChurnwhError(f"--split-column {column.name} is the customer id or the label: name the date column")
+    column.why = "the data's own split by date ([training] split_column and split_date), not a feature"
+    column.left_out = ""
+    taken = {c.alias for c in flat.columns if c is not column}
+    column.alias = snake(column.name)  # not the "_days" of a date feature: the split reads the date itself
+    while column.alias in taken:
+        column.alias += "_"
+    return replace(flat, split_alias=column.alias, split_date=split_date)
+
+
 def parts_config(config: str, flat: FlatSource, root: Path) -> str:
     """The flat churnwh.toml with the source's parts and training.split_column."""
     if flat.parts:
@@ -134,8 +160,10 @@ def parts_config(config: str, flat: FlatSource, root: Path) -> str:
     split = flat.part_column if flat.parts else flat.split_alias
     if split:
         marker = "[training]\n"
+        dated = (f'split_date = "{flat.split_date}"'.ljust(40) + " # rows on or after it are the test part\n"
+                 if flat.split_date else "")
         config = config.replace(marker, marker + f"split_column = {toml_string(split)}".ljust(40)
-                                + " # the data's own split: test metrics on the test part only\n", 1)
+                                + " # the data's own split: test metrics on the test part only\n" + dated, 1)
     return config
 
 
