@@ -120,6 +120,11 @@ SUITE: tuple[SuiteDataset, ...] = (
         label="Churn", positive=1,
         shape="3,150 telecom subscribers, 13 numeric features, 15.7% churn, 300 duplicate rows"),
     SuiteDataset(
+        name="ibm_churndata", path=DATA / "ibm_churndata" / "ChurnData.csv",
+        sha256="3dfb4dd7196be34a4211f19d460b6c71e79ac6fc63c210278560ddb4db892576",
+        label="churn", positive=1.0,
+        shape="200 telecom customers, 27 numeric features (flags and codes), 29.0% churn, tiny and wide"),
+    SuiteDataset(
         name="bank", path=SHARED / "bank_churn_modelling" / "Churn_Modelling.csv",
         sha256="ee2a5c9d8daf3aed0d91c4d883a84ebb77d271447bebc0f0c80aafb0f288ceab",
         label="Exited", positive=1, drop=("RowNumber", "CustomerId", "Surname"), tuned_on=True,
