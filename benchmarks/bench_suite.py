@@ -130,6 +130,11 @@ SUITE: tuple[SuiteDataset, ...] = (
         label="target", positive=1.0, drop=("id", "C_FP", "C_FN", "C_TP", "C_TN"),
         shape="9,379 TV cable subscribers, 46 anonymized features (21 flags), 4.8% churn: imbalanced and wide"),
     SuiteDataset(
+        name="gym_model_fitness", path=DATA / "gym_model_fitness" / "gym_churn_us.csv",
+        sha256="cd95ca34c245e8aa2bfa67529460014626d63984ab4b5f2b4f1e566b67a77cf2",
+        label="Churn", positive=1,
+        shape="4,000 gym members, 13 numeric features (6 flags), 26.5% churn, flat"),
+    SuiteDataset(
         name="bank", path=SHARED / "bank_churn_modelling" / "Churn_Modelling.csv",
         sha256="ee2a5c9d8daf3aed0d91c4d883a84ebb77d271447bebc0f0c80aafb0f288ceab",
         label="Exited", positive=1, drop=("RowNumber", "CustomerId", "Surname"), tuned_on=True,
