@@ -210,3 +210,18 @@ def test_a_purchase_logs_split_error_names_only_its_own_window():
     message = str(err.value)
     assert "purge gap 90 days = holdout_days 90" in message and "lower holdout_days in [vars]" in message
     assert "lead" not in message and "churn gap" not in message, message
+
+
+def test_a_purchase_logs_id_column_named_client_is_guessed_and_no_row_number_is_offered(tmp_path):
+    log = tmp_path / "purchases.csv"
+    purchase_log(log, customers=60, days=500)
+    text = log.read_text()
+    (tmp_path / "by_client.csv").write_text(text.replace("customer_id,", "client,", 1))
+    guessed = churnwh(Path("."), "init", str(tmp_path / "shop"), "--events", "--from", str(tmp_path / "by_client.csv"))
+    assert guessed.returncode == 0, guessed.stderr
+    assert 'id_column = "client"' in (tmp_path / "shop" / "churnwh.toml").read_text()
+    # Row numbers cannot tie a customer's events together: an event log without an id is not offered them.
+    (tmp_path / "no_id.csv").write_text(text.replace("customer_id,", "buyer_ref,", 1))
+    refused = churnwh(Path("."), "init", str(tmp_path / "other"), "--events", "--from", str(tmp_path / "no_id.csv"))
+    assert refused.returncode == 1 and "pass --id-column COLUMN" in refused.stderr, refused.stderr
+    assert "@row" not in refused.stderr

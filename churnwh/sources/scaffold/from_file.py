@@ -25,7 +25,8 @@ from churnwh.sources.scaffold.naming import (
 from churnwh.sources.scaffold.templates import COMMON, SOURCE_HELP
 from churnwh.sources.scaffold.user_file import read_user_file
 
-ID_NAMES = ("customer_id", "client_id", "account_id", "user_id", "member_id", "subscriber_id", "id", "customer")
+ID_NAMES = ("customer_id", "client_id", "account_id", "user_id", "member_id", "subscriber_id", "id", "customer",
+            "client")
 LABEL_NAMES = ("churn", "churned", "is_churned", "churn_flag", "exited", "attrition", "attrited", "left")
 POSITIVE_GUESSES = ("Yes", "yes", "YES", "Y", "y", "1", "true", "True", "TRUE", "churned", "Churned")
 VALUE_WORDS = ("charge", "charges", "fee", "fees", "price", "revenue", "spend", "amount", "balance",
@@ -117,7 +118,8 @@ def _matching(path: Path) -> list[Path]:
     return [path]
 
 
-def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], option: str, what: str) -> str:
+def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], option: str, what: str,
+          row_numbers: bool = False) -> str:
     if wanted is not None:
         if wanted in columns:
             return wanted
@@ -131,8 +133,7 @@ def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], opti
     for guess in guesses:
         if guess in by_snake:
             return by_snake[guess]
-    none = (" (or --id-column @row if the file has no id: each row's number in the file)"
-            if option == "--id-column" else "")
+    none = " (or --id-column @row if the file has no id: each row's number in the file)" if row_numbers else ""
     raise ChurnwhError(f"cannot tell which column is {what}: pass {option} COLUMN{none} (the file's columns are "
                        f"{_listed(columns)})")
 
@@ -159,7 +160,7 @@ def sniff_flat(path: Path, *, id_column: str | None = None, label: str | None = 
                                                 user_file.rows)
         names = user_file.names
         if id_column != sources.ROW_ID:
-            id_column = _pick(names, id_column, ID_NAMES, "--id-column", "the customer id")
+            id_column = _pick(names, id_column, ID_NAMES, "--id-column", "the customer id", row_numbers=True)
         label = _pick(names, label, LABEL_NAMES, "--label", "the churn flag")
         if label == id_column:
             raise ChurnwhError("--label and --id-column name the same column: the churn flag and the customer id "
