@@ -51,6 +51,9 @@ class Input:
 class Incremental:
     time_column: str
     inputs: tuple[Input, ...]
+    lookback: str = "0"
+    """Days before the last processed day that are rebuilt too (an SQL integer expression): for rows whose
+    past can change, e.g. a re-signup within churn_gap_days merging a period that had ended."""
 
 
 @dataclass(frozen=True)
@@ -110,11 +113,18 @@ def history(con: duckdb.DuckDBPyConnection, spec: Incremental, until: dt.date | 
     return json.dumps(found)
 
 
-def processed_until(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental) -> dt.date | None:
+def processed_until(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, as_of: str | None) -> dt.date | None:
+    """The day the next build restates from: the table's last day, at most ``as_of`` (rows dated later,
+    such as transactions that will be loaded after the data end, are always restated), less the lookback."""
     value = con.execute(f"SELECT max({_quote(spec.time_column)}) FROM {model}").fetchone()[0]
     if isinstance(value, dt.datetime):
-        return value.date()
-    return value
+        value = value.date()
+    if value is None:
+        return None
+    if as_of is not None:
+        value = min(value, dt.date.fromisoformat(as_of))
+    days = con.execute(f"SELECT CAST(({spec.lookback}) AS INTEGER)").fetchone()[0]
+    return value - dt.timedelta(days=int(days or 0))
 
 
 def why_full(
@@ -145,7 +155,7 @@ def why_full(
 def record(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, current_definition: str,
            current_schema: str, as_of: str | None, mode: str) -> None:
     """Write the processed range and the input history it rests on (in the model's transaction)."""
-    until = processed_until(con, model, spec)
+    until = processed_until(con, model, spec, as_of)
     con.execute(
         f"INSERT OR REPLACE INTO {warehouse.META_SCHEMA}.incremental_state VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
         [model, current_definition, current_schema, until, as_of, history(con, spec, until), mode],

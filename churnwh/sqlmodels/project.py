@@ -297,8 +297,8 @@ def _incremental(path: Path, spec: Any, materialized: str, references: dict[str,
     """The ``[incremental]`` header table: time_column and one [[incremental.inputs]] per table read."""
     spec = _table(path, spec, "incremental")
     for key in spec:
-        if key not in ("time_column", "inputs"):
-            raise ModelError(f"{path}: unknown key incremental.{key}: allowed are inputs, time_column")
+        if key not in ("time_column", "inputs", "lookback"):
+            raise ModelError(f"{path}: unknown key incremental.{key}: allowed are inputs, lookback, time_column")
     if materialized != "table":
         raise ModelError(f"{path}: an incremental model is materialized as a table: remove materialized = 'view'")
     time_column = spec.get("time_column")
@@ -322,7 +322,15 @@ def _incremental(path: Path, spec: Any, materialized: str, references: dict[str,
             )
     for relation in sorted(declared - set(references)):
         raise ModelError(f"{path}: [[incremental.inputs]] names {relation}, which the model does not read: remove it")
-    return Incremental(time_column=time_column, inputs=inputs)
+    lookback = spec.get("lookback", 0)
+    if isinstance(lookback, bool) or not isinstance(lookback, (int, str)) or (isinstance(lookback, int) and lookback < 0):
+        raise ModelError(f"{path}: incremental.lookback is a number of days (>= 0) or an SQL integer expression")
+    if isinstance(lookback, str):
+        try:
+            sqlglot.parse_one(lookback, read=DIALECT)
+        except sqlglot.errors.SqlglotError:
+            raise ModelError(f"{path}: incremental.lookback is not a valid SQL expression") from None
+    return Incremental(time_column=time_column, inputs=inputs, lookback=str(lookback))
 
 
 def _input(path: Path, spec: Any) -> Input:
