@@ -194,6 +194,8 @@ def _build_increment(
             con.execute(f"DELETE FROM {model.name} WHERE {column} >= ?", [start])
             con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM (\n{_statement(model.text)}\n) AS increment")
         except duckdb.Error as err:
+            if warehouse.disk_full(err):
+                raise  # the build stops with its one line (churnwh.pipeline), not a full rebuild needing more space
             raise IncrementFailed(f"the increment failed in DuckDB ({warehouse.first_line(err)})") from None
         sql_seconds = time.perf_counter() - sql_started
         faults.point("models.in_increment")
