@@ -156,3 +156,16 @@ def test_score_history_keeps_what_its_retention_says(tmp_path):
         assert deleted == (425 - len(kept)) * 3
         assert compact_score_history(con, 30, 3) == 0  # settled: nothing more to delete
         assert compact_score_history(con, 0, 0) == 0  # 0 days: keep everything
+
+
+def test_a_full_disk_mid_increment_stops_with_one_line_and_keeps_the_table(advanced, tmp_path, monkeypatch):
+    from churnwh.errors import ChurnwhError
+
+    project = copy_project(advanced[0], tmp_path / "full-disk")
+    demo_advance(load_config(project), 1)
+    before = model_tables(project)["staging.product_usage"]
+    monkeypatch.setattr(faults, "_hits", faults.Counter())
+    monkeypatch.setenv(faults.ENV, "models.in_increment:ENOSPC")
+    with pytest.raises(ChurnwhError, match=r"^stage models failed: no space left on device: .*published file was kept$"):
+        build_models(project)
+    assert model_tables(project)["staging.product_usage"] == before
