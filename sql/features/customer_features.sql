@@ -321,6 +321,10 @@ WITH spine AS MATERIALIZED (
     FROM features.observation_spine
     WHERE observation_date >= getvariable('incremental_start')
 ),
+spine_customers AS MATERIALIZED (
+    -- only their events can count: on a day-after increment, the customers of the new observation dates
+    SELECT DISTINCT customer_pseudonym FROM spine
+),
 cutoffs AS MATERIALIZED (
     -- five look-up days per spine row: t, t - 30, t - 90, t - 180, t - 365. One ASOF join per source
     -- over these rows is much cheaper than one ASOF join per window.
@@ -344,6 +348,7 @@ tx AS MATERIALIZED (
         CASE WHEN is_refund THEN 0 ELSE 1 END AS purchases,
         CAST(coalesce(amount, 0) AS DECIMAL(18, 2)) AS spend
     FROM staging.transactions
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
 ),
 tx_daily AS MATERIALIZED (
     SELECT
@@ -428,6 +433,7 @@ usage_daily AS MATERIALIZED (
         row_number() OVER running AS cum_active_days,
         sum(CAST(coalesce(minutes, 0) AS DECIMAL(18, 2))) OVER running AS cum_minutes
     FROM staging.product_usage
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY activity_date ROWS UNBOUNDED PRECEDING)
 ),
 usage_windows AS (
@@ -456,6 +462,7 @@ web_daily AS MATERIALIZED (
         session_date AS day,
         sum(count(*)) OVER (PARTITION BY customer_pseudonym ORDER BY session_date ROWS UNBOUNDED PRECEDING) AS cum_sessions
     FROM staging.web_sessions
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     GROUP BY customer_pseudonym, session_date
 ),
 web_windows AS (
@@ -483,6 +490,7 @@ email_daily AS MATERIALIZED (
         sum(count(*) FILTER (WHERE event_type = 'clicked')) OVER running AS cum_clicked,
         max(max(CASE WHEN event_type IN ('opened', 'clicked') THEN event_date END)) OVER running AS last_engaged_date
     FROM staging.email_events
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     GROUP BY customer_pseudonym, event_date
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY event_date ROWS UNBOUNDED PRECEDING)
 ),
@@ -511,6 +519,7 @@ tickets_opened_daily AS MATERIALIZED (
         CAST(opened_at AS DATE) AS day,
         sum(count(*)) OVER (PARTITION BY customer_pseudonym ORDER BY CAST(opened_at AS DATE) ROWS UNBOUNDED PRECEDING) AS cum_opened
     FROM staging.support_tickets
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     GROUP BY customer_pseudonym, CAST(opened_at AS DATE)
 ),
 tickets_resolved_daily AS MATERIALIZED (
@@ -522,7 +531,7 @@ tickets_resolved_daily AS MATERIALIZED (
         sum(sum(satisfaction)) OVER running AS cum_satisfaction,
         sum(count(satisfaction)) OVER running AS cum_rated
     FROM staging.support_tickets
-    WHERE resolved_at IS NOT NULL
+    WHERE resolved_at IS NOT NULL AND customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     GROUP BY customer_pseudonym, CAST(resolved_at AS DATE)
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY CAST(resolved_at AS DATE) ROWS UNBOUNDED PRECEDING)
 ),
