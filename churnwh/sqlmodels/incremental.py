@@ -1,9 +1,10 @@
 """Incremental models by time range: declared in the header, processed from the last processed day on.
 
 A model whose header has an ``[incremental]`` table is built in full once; later builds delete its
-rows dated on or after the last processed day (``time_column``, the day restated in case it was
-partly loaded) and insert what its SQL returns with ``getvariable('incremental_start')`` set to that
-day. The SQL filters on it: on a full build it is ``FULL_START`` (0001-01-01), so the same SQL builds
+rows dated (``time_column``) on or after the restate day and insert what its SQL returns with
+``getvariable('incremental_start')`` set to that day. The restate day is the table's last day (restated
+in case it was partly loaded), at most ``as_of``, less ``lookback`` days; ``_churnwh.incremental_state``
+holds it per model (column ``processed_until``) with what the increment rests on. The SQL filters on it: on a full build it is ``FULL_START`` (0001-01-01), so the same SQL builds
 everything. In the spirit of SQLMesh's INCREMENTAL_BY_TIME_RANGE and dbt's incremental models.
 
 An increment is right only if no row it does not rebuild could have changed. The header therefore
