@@ -86,12 +86,27 @@ def history_size(customers: int, snapshots: int) -> dict:
                 round(p * 12 * 20, 2), 'v0001' FROM (SELECT i, random() ^ 3 AS p FROM range({rows}) AS r(i))""")
         con.execute("CHECKPOINT")
         sizes.append(path.stat().st_size)
+    # then as many builds again under a retention of half as many days: the file stops growing (DuckDB
+    # reuses the deleted rows' blocks after a checkpoint)
+    from churnwh.stages.monitor import compact_score_history
+
+    retained = []
+    for day in range(snapshots, 2 * snapshots):
+        con.execute(
+            f"""INSERT INTO ml.score_history SELECT current_localtimestamp(), DATE '2026-01-01' + CAST({day} AS INTEGER),
+                md5(CAST(i AS VARCHAR)), p, 'low', round(p * 240, 2), 'v0001'
+                FROM (SELECT i, random() ^ 3 AS p FROM range({rows}) AS r(i))""")
+        compact_score_history(con, snapshots // 2, 0)
+        con.execute("CHECKPOINT")
+        retained.append(path.stat().st_size)
     con.close()
     per_snapshot = (sizes[-1] - sizes[0]) / max(snapshots - 1, 1)
     shutil.rmtree(folder)
     kept = snapshots_kept_after_a_year(MonitoringConfig())
     return {"customers": customers, "rows_per_snapshot": rows, "snapshots_measured": snapshots,
             "bytes_per_snapshot": int(per_snapshot), "bytes_per_row": round(per_snapshot / rows, 1),
+            "file_mib_growing": [size // 2**20 for size in sizes],
+            f"file_mib_keeping_{snapshots // 2 + 1}_days": [size // 2**20 for size in retained],
             "year_without_retention_gib": round(365 * per_snapshot / 1024**3, 2),
             "snapshots_kept_with_defaults": kept,
             "year_with_retention_gib": round(kept * per_snapshot / 1024**3, 2)}
