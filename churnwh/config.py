@@ -215,6 +215,10 @@ class MonitoringConfig:
     severe_features: int = 8
     """The build stops before publishing when the score's drift is severe or at least this many features'
     drift is (0: features alone never stop it)."""
+    score_history_days: int = 180
+    """Score snapshots whose as_of is within this many days before the newest are kept (0: all, forever)."""
+    score_history_months: int = 24
+    """Of older snapshots, the first of each calendar month within this many months is kept (0: none)."""
 
 
 @dataclass(frozen=True)
@@ -304,7 +308,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "key": ("env", "file", "create"),
     "publish": ("k_anonymity",),
     "retention": ("budget", "cost", "success_rate", "control_fraction", "pilot_days"),
-    "monitoring": ("psi_warning", "reference_days", "psi_severe", "severe_features"),
+    "monitoring": ("psi_warning", "reference_days", "psi_severe", "severe_features", "score_history_days",
+                   "score_history_months"),
     "freshness": ("max_lag_days", "source_max_lag_days"),
     "explain": ("actionable", "not_actionable"),
     "spark": ("master", "storage", "connect_timeout_s", "shuffle_partitions", "conf"),
@@ -520,6 +525,8 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         reference_days=reader.integer(mon, "monitoring.reference_days", 0, minimum=0, maximum=36600),
         psi_severe=reader.number(mon, "monitoring.psi_severe", 1.0, minimum=0.0, maximum=100.0),
         severe_features=reader.integer(mon, "monitoring.severe_features", 8, minimum=0, maximum=100000),
+        score_history_days=reader.integer(mon, "monitoring.score_history_days", 180, minimum=0, maximum=36600),
+        score_history_months=reader.integer(mon, "monitoring.score_history_months", 24, minimum=0, maximum=1200),
     )
     fresh = reader.section("freshness", set(SECTION_KEYS["freshness"]))
     per_source = fresh.get("source_max_lag_days", {})

@@ -140,6 +140,14 @@ DESCRIPTIONS = {
                                   "drift is severe or at least this many features' drift is; 0: features alone "
                                   "never stop it. `churnwh build --allow-drift` publishes anyway and records it "
                                   "in the audit log and `about`.",
+    "monitoring.score_history_days": "Daily retention of `ml.score_history`: every snapshot whose `as_of` is within "
+                                     "this many days before the newest one is kept; older ones are deleted by the "
+                                     "build, except the monthly ones below (0: keep every snapshot forever). The "
+                                     "default, 180, covers the backtest's outcome window (`lead_days` + "
+                                     "`label_window_days`) with room to spare.",
+    "monitoring.score_history_months": "Of the snapshots older than `score_history_days`, the first of each calendar "
+                                       "month is kept for this many months before the newest `as_of` (0: none), so "
+                                       "that long backtests and trends keep one point a month.",
     "explain.actionable": "Features listed as reasons even though their name reads as profile, by name or glob "
                           "pattern such as `\"plan_*\"`. A quasi-identifier or sensitive column is refused.",
     "spark.master": "The master when `--master` is not given: `local[N]`, `spark://host:7077`, `yarn`, "

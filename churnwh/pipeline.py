@@ -146,7 +146,9 @@ def build_models(ctx: BuildContext) -> str:
     from churnwh.stages.monitor import dropped_customers, dropped_summary
 
     dropped = dropped_summary(dropped_customers(ctx.con, ctx.project))
-    return f"{built} built, {len(ctx.models) - built} unchanged" + (f"; {dropped}" if dropped else "")
+    increments = sum(result.mode == "incremental" for result in ctx.models)
+    incremental = f" ({increments} incremental: only their new days)" if increments else ""
+    return f"{built} built{incremental}, {len(ctx.models) - built} unchanged" + (f"; {dropped}" if dropped else "")
 
 
 def train(ctx: BuildContext) -> str:

@@ -73,7 +73,10 @@ def brief(report) -> str:
 
 
 def model_line(result) -> str:
-    return f"{result.status:<8} {result.name:<40} {result.rows:>10,} rows  {result.seconds:6.2f} s"
+    status = "increment" if getattr(result, "mode", "full") == "incremental" else result.status
+    line = f"{status:<8} {result.name:<40} {result.rows:>10,} rows  {result.seconds:6.2f} s"
+    note = getattr(result, "note", "")
+    return f"{line}  ({note})" if note else line
 
 
 class Silent:

@@ -35,6 +35,7 @@ from churnwh.spark import session as spark_session
 from churnwh.spark.dialect import Compiled, to_spark
 from churnwh.spark.session import SparkUnavailable, error_line  # noqa: F401 - SparkUnavailable is part of this API
 from churnwh.spark.storage import SPARK_DIR, Storage, open_storage  # noqa: F401
+from churnwh.sqlmodels import incremental
 from churnwh.sqlmodels.project import Project
 from churnwh.sqlmodels.run_models import (
     ModelResult,
@@ -68,6 +69,8 @@ def source_schema(con: duckdb.DuckDBPyConnection) -> dict:
 def compile_project(project: Project, sources: dict, variables: dict[str, Any]) -> dict[str, Compiled]:
     """Every model as Spark SQL, in build order; model output types feed the models downstream."""
     schema = {db: dict(tables) for db, tables in sources.items() if db == warehouse.RAW_SCHEMA}
+    # Spark builds every model in full: an incremental model's start is before every date
+    variables = {**variables, incremental.START_VARIABLE: incremental.FULL_START}
     compiled: dict[str, Compiled] = {}
     for name in project.order:
         model = project.models[name]
@@ -213,7 +216,8 @@ def load_into_duckdb(
     timings: dict[str, float],
 ) -> list[ModelResult]:
     """Every Spark-built table replaces its DuckDB table, checked and audited, in one transaction."""
-    warehouse.set_variables(con, variables)
+    warehouse.set_variables(con, {**variables, incremental.START_VARIABLE: incremental.FULL_START})
+    incremental.ensure_state_table(con)
     existing = warehouse.relations(con)
     fingerprints = current_fingerprints(con, project, variables, existing)
     results = []
@@ -237,6 +241,8 @@ def load_into_duckdb(
                 f"INSERT OR REPLACE INTO {warehouse.META_SCHEMA}.model_state VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
                 [name, "spark:" + fingerprints[name], "table", rows, timings.get(name, 0.0)],
             )
+            # built in full on Spark: the next DuckDB build of an incremental model starts in full too
+            con.execute(f"DELETE FROM {warehouse.META_SCHEMA}.incremental_state WHERE model = ?", [name])
             results.append(ModelResult(name, "built", rows, timings.get(name, 0.0)))
         con.execute("COMMIT")
     except BaseException:

@@ -21,6 +21,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from churnwh.errors import ModelError
+from churnwh.sqlmodels.incremental import START_VARIABLE, Incremental, Input
 
 DIALECT = "duckdb"
 PRIVACY_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive", "pseudonym", "plain")
@@ -59,6 +60,8 @@ class Model:
     references: dict[str, int]
     """Every ``schema.table`` the SQL reads, with the line of its first mention."""
     tags: tuple[str, ...] = ()
+    incremental: Incremental | None = None
+    """Set for a model incremental by time range (churnwh.sqlmodels.incremental)."""
 
     @property
     def schema(self) -> str:
@@ -249,7 +252,7 @@ def parse_references(text: str, path: Path) -> dict[str, int]:
 
 
 def _model_from_header(name: str, path: Path, text: str, header: dict[str, Any], references: dict[str, int]) -> Model:
-    known = {"materialized", "description", "grain", "columns", "audits", "tags"}
+    known = {"materialized", "description", "grain", "columns", "audits", "tags", "incremental"}
     for key in header:
         if key not in known:
             raise ModelError(f"{path}: unknown header key {key!r}: allowed are {', '.join(sorted(known))}")
@@ -285,7 +288,69 @@ def _model_from_header(name: str, path: Path, text: str, header: dict[str, Any],
         audits=audits,
         references=references,
         tags=tuple(str(tag) for tag in tags),
+        incremental=(_incremental(path, header["incremental"], materialized, references, text)
+                     if "incremental" in header else None),
     )
+
+
+def _incremental(path: Path, spec: Any, materialized: str, references: dict[str, int], text: str) -> Incremental:
+    """The ``[incremental]`` header table: time_column and one [[incremental.inputs]] per table read."""
+    spec = _table(path, spec, "incremental")
+    for key in spec:
+        if key not in ("time_column", "inputs", "lookback"):
+            raise ModelError(f"{path}: unknown key incremental.{key}: allowed are inputs, lookback, time_column")
+    if materialized != "table":
+        raise ModelError(f"{path}: an incremental model is materialized as a table: remove materialized = 'view'")
+    time_column = spec.get("time_column")
+    if not isinstance(time_column, str) or not time_column:
+        raise ModelError(f"{path}: incremental.time_column must name the output column that dates each row")
+    if START_VARIABLE not in text:
+        raise ModelError(
+            f"{path}: an incremental model filters on getvariable('{START_VARIABLE}'): keep only rows dated on "
+            f"or after it (its {time_column} >= that day)"
+        )
+    items = spec.get("inputs", [])
+    if not isinstance(items, list):
+        raise ModelError(f"{path}: incremental.inputs must be a list of [[incremental.inputs]] tables")
+    inputs = tuple(_input(path, item) for item in items)
+    declared = {item.relation for item in inputs}
+    for ref, line in references.items():
+        if ref not in declared:
+            raise ModelError(
+                f"{path}:{line}: incremental model reads {ref}: declare it in [[incremental.inputs]] "
+                "(relation, time, columns) so a late or changed row rebuilds the model in full"
+            )
+    for relation in sorted(declared - set(references)):
+        raise ModelError(f"{path}: [[incremental.inputs]] names {relation}, which the model does not read: remove it")
+    lookback = spec.get("lookback", 0)
+    if isinstance(lookback, bool) or not isinstance(lookback, (int, str)) or (isinstance(lookback, int) and lookback < 0):
+        raise ModelError(f"{path}: incremental.lookback is a number of days (>= 0) or an SQL integer expression")
+    if isinstance(lookback, str):
+        try:
+            sqlglot.parse_one(lookback, read=DIALECT)
+        except sqlglot.errors.SqlglotError:
+            raise ModelError(f"{path}: incremental.lookback is not a valid SQL expression") from None
+    return Incremental(time_column=time_column, inputs=inputs, lookback=str(lookback))
+
+
+def _input(path: Path, spec: Any) -> Input:
+    spec = _table(path, spec, "incremental.inputs")
+    for key in spec:
+        if key not in ("relation", "time", "columns"):
+            raise ModelError(f"{path}: unknown key incremental.inputs.{key}: allowed are columns, relation, time")
+    relation, time, columns = spec.get("relation"), spec.get("time"), spec.get("columns")
+    if not isinstance(relation, str) or relation.count(".") != 1:
+        raise ModelError(f"{path}: each [[incremental.inputs]] needs relation = \"schema.table\"")
+    if time is not None:
+        if not isinstance(time, str):
+            raise ModelError(f"{path}: incremental.inputs time of {relation} must be an SQL expression string")
+        try:
+            sqlglot.parse_one(time, read=DIALECT)
+        except sqlglot.errors.SqlglotError:
+            raise ModelError(f"{path}: incremental.inputs time of {relation} is not a valid SQL expression") from None
+    if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
+        raise ModelError(f"{path}: incremental.inputs columns of {relation} must be a list of column names")
+    return Input(relation.lower(), time, tuple(columns) if columns is not None else None)
 
 
 def _table(path: Path, value: Any, key: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import sqlglot
 from sqlglot import exp
 
 from churnwh.errors import ModelError
+from churnwh.sqlmodels import incremental
 from churnwh.sqlmodels.project import DIALECT, Column, Model, Project, parse_sql
 from churnwh.store import faults, warehouse
 
@@ -49,6 +50,10 @@ class ModelResult:
     """Of ``seconds``: what running the SQL file directly also costs, its CREATE statement and the COMMIT."""
     check_seconds: float = 0.0
     """Of ``seconds``: its header checks and audits."""
+    mode: str = "full"
+    """"full", or "incremental" when only the new time range was processed (churnwh.sqlmodels.incremental)."""
+    note: str = ""
+    """Why an incremental model was rebuilt in full (one line), when it was."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ def run_models(
 ) -> list[ModelResult]:
     """Build ``selected`` models (default: all) in dependency order, skipping unchanged ones."""
     warehouse.set_variables(con, variables)
+    warehouse.set_variables(con, {incremental.START_VARIABLE: incremental.FULL_START})
+    incremental.ensure_state_table(con)
     chosen = set(selected) if selected is not None else set(project.order)
     existing = warehouse.relations(con)
     stored = dict(con.execute(f"SELECT model, fingerprint FROM {warehouse.META_SCHEMA}.model_state").fetchall())
@@ -87,6 +94,9 @@ def run_models(
             continue
         if not full_refresh and stored.get(name) == fingerprints[name] and name in existing:
             result = ModelResult(name, "skipped", _row_count(con, model), 0.0)
+        elif model.incremental is not None:
+            result = build_incremental(con, model, fingerprints[name], project.column_docs(name), variables,
+                                       full_refresh=full_refresh or name not in existing)
         else:
             result = build_model(con, model, fingerprints[name], project.column_docs(name))
         results.append(result)
@@ -125,6 +135,101 @@ def fingerprint(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def build_incremental(
+    con: duckdb.DuckDBPyConnection,
+    model: Model,
+    model_fingerprint: str,
+    docs: dict[str, Column] | None,
+    variables: dict[str, Any],
+    *,
+    full_refresh: bool = False,
+) -> ModelResult:
+    """Process only the new time range of an incremental model, or rebuild it in full when an increment
+    cannot give the full result (churnwh.sqlmodels.incremental.why_full; a failed check on the increment
+    too: the full build's checks then decide)."""
+    spec = model.incremental
+    assert spec is not None
+    current_definition = incremental.definition(model.text, variables)
+    current_schema = incremental.input_schema(con, spec)
+    as_of = str(variables["as_of"]) if variables.get("as_of") is not None else None
+
+    def record(mode: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
+        return lambda c: incremental.record(c, model.name, spec, current_definition, current_schema, as_of, mode)
+
+    reason = "--full-refresh" if full_refresh else None
+    if reason is None:
+        state = incremental.load_state(con, model.name)
+        reason = incremental.why_full(con, spec, state, current_definition, current_schema, as_of)
+    if reason is None:
+        try:
+            return _build_increment(con, model, model_fingerprint, state.processed_until, record("incremental"))
+        except IncrementFailed as failed:
+            reason = str(failed)
+    result = build_model(con, model, model_fingerprint, docs, after=record("full"))
+    note = "" if full_refresh else f"full rebuild: {reason}"
+    return ModelResult(result.name, result.status, result.rows, result.seconds, result.sql_seconds,
+                       result.check_seconds, "full", note)
+
+
+class IncrementFailed(ModelError):
+    """The increment failed a check: the model is rebuilt in full instead (whose checks then decide)."""
+
+
+def _build_increment(
+    con: duckdb.DuckDBPyConnection,
+    model: Model,
+    model_fingerprint: str,
+    start: Any,
+    after: Callable[[duckdb.DuckDBPyConnection], None],
+) -> ModelResult:
+    """Delete the rows dated on or after ``start``, insert the model's rows for them, check the whole table."""
+    spec = model.incremental
+    started = time.perf_counter()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        warehouse.set_variables(con, {incremental.START_VARIABLE: start})
+        sql_started = time.perf_counter()
+        column = _quote(spec.time_column)
+        try:
+            con.execute(f"DELETE FROM {model.name} WHERE {column} >= ?", [start])
+            con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM (\n{_statement(model.text)}\n) AS increment")
+        except duckdb.Error as err:
+            if warehouse.disk_full(err):
+                raise  # the build stops with its one line (churnwh.pipeline), not a full rebuild needing more space
+            raise IncrementFailed(f"the increment failed in DuckDB ({warehouse.first_line(err)})") from None
+        sql_seconds = time.perf_counter() - sql_started
+        faults.point("models.in_increment")
+        output_columns = warehouse.columns(con, model.name)
+        check_started = time.perf_counter()
+        try:
+            verify(con, model, output_columns)
+        except ModelError as err:
+            raise IncrementFailed(f"the increment failed its checks ({str(err).split(': ', 1)[-1]})") from None
+        check_seconds = time.perf_counter() - check_started
+        after(con)
+        rows = _row_count(con, model)
+        con.execute(
+            f"INSERT OR REPLACE INTO {warehouse.META_SCHEMA}.model_state VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            [model.name, model_fingerprint, model.materialized, rows, time.perf_counter() - started],
+        )
+        commit_started = time.perf_counter()
+        con.execute("COMMIT")
+        sql_seconds += time.perf_counter() - commit_started
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        warehouse.set_variables(con, {incremental.START_VARIABLE: incremental.FULL_START})
+    faults.point("models.after_commit")
+    return ModelResult(model.name, "built", rows, time.perf_counter() - started, sql_seconds, check_seconds,
+                       "incremental")
+
+
+def _statement(text: str) -> str:
+    """The model's SELECT without a trailing semicolon, to nest it in an INSERT."""
+    return text.rstrip().rstrip(";")
+
+
 def build_model(
     con: duckdb.DuckDBPyConnection,
     model: Model,
@@ -132,6 +237,7 @@ def build_model(
     docs: dict[str, Column] | None = None,
     *,
     screen: bool = True,
+    after: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> ModelResult:
     """Create, check, audit, comment and record one model in one transaction (``screen``: see ``verify``)."""
     started = time.perf_counter()
@@ -153,6 +259,8 @@ def build_model(
         verify(con, model, output_columns, screen=screen)
         check_seconds = time.perf_counter() - check_started
         write_comments(con, model, output_columns, docs)
+        if after is not None:
+            after(con)
         rows = _row_count(con, model)
         seconds = time.perf_counter() - started
         con.execute(
@@ -166,7 +274,7 @@ def build_model(
         # DuckDB aborted the transaction at the error: build again with every check run on its own,
         # so the error names the check that cannot run (or, after a memory error, the build passes)
         con.execute("ROLLBACK")
-        return build_model(con, model, model_fingerprint, docs, screen=False)
+        return build_model(con, model, model_fingerprint, docs, screen=False, after=after)
     except BaseException:
         con.execute("ROLLBACK")
         raise

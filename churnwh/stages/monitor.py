@@ -171,6 +171,8 @@ def monitor_stage(ctx) -> str:
     """Pipeline stage after `explain`: snapshot the scores, measure drift (unless the drift gate did in
     this build: an erasure's rebuild is not gated) and data quality."""
     snapshot = snapshot_scores(ctx.con)
+    mon = ctx.config.monitoring
+    compact_score_history(ctx.con, mon.score_history_days, mon.score_history_months)
     if ctx.privacy.get("drift_measured"):
         found = ctx.con.execute(f"SELECT count(*) FILTER (WHERE status = 'warning') FROM {DRIFT}").fetchall() \
             if DRIFT in warehouse.relations(ctx.con) else [(0,)]
@@ -232,6 +234,28 @@ def snapshot_scores(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("ROLLBACK")
         raise
     return con.execute(f"SELECT count(*) FROM {scores}").fetchall()[0][0]
+
+
+def compact_score_history(con: duckdb.DuckDBPyConnection, days: int, months: int) -> int:
+    """Retention of ``ml.score_history`` (``[monitoring] score_history_days`` / ``score_history_months``): keep
+    the snapshots within ``days`` of the newest as_of, and of older ones the first of each calendar month
+    within ``months``; ``days`` = 0 keeps everything. Returns the rows deleted (DuckDB reuses their space)."""
+    if days == 0 or HISTORY not in warehouse.relations(con):
+        return 0
+    newest = con.execute(f"SELECT max(as_of) FROM {HISTORY}").fetchall()[0][0]
+    if newest is None:
+        return 0
+    daily_from = newest - dt.timedelta(days=days)
+    monthly_from = dt.date(newest.year, newest.month, 1) - dt.timedelta(days=1)
+    for _ in range(max(months - 1, 0)):
+        monthly_from = dt.date(monthly_from.year, monthly_from.month, 1) - dt.timedelta(days=1)
+    monthly_from = dt.date(monthly_from.year, monthly_from.month, 1) if months else newest + dt.timedelta(days=1)
+    deleted = con.execute(
+        f"""DELETE FROM {HISTORY} WHERE as_of < ? AND (as_of < ? OR as_of NOT IN (
+                SELECT min(as_of) FROM {HISTORY} GROUP BY date_trunc('month', as_of)))""",
+        [daily_from, monthly_from],
+    ).fetchall()[0][0]
+    return int(deleted)
 
 
 def reference_window(con: duckdb.DuckDBPyConnection, config: Config) -> tuple[str, str]:

@@ -19,6 +19,7 @@ POINTS = (
     "load.after_raw",  # raw tables committed, demo truth and parameters not yet recorded
     "pseudonymize.mid",  # customer keys recomputed, transaction not committed
     "models.in_transaction",  # a model's table created, its checks and commit pending (@N: N-th model)
+    "models.in_increment",  # an incremental model's new range deleted and inserted, checks and commit pending
     "models.after_commit",  # a model committed (@N)
     "train.after_fit",  # trained, nothing saved
     "train.after_artifact",  # artifact installed, registry row not written

@@ -3,6 +3,74 @@ materialized = "table"
 grain = ["customer_pseudonym", "observation_date"]
 description = "Churn features: one row per observation spine row (customer, observation date). Every feature uses only what was known before the observation date: events strictly before that day, transactions also loaded before it, tickets resolved before it, subscription and price states as of the day before. Window counts are computed from per-customer daily running totals with ASOF joins, so the cost grows with events plus observations, not with their product."
 
+[incremental]
+# Rows are point in time: a row dated t reads only what was known before t. A build recomputes the rows
+# from the last processed observation date on (the new as_of, and a new monthly grid date) and first
+# checks that no input row dated before that day (as below: the day it became known) was added, removed
+# or changed in the columns read; if one was, the whole table is rebuilt. The spine's past changes within
+# churn_gap_days (a re-signup in the gap merges a period that had ended): those days are rebuilt too.
+time_column = "observation_date"
+lookback = "CAST(getvariable('churn_gap_days') AS INTEGER) + 1"
+
+[[incremental.inputs]]
+relation = "features.observation_spine"
+time = "observation_date"
+
+[[incremental.inputs]]
+relation = "staging.transactions"
+time = "greatest(transaction_date, CAST(loaded_at AS DATE))"
+columns = ["customer_pseudonym", "transaction_date", "loaded_at", "amount", "is_refund"]
+
+[[incremental.inputs]]
+relation = "staging.product_usage"
+time = "activity_date"
+columns = ["customer_pseudonym", "activity_date", "minutes"]
+
+[[incremental.inputs]]
+relation = "staging.web_sessions"
+time = "session_date"
+columns = ["customer_pseudonym", "session_date"]
+
+[[incremental.inputs]]
+relation = "staging.email_events"
+time = "event_date"
+columns = ["customer_pseudonym", "event_date", "event_type"]
+
+[[incremental.inputs]]
+relation = "staging.support_tickets"
+time = "CAST(opened_at AS DATE)"
+columns = ["ticket_id", "customer_pseudonym", "opened_at"]
+
+[[incremental.inputs]]
+relation = "staging.support_tickets"  # a resolution (and its rating) counts from its own day
+time = "CAST(resolved_at AS DATE)"
+columns = ["ticket_id", "customer_pseudonym", "resolved_at", "hours_to_resolve", "satisfaction"]
+
+[[incremental.inputs]]
+relation = "staging.subscriptions"
+time = "start_date"
+columns = ["customer_pseudonym", "subscription_id", "start_date", "plan_id"]
+
+[[incremental.inputs]]
+relation = "staging.subscriptions"  # an end is known from its day on
+time = "end_date"
+columns = ["subscription_id", "end_date"]
+
+[[incremental.inputs]]
+relation = "staging.active_periods"
+time = "period_start"
+columns = ["customer_pseudonym", "period_start", "period_number"]
+
+[[incremental.inputs]]
+relation = "staging.plan_prices"
+time = "valid_from"
+columns = ["plan_id", "valid_from", "monthly_price", "tier_rank"]
+
+[[incremental.inputs]]
+relation = "staging.customers"  # without a sign-up day a customer counts as known from the start
+time = "coalesce(signup_date, DATE '0001-01-01')"
+columns = ["customer_pseudonym", "birth_month", "gender", "region", "acquisition_channel"]
+
 [columns.customer_pseudonym]
 description = "Keyed pseudonym of the customer (HMAC-SHA256)."
 privacy = "pseudonym"
@@ -251,6 +319,11 @@ WITH spine AS MATERIALIZED (
         observation_date - 90 AS day_90,
         observation_date - 180 AS day_180
     FROM features.observation_spine
+    WHERE observation_date >= getvariable('incremental_start')
+),
+spine_customers AS MATERIALIZED (
+    -- only their events can count: on a day-after increment, the customers of the new observation dates
+    SELECT DISTINCT customer_pseudonym FROM spine
 ),
 cutoffs AS MATERIALIZED (
     -- five look-up days per spine row: t, t - 30, t - 90, t - 180, t - 365. One ASOF join per source
@@ -275,6 +348,7 @@ tx AS MATERIALIZED (
         CASE WHEN is_refund THEN 0 ELSE 1 END AS purchases,
         CAST(coalesce(amount, 0) AS DECIMAL(18, 2)) AS spend
     FROM staging.transactions
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
 ),
 tx_daily AS MATERIALIZED (
     SELECT
@@ -359,6 +433,7 @@ usage_daily AS MATERIALIZED (
         row_number() OVER running AS cum_active_days,
         sum(CAST(coalesce(minutes, 0) AS DECIMAL(18, 2))) OVER running AS cum_minutes
     FROM staging.product_usage
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY activity_date ROWS UNBOUNDED PRECEDING)
 ),
 usage_windows AS (
@@ -387,6 +462,7 @@ web_daily AS MATERIALIZED (
         session_date AS day,
         sum(count(*)) OVER (PARTITION BY customer_pseudonym ORDER BY session_date ROWS UNBOUNDED PRECEDING) AS cum_sessions
     FROM staging.web_sessions
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     GROUP BY customer_pseudonym, session_date
 ),
 web_windows AS (
@@ -414,6 +490,7 @@ email_daily AS MATERIALIZED (
         sum(count(*) FILTER (WHERE event_type = 'clicked')) OVER running AS cum_clicked,
         max(max(CASE WHEN event_type IN ('opened', 'clicked') THEN event_date END)) OVER running AS last_engaged_date
     FROM staging.email_events
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     GROUP BY customer_pseudonym, event_date
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY event_date ROWS UNBOUNDED PRECEDING)
 ),
@@ -442,6 +519,7 @@ tickets_opened_daily AS MATERIALIZED (
         CAST(opened_at AS DATE) AS day,
         sum(count(*)) OVER (PARTITION BY customer_pseudonym ORDER BY CAST(opened_at AS DATE) ROWS UNBOUNDED PRECEDING) AS cum_opened
     FROM staging.support_tickets
+    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     GROUP BY customer_pseudonym, CAST(opened_at AS DATE)
 ),
 tickets_resolved_daily AS MATERIALIZED (
@@ -453,7 +531,7 @@ tickets_resolved_daily AS MATERIALIZED (
         sum(sum(satisfaction)) OVER running AS cum_satisfaction,
         sum(count(satisfaction)) OVER running AS cum_rated
     FROM staging.support_tickets
-    WHERE resolved_at IS NOT NULL
+    WHERE resolved_at IS NOT NULL AND customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
     GROUP BY customer_pseudonym, CAST(resolved_at AS DATE)
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY CAST(resolved_at AS DATE) ROWS UNBOUNDED PRECEDING)
 ),

@@ -1,0 +1,171 @@
+"""Incremental models by time range (churnwh.sqlmodels.incremental): the day after processes only the new
+days, gives the same tables as a full refresh, and rebuilds in full when an increment cannot be right
+(a late event, a changed model SQL, a changed input schema); a build killed mid-increment keeps the old table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from churnwh.action.actions import demo_advance
+from churnwh.config import load_config
+from churnwh.errors import ModelError
+from churnwh.pipeline import BuildOptions, build
+from churnwh.sqlmodels.project import load_project
+from churnwh.store import faults
+from tests.helpers import REPO, copy_project, make_project
+
+MODEL_STAGES = ("load", "pseudonymize", "models")
+INCREMENTAL = ("staging.product_usage", "staging.transactions", "staging.web_sessions", "features.customer_features")
+BUILD_MODELS = """
+import sys
+from pathlib import Path
+from churnwh.config import load_config
+from churnwh.pipeline import build
+build(load_config(Path(sys.argv[1])), only=("load", "pseudonymize", "models"))
+"""
+
+
+def build_models(project: Path, *, full_refresh: bool = False) -> dict[str, tuple[str, str]]:
+    """Build the models stage; model -> (mode, note) of the models built."""
+    report = build(load_config(project), BuildOptions(full_refresh=full_refresh), only=MODEL_STAGES)
+    return {result.name: (result.mode, result.note) for result in report.models if result.status == "built"}
+
+
+def model_tables(project: Path) -> dict[str, list[tuple]]:
+    """Every model table's rows, sorted (bit for bit: doubles compared exactly)."""
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True) as con:
+        names = [f"{schema}.{table}" for schema, table in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('staging', 'features', 'marts')"
+        ).fetchall()]
+        return {name: sorted(con.execute(f"SELECT * FROM {name}").fetchall(), key=repr) for name in sorted(names)}
+
+
+def execute(project: Path, sql: str) -> None:
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb")) as con:
+        con.execute(sql)
+
+
+@pytest.fixture(scope="module")
+def advanced(tmp_path_factory):
+    """A 200-customer demo built, then advanced day by day (and once past a month start) and built again."""
+    project = make_project(tmp_path_factory.mktemp("incremental"), customers=200)
+    build_models(project)
+    modes = []
+    for days in (1, 30, 1):
+        demo_advance(load_config(project), days)
+        modes.append(build_models(project))
+    return project, modes
+
+
+def test_incremental_builds_equal_a_full_refresh(advanced, tmp_path):
+    project, modes = advanced
+    for step in modes:  # every step ran an increment for the raw event tables' staging models
+        assert {name: step[name][0] for name in INCREMENTAL[:3]} == dict.fromkeys(INCREMENTAL[:3], "incremental")
+    assert any(step["features.customer_features"][0] == "incremental" for step in modes)
+    incremental = model_tables(project)
+    full = copy_project(project, tmp_path / "full")
+    refreshed = build_models(full, full_refresh=True)
+    assert {refreshed[name][0] for name in INCREMENTAL} == {"full"}
+    assert model_tables(full) == incremental
+
+
+def test_a_late_event_rebuilds_in_full(advanced, tmp_path):
+    project = copy_project(advanced[0], tmp_path / "late")
+    # one more usage row for a customer and day long processed (the copy of an old row, a day earlier)
+    execute(project, "INSERT INTO raw.product_usage SELECT * REPLACE (CAST(activity_date AS DATE) - 1 AS activity_date) "
+                     "FROM raw.product_usage ORDER BY activity_date LIMIT 1")
+    built = build_models(project)
+    mode, note = built["staging.product_usage"]
+    assert mode == "full" and "raw.product_usage has rows dated before" in note
+    expected = copy_project(project, tmp_path / "expected")
+    build_models(expected, full_refresh=True)
+    assert model_tables(project) == model_tables(expected)
+
+
+def test_a_changed_model_sql_rebuilds_in_full(advanced, tmp_path):
+    project = copy_project(advanced[0], tmp_path / "changed")
+    path = project / "sql" / "staging" / "web_sessions.sql"
+    path.write_text(path.read_text().replace("least(greatest(TRY_CAST(w.pages AS INTEGER), 0), 500)",
+                                             "least(greatest(TRY_CAST(w.pages AS INTEGER), 0), 400)"))
+    built = build_models(project)
+    assert built["staging.web_sessions"] == ("full", "full rebuild: its SQL or variables changed")
+
+
+def test_a_changed_input_schema_rebuilds_in_full(advanced, tmp_path):
+    project = copy_project(advanced[0], tmp_path / "schema")
+    execute(project, "ALTER TABLE raw.transactions ADD COLUMN note VARCHAR")
+    built = build_models(project)
+    assert built["staging.transactions"] == ("full", "full rebuild: an input's columns changed")
+
+
+def test_a_build_killed_mid_increment_keeps_the_old_table_and_recovers(advanced, tmp_path):
+    project = copy_project(advanced[0], tmp_path / "killed")
+    demo_advance(load_config(project), 1)
+    before = model_tables(project)
+    env = {**os.environ, faults.ENV: "models.in_increment", "PYTHONPATH": str(REPO)}
+    killed = subprocess.run([sys.executable, "-c", BUILD_MODELS, str(project)], env=env, capture_output=True,
+                            timeout=600)
+    assert killed.returncode == -9, killed.stderr
+    after_kill = model_tables(project)
+    assert after_kill["staging.product_usage"] == before["staging.product_usage"]  # the old table, not half of it
+    build_models(project)
+    expected = copy_project(project, tmp_path / "expected")
+    build_models(expected, full_refresh=True)
+    assert model_tables(project) == model_tables(expected)
+
+
+def test_an_incremental_model_declares_every_input(write_models):
+    header = """
+    /*
+    [incremental]
+    time_column = "day"
+    {inputs}
+    */
+    SELECT day FROM raw.events WHERE day >= {start}
+    """
+    declared = '[[incremental.inputs]]\nrelation = "raw.events"\ntime = "day"'
+    with pytest.raises(ModelError, match=r"reads raw\.events: declare it in \[\[incremental\.inputs\]\]"):
+        load_project(write_models({"staging/a.sql": header.format(inputs="", start="getvariable('incremental_start')")}))
+    with pytest.raises(ModelError, match=r"filters on getvariable\('incremental_start'\)"):
+        load_project(write_models({"staging/a.sql": header.format(inputs=declared, start="DATE '2020-01-01'")}))
+    project = load_project(write_models({"staging/a.sql": header.format(
+        inputs=declared, start="getvariable('incremental_start')")}))
+    assert project.models["staging.a"].incremental.time_column == "day"
+
+
+def test_score_history_keeps_what_its_retention_says(tmp_path):
+    from churnwh.stages.monitor import HISTORY, compact_score_history
+
+    with duckdb.connect(str(tmp_path / "history.duckdb")) as con:
+        con.execute("CREATE SCHEMA ml")
+        con.execute(f"CREATE TABLE {HISTORY} AS SELECT TIMESTAMP '2026-01-01' AS snapshot_at, CAST(d AS DATE) AS as_of, "
+                    "'p' || c AS customer_pseudonym, 0.5 AS churn_probability, 'high' AS risk_tier, 1.0 AS value_at_risk, "
+                    "'v0001' AS model_version FROM range(DATE '2025-01-10', DATE '2026-03-11', INTERVAL 1 DAY) AS r(d), "
+                    "range(3) AS k(c)")
+        deleted = compact_score_history(con, 30, 3)
+        kept = [row[0].isoformat() for row in con.execute(f"SELECT DISTINCT as_of FROM {HISTORY} ORDER BY 1").fetchall()]
+        # newest 2026-03-10: every day from 2026-02-08 on, and the first snapshot of each month from December
+        assert kept == ["2025-12-01", "2026-01-01", "2026-02-01"] + [f"2026-02-{d:02d}" for d in range(8, 29)] \
+            + [f"2026-03-{d:02d}" for d in range(1, 11)]
+        assert deleted == (425 - len(kept)) * 3
+        assert compact_score_history(con, 30, 3) == 0  # settled: nothing more to delete
+        assert compact_score_history(con, 0, 0) == 0  # 0 days: keep everything
+
+
+def test_a_full_disk_mid_increment_stops_with_one_line_and_keeps_the_table(advanced, tmp_path, monkeypatch):
+    from churnwh.errors import ChurnwhError
+
+    project = copy_project(advanced[0], tmp_path / "full-disk")
+    demo_advance(load_config(project), 1)
+    before = model_tables(project)["staging.product_usage"]
+    monkeypatch.setattr(faults, "_hits", faults.Counter())
+    monkeypatch.setenv(faults.ENV, "models.in_increment:ENOSPC")
+    with pytest.raises(ChurnwhError, match=r"^stage models failed: no space left on device: .*published file was kept$"):
+        build_models(project)
+    assert model_tables(project)["staging.product_usage"] == before
