@@ -244,7 +244,8 @@ def format_table(results: list[dict]) -> str:
 
 
 def describe(datasets) -> str:
-    return "\n".join(f"{d.name:<20} {d.shape}\n{'':<20} {d.path}" for d in datasets)
+    width = max((len(d.name) for d in datasets), default=0)
+    return "\n".join(f"{d.name:<{width}} {d.shape}\n{'':<{width}} {d.path}" for d in datasets)
 
 
 def main(argv: list[str] | None = None) -> None:
