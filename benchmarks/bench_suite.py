@@ -135,6 +135,11 @@ SUITE: tuple[SuiteDataset, ...] = (
         label="Churn", positive=1,
         shape="4,000 gym members, 13 numeric features (6 flags), 26.5% churn, flat"),
     SuiteDataset(
+        name="ecommerce_churn_kaggle", path=DATA / "ecommerce_churn_kaggle" / "E Commerce Dataset.csv",
+        sha256="3498ebeb00ac4f82472eda1c2099e639853906103ba4564b3a7229df8e40d4b9",
+        label="Churn", positive=1, drop=("CustomerID",), read_options={"separator": ";"},
+        shape="5,630 e-commerce customers, 18 features (5 categorical, 7 with missing values), 16.8% churn"),
+    SuiteDataset(
         name="bank", path=SHARED / "bank_churn_modelling" / "Churn_Modelling.csv",
         sha256="ee2a5c9d8daf3aed0d91c4d883a84ebb77d271447bebc0f0c80aafb0f288ceab",
         label="Exited", positive=1, drop=("RowNumber", "CustomerId", "Surname"), tuned_on=True,
@@ -239,7 +244,8 @@ def format_table(results: list[dict]) -> str:
 
 
 def describe(datasets) -> str:
-    return "\n".join(f"{d.name:<20} {d.shape}\n{'':<20} {d.path}" for d in datasets)
+    width = max((len(d.name) for d in datasets), default=0)
+    return "\n".join(f"{d.name:<{width}} {d.shape}\n{'':<{width}} {d.path}" for d in datasets)
 
 
 def main(argv: list[str] | None = None) -> None:
