@@ -258,7 +258,24 @@ def forget(config: Config, ids: list[str]):
     what they contributed to before the republish."""
     from churnwh.privacy import erasure
 
-    return erasure.forget(config, ids, rebuild=lambda stages: build(config, only=stages))
+    def rebuild(stages: tuple[str, ...]) -> None:
+        options = rebuild_options(config)
+        from churnwh.spark import engine as spark_engine
+
+        # Spark storage holds the models' rows too: deleted before the rebuild, which writes them again
+        spark_engine.erase_tables(config, options.master if options.engine == "spark" else None)
+        build(config, options, only=stages)
+
+    return erasure.forget(config, ids, rebuild=rebuild)
+
+
+def rebuild_options(config: Config) -> BuildOptions:
+    """A rebuild's engine is the last build's: Spark (on its master) when its models ran there."""
+    from churnwh.spark import engine as spark_engine
+
+    with warehouse.open_private(config) as con:
+        master = spark_engine.last_master(con, config.training.model)
+    return BuildOptions(engine="spark", master=master) if master else BuildOptions()
 
 
 def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name: None) -> tuple[str, str]:

@@ -2,8 +2,9 @@
 
 The DuckDB side is the session's ``built_project`` (a 400-customer demo after `churnwh build`); the
 Spark side is a copy of it rebuilt with churnwh.spark.engine in this process, on one shared local
-session. Rows are compared one by one (types may widen, values may not differ); scores match the
-DuckDB path within 1e-6. Bad input (refused construct, missing Java, unreachable master) is checked
+session, its model tables read from the Parquet files Spark left in storage (most never reach the
+driver's private file). Rows are compared one by one (types may widen, values may not differ); scores
+match the DuckDB path within 1e-6. Bad input (refused construct, missing Java, unreachable master) is checked
 through the CLI: one line, exit 1, nothing changed.
 """
 
@@ -25,7 +26,15 @@ from churnwh.sqlmodels.project import load_project
 from churnwh.stages import registry
 from churnwh.store import warehouse
 from tests.helpers import churnwh, private
-from tests.spark_support import requires_spark, rows_differ, sort_key, spark_session, ulps_apart
+from tests.spark_support import (
+    parquet_table,
+    parquet_texts,
+    requires_spark,
+    rows_differ,
+    sort_key,
+    spark_session,
+    ulps_apart,
+)
 
 pytestmark = requires_spark
 
@@ -69,7 +78,8 @@ def spark_built(built_project, tmp_path_factory):
     with warehouse.connect(config.warehouse.private) as con:
         sources = {name for name in warehouse.relations(con) if name.startswith("raw.")}
         models = load_project(config.sql, known_sources=sources)
-        results = spark_engine.build_models(con, models, config.variables, config.warehouse.private)
+        results = spark_engine.build_models(con, models, config.variables, config.warehouse.private,
+                                            training=config.training)
         record = registry.current(con)
         scored = spark_engine.score(
             con, config, registry.model_dir(config.warehouse.models, record.version), record.version, record.run_id
@@ -80,12 +90,13 @@ def spark_built(built_project, tmp_path_factory):
 def test_every_model_gives_the_same_rows_on_spark(spark_built):
     duck_project, spark_project, results, _ = spark_built
     assert {result.status for result in results} == {"built"}
-    with private(duck_project) as duck, private(spark_project) as spark:
+    storage = spark_project / "warehouse" / spark_engine.SPARK_DIR
+    with private(duck_project) as duck, duckdb.connect() as spark:
         names = model_names(duck)
         assert sorted(result.name for result in results) == names
         for name in names:
             duck_columns, duck_rows = table_rows(duck, name)
-            spark_columns, spark_rows = table_rows(spark, name)
+            spark_columns, spark_rows = table_rows(spark, parquet_table(storage, name))
             assert spark_columns == duck_columns, name
             assert duck_rows, f"{name} is empty: the parity check would prove nothing"
             assert rows_differ(duck_rows, spark_rows, duck_columns, ulps=PARITY_ULPS) == [], name
@@ -113,6 +124,24 @@ def test_scores_match_the_duckdb_path(spark_built):
     assert sum(have[3] != want[3] for want, have in zip(expected, got)) == 0
 
 
+def test_the_driver_holds_only_what_training_scoring_and_the_published_file_need(spark_built):
+    duck_project, spark_project, results, _ = spark_built
+    config = load_config(spark_project)
+    with private(spark_project) as con:
+        models = load_project(config.sql, known_sources={name for name in warehouse.relations(con)
+                                                         if name.startswith("raw.")})
+        driver = set(spark_engine.driver_tables(models, config.training))
+        held = {name for name in warehouse.relations(con) if name in models.models}
+        kinds = dict(con.execute(f"SELECT model, kind FROM {warehouse.META_SCHEMA}.model_state").fetchall())
+        sample = con.execute("SELECT count(*) FROM marts.training_set").fetchone()[0]
+    assert held == driver
+    assert {"marts.training_set", "marts.scoring_set", "marts.churn_monthly", "staging.consent_state"} <= driver
+    assert "staging.product_usage" not in held and "features.customer_features" not in held
+    assert {name for name, kind in kinds.items() if kind == spark_engine.KIND} == set(models.models) - driver
+    rows = {result.name: result.rows for result in results}
+    assert rows["staging.product_usage"] > 0 and rows["marts.training_set"] == sample  # under the bound: all
+
+
 def test_spark_tables_are_kept_as_parquet_and_raw_exports_are_removed(spark_built):
     _, spark_project, _, _ = spark_built
     root = spark_project / "warehouse" / spark_engine.SPARK_DIR
@@ -136,7 +165,8 @@ def test_a_model_failing_on_spark_changes_nothing(spark_built, tmp_path):
         sources = {name for name in warehouse.relations(con) if name.startswith("raw.")}
         models = load_project(config.sql, known_sources=sources)
         with pytest.raises(ModelError, match=r"active_periods.sql: model staging.active_periods failed on Spark"):
-            spark_engine.build_models(con, models, config.variables, config.warehouse.private)
+            spark_engine.build_models(con, models, config.variables, config.warehouse.private,
+                                      training=config.training)
     assert model_state(project) == before
     assert not list((project / "warehouse" / spark_engine.SPARK_DIR).glob("run-*"))
 
