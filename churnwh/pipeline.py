@@ -299,8 +299,9 @@ def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name:
             allow_stale = freshness.override(con) is not None
         try:
             # the same data under new pseudonyms: whether its drift may be published was decided by the builds
-            build(pending.new_config, BuildOptions(full_refresh=True, allow_stale=allow_stale, allow_drift="rotate-key"),
-                  on_stage=on_stage)
+            engine = rebuild_options(config)  # a Spark build rewrites its storage's tables under the new key
+            build(pending.new_config, BuildOptions(full_refresh=True, allow_stale=allow_stale, allow_drift="rotate-key",
+                                                   engine=engine.engine, master=engine.master), on_stage=on_stage)
             rotation.mark_rebuilt(pending)
         except BaseException:
             rotation.abandon_rotation(pending)
