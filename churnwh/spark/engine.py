@@ -212,9 +212,18 @@ def _spark_count(spark, model, what: str, sql: str, schema: dict, variables: dic
 def verify_on_spark(spark, model, output_columns: dict[str, str], schema: dict, variables: dict[str, Any],
                     pseudonyms_known: bool) -> None:
     """The model's header checks and audits (the DuckDB engine's, ``run_models.model_checks`` and
-    ``model_audits``) as Spark queries over its Parquet table: each counts its bad rows there; only a
-    count and at most five pseudonyms of a failing check come back to the driver."""
-    for check in model_checks(model, output_columns) + model_audits(model):
+    ``model_audits``) as Spark queries over its Parquet table; only counts, and at most five pseudonyms of
+    a failing check, come back to the driver.
+
+    As on DuckDB (``run_models.verify``), one aggregate query screens every check that has a screen, and a
+    check counts its own bad rows only when its screen is positive or it has none; a unique or grain check
+    that the model's SQL guarantees by its structure is left out (the SQL is the same on both engines)."""
+    checks = [check for check in model_checks(model, output_columns) + model_audits(model) if not check.proven]
+    values = _screen_on_spark(spark, model, checks, schema, variables)
+    counted: dict[tuple[str, ...], int] = {}  # unique(x) and grain (x) group by the same keys: once
+    for check in checks:
+        if check.screen in values and not values[check.screen]:
+            continue  # the screen proves there is no bad row
         bad_rows = check.bad_rows_sql
         if check.keys:
             # DuckDB's `(a, b) IN (SELECT (a, b) ...)` has no Spark spelling: the rows of duplicated keys,
@@ -225,7 +234,12 @@ def verify_on_spark(spark, model, output_columns: dict[str, str], schema: dict, 
             counting = f"SELECT coalesce(sum(n), 0) AS n FROM ({bad_rows}) AS bad"
         else:
             counting = f"SELECT count(*) AS n FROM ({bad_rows}) AS bad"
-        count = _spark_count(spark, model, check.what, counting, schema, variables)
+        if check.keys and check.keys in counted:
+            count = counted[check.keys]
+        else:
+            count = _spark_count(spark, model, check.what, counting, schema, variables)
+        if check.keys:
+            counted[check.keys] = count
         if not count:
             continue
         examples = ""
@@ -244,6 +258,24 @@ def verify_on_spark(spark, model, output_columns: dict[str, str], schema: dict, 
             f"{model.path}: {check.what} failed for model {model.name}: {count} bad row{'s' if count != 1 else ''}"
             f"{examples}: fix the data or the model; the previous table is kept"
         )
+
+
+def _screen_on_spark(spark, model, checks: list, schema: dict, variables: dict[str, Any]) -> dict[str, Any]:
+    """Screen expression -> its value over the model's table, in one Spark query; {} when the screens
+    cannot run there (every check then counts its own bad rows). Keyed screens hash with DuckDB's
+    ``hash``, which Spark has not: those checks always count."""
+    screens = list(dict.fromkeys(check.screen for check in checks if check.screen is not None and not check.keys))
+    if not screens:
+        return {}
+    select = ", ".join(f"{expression} AS s{number}" for number, expression in enumerate(screens))
+    result = to_spark(f"SELECT count(*) AS row_count, {select} FROM {model.name}", schema=schema, variables=variables)
+    if result.refusals:
+        return {}
+    try:
+        row = spark.sql(result.sql).collect()[0]
+    except Exception:  # noqa: BLE001 - a screen that cannot run: each check runs on its own and names itself
+        return {}
+    return dict(zip(screens, list(row)[1:]))
 
 
 def training_sample(spark, frame, rows: int, bound: int, id_column: str):
@@ -282,7 +314,9 @@ def build_models(
         raw_columns = _raw_columns(compiled, sources)
         keys_table = "customer_keys"
         if keys_table in sources.get(warehouse.RAW_SCHEMA, {}):  # check examples name known pseudonyms only
-            raw_columns.setdefault(keys_table, ["customer_pseudonym"])
+            read = raw_columns.setdefault(keys_table, [])
+            if "customer_pseudonym" not in read:
+                read.append("customer_pseudonym")
         with storage.writable(run, "raw") as local:
             raw_files = export_raw(con, raw_columns, local)
         for table, file in raw_files.items():
