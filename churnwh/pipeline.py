@@ -335,6 +335,12 @@ def recover(config: Config) -> list[str]:
         done.append(path.name)
     if default_spill.is_dir() and not any(default_spill.iterdir()):
         default_spill.rmdir()
+    if config.spark.storage is None or "://" not in config.spark.storage:  # a URI: the next Spark build
+        from churnwh.spark import engine as spark_engine
+        from churnwh.spark.storage import open_storage
+
+        storage = open_storage(config.spark.storage, wh.private, None)
+        done += [f"Spark run folder {name}" for name in spark_engine.remove_stale_runs(storage)]
     if rotation.discard_aborted_rotation(config):
         done.append("the new key of an interrupted key rotation")
     if wh.private.exists() and erasure.finish_pending_rewrite(config):

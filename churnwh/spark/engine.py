@@ -309,6 +309,7 @@ def build_models(
     schema = spark_schema(project, sources, compiled)
     spark = session(master, settings, private_path.parent / SPARK_DIR / LOG_DIR)
     storage = open_storage(settings.storage, private_path, spark)
+    remove_stale_runs(storage)
     run = f"run-{uuid.uuid4().hex[:12]}"
     try:
         raw_columns = _raw_columns(compiled, sources)
@@ -480,6 +481,15 @@ def last_master(con: duckdb.DuckDBPyConnection, training_model: str) -> str | No
     if not rows or not str(rows[0][0]).startswith("spark:"):
         return None
     return warehouse.get_meta(con, SPARK_MASTER_META) or DEFAULT_MASTER
+
+
+def remove_stale_runs(storage: Storage) -> list[str]:
+    """Run folders a killed build left in storage (its raw export holds identifiers); call under the build's
+    write lock, which no other build on this private file holds. Returns their names."""
+    stale = [name for name in storage.children() if name.startswith("run-")]
+    for name in stale:
+        storage.remove(name)
+    return stale
 
 
 def erase_tables(config, master: str | None) -> list[str]:
