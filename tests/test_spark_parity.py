@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from churnwh import pipeline
 from churnwh.config import load_config
 from churnwh.errors import ModelError
 from churnwh.spark import engine as spark_engine
@@ -220,11 +221,18 @@ def test_erasing_spark_storage_deletes_every_model_table_and_run_folder(spark_bu
     project = tmp_path / "project"
     shutil.copytree(spark_project, project)
     storage = project / "warehouse" / spark_engine.SPARK_DIR
-    (storage / "run-killed" / "raw").mkdir(parents=True)  # what a killed build leaves behind
-    (storage / "run-killed" / "raw" / "raw__customers.parquet").write_bytes(b"PAR1")
+    config = load_config(project)
+
+    def killed_build_leftovers():
+        (storage / "run-killed" / "raw").mkdir(parents=True)  # what a killed build leaves behind
+        (storage / "run-killed" / "raw" / "raw__customers.parquet").write_bytes(b"PAR1")
+
+    killed_build_leftovers()
+    assert "Spark run folder run-killed" in pipeline.recover(config)  # the next build's first step
+    assert not (storage / "run-killed").exists()
+    killed_build_leftovers()
     with duckdb.connect() as con:
         assert parquet_texts(storage / "tables", con)
-    config = load_config(project)
     assert spark_engine.erase_tables(config, None) == ["run-killed", "tables"]
     assert not list(storage.rglob("*.parquet"))
     with warehouse.connect(config.warehouse.private) as con:
@@ -253,8 +261,6 @@ def test_forget_reaches_every_parquet_file_and_the_rebuild_bounds_the_training_s
     """`churnwh forget` after a Spark build: the model tables in Spark storage are deleted and rebuilt on
     Spark (the last build's engine) without the customer; with [spark] training_rows below the training
     set, the driver gets whole customers only."""
-    from churnwh import pipeline
-
     _, spark_project, results, _ = spark_built
     project = tmp_path / "project"
     shutil.copytree(spark_project, project)
