@@ -126,7 +126,7 @@ def test_scores_match_the_duckdb_path(spark_built):
 
 
 def test_the_driver_holds_only_what_training_scoring_and_the_published_file_need(spark_built):
-    duck_project, spark_project, results, _ = spark_built
+    _, spark_project, results, _ = spark_built
     config = load_config(spark_project)
     with private(spark_project) as con:
         models = load_project(config.sql, known_sources={name for name in warehouse.relations(con)
@@ -173,14 +173,14 @@ def test_a_model_failing_on_spark_changes_nothing(spark_built, tmp_path):
 
 
 GRAIN_ON_GENDER = ('grain = ["customer_pseudonym"]', 'grain = ["gender"]')
-AUDIT_ON_WOMEN = ("*/\nWITH", '[[audits]]\nname = "no_women"\nsql = "SELECT customer_pseudonym, gender FROM this '
-                  'WHERE gender = \'female\'"\n*/\nWITH')
+AUDIT_ON_WOMEN = ("*/\nWITH", ('[[audits]]\nname = "no_women"\nsql = "SELECT customer_pseudonym, gender FROM this '
+                               'WHERE gender = \'female\'"\n*/\nWITH'))
 
 
 @pytest.mark.parametrize("edit, failure, bad_rows_sql", [
     (GRAIN_ON_GENDER, "grain (gender) unique",
-     "SELECT * FROM staging.customers WHERE gender IN (SELECT gender FROM staging.customers GROUP BY 1 "
-     "HAVING count(*) > 1)"),
+     ("SELECT * FROM staging.customers WHERE gender IN (SELECT gender FROM staging.customers GROUP BY 1 "
+      "HAVING count(*) > 1)")),
     (AUDIT_ON_WOMEN, "audit no_women", "SELECT * FROM staging.customers WHERE gender = 'female'"),
 ], ids=["grain", "audit"])
 def test_a_check_or_audit_failing_on_spark_counts_the_bad_rows_and_changes_nothing(spark_built, tmp_path, edit,
@@ -261,7 +261,7 @@ def test_forget_reaches_every_parquet_file_and_the_rebuild_bounds_the_training_s
     """`churnwh forget` after a Spark build: the model tables in Spark storage are deleted and rebuilt on
     Spark (the last build's engine) without the customer; with [spark] training_rows below the training
     set, the driver gets whole customers only."""
-    _, spark_project, results, _ = spark_built
+    _, spark_project, _, _ = spark_built
     project = tmp_path / "project"
     shutil.copytree(spark_project, project)
     with open(project / "churnwh.toml", "a") as toml:

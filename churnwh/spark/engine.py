@@ -39,13 +39,13 @@ import duckdb
 
 from churnwh.config import SparkConfig
 from churnwh.errors import ChurnwhError, ModelError
+from churnwh.privacy import publish
+from churnwh.privacy.proofs import CONSENT_STATE
 from churnwh.spark import session as spark_session
 from churnwh.spark.dialect import Compiled, to_spark
 from churnwh.spark.session import SparkUnavailable, error_line  # noqa: F401 - SparkUnavailable is part of this API
-from churnwh.spark.storage import SPARK_DIR, Storage, open_storage  # noqa: F401
+from churnwh.spark.storage import SPARK_DIR, Storage, open_storage
 from churnwh.sqlmodels.project import Project
-from churnwh.privacy import publish
-from churnwh.privacy.proofs import CONSENT_STATE
 from churnwh.sqlmodels.run_models import (
     ID_COLUMN,
     MAX_EXAMPLES,
