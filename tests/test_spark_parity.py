@@ -143,6 +143,26 @@ def test_the_driver_holds_only_what_training_scoring_and_the_published_file_need
     assert rows["staging.product_usage"] > 0 and rows["marts.training_set"] == sample  # under the bound: all
 
 
+def test_data_quality_of_the_models_left_in_spark_storage_is_measured_there_like_on_duckdb(spark_built, tmp_path):
+    from churnwh.stages import monitor
+
+    duck_project, spark_project, _, _ = spark_built
+    project = tmp_path / "project"
+    shutil.copytree(spark_project, project)
+    config = load_config(project)
+    columns = "model, rows, columns, max_null_share, worst_column, duplicate_grain_rows, freshest_date"
+    with warehouse.connect(config.warehouse.private) as con:
+        monitor.measure_quality(con, config)
+        got = {row[0]: row for row in con.execute(f"SELECT {columns} FROM ml.data_quality").fetchall()}
+    with private(duck_project) as duck:
+        expected = {row[0]: row for row in duck.execute(f"SELECT {columns} FROM ml.data_quality").fetchall()}
+    models = [name for name in expected if "." in name and name.split(".")[0] in ("staging", "features", "marts")]
+    assert "staging.product_usage" in models and "features.customer_features" in models
+    for name in models:
+        assert got[name][:3] == expected[name][:3] and got[name][4:] == expected[name][4:], name
+        assert abs(got[name][3] - expected[name][3]) <= 1e-12, name
+
+
 def test_spark_tables_are_kept_as_parquet_and_raw_exports_are_removed(spark_built):
     _, spark_project, _, _ = spark_built
     root = spark_project / "warehouse" / spark_engine.SPARK_DIR

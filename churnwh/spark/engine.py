@@ -57,6 +57,7 @@ from churnwh.sqlmodels.run_models import (
     model_checks,
     write_comments,
 )
+from churnwh.stages import monitor
 from churnwh.store import warehouse
 
 log = logging.getLogger("churnwh.spark")
@@ -278,6 +279,33 @@ def _screen_on_spark(spark, model, checks: list, schema: dict, variables: dict[s
     return dict(zip(screens, list(row)[1:]))
 
 
+def measure_on_spark(frame, model, withheld: set[str]) -> tuple:
+    """The data-quality measures ``stages.monitor.measure_quality`` takes on DuckDB, of a table Spark left in
+    storage: one aggregate query (and one grouping by the grain); a row of ``monitor.SPARK_QUALITY``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    kinds = {field.name: ("DATE" if isinstance(field.dataType, T.DateType) else
+                          "TIMESTAMP" if isinstance(field.dataType, (T.TimestampType, T.TimestampNTZType)) else
+                          field.dataType.simpleString()) for field in frame.schema.fields}
+    date_column = monitor.quality_date_column(model, kinds, withheld)
+    columns = list(kinds)
+    aggregates = [F.count(F.lit(1))] + [F.avg(F.when(frame[c].isNull(), F.lit(1.0)).otherwise(F.lit(0.0)))
+                                        for c in columns]
+    if date_column:
+        aggregates.append(F.max(frame[date_column]).cast("date"))
+    row = list(frame.agg(*aggregates).collect()[0])
+    count, shares = row[0], [float(value or 0.0) for value in row[1:1 + len(columns)]]
+    freshest = row[-1] if date_column and count else None
+    grain = [g for g in model.grain if g in kinds]
+    duplicates = 0
+    if grain and count:
+        duplicates = frame.groupBy(*grain).count().agg(F.coalesce(F.sum(F.col("count") - 1), F.lit(0))).collect()[0][0]
+    worst = max(range(len(shares)), key=lambda i: shares[i]) if shares else 0  # the first of equal shares
+    return (model.name, int(count), len(columns), max(shares) if shares else 0.0,
+            columns[worst] if columns else None, int(duplicates), freshest)
+
+
 def training_sample(spark, frame, rows: int, bound: int, id_column: str):
     """The training set as the driver gets it: all of it up to ``bound`` rows, else whole customers chosen
     by a hash of their pseudonym (the same customers for the same data) for about ``bound`` rows."""
@@ -325,6 +353,9 @@ def build_models(
                 view_name(warehouse.RAW_SCHEMA, table))
         timings: dict[str, float] = {}
         counts: dict[str, int] = {}
+        driver = driver_tables(project, training)
+        withheld = monitor.withheld_columns(project)
+        quality: list[tuple] = []
         for name in project.order:
             model = project.models[name]
             started = time.perf_counter()
@@ -339,9 +370,10 @@ def build_models(
             check_declared_columns(model, output_columns)
             verify_on_spark(spark, model, output_columns, schema, variables, keys_table in raw_files)
             counts[name] = frame.count()
+            if name not in driver:  # the monitor stage measures the driver's tables in DuckDB
+                quality.append(measure_on_spark(frame, model, withheld))
             timings[name] = time.perf_counter() - started
         storage.remove(run, "raw")
-        driver = driver_tables(project, training)
         sampled = {}
         if training.model in driver:
             frame = spark.read.parquet(storage.uri(run, "tables", *training.model.split(".")))
@@ -349,7 +381,8 @@ def build_models(
             if sample is not None:
                 sample.write.mode("overwrite").parquet(storage.uri(run, "sample", *training.model.split(".")))
                 sampled[training.model] = (run, "sample", *training.model.split("."))
-        results = load_into_duckdb(con, project, variables, storage, run, driver, sampled, counts, timings, master)
+        results = load_into_duckdb(con, project, variables, storage, run, driver, sampled, counts, timings, master,
+                                   quality)
         if sampled:
             kept = con.execute(f"SELECT count(*) FROM {training.model}").fetchone()[0]
             log.warning("%s: %d of %d rows reached the driver for training (whole customers; [spark] training_rows "
@@ -379,6 +412,7 @@ def load_into_duckdb(
     counts: dict[str, int],
     timings: dict[str, float],
     master: str,
+    quality: list[tuple] = (),
 ) -> list[ModelResult]:
     """In one transaction: each model of ``driver`` replaces its DuckDB table, read by DuckDB from the run's
     Parquet files (``sampled``: from the sample's); every other model's table is dropped from the private
@@ -406,6 +440,10 @@ def load_into_duckdb(
             )
             results.append(ModelResult(name, "built", counts[name], timings.get(name, 0.0)))
         warehouse.set_meta(con, SPARK_MASTER_META, master)
+        con.execute(f"""CREATE OR REPLACE TABLE {monitor.SPARK_QUALITY} (model VARCHAR, rows BIGINT, columns INTEGER,
+                        max_null_share DOUBLE, worst_column VARCHAR, duplicate_grain_rows BIGINT, freshest_date DATE)""")
+        if quality:
+            con.executemany(f"INSERT INTO {monitor.SPARK_QUALITY} VALUES (?, ?, ?, ?, ?, ?, ?)", list(quality))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
