@@ -251,6 +251,9 @@ class SparkConfig:
     """Seconds a session may take to start and register with its master before the build stops."""
     shuffle_partitions: int | None = None
     """``spark.sql.shuffle.partitions``; None: 4 on a local master, Spark's default elsewhere."""
+    training_rows: int = 5_000_000
+    """The most training-set rows brought to the driver (the network trains on one machine); above it, a
+    sample of whole customers of about this many rows."""
     conf: dict[str, str] = field(default_factory=dict)
     """Any Spark configuration, passed to the session as it is (it wins over churnwh's defaults)."""
 
@@ -312,7 +315,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
                    "score_history_months"),
     "freshness": ("max_lag_days", "source_max_lag_days"),
     "explain": ("actionable", "not_actionable"),
-    "spark": ("master", "storage", "connect_timeout_s", "shuffle_partitions", "conf"),
+    "spark": ("master", "storage", "connect_timeout_s", "shuffle_partitions", "training_rows", "conf"),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
 OPEN_SECTIONS = ("sources", "network", "vars")
@@ -594,6 +597,8 @@ def parse_spark(reader: "_Reader", section: dict[str, Any], root: Path) -> Spark
         connect_timeout_s=reader.integer(section, "spark.connect_timeout_s", 30, minimum=1, maximum=3600),
         shuffle_partitions=reader.integer(section, "spark.shuffle_partitions", 0, minimum=1, maximum=1_000_000)
         if "shuffle_partitions" in section else None,
+        training_rows=reader.integer(section, "spark.training_rows", SparkConfig.training_rows, minimum=1000,
+                                     maximum=10_000_000_000),
         conf={name: str(value).lower() if isinstance(value, bool) else str(value) for name, value in conf.items()},
     )
 

@@ -162,6 +162,10 @@ DESCRIPTIONS = {
                                "after this long, with one line.",
     "spark.shuffle_partitions": "`spark.sql.shuffle.partitions`. Not set: 4 on a local master, Spark's default "
                                 "(200, adaptive) elsewhere.",
+    "spark.training_rows": "The most rows of the training set (`training.model`) that reach the driver, where "
+                           "the network trains on one machine (1000 or more; default 5000000). Above it the driver "
+                           "gets a sample of whole customers of about this many rows (the same customers for the "
+                           "same data); the Parquet table in `storage` keeps every row.",
     "spark.conf": "Any Spark setting, passed to the session as it is and winning over churnwh's defaults, e.g. "
                   "`{ \"spark.executor.memory\" = \"4g\", \"spark.driver.host\" = \"10.0.0.5\" }` (or a "
                   "`[spark.conf]` table).",

@@ -260,7 +260,24 @@ def forget(config: Config, ids: list[str]):
     what they contributed to before the republish."""
     from churnwh.privacy import erasure
 
-    return erasure.forget(config, ids, rebuild=lambda stages: build(config, only=stages))
+    def rebuild(stages: tuple[str, ...]) -> None:
+        options = rebuild_options(config)
+        from churnwh.spark import engine as spark_engine
+
+        # Spark storage holds the models' rows too: deleted before the rebuild, which writes them again
+        spark_engine.erase_tables(config, options.master if options.engine == "spark" else None)
+        build(config, options, only=stages)
+
+    return erasure.forget(config, ids, rebuild=rebuild)
+
+
+def rebuild_options(config: Config) -> BuildOptions:
+    """A rebuild's engine is the last build's: Spark (on its master) when its models ran there."""
+    from churnwh.spark import engine as spark_engine
+
+    with warehouse.open_private(config) as con:
+        master = spark_engine.last_master(con, config.training.model)
+    return BuildOptions(engine="spark", master=master) if master else BuildOptions()
 
 
 def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name: None) -> tuple[str, str]:
@@ -284,8 +301,9 @@ def rotate_key(config: Config, *, on_stage: Callable[[str], None] = lambda name:
             allow_stale = freshness.override(con) is not None
         try:
             # the same data under new pseudonyms: whether its drift may be published was decided by the builds
-            build(pending.new_config, BuildOptions(full_refresh=True, allow_stale=allow_stale, allow_drift="rotate-key"),
-                  on_stage=on_stage)
+            engine = rebuild_options(config)  # a Spark build rewrites its storage's tables under the new key
+            build(pending.new_config, BuildOptions(full_refresh=True, allow_stale=allow_stale, allow_drift="rotate-key",
+                                                   engine=engine.engine, master=engine.master), on_stage=on_stage)
             rotation.mark_rebuilt(pending)
         except BaseException:
             rotation.abandon_rotation(pending)
@@ -319,6 +337,12 @@ def recover(config: Config) -> list[str]:
         done.append(path.name)
     if default_spill.is_dir() and not any(default_spill.iterdir()):
         default_spill.rmdir()
+    if config.spark.storage is None or "://" not in config.spark.storage:  # a URI: the next Spark build
+        from churnwh.spark import engine as spark_engine
+        from churnwh.spark.storage import open_storage
+
+        storage = open_storage(config.spark.storage, wh.private, None)
+        done += [f"Spark run folder {name}" for name in spark_engine.remove_stale_runs(storage)]
     if rotation.discard_aborted_rotation(config):
         done.append("the new key of an interrupted key rotation")
     if wh.private.exists() and erasure.finish_pending_rewrite(config):

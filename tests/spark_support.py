@@ -98,3 +98,20 @@ def write_parquet_view(spark, con, sql: str, name: str, folder: Path) -> None:
     path = folder / f"{name}.parquet"
     con.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
     spark.read.parquet(str(path)).createOrReplaceTempView(name)
+
+
+def parquet_table(storage: Path, relation: str) -> str:
+    """DuckDB SQL reading a model table that a Spark build left as Parquet under ``storage`` (its root)."""
+    schema, table = relation.split(".")
+    return f"read_parquet('{storage / 'tables' / schema / table}/*.parquet')"
+
+
+def parquet_texts(storage: Path, con) -> list[str]:
+    """Every text value of every Parquet file under ``storage``: what an erasure must have reached."""
+    texts = []
+    for path in sorted(storage.rglob("*.parquet")):
+        result = con.execute(f"SELECT * FROM read_parquet('{path}')")
+        kinds = [d[1] for d in result.description]
+        for row in result.fetchall():
+            texts.extend(value for value, kind in zip(row, kinds) if isinstance(value, str))
+    return texts

@@ -18,6 +18,7 @@ import textwrap
 import threading
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from churnwh.config import SparkConfig, parse_config
@@ -26,7 +27,8 @@ from churnwh.spark import session as spark_session
 from churnwh.store import warehouse
 from tests.helpers import churnwh, private
 from tests.spark_cluster import standalone_cluster
-from tests.spark_support import requires_spark, rows_differ, sort_key, spark_session as local_session
+from tests.spark_support import parquet_table, requires_spark, rows_differ, sort_key
+from tests.spark_support import spark_session as local_session
 
 ROOT = Path("/project")
 
@@ -276,15 +278,17 @@ def test_demo_build_on_a_standalone_cluster_matches_the_duckdb_engine(built_proj
     assert f"built on Spark ({master})" in result.stdout
     assert (tmp_path / "shared" / "churn" / "tables" / "features" / "customer_features").is_dir()
     assert not list((tmp_path / "shared" / "churn").glob("run-*")), "a run folder (raw identifiers) was left"
-    with private(duck_project) as duck, private(project) as spark:
+    shared = tmp_path / "shared" / "churn"
+    with private(duck_project) as duck, private(project) as spark, duckdb.connect() as parquet:
         names = [row[0] for row in duck.execute(f"SELECT model FROM {warehouse.META_SCHEMA}.model_state ORDER BY 1").fetchall()]
         assert names
-        for name in names:
+        for name in names:  # the model tables as Spark left them in storage (most never reach the driver)
             want = duck.execute(f"SELECT * FROM {name}")
             columns = [d[0] for d in want.description]
             expected = sorted(want.fetchall(), key=sort_key)
-            got = sorted(spark.execute(f"SELECT * FROM {name}").fetchall(), key=sort_key)
+            got = sorted(parquet.execute(f"SELECT * FROM {parquet_table(shared, name)}").fetchall(), key=sort_key)
             assert rows_differ(expected, got, columns) == [], name
+        assert "staging.product_usage" not in warehouse.relations(spark)
         query = "SELECT customer_pseudonym, churn_probability, risk_tier FROM ml.churn_scores ORDER BY 1"
         expected, got = duck.execute(query).fetchall(), spark.execute(query).fetchall()
     assert [row[0] for row in got] == [row[0] for row in expected] and expected

@@ -2,8 +2,9 @@
 
 The DuckDB side is the session's ``built_project`` (a 400-customer demo after `churnwh build`); the
 Spark side is a copy of it rebuilt with churnwh.spark.engine in this process, on one shared local
-session. Rows are compared one by one (types may widen, values may not differ); scores match the
-DuckDB path within 1e-6. Bad input (refused construct, missing Java, unreachable master) is checked
+session, its model tables read from the Parquet files Spark left in storage (most never reach the
+driver's private file). Rows are compared one by one (types may widen, values may not differ); scores
+match the DuckDB path within 1e-6. Bad input (refused construct, missing Java, unreachable master) is checked
 through the CLI: one line, exit 1, nothing changed.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from churnwh import pipeline
 from churnwh.config import load_config
 from churnwh.errors import ModelError
 from churnwh.spark import engine as spark_engine
@@ -25,7 +27,15 @@ from churnwh.sqlmodels.project import load_project
 from churnwh.stages import registry
 from churnwh.store import warehouse
 from tests.helpers import churnwh, private
-from tests.spark_support import requires_spark, rows_differ, sort_key, spark_session, ulps_apart
+from tests.spark_support import (
+    parquet_table,
+    parquet_texts,
+    requires_spark,
+    rows_differ,
+    sort_key,
+    spark_session,
+    ulps_apart,
+)
 
 pytestmark = requires_spark
 
@@ -69,7 +79,8 @@ def spark_built(built_project, tmp_path_factory):
     with warehouse.connect(config.warehouse.private) as con:
         sources = {name for name in warehouse.relations(con) if name.startswith("raw.")}
         models = load_project(config.sql, known_sources=sources)
-        results = spark_engine.build_models(con, models, config.variables, config.warehouse.private)
+        results = spark_engine.build_models(con, models, config.variables, config.warehouse.private,
+                                            training=config.training)
         record = registry.current(con)
         scored = spark_engine.score(
             con, config, registry.model_dir(config.warehouse.models, record.version), record.version, record.run_id
@@ -80,12 +91,13 @@ def spark_built(built_project, tmp_path_factory):
 def test_every_model_gives_the_same_rows_on_spark(spark_built):
     duck_project, spark_project, results, _ = spark_built
     assert {result.status for result in results} == {"built"}
-    with private(duck_project) as duck, private(spark_project) as spark:
+    storage = spark_project / "warehouse" / spark_engine.SPARK_DIR
+    with private(duck_project) as duck, duckdb.connect() as spark:
         names = model_names(duck)
         assert sorted(result.name for result in results) == names
         for name in names:
             duck_columns, duck_rows = table_rows(duck, name)
-            spark_columns, spark_rows = table_rows(spark, name)
+            spark_columns, spark_rows = table_rows(spark, parquet_table(storage, name))
             assert spark_columns == duck_columns, name
             assert duck_rows, f"{name} is empty: the parity check would prove nothing"
             assert rows_differ(duck_rows, spark_rows, duck_columns, ulps=PARITY_ULPS) == [], name
@@ -113,6 +125,44 @@ def test_scores_match_the_duckdb_path(spark_built):
     assert sum(have[3] != want[3] for want, have in zip(expected, got)) == 0
 
 
+def test_the_driver_holds_only_what_training_scoring_and_the_published_file_need(spark_built):
+    _, spark_project, results, _ = spark_built
+    config = load_config(spark_project)
+    with private(spark_project) as con:
+        models = load_project(config.sql, known_sources={name for name in warehouse.relations(con)
+                                                         if name.startswith("raw.")})
+        driver = set(spark_engine.driver_tables(models, config.training))
+        held = {name for name in warehouse.relations(con) if name in models.models}
+        kinds = dict(con.execute(f"SELECT model, kind FROM {warehouse.META_SCHEMA}.model_state").fetchall())
+        sample = con.execute("SELECT count(*) FROM marts.training_set").fetchone()[0]
+    assert held == driver
+    assert {"marts.training_set", "marts.scoring_set", "marts.churn_monthly", "staging.consent_state"} <= driver
+    assert "staging.product_usage" not in held and "features.customer_features" not in held
+    assert {name for name, kind in kinds.items() if kind == spark_engine.KIND} == set(models.models) - driver
+    rows = {result.name: result.rows for result in results}
+    assert rows["staging.product_usage"] > 0 and rows["marts.training_set"] == sample  # under the bound: all
+
+
+def test_data_quality_of_the_models_left_in_spark_storage_is_measured_there_like_on_duckdb(spark_built, tmp_path):
+    from churnwh.stages import monitor
+
+    duck_project, spark_project, _, _ = spark_built
+    project = tmp_path / "project"
+    shutil.copytree(spark_project, project)
+    config = load_config(project)
+    columns = "model, rows, columns, max_null_share, worst_column, duplicate_grain_rows, freshest_date"
+    with warehouse.connect(config.warehouse.private) as con:
+        monitor.measure_quality(con, config)
+        got = {row[0]: row for row in con.execute(f"SELECT {columns} FROM ml.data_quality").fetchall()}
+    with private(duck_project) as duck:
+        expected = {row[0]: row for row in duck.execute(f"SELECT {columns} FROM ml.data_quality").fetchall()}
+    models = [name for name in expected if "." in name and name.split(".")[0] in ("staging", "features", "marts")]
+    assert "staging.product_usage" in models and "features.customer_features" in models
+    for name in models:
+        assert got[name][:3] == expected[name][:3] and got[name][4:] == expected[name][4:], name
+        assert abs(got[name][3] - expected[name][3]) <= 1e-12, name
+
+
 def test_spark_tables_are_kept_as_parquet_and_raw_exports_are_removed(spark_built):
     _, spark_project, _, _ = spark_built
     root = spark_project / "warehouse" / spark_engine.SPARK_DIR
@@ -136,9 +186,130 @@ def test_a_model_failing_on_spark_changes_nothing(spark_built, tmp_path):
         sources = {name for name in warehouse.relations(con) if name.startswith("raw.")}
         models = load_project(config.sql, known_sources=sources)
         with pytest.raises(ModelError, match=r"active_periods.sql: model staging.active_periods failed on Spark"):
-            spark_engine.build_models(con, models, config.variables, config.warehouse.private)
+            spark_engine.build_models(con, models, config.variables, config.warehouse.private,
+                                      training=config.training)
     assert model_state(project) == before
     assert not list((project / "warehouse" / spark_engine.SPARK_DIR).glob("run-*"))
+
+
+GRAIN_ON_GENDER = ('grain = ["customer_pseudonym"]', 'grain = ["gender"]')
+AUDIT_ON_WOMEN = ("*/\nWITH", ('[[audits]]\nname = "no_women"\nsql = "SELECT customer_pseudonym, gender FROM this '
+                               'WHERE gender = \'female\'"\n*/\nWITH'))
+
+
+@pytest.mark.parametrize("edit, failure, bad_rows_sql", [
+    (GRAIN_ON_GENDER, "grain (gender) unique",
+     ("SELECT * FROM staging.customers WHERE gender IN (SELECT gender FROM staging.customers GROUP BY 1 "
+      "HAVING count(*) > 1)")),
+    (AUDIT_ON_WOMEN, "audit no_women", "SELECT * FROM staging.customers WHERE gender = 'female'"),
+], ids=["grain", "audit"])
+def test_a_check_or_audit_failing_on_spark_counts_the_bad_rows_and_changes_nothing(spark_built, tmp_path, edit,
+                                                                                      failure, bad_rows_sql):
+    """Checks and audits run as Spark queries over the Parquet table: the same count the DuckDB engine
+    reports, pseudonyms as examples (at most five), nothing loaded."""
+    duck_project, _, _, _ = spark_built
+    project = tmp_path / "project"
+    shutil.copytree(duck_project, project)
+    target = project / "sql" / "staging" / "customers.sql"
+    old, new = edit
+    assert old in target.read_text()
+    target.write_text(target.read_text().replace(old, new, 1))
+    with private(duck_project) as duck:
+        bad = duck.execute(f"SELECT count(*) FROM ({bad_rows_sql})").fetchone()[0]
+        women = {row[0] for row in duck.execute(
+            "SELECT customer_pseudonym FROM staging.customers WHERE gender = 'female'").fetchall()}
+    assert bad > 1
+    before = model_state(project)
+    config = load_config(project)
+    with warehouse.connect(config.warehouse.private) as con:
+        sources = {name for name in warehouse.relations(con) if name.startswith("raw.")}
+        models = load_project(config.sql, known_sources=sources)
+        with pytest.raises(ModelError) as caught:
+            spark_engine.build_models(con, models, config.variables, config.warehouse.private,
+                                      training=config.training)
+    message = str(caught.value)
+    assert f"{failure} failed for model staging.customers: {bad} bad rows" in message
+    if failure.startswith("audit"):
+        examples = message.split("(e.g. ")[1].split(")")[0].split(", ")
+        assert len(examples) == 5 and set(examples) <= women
+    assert model_state(project) == before
+    assert not list((project / "warehouse" / spark_engine.SPARK_DIR).glob("run-*"))
+
+
+def test_erasing_spark_storage_deletes_every_model_table_and_run_folder(spark_built, tmp_path):
+    _, spark_project, _, _ = spark_built
+    project = tmp_path / "project"
+    shutil.copytree(spark_project, project)
+    storage = project / "warehouse" / spark_engine.SPARK_DIR
+    config = load_config(project)
+
+    def killed_build_leftovers():
+        (storage / "run-killed" / "raw").mkdir(parents=True)  # what a killed build leaves behind
+        (storage / "run-killed" / "raw" / "raw__customers.parquet").write_bytes(b"PAR1")
+
+    killed_build_leftovers()
+    assert "Spark run folder run-killed" in pipeline.recover(config)  # the next build's first step
+    assert not (storage / "run-killed").exists()
+    killed_build_leftovers()
+    with duckdb.connect() as con:
+        assert parquet_texts(storage / "tables", con)
+    assert spark_engine.erase_tables(config, None) == ["run-killed", "tables"]
+    assert not list(storage.rglob("*.parquet"))
+    with warehouse.connect(config.warehouse.private) as con:
+        assert spark_engine.last_master(con, config.training.model) == "local[2]"  # forget rebuilds on Spark
+
+
+def test_the_training_sample_keeps_whole_customers_the_same_for_the_same_data(spark_built):
+    _, spark_project, results, _ = spark_built
+    spark = spark_session()
+    storage = spark_project / "warehouse" / spark_engine.SPARK_DIR
+    frame = spark.read.parquet((storage / "tables" / "marts" / "training_set").as_uri())
+    rows = {result.name: result.rows for result in results}["marts.training_set"]
+    assert spark_engine.training_sample(spark, frame, rows, rows, "customer_pseudonym") is None
+    first = spark_engine.training_sample(spark, frame, rows, rows // 3, "customer_pseudonym")
+    again = spark_engine.training_sample(spark, frame, rows, rows // 3, "customer_pseudonym")
+    kept = sorted(tuple(row) for row in first.collect())
+    assert kept == sorted(tuple(row) for row in again.collect())
+    assert rows // 6 < len(kept) < rows // 2
+    per_customer = {row["customer_pseudonym"]: row["count"] for row in frame.groupBy("customer_pseudonym").count().collect()}
+    sampled = {row["customer_pseudonym"]: row["count"] for row in first.groupBy("customer_pseudonym").count().collect()}
+    assert all(per_customer[customer] == count for customer, count in sampled.items())
+
+
+@pytest.mark.slow
+def test_forget_reaches_every_parquet_file_and_the_rebuild_bounds_the_training_set(spark_built, tmp_path):
+    """`churnwh forget` after a Spark build: the model tables in Spark storage are deleted and rebuilt on
+    Spark (the last build's engine) without the customer; with [spark] training_rows below the training
+    set, the driver gets whole customers only."""
+    _, spark_project, _, _ = spark_built
+    project = tmp_path / "project"
+    shutil.copytree(spark_project, project)
+    with open(project / "churnwh.toml", "a") as toml:
+        toml.write("\n[spark]\ntraining_rows = 1000\n")
+    storage = project / "warehouse" / spark_engine.SPARK_DIR
+    with private(project) as con:
+        customer_id, pseudonym = con.execute(
+            "SELECT k.customer_id, k.customer_pseudonym FROM raw.customer_keys AS k JOIN marts.scoring_set AS s "
+            "USING (customer_pseudonym) ORDER BY 2 LIMIT 1").fetchone()
+    with duckdb.connect() as con:
+        assert pseudonym in parquet_texts(storage, con)
+    result = pipeline.forget(load_config(project), [str(customer_id)])
+    assert result.found == 1 and result.published
+    with duckdb.connect() as con:
+        texts = parquet_texts(storage, con)
+    assert texts, "the rebuild wrote no Parquet: the check below would prove nothing"
+    assert pseudonym not in texts and str(customer_id) not in texts
+    with private(project) as con:
+        kinds = dict(con.execute(f"SELECT model, kind FROM {warehouse.META_SCHEMA}.model_state").fetchall())
+        assert kinds["staging.product_usage"] == spark_engine.KIND  # rebuilt on Spark, not on DuckDB
+        assert "staging.product_usage" not in warehouse.relations(con)
+        sampled = dict(con.execute("SELECT customer_pseudonym, count(*) FROM marts.training_set GROUP BY 1").fetchall())
+    with duckdb.connect() as con:
+        full = dict(con.execute(f"SELECT customer_pseudonym, count(*) FROM {parquet_table(storage, 'marts.training_set')} "
+                                "GROUP BY 1").fetchall())
+    full_rows = sum(full.values())
+    assert full_rows > 2000 and 0 < sum(sampled.values()) < full_rows
+    assert all(full[customer] == rows for customer, rows in sampled.items())  # whole customers
 
 
 def test_lint_and_build_refuse_a_construct_with_file_and_line(spark_built, tmp_path):

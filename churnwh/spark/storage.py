@@ -5,7 +5,9 @@ sees at the same path), handled with the file system here; or a URI (``hdfs://``
 ``file://``...), handled through Hadoop's FileSystem in the session's JVM, so any connector Spark has
 works. Spark is always given URIs: a plain path would be resolved against the cluster's default file
 system (HDFS on YARN). DuckDB on the driver reads and writes local files only, so with a URI the raw
-export is uploaded from a temporary local file and a built table is copied down to one to be loaded.
+export is uploaded from a temporary local file, and the few tables the driver needs (the training and
+scoring sets, the published marts, consent, the scored rows) are copied down as files by Hadoop's
+``copyToLocalFile`` (streamed from storage to disk, never held in memory) for DuckDB to read.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ class Storage:
 
     def remove(self, *parts: str) -> None:
         shutil.rmtree(self.path(*parts), ignore_errors=True)
+
+    def children(self, *parts: str) -> list[str]:
+        """The names in the folder at ``parts`` (none when it does not exist)."""
+        folder = self.path(*parts)
+        return sorted(child.name for child in folder.iterdir()) if folder.is_dir() else []
 
     def replace(self, source: tuple[str, ...], target: tuple[str, ...]) -> None:
         """``source`` takes ``target``'s place (whatever was there is removed first)."""
@@ -96,6 +103,11 @@ class HadoopStorage(Storage):
     def remove(self, *parts: str) -> None:
         if self.exists(*parts):
             self._fs.delete(self._jpath(*parts), True)
+
+    def children(self, *parts: str) -> list[str]:
+        if not self.exists(*parts):
+            return []
+        return sorted(status.getPath().getName() for status in self._fs.listStatus(self._jpath(*parts)))
 
     def replace(self, source: tuple[str, ...], target: tuple[str, ...]) -> None:
         self.remove(*target)

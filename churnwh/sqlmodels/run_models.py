@@ -68,6 +68,8 @@ class Check:
     """An aggregate over the model's table, > 0 whenever ``bad_rows_sql`` returns a row (None: no screen)."""
     proven: bool = False
     """The model's SQL guarantees the check passes (``unique_by_structure``): a screening run skips it."""
+    keys: tuple[str, ...] = ()
+    """A unique or grain check: the columns that must be unique together (the Spark engine groups by them)."""
 
 
 def run_models(
@@ -360,6 +362,7 @@ def model_checks(model: Model, output_columns: dict[str, str] | None = None) -> 
                     f"{quoted} IN (SELECT {quoted} FROM {model.name} GROUP BY 1 HAVING count(*) > 1)",
                     _duplicates_screen(model, [quoted]),
                     unique_by_structure(model.text, (column.name,)),
+                    (column.name,),
                 )
             )
         if column.accepted_values is not None:
@@ -384,6 +387,7 @@ def model_checks(model: Model, output_columns: dict[str, str] | None = None) -> 
                 f"(SELECT ({keys}) FROM {model.name} GROUP BY ALL HAVING count(*) > 1)",
                 _duplicates_screen(model, quoted_keys),
                 unique_by_structure(model.text, model.grain),
+                tuple(model.grain),
             )
         )
     return found

@@ -314,6 +314,36 @@ def measure_drift(con: duckdb.DuckDBPyConnection, config: Config, model, version
     return drift
 
 
+SPARK_QUALITY = f"{warehouse.META_SCHEMA}.spark_model_quality"
+"""The measures of the models a Spark build left in Spark storage only (churnwh.spark.engine), taken there
+with ``quality_date_column``'s choice of date: ``measure_quality`` reports them like the others."""
+SPARK_QUALITY_COLUMNS = ("model", "rows", "columns", "max_null_share", "worst_column", "duplicate_grain_rows",
+                         "freshest_date")
+
+
+def withheld_columns(project) -> set[str]:
+    """Columns whose latest value may single a person out: never a freshness date."""
+    return classification.quasi_identifier_names(project) | {column for _, column in classification.direct_identifiers()}
+
+
+def quality_date_column(model, cols: dict[str, str], withheld: set[str]) -> str | None:
+    """The date whose maximum is a model's freshness: a business date, never a quasi-identifier (the latest
+    birth month is one person's)."""
+    date_columns = [c for c, t in cols.items() if t.upper().startswith(("DATE", "TIMESTAMP"))
+                    and c not in withheld and (c not in model.columns or model.columns[c].privacy in
+                                              ("plain", "pseudonym"))]
+    return date_columns[0] if date_columns else None
+
+
+def _spark_measured(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                        SPARK_QUALITY.split(".")).fetchone()[0]
+    if not found:
+        return {}
+    rows = con.execute(f"SELECT {', '.join(SPARK_QUALITY_COLUMNS)} FROM {SPARK_QUALITY}").fetchall()
+    return {row[0]: row for row in rows}
+
+
 def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
     from churnwh.sqlmodels.project import load_project
 
@@ -325,11 +355,15 @@ def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
     drops: dict[str, list[tuple[str, int]]] = {}
     for dropped_from, reason, customers in dropped_customers(con, project):
         drops.setdefault(dropped_from, []).append((reason, customers))
-    withheld = classification.quasi_identifier_names(project) | {
-        column for _, column in classification.direct_identifiers()}
+    withheld = withheld_columns(project)
+    measured_on_spark = _spark_measured(con)
     rows = []
     for name in project.order:
         if name not in existing:
+            if name in measured_on_spark:
+                measured = dict(zip(SPARK_QUALITY_COLUMNS, measured_on_spark[name]))
+                rows.append({**measured, "dropped_customers": None, "dropped_because": None,
+                             "checked_at": dt.datetime.now()})
             continue
         model = project.models[name]
         cols = warehouse.columns(con, name)
@@ -343,13 +377,10 @@ def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
             keys = ", ".join(f'"{g}"' for g in grain)
             duplicates = con.execute(
                 f"SELECT count(*) - count(DISTINCT ({keys})) FROM {name}").fetchall()[0][0]
-        # never a quasi-identifier (the latest birth month is one person's): freshness is a business date
-        date_columns = [c for c, t in cols.items() if t.upper().startswith(("DATE", "TIMESTAMP"))
-                        and c not in withheld and (c not in model.columns or model.columns[c].privacy in
-                                                  ("plain", "pseudonym"))]
+        date_column = quality_date_column(model, cols, withheld)
         freshest = None
-        if date_columns and count:
-            freshest = con.execute(f'SELECT CAST(max("{date_columns[0]}") AS DATE) FROM {name}').fetchall()[0][0]
+        if date_column and count:
+            freshest = con.execute(f'SELECT CAST(max("{date_column}") AS DATE) FROM {name}').fetchall()[0][0]
         rows.append({"model": name, "rows": int(count), "columns": len(cols),
                      "max_null_share": max(shares) if shares else 0.0,
                      "worst_column": list(cols)[worst] if cols else None,
