@@ -26,6 +26,7 @@ import duckdb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from churnwh.sources.demo.advance import SHADOW_SUFFIX  # noqa: E402
 from churnwh.sources.demo.uplift import expected_saved, read_uplift_truth  # noqa: E402
 
 COSTS = ("--cost", "high=1", "--cost", "medium=1", "--cost", "low=1")
@@ -80,6 +81,38 @@ def truth_per_arm(project: Path, campaign: str) -> dict:
     return out
 
 
+def scored_customers(project: Path) -> set[str]:
+    """The customers the current scores hold (the candidates a plan chooses from)."""
+    con = duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
+    try:
+        return {row[0] for row in con.execute(
+            "SELECT k.customer_id FROM ml.churn_scores JOIN raw.customer_keys k USING (customer_pseudonym)").fetchall()}
+    finally:
+        con.close()
+
+
+def oracle_per_arm(project: Path, campaign: str, arms: dict, scored: set[str]) -> dict | None:
+    """The planted truth of an oracle arm: it contacts, among the scored customers the plan chose from, those
+    a contact saves most, as many as an arm treated (cost 1 each). An arm chooses from a random half of the
+    candidates, so the oracle takes the best 2k of all of them for an arm of k: in expectation the best k of
+    a half. Needs `demo-campaign --truth-for-everyone` (every customer's true uplift, outside the warehouse)."""
+    path = project / "warehouse" / "uplift_truth.parquet"
+    try:
+        truth = read_uplift_truth(path, campaign + SHADOW_SUFFIX)
+    except ValueError:
+        return None
+    uplift = {c: u for c, u in zip(truth.column("customer_id").to_pylist(), truth.column("uplift").to_pylist())
+              if c in scored}
+    ranked = sorted(uplift.values(), reverse=True)
+    out = {}
+    for arm, entry in arms.items():
+        k = entry["treated"]
+        best = ranked[: 2 * k]
+        out[arm] = {"treated": k, "candidates": len(ranked),
+                    "true_saved_per_1000": round(1000 * sum(best) / max(len(best), 1), 3)}
+    return out
+
+
 def table(project: Path, query: str) -> list[dict]:
     con = duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
     try:
@@ -99,6 +132,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=2_000, help="the compared campaign's budget (both arms)")
     parser.add_argument("--control-fraction", type=float, default=0.5, help="of the pilot")
     parser.add_argument("--effect", type=float, default=0.3)
+    parser.add_argument("--compared-control-fraction", type=float, default=0.5)
     parser.add_argument("--light-churn-network", action="store_true",
                         help="a smaller churn network (hidden 64, k 4, 32,768 rows an epoch) for a busy CPU; the "
                              "uplift network keeps its own defaults")
@@ -116,10 +150,12 @@ def main() -> None:
                                 "FROM ml.uplift_validation ORDER BY rule")
     pilot_report = run(project, "pilot-report", "pilot")
     compared = run(project, "plan", "--campaign", "compared", "--budget", str(args.budget), *COSTS, *RATES,
-                   "--by", "uplift", "--compare", "risk", "--control-fraction", "0.2")
+                   "--by", "uplift", "--compare", "risk", "--control-fraction",
+                   str(args.compared_control_fraction))
     if "; uplift arm:" not in compared or "; risk arm:" not in compared:
         raise SystemExit(f"an arm of the compared plan is empty (no contact worth its cost?): {compared}")
-    run(project, "demo-campaign", "compared", "--days", "90", "--effect", str(args.effect))
+    candidates = scored_customers(project)
+    run(project, "demo-campaign", "compared", "--days", "90", "--effect", str(args.effect), "--truth-for-everyone")
     run(project, "build")
     report = run(project, "pilot-report", "compared")
     print(json.dumps({
@@ -134,7 +170,8 @@ def main() -> None:
                                       "ci_low, ci_high, treated_cost, retained_per_1000_cost, retained_per_1000_low, "
                                       "retained_per_1000_high FROM ml.pilot_arm_results"),
         "comparison": table(project, "SELECT * EXCLUDE (evaluated_at) FROM ml.pilot_comparison"),
-        "truth_per_arm": truth_per_arm(project, "compared"),
+        "truth_per_arm": (arms := truth_per_arm(project, "compared")),
+        "truth_oracle_per_arm": oracle_per_arm(project, "compared", arms, candidates),
         "truth_pilot": truth_per_arm(project, "pilot"),
     }, indent=1, default=str))
 

@@ -98,6 +98,10 @@ def demo_campaign(
         "heterogeneous", "--effect-model", metavar="MODEL",
         help="heterogeneous: the effect depends on each customer's state (some cannot be saved, some respond "
              "strongly, a few are annoyed by contact); uniform: the same relative effect for everyone."),
+    truth_for_everyone: bool = typer.Option(
+        False, "--truth-for-everyone",
+        help="Also write every customer's true uplift over the window (campaign id + '+everyone' in "
+             "uplift_truth.parquet), to score targeting rules against all candidates; the simulation is the same."),
 ) -> None:
     """Demo only: play a campaign out in the simulated business, with a planted treatment effect.
 
@@ -110,7 +114,7 @@ def demo_campaign(
     """
     from churnwh.action import actions
 
-    r = actions.demo_campaign(project_config(), campaign, days, effect, effect_model)
+    r = actions.demo_campaign(project_config(), campaign, days, effect, effect_model, truth_for_everyone)
     say(demo_campaign_summary(r, effect))
 
 
