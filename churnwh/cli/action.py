@@ -126,9 +126,9 @@ def demo_campaign_summary(r: dict, effect: float) -> str:
         how = f"churn hazard cut by {effect:.0%} (--effect {effect:g}, the same for everyone: --effect-model uniform)"
     else:
         how = (f"churn hazard changed by a per-customer effect of strength {effect:.0%} (--effect {effect:g}, "
-               "--effect-model heterogeneous: none for disengaging customers or those with an unresolved ticket, "
-               "stronger for price-hit low users and keen e-mail readers, negative for long-tenured customers "
-               "who ignore e-mail)")
+               "--effect-model heterogeneous: none for customers who stopped using the product, are disengaging or "
+               "have an unresolved ticket; strong for the price-sensitive, those with poor support, falling use or "
+               "settling in; weak for the rest; negative for long-tenured customers who ignore e-mail)")
     return (
         f"advanced the demo to {r['data_end']} ({sum(r['rows'].values()):,} raw rows added); campaign "
         f"{r['campaign_id']}: {r['members']} members, {r['treated']} treated; planted effect: treated customers' "

@@ -6,23 +6,36 @@ the member's state at the month start (``relative_effect``): ``p x (1 - tau x w)
 effect for anyone, in both models:
 
 * ``uniform``: ``tau = E`` for everyone (the model before issue 21).
-* ``heterogeneous`` (the default), first match wins:
+* ``heterogeneous`` (the default), first match wins. The kinds follow what the customer's own record
+  shows (the observed, actionable reasons to leave), plus one hidden state, so that a model of the pilot's
+  members can learn much of who responds:
 
   - unsaveable, ``tau = 0``: customers in the hidden disengaging state (they have already decided to
-    leave), near-dormant customers (fewer than 4 active days in the last 90: they no longer need the
-    product) and customers with a support ticket still unresolved (they leave over the problem, which an
-    offer does not fix). These are most of the highest-risk customers (about 60% of the riskiest tenth
-    of the demo's subscribers at the end of its history).
+    leave), customers who have stopped using the product (fewer than 8 active days in the last 90) and
+    customers with a support ticket still unresolved (they leave over the problem, which an offer does
+    not fix). Most of the highest-risk customers (about 60% of the riskiest tenth of the at-risk
+    customers at the end of the demo's history).
   - annoyed, ``tau = -E``: long-tenured customers (current active period 24 months or more) with a low
     e-mail affinity (below -1.3, about the lowest sixth): they pay without thinking about it and a
     retention contact reminds them to reconsider ("sleeping dogs"); their hazard rises to ``p x (1 + E x w)``.
-    About 5% of the subscribers, mostly low-risk.
-  - strong responders, ``tau = 1 - (1 - E)^3`` (0.66 for E = 0.3): price-sensitive customers (their plan's
-    list price rose in the last 90 days and they used the product on fewer than 4 of the last 30 days:
-    the offer makes up for the rise) and keen e-mail readers who use the product little (e-mail affinity
-    above 0.7, about the highest sixth, and fewer than 8 active days in the last 30: the offer reaches
-    them and gives them a reason to use it). Medium-risk customers, about 7% of the subscribers.
-  - everyone else: ``tau = E``.
+    About 6% of the at-risk customers, mostly low-risk.
+  - strong responders, ``tau = 1 - (1 - E)^4`` (0.76 for E = 0.3, 0.94 for E = 0.5): customers with a reason
+    to leave that an offer addresses: price-sensitive (on the basic plan, or their plan's list price rose
+    in the last 90 days while they used the product on fewer than 4 of the last 30 days), poor support
+    (mean rating of their resolved tickets below 2.5: the offer makes amends), falling use (usage trend
+    -0.5 or below, not yet stopped: the offer gives a reason to come back; the hidden disengaging state
+    also makes use fall, and those are unsaveable, the noise a model cannot see through) and customers
+    still settling in (current active period under 6 months). About 30% of the at-risk customers,
+    medium risk on average.
+  - everyone else, ``tau = E / 3``: a customer with no particular reason to leave is changed little by
+    an offer.
+
+  Why these: with the earlier model (``tau = E`` for everyone not in a special group, strong responders
+  few and at low risk) the true uplift was churn risk times a near-constant, so even an oracle that knew
+  every customer's true uplift saved only about 20% more per contact than targeting by risk (budget of a
+  fifth of the customers, 20,000 customers), and a model fitted on the observed features saved less than
+  risk targeting: there was nothing learnable to find. ``benchmarks/bench_uplift_learnable.py`` measures
+  both for the current model.
 
 The truth of a campaign (``truth_table``, written by `churnwh demo-campaign` and `churnwh demo-advance` to
 ``uplift_truth.parquet`` beside the churn truth, never into a warehouse) holds for every member, treated or
