@@ -75,7 +75,7 @@ def truth_per_arm(project: Path, campaign: str) -> dict:
     out = {}
     for arm, entry in arms.items():
         saved = expected_saved(truth, entry["treated"])
-        out[arm] = {"treated": len(entry["treated"]), "cost": entry["cost"], "true_saved": round(saved, 2),
+        out[arm] = {"members": len(entry["all"]), "treated": len(entry["treated"]), "cost": entry["cost"], "true_saved": round(saved, 2),
                     "true_saved_per_1000": round(1000 * saved / entry["cost"], 3) if entry["cost"] else None,
                     "mean_true_uplift_treated": round(saved / max(len(entry["treated"]), 1), 4)}
     return out
@@ -92,10 +92,12 @@ def scored_customers(project: Path) -> set[str]:
 
 
 def oracle_per_arm(project: Path, campaign: str, arms: dict, scored: set[str]) -> dict | None:
-    """The planted truth of an oracle arm: it contacts, among the scored customers the plan chose from, those
-    a contact saves most, as many as an arm treated (cost 1 each). An arm chooses from a random half of the
-    candidates, so the oracle takes the best 2k of all of them for an arm of k: in expectation the best k of
-    a half. Needs `demo-campaign --truth-for-everyone` (every customer's true uplift, outside the warehouse)."""
+    """The planted truth of an oracle arm: true customers saved per 1,000 contacts (cost 1 each) when an arm
+    selects, among the scored customers the plan chose from, those a contact saves most. An arm selects its
+    members (treated and control alike) from a random half of the candidates and contacts a random part of
+    them, so per contact it saves the mean true uplift of its selected members: for an oracle arm selecting
+    m members, the best m of a half, in expectation the best 2m of all candidates. Needs `demo-campaign
+    --truth-for-everyone` (every customer's true uplift, outside the warehouse)."""
     path = project / "warehouse" / "uplift_truth.parquet"
     try:
         truth = read_uplift_truth(path, campaign + SHADOW_SUFFIX)
@@ -106,9 +108,8 @@ def oracle_per_arm(project: Path, campaign: str, arms: dict, scored: set[str]) -
     ranked = sorted(uplift.values(), reverse=True)
     out = {}
     for arm, entry in arms.items():
-        k = entry["treated"]
-        best = ranked[: 2 * k]
-        out[arm] = {"treated": k, "candidates": len(ranked),
+        best = ranked[: 2 * entry["members"]]
+        out[arm] = {"members": entry["members"], "candidates": len(ranked),
                     "true_saved_per_1000": round(1000 * sum(best) / max(len(best), 1), 3)}
     return out
 
