@@ -13,8 +13,8 @@ effect for anyone, in both models:
   - unsaveable, ``tau = 0``: customers in the hidden disengaging state (they have already decided to
     leave), customers who have stopped using the product (fewer than 8 active days in the last 90) and
     customers with a support ticket still unresolved (they leave over the problem, which an offer does
-    not fix). Most of the highest-risk customers (about 60% of the riskiest tenth of the at-risk
-    customers at the end of the demo's history).
+    not fix). Most of the highest-risk customers (see ``benchmarks/bench_uplift_learnable.py`` for the
+    share of the riskiest tenth of the at-risk customers).
   - annoyed, ``tau = -E``: long-tenured customers (current active period 24 months or more) with a low
     e-mail affinity (below -1.3, about the lowest sixth): they pay without thinking about it and a
     retention contact reminds them to reconsider ("sleeping dogs"); their hazard rises to ``p x (1 + E x w)``.
