@@ -26,6 +26,7 @@ import duckdb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from churnwh.sources.demo.advance import SHADOW_SUFFIX  # noqa: E402
 from churnwh.sources.demo.uplift import expected_saved, read_uplift_truth  # noqa: E402
 
 COSTS = ("--cost", "high=1", "--cost", "medium=1", "--cost", "low=1")
@@ -74,9 +75,42 @@ def truth_per_arm(project: Path, campaign: str) -> dict:
     out = {}
     for arm, entry in arms.items():
         saved = expected_saved(truth, entry["treated"])
-        out[arm] = {"treated": len(entry["treated"]), "cost": entry["cost"], "true_saved": round(saved, 2),
+        out[arm] = {"members": len(entry["all"]), "treated": len(entry["treated"]), "cost": entry["cost"], "true_saved": round(saved, 2),
                     "true_saved_per_1000": round(1000 * saved / entry["cost"], 3) if entry["cost"] else None,
                     "mean_true_uplift_treated": round(saved / max(len(entry["treated"]), 1), 4)}
+    return out
+
+
+def scored_customers(project: Path) -> set[str]:
+    """The customers the current scores hold (the candidates a plan chooses from)."""
+    con = duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
+    try:
+        return {row[0] for row in con.execute(
+            "SELECT k.customer_id FROM ml.churn_scores JOIN raw.customer_keys k USING (customer_pseudonym)").fetchall()}
+    finally:
+        con.close()
+
+
+def oracle_per_arm(project: Path, campaign: str, arms: dict, scored: set[str]) -> dict | None:
+    """The planted truth of an oracle arm: true customers saved per 1,000 contacts (cost 1 each) when an arm
+    selects, among the scored customers the plan chose from, those a contact saves most. An arm selects its
+    members (treated and control alike) from a random half of the candidates and contacts a random part of
+    them, so per contact it saves the mean true uplift of its selected members: for an oracle arm selecting
+    m members, the best m of a half, in expectation the best 2m of all candidates. Needs `demo-campaign
+    --truth-for-everyone` (every customer's true uplift, outside the warehouse)."""
+    path = project / "warehouse" / "uplift_truth.parquet"
+    try:
+        truth = read_uplift_truth(path, campaign + SHADOW_SUFFIX)
+    except ValueError:
+        return None
+    uplift = {c: u for c, u in zip(truth.column("customer_id").to_pylist(), truth.column("uplift").to_pylist())
+              if c in scored}
+    ranked = sorted(uplift.values(), reverse=True)
+    out = {}
+    for arm, entry in arms.items():
+        best = ranked[: 2 * entry["members"]]
+        out[arm] = {"members": entry["members"], "candidates": len(ranked),
+                    "true_saved_per_1000": round(1000 * sum(best) / max(len(best), 1), 3)}
     return out
 
 
@@ -99,6 +133,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=2_000, help="the compared campaign's budget (both arms)")
     parser.add_argument("--control-fraction", type=float, default=0.5, help="of the pilot")
     parser.add_argument("--effect", type=float, default=0.3)
+    parser.add_argument("--compared-control-fraction", type=float, default=0.5)
     parser.add_argument("--light-churn-network", action="store_true",
                         help="a smaller churn network (hidden 64, k 4, 32,768 rows an epoch) for a busy CPU; the "
                              "uplift network keeps its own defaults")
@@ -116,10 +151,12 @@ def main() -> None:
                                 "FROM ml.uplift_validation ORDER BY rule")
     pilot_report = run(project, "pilot-report", "pilot")
     compared = run(project, "plan", "--campaign", "compared", "--budget", str(args.budget), *COSTS, *RATES,
-                   "--by", "uplift", "--compare", "risk", "--control-fraction", "0.2")
+                   "--by", "uplift", "--compare", "risk", "--control-fraction",
+                   str(args.compared_control_fraction))
     if "; uplift arm:" not in compared or "; risk arm:" not in compared:
         raise SystemExit(f"an arm of the compared plan is empty (no contact worth its cost?): {compared}")
-    run(project, "demo-campaign", "compared", "--days", "90", "--effect", str(args.effect))
+    candidates = scored_customers(project)
+    run(project, "demo-campaign", "compared", "--days", "90", "--effect", str(args.effect), "--truth-for-everyone")
     run(project, "build")
     report = run(project, "pilot-report", "compared")
     print(json.dumps({
@@ -134,7 +171,8 @@ def main() -> None:
                                       "ci_low, ci_high, treated_cost, retained_per_1000_cost, retained_per_1000_low, "
                                       "retained_per_1000_high FROM ml.pilot_arm_results"),
         "comparison": table(project, "SELECT * EXCLUDE (evaluated_at) FROM ml.pilot_comparison"),
-        "truth_per_arm": truth_per_arm(project, "compared"),
+        "truth_per_arm": (arms := truth_per_arm(project, "compared")),
+        "truth_oracle_per_arm": oracle_per_arm(project, "compared", arms, candidates),
         "truth_pilot": truth_per_arm(project, "pilot"),
     }, indent=1, default=str))
 

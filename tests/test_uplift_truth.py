@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -134,3 +135,27 @@ def test_realized_churn_follows_the_truth():
     # point reliably; the overall gap above includes their added cancellations)
     annoyed = np.asarray(truth["response"].to_pylist()) == "annoyed"
     assert annoyed.sum() > 300 and np.all(contacted[annoyed] > not_contacted[annoyed])
+
+
+def test_a_shadow_follows_everyone_and_changes_nothing(tmp_path):
+    """`demo-campaign --truth-for-everyone`: every customer's two potential outcomes over the campaign's window,
+    the members' equal to the campaign's own, and the very same business as without it."""
+    cont, release, truth = _play(0.3, days=31)
+    shadowed = simulate(400, 7, START, END).continuation
+    members = np.flatnonzero(shadowed.state.status == 1) + 1
+    treated = np.random.default_rng(0).random(members.size) < 0.5
+    advance.register_campaign(shadowed, "c1", members, treated, 0.3, dt.date(2026, 1, 1), dt.date(2026, 2, 1))
+    assert advance.register_shadow(shadowed, "c1") == "c1" + advance.SHADOW_SUFFIX
+    again = advance.advance(shadowed, 31)
+    assert again.truth.equals(release.truth)
+    assert all(again.appends[name].equals(release.appends[name]) for name in release.appends)
+    both = advance.uplift_truth(shadowed)
+    assert both.filter(pc.equal(both["campaign_id"], "c1")).equals(truth)
+    everyone = both.filter(pc.equal(both["campaign_id"], "c1" + advance.SHADOW_SUFFIX))
+    assert everyone.num_rows == cont.state.status.size - (release.appends["customers"].num_rows or 0)
+    assert not any(everyone["treated"].to_pylist())
+    shadow_uplift = dict(zip(everyone["customer_id"].to_pylist(), everyone["uplift"].to_pylist()))
+    assert [shadow_uplift[c] for c in truth["customer_id"].to_pylist()] == truth["uplift"].to_pylist()
+    # the shadow is saved with the state, and its truth with it
+    advance.save(shadowed, tmp_path / "demo_state")
+    assert advance.uplift_truth(advance.load(tmp_path / "demo_state")).equals(both)

@@ -63,13 +63,14 @@ def pilot_report(config: Config, campaign_id: str) -> dict:
 
 
 def demo_campaign(config: Config, campaign_id: str, days: int, effect: float,
-                  effect_model: str = "heterogeneous") -> dict:
+                  effect_model: str = "heterogeneous", truth_for_everyone: bool = False) -> dict:
     from churnwh.action.campaign import simulate_campaign
 
     if config.source != "demo":
         raise ChurnwhError("demo-campaign changes simulated raw data: it works only with source.kind = 'demo'")
     with warehouse.open_private(config) as con:
-        return simulate_campaign(con, config, campaign_id, days=days, effect=effect, effect_model=effect_model)
+        return simulate_campaign(con, config, campaign_id, days=days, effect=effect, effect_model=effect_model,
+                                 truth_for_everyone=truth_for_everyone)
 
 
 def demo_advance(config: Config, days: int) -> dict:

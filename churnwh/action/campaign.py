@@ -96,8 +96,10 @@ def advance_demo(config: Config, con: duckdb.DuckDBPyConnection, days: int) -> d
 
 
 def simulate_campaign(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, *, days: int = 90,
-                      effect: float = 0.3, effect_model: str = "heterogeneous") -> dict:
-    """Register the campaign's treated members and effect with the simulator and advance ``days`` days."""
+                      effect: float = 0.3, effect_model: str = "heterogeneous",
+                      truth_for_everyone: bool = False) -> dict:
+    """Register the campaign's treated members and effect with the simulator and advance ``days`` days;
+    ``truth_for_everyone``: the uplift truth also follows every customer (``advance.register_shadow``)."""
     from churnwh.sources.demo import advance
     from churnwh.sources.demo.uplift import EFFECT_MODELS
 
@@ -128,6 +130,8 @@ def simulate_campaign(con: duckdb.DuckDBPyConnection, config: Config, campaign_i
     try:
         effect_from = advance.register_campaign(state, campaign_id, numbers, treated, effect, start, window_end,
                                                 effect_model)
+        if truth_for_everyone:
+            advance.register_shadow(state, campaign_id)
         release = advance.advance(state, days)
     except advance.AdvanceError as error:
         raise ChurnwhError(str(error)) from None

@@ -98,6 +98,10 @@ def demo_campaign(
         "heterogeneous", "--effect-model", metavar="MODEL",
         help="heterogeneous: the effect depends on each customer's state (some cannot be saved, some respond "
              "strongly, a few are annoyed by contact); uniform: the same relative effect for everyone."),
+    truth_for_everyone: bool = typer.Option(
+        False, "--truth-for-everyone",
+        help="Also write every customer's true uplift over the window (campaign id + '+everyone' in "
+             "uplift_truth.parquet), to score targeting rules against all candidates; the simulation is the same."),
 ) -> None:
     """Demo only: play a campaign out in the simulated business, with a planted treatment effect.
 
@@ -110,7 +114,7 @@ def demo_campaign(
     """
     from churnwh.action import actions
 
-    r = actions.demo_campaign(project_config(), campaign, days, effect, effect_model)
+    r = actions.demo_campaign(project_config(), campaign, days, effect, effect_model, truth_for_everyone)
     say(demo_campaign_summary(r, effect))
 
 
@@ -122,9 +126,9 @@ def demo_campaign_summary(r: dict, effect: float) -> str:
         how = f"churn hazard cut by {effect:.0%} (--effect {effect:g}, the same for everyone: --effect-model uniform)"
     else:
         how = (f"churn hazard changed by a per-customer effect of strength {effect:.0%} (--effect {effect:g}, "
-               "--effect-model heterogeneous: none for disengaging customers or those with an unresolved ticket, "
-               "stronger for price-hit low users and keen e-mail readers, negative for long-tenured customers "
-               "who ignore e-mail)")
+               "--effect-model heterogeneous: none for customers who stopped using the product, are disengaging or "
+               "have an unresolved ticket; strong for the price-sensitive, those with poor support, falling use or "
+               "settling in; weak for the rest; negative for long-tenured customers who ignore e-mail)")
     return (
         f"advanced the demo to {r['data_end']} ({sum(r['rows'].values()):,} raw rows added); campaign "
         f"{r['campaign_id']}: {r['members']} members, {r['treated']} treated; planted effect: treated customers' "

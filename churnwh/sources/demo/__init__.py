@@ -117,18 +117,19 @@ default ``heterogeneous`` model follows what field experiments found (the custom
 are not the ones an offer changes), from the record before the month start and the hidden state,
 first match wins (``uplift.relative_effect``):
 
-    tau = 0            disengaging (hidden d), near-dormant (fewer than 4 active days in the last 90
-                       days) or a support ticket still unresolved: they have decided, no longer need
-                       the product, or leave over a problem an offer does not fix ("unsaveable";
-                       most of the riskiest customers)
+    tau = 0            disengaging (hidden d), stopped using the product (fewer than 8 active days
+                       in the last 90 days) or a support ticket still unresolved: they have decided, no
+                       longer need the product, or leave over a problem an offer does not fix
+                       ("unsaveable"; most of the riskiest customers)
     tau = -E           current active period 24 months or more and e-mail affinity below -1.3: a
                        contact reminds a customer who pays without thinking to reconsider ("annoyed",
-                       about 5% of subscribers, mostly low-risk)
-    tau = 1 - (1-E)^3  price-sensitive (the plan's list price rose in the last 90 days and fewer than 4
-                       active days in the last 30) or a keen e-mail reader who uses the product little
-                       (affinity above 0.7, fewer than 8 active days in the last 30) ("strong",
-                       medium-risk, about 7%)
-    tau = E            everyone else ("baseline")
+                       about 6% of the at-risk customers, mostly low-risk)
+    tau = 1 - (1-E)^4  a reason to leave an offer addresses: basic plan or a price rise while using
+                       the product on fewer than 4 of the last 30 days (price-sensitive), resolved
+                       tickets rated below 2.5 on average (poor support), usage trend -0.5 or below
+                       (falling use), current active period under 6 months (settling in) ("strong",
+                       medium risk, about 30% of the at-risk customers)
+    tau = E / 3        everyone else ("baseline": no particular reason to leave, little to change)
 
 The true effect stays outside the warehouse like the churn truth: ``uplift_truth.parquet`` beside the
 truth file (rewritten by every `churnwh demo-campaign` and `churnwh demo-advance`) holds per campaign

@@ -126,6 +126,7 @@ class _Campaign:
     response: np.ndarray      # per member: uplift.RESPONSES index of the first month at risk in the window
     effect_model: str = "uniform"
     tau: np.ndarray = field(default_factory=lambda: np.zeros(0))  # this month's relative effect per member
+    shadow: bool = False      # no one treated, no draws: only both potential outcomes (``register_shadow``)
 
 
 class _CampaignEffects:
@@ -143,7 +144,7 @@ class _CampaignEffects:
         self.rng = rng
 
     def hazard(self, at_risk: np.ndarray, p: np.ndarray, ms: int, me: int, *, disengaging: np.ndarray,
-               rec, email_affinity: np.ndarray) -> np.ndarray:
+               rec, email_affinity: np.ndarray, plan: np.ndarray) -> np.ndarray:
         """The hazard applied to ``at_risk`` (``p`` without the effect; ``rec`` their ``simulation._Record``)."""
         applied = p.copy()
         for c in self.campaigns:
@@ -159,7 +160,8 @@ class _CampaignEffects:
                                         unresolved=rec.unresolved[at], price_rise=rec.price_rise[at],
                                         active_days_30d=rec.active_days_30d[at],
                                         active_days_90d=rec.active_days_90d[at], email_affinity=email_affinity[at],
-                                        period_months=rec.period_months[at])
+                                        period_months=rec.period_months[at],
+                                        mean_satisfaction=rec.mean_satisfaction[at], plan=plan[at])
             c.tau[present] = tau
             first = present.copy()
             first[present] = c.response[present] == RESPONSES.index("not_at_risk")
@@ -174,6 +176,8 @@ class _CampaignEffects:
         """Which drawn cancellations happen: treated members' inside a window are prevented with probability tau."""
         kept = np.ones(cancels.size, dtype=bool)
         for c in self.campaigns:
+            if c.shadow:
+                continue
             draw = self.rng.random(cancels.size)
             inside = (cancel_day >= c.first_day) & (cancel_day < c.end_day)
             tau = self._tau_of(c, cancels)
@@ -187,6 +191,8 @@ class _CampaignEffects:
         who, days = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
         taken = drawn.copy()
         for c in self.campaigns:
+            if c.shadow:
+                continue
             lo, hi = max(c.first_day, ms), min(c.end_day, me)
             draw, when = self.rng.random(at_risk.size), self.rng.random(at_risk.size)
             if hi <= lo:
@@ -413,7 +419,7 @@ def stage(cont: Continuation, staged: Path) -> None:
     for name, table in cont.buffer.items():
         pq.write_table(table, staged / "buffer" / f"{name}.parquet")
     campaigns = [{"campaign_id": c.campaign_id, "effect": c.effect, "effect_model": c.effect_model,
-                  "first_day": c.first_day, "end_day": c.end_day} for c in cont.campaigns]
+                  "first_day": c.first_day, "end_day": c.end_day, "shadow": c.shadow} for c in cont.campaigns]
     (staged / "state.json").write_text(json.dumps({**cont.info, "campaigns": campaigns}, indent=1))
 
 
@@ -450,7 +456,8 @@ def load(folder: Path) -> Continuation:
             raise AdvanceError(f"{folder} was written by an older churnwh (campaign {c['campaign_id']} has no record "
                                "of its per-customer effect): run `churnwh demo --force` to simulate the demo again")
         campaigns.append(_Campaign(campaign_id=c["campaign_id"], effect=c["effect"], first_day=c["first_day"],
-                                   end_day=c["end_day"], effect_model=c["effect_model"], **arrays_of))
+                                   end_day=c["end_day"], effect_model=c["effect_model"],
+                                   shadow=c.get("shadow", False), **arrays_of))
     buffer = {p.stem: pq.read_table(p) for p in sorted((folder / "buffer").glob("*.parquet"))}
     return Continuation(info=info, attrs=group("attrs"), consent=_ConsentWindows(**group("consent")),
                         state=_State(**group("state")), tickets=_TicketPool(**group("tickets")),
@@ -485,6 +492,27 @@ def register_campaign(cont: Continuation, campaign_id: str, customer_numbers: np
                                     response=np.full(members.size, RESPONSES.index("not_at_risk"), np.int8),
                                     effect_model=effect_model))
     return day_to_date(first_day)
+
+
+SHADOW_SUFFIX = "+everyone"
+"""A shadow campaign's id is its campaign's id with this suffix."""
+
+
+def register_shadow(cont: Continuation, campaign_id: str) -> str:
+    """Follow both potential outcomes of every customer over ``campaign_id``'s window, with its effect, to
+    score targeting rules against every candidate (an oracle that contacts the customers a contact saves
+    most), not only the campaign's members. Nobody is treated and no random number is drawn for it, so
+    the simulated business is the same with or without it; its rows in ``uplift_truth`` (every customer,
+    ``treated`` false) carry the campaign id plus ``SHADOW_SUFFIX``. Returns that id."""
+    campaign = campaign_of(cont, campaign_id)
+    everyone = np.arange(cont.state.status.size, dtype=np.int64)
+    shadow = _Campaign(campaign_id + SHADOW_SUFFIX, everyone, np.zeros(everyone.size, bool), campaign.effect,
+                       campaign.first_day, campaign.end_day, no_cancel=np.ones(everyone.size),
+                       no_cancel_contacted=np.ones(everyone.size),
+                       response=np.full(everyone.size, RESPONSES.index("not_at_risk"), np.int8),
+                       effect_model=campaign.effect_model, shadow=True)
+    cont.campaigns.append(shadow)
+    return shadow.campaign_id
 
 
 def campaign_of(cont: Continuation, campaign_id: str) -> _Campaign:
@@ -751,5 +779,5 @@ def _release_segments(cont: Continuation, target: int) -> tuple[pa.Table, pa.Tab
 
 
 __all__ = ["UPLIFT_TRUTH_SCHEMA", "AdvanceError", "Continuation", "ContinuationPart", "Release", "advance",
-           "campaign_of", "load", "planted_effect", "potential_outcomes", "read_info", "register_campaign", "save",
+           "SHADOW_SUFFIX", "campaign_of", "load", "planted_effect", "potential_outcomes", "read_info", "register_campaign", "register_shadow", "save",
            "stage", "start_continuation", "swap", "uplift_truth", "write_release"]

@@ -266,7 +266,7 @@ def _simulate_month(rng, m, ms, me, state: _State, attrs, consent, prices: _Pric
     p_cancel = _sigmoid(_cancel_logit(state, attrs, at_risk, rec))
     applied = p_cancel if effects is None else effects.hazard(
         at_risk, p_cancel, ms, me, disengaging=state.disengaging[at_risk], rec=rec,
-        email_affinity=attrs["email_affinity"][at_risk])
+        email_affinity=attrs["email_affinity"][at_risk], plan=state.plan[at_risk])
     log.truth.add(customer=at_risk, month=np.full(at_risk.size, ms), hazard=applied * (1 - Q_SHORT_RETURN))
 
     cancelling = rng.random(at_risk.size) < p_cancel

@@ -6,23 +6,36 @@ the member's state at the month start (``relative_effect``): ``p x (1 - tau x w)
 effect for anyone, in both models:
 
 * ``uniform``: ``tau = E`` for everyone (the model before issue 21).
-* ``heterogeneous`` (the default), first match wins:
+* ``heterogeneous`` (the default), first match wins. The kinds follow what the customer's own record
+  shows (the observed, actionable reasons to leave), plus one hidden state, so that a model of the pilot's
+  members can learn much of who responds:
 
   - unsaveable, ``tau = 0``: customers in the hidden disengaging state (they have already decided to
-    leave), near-dormant customers (fewer than 4 active days in the last 90: they no longer need the
-    product) and customers with a support ticket still unresolved (they leave over the problem, which an
-    offer does not fix). These are most of the highest-risk customers (about 60% of the riskiest tenth
-    of the demo's subscribers at the end of its history).
+    leave), customers who have stopped using the product (fewer than 8 active days in the last 90) and
+    customers with a support ticket still unresolved (they leave over the problem, which an offer does
+    not fix). Most of the highest-risk customers (see ``benchmarks/bench_uplift_learnable.py`` for the
+    share of the riskiest tenth of the at-risk customers).
   - annoyed, ``tau = -E``: long-tenured customers (current active period 24 months or more) with a low
     e-mail affinity (below -1.3, about the lowest sixth): they pay without thinking about it and a
     retention contact reminds them to reconsider ("sleeping dogs"); their hazard rises to ``p x (1 + E x w)``.
-    About 5% of the subscribers, mostly low-risk.
-  - strong responders, ``tau = 1 - (1 - E)^3`` (0.66 for E = 0.3): price-sensitive customers (their plan's
-    list price rose in the last 90 days and they used the product on fewer than 4 of the last 30 days:
-    the offer makes up for the rise) and keen e-mail readers who use the product little (e-mail affinity
-    above 0.7, about the highest sixth, and fewer than 8 active days in the last 30: the offer reaches
-    them and gives them a reason to use it). Medium-risk customers, about 7% of the subscribers.
-  - everyone else: ``tau = E``.
+    About 6% of the at-risk customers, mostly low-risk.
+  - strong responders, ``tau = 1 - (1 - E)^4`` (0.76 for E = 0.3, 0.94 for E = 0.5): customers with a reason
+    to leave that an offer addresses: price-sensitive (on the basic plan, or their plan's list price rose
+    in the last 90 days while they used the product on fewer than 4 of the last 30 days), poor support
+    (mean rating of their resolved tickets below 2.5: the offer makes amends), falling use (usage trend
+    -0.5 or below, not yet stopped: the offer gives a reason to come back; the hidden disengaging state
+    also makes use fall, and those are unsaveable, the noise a model cannot see through) and customers
+    still settling in (current active period under 6 months). About 30% of the at-risk customers,
+    medium risk on average.
+  - everyone else, ``tau = E / 3``: a customer with no particular reason to leave is changed little by
+    an offer.
+
+  Why these: with the earlier model (``tau = E`` for everyone not in a special group, strong responders
+  few and at low risk) the true uplift was churn risk times a near-constant, so even an oracle that knew
+  every customer's true uplift saved only about 20% more per contact than targeting by risk (budget of a
+  fifth of the customers, 20,000 customers), and a model fitted on the observed features saved less than
+  risk targeting: there was nothing learnable to find. ``benchmarks/bench_uplift_learnable.py`` measures
+  both for the current model.
 
 The truth of a campaign (``truth_table``, written by `churnwh demo-campaign` and `churnwh demo-advance` to
 ``uplift_truth.parquet`` beside the churn truth, never into a warehouse) holds for every member, treated or
@@ -54,16 +67,30 @@ RESPONSES = ("baseline", "unsaveable", "annoyed", "strong", "not_at_risk")
 """The heterogeneous model's kinds of response (``truth_table``'s ``response``: the kind in the member's
 first month at risk in the window; ``not_at_risk``: never at risk inside the window)."""
 LONG_TENURE_MONTHS = 24
-LOW_AFFINITY, HIGH_AFFINITY = -1.3, 0.7
+LOW_AFFINITY = -1.3
+DORMANT_DAYS = 8            # active days in the last 90 below which a customer has stopped using the product
 LOW_USAGE_DAYS = 4          # active days in the last 30: a low user (the hazard's price-rise term)
-DORMANT_DAYS = 4            # active days in the last 90: near-dormant (the hazard's dormancy term)
-KEEN_READER_MAX_DAYS = 8    # active days in the last 30 below which a keen e-mail reader responds strongly
-STRONG_POWER = 3            # a strong responder keeps (1 - E)^3 of the hazard where others keep 1 - E
+POOR_RATING = 2.5           # mean rating of the resolved tickets below which support went badly
+USAGE_FALL = -0.5           # usage trend (the features' usage_trend) at or below which use is falling
+NEW_MONTHS = 6              # current active period shorter than this: still settling in
+STRONG_POWER = 4            # a strong responder keeps (1 - E)^4 of the hazard (0.24 for E = 0.3)
+BASELINE_SHARE = 1 / 3      # everyone else: tau = E / 3
+SALEABLE_PLANS = (0,)       # plan index (vocabulary.PLAN_IDS) whose customers a discount wins back: basic
+
+
+def usage_trend(active_days_30d: np.ndarray, active_days_90d: np.ndarray) -> np.ndarray:
+    """The last 30 days' active days against the monthly average of the 60 before, from -1 to +1 (the
+    features' ``usage_trend``)."""
+    last_30, last_90 = np.asarray(active_days_30d, float), np.asarray(active_days_90d, float)
+    before = (last_90 - last_30) / 2.0
+    total = last_30 + before
+    return np.where(total > 0, (last_30 - before) / np.maximum(total, 1e-9), 0.0)
 
 
 def relative_effect(effect: float, model: str, *, disengaging: np.ndarray, unresolved: np.ndarray,
                     price_rise: np.ndarray, active_days_30d: np.ndarray, active_days_90d: np.ndarray,
-                    email_affinity: np.ndarray, period_months: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    email_affinity: np.ndarray, period_months: np.ndarray, mean_satisfaction: np.ndarray,
+                    plan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The relative hazard change ``tau`` a contact causes, and the kind of response (index in ``RESPONSES``)."""
     n = np.asarray(disengaging).size
     if model == "uniform":
@@ -73,11 +100,14 @@ def relative_effect(effect: float, model: str, *, disengaging: np.ndarray, unres
     days_30, days_90 = np.asarray(active_days_30d), np.asarray(active_days_90d)
     unsaveable = np.asarray(disengaging, bool) | (days_90 < DORMANT_DAYS) | (np.asarray(unresolved) > 0)
     annoyed = ~unsaveable & (np.asarray(period_months) >= LONG_TENURE_MONTHS) & (email_affinity < LOW_AFFINITY)
-    price_sensitive = np.asarray(price_rise, bool) & (days_30 < LOW_USAGE_DAYS)
-    keen_reader = (email_affinity > HIGH_AFFINITY) & (days_30 < KEEN_READER_MAX_DAYS)
-    strong = ~unsaveable & ~annoyed & (price_sensitive | keen_reader)
+    price_sensitive = (np.asarray(price_rise, bool) & (days_30 < LOW_USAGE_DAYS)) | np.isin(plan, SALEABLE_PLANS)
+    poor_support = np.nan_to_num(np.asarray(mean_satisfaction, float), nan=5.0) < POOR_RATING
+    falling = usage_trend(days_30, days_90) <= USAGE_FALL
+    settling_in = np.asarray(period_months) < NEW_MONTHS
+    strong = ~unsaveable & ~annoyed & (price_sensitive | poor_support | falling | settling_in)
     kind = np.select([unsaveable, annoyed, strong], [1, 2, 3], 0).astype(np.int8)
-    tau = np.select([unsaveable, annoyed, strong], [0.0, -effect, 1 - (1 - effect) ** STRONG_POWER], effect)
+    tau = np.select([unsaveable, annoyed, strong], [0.0, -effect, 1 - (1 - effect) ** STRONG_POWER],
+                    effect * BASELINE_SHARE)
     return tau.astype(np.float64), kind
 
 
