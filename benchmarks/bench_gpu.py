@@ -53,7 +53,7 @@ def device_throughput(device, data_np, valid_np, shape, config, epochs: int) -> 
     with jax.default_device(device):
         graphdef = train._graphdef_for(shape)
         params = network.build_network(shape, seed=config.seed)[1]
-        rows = data_np[2].shape[0]
+        rows = int(data_np[5])  # the real rows; the arrays are padded to train._row_bucket
         batch, learning_rate = config.batch_and_learning_rate(rows)
         settings = train._EpochSettings(batch, learning_rate, config.weight_decay,
                                         config.grad_clip_norm, 0)
@@ -117,7 +117,8 @@ def main() -> None:
         depth=config.depth, k=config.k, dropout=config.dropout,
         shared_layers=config.shared_layers_for(encoded.rows),
         ple_direct=config.ple_direct)
-    data_np = (encoded.numeric, encoded.categorical, labels, preprocessor.bin_edges, preprocessor.bin_mask)
+    data_np = tuple(np.asarray(a) for a in train._training_data(encoded, labels, preprocessor.bin_edges,
+                                                                 preprocessor.bin_mask))
     valid_np = train._chunked_validation(valid_encoded, valid_labels)
     print(f"{train_part.height:,d} training rows, {encoded.numeric.shape[1]} numeric inputs, "
           f"{len(preprocessor.cardinalities)} categorical; "

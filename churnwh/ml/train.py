@@ -41,6 +41,7 @@ MIN_VALIDATION_ROWS = 20
 PREDICT_BATCH_ROWS = 8192
 SMALLEST_PREDICT_BUCKET = 256
 VALIDATION_CHUNK_ROWS = 2048
+TRAIN_ROW_BUCKET = 1024
 DECAYED_PARAMETERS = ("['kernel']", "['embedding']", "['head_kernel']", "['numeric_weight']")
 
 
@@ -173,37 +174,66 @@ def _member_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels[:, None]))
 
 
+def _row_bucket(rows: int) -> int:
+    """Rows the training arrays are padded to: a multiple of ``TRAIN_ROW_BUCKET`` (at most 1/8 more
+    above eight buckets), so that the models of one build (the final one, the cross-fit folds, a
+    benchmark's folds), whose row counts differ by a few percent, share one compiled epoch."""
+    step = TRAIN_ROW_BUCKET
+    while step * 16 <= rows:
+        step *= 2
+    return -(-rows // step) * step
+
+
+def _epoch_steps(settings: _EpochSettings, padded_rows: int) -> int:
+    """Scan length of the compiled epoch: enough batches for the largest epoch these padded rows hold."""
+    cap = min(settings.epoch_rows, padded_rows) if settings.epoch_rows > 0 else padded_rows
+    return -(-cap // settings.batch_size)
+
+
 @partial(jax.jit, static_argnames=("graphdef", "settings"))
 def _train_epoch(graphdef, settings: _EpochSettings, params, opt_state, epoch_key, data, valid):
-    """One epoch (scan over shuffled batches) plus the validation log loss, in one compiled call."""
-    numeric, categorical, labels, bin_edges, bin_mask = data
-    rows = labels.shape[0]
-    epoch_rows = min(settings.epoch_rows, rows) if settings.epoch_rows > 0 else rows
-    batch_size = min(settings.batch_size, epoch_rows)
-    n_batches = -(-epoch_rows // batch_size)
+    """One epoch (scan over shuffled batches) plus the validation log loss, in one compiled call.
+
+    ``data`` holds the training rows padded to ``_row_bucket`` rows and the real row count (a traced
+    scalar), so the compiled program depends on the padded size only: an epoch is ``ceil(rows /
+    batch)`` batches of a random order of the real rows (wrapping around so every batch is full),
+    and the scan's steps beyond that are skipped.
+    """
+    numeric, categorical, labels, bin_edges, bin_mask, rows = data
+    padded_rows = labels.shape[0]
+    batch_size = settings.batch_size
+    epoch_rows = jnp.minimum(settings.epoch_rows, rows) if settings.epoch_rows > 0 else rows
+    n_batches = (epoch_rows + batch_size - 1) // batch_size
+    steps = _epoch_steps(settings, padded_rows)
     shuffle_key, dropout_key = jax.random.split(epoch_key)
-    order = jax.random.permutation(shuffle_key, rows)[:epoch_rows]
-    # Wrap around so every batch is full; the rows repeated differ from epoch to epoch.
-    order = jnp.resize(order, (n_batches * batch_size,)).reshape(n_batches, batch_size)
+    # A uniform random order of the real rows (padding sorts last); rows repeated differ by epoch.
+    sort_keys = jnp.where(jnp.arange(padded_rows) < rows, jax.random.uniform(shuffle_key, (padded_rows,)), 2.0)
+    permutation = jnp.argsort(sort_keys, stable=True)
+    order = permutation[jnp.arange(steps * batch_size) % epoch_rows].reshape(steps, batch_size)
     optimizer = make_optimizer(settings.learning_rate, settings.weight_decay, settings.grad_clip_norm)
 
     def step(carry, batch):
-        params, opt_state = carry
         batch_index, rows_of_batch = batch
 
-        def loss_fn(p):
-            logits = network.member_logits(
-                graphdef, p, numeric[rows_of_batch], categorical[rows_of_batch], bin_edges,
-                bin_mask, jax.random.fold_in(dropout_key, batch_index),
-            )
-            return _member_loss(logits, labels[rows_of_batch])
+        def train_step(carry):
+            params, opt_state = carry
 
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+            def loss_fn(p):
+                logits = network.member_logits(
+                    graphdef, p, numeric[rows_of_batch], categorical[rows_of_batch], bin_edges,
+                    bin_mask, jax.random.fold_in(dropout_key, batch_index),
+                )
+                return _member_loss(logits, labels[rows_of_batch])
+
+            loss, grads = jax.value_and_grad(loss_fn)(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        return jax.lax.cond(batch_index < n_batches, train_step,
+                            lambda carry: (carry, jnp.zeros((), jnp.float32)), carry)
 
     (params, opt_state), losses = jax.lax.scan(
-        step, (params, opt_state), (jnp.arange(n_batches), order)
+        step, (params, opt_state), (jnp.arange(steps), order)
     )
     valid_numeric, valid_categorical, valid_labels, valid_weights = valid
 
@@ -214,7 +244,7 @@ def _train_epoch(graphdef, settings: _EpochSettings, params, opt_state, epoch_ke
     valid_logits = jax.lax.map(valid_chunk_logits, (valid_numeric, valid_categorical)).reshape(-1)
     valid_losses = optax.sigmoid_binary_cross_entropy(valid_logits, valid_labels)
     valid_loss = jnp.sum(valid_losses * valid_weights) / jnp.sum(valid_weights)
-    return params, opt_state, jnp.mean(losses), valid_loss
+    return params, opt_state, jnp.sum(losses) / n_batches, valid_loss
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
@@ -222,9 +252,17 @@ def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     return np.pad(array, padding)
 
 
+def _validation_chunk(rows: int) -> int:
+    """Rows per validation chunk: ``VALIDATION_CHUNK_ROWS``, or fewer rows rounded up to a multiple of
+    ``SMALLEST_PREDICT_BUCKET`` (so validation sets a few rows apart compile once)."""
+    if rows >= VALIDATION_CHUNK_ROWS:
+        return VALIDATION_CHUNK_ROWS
+    return -(-rows // SMALLEST_PREDICT_BUCKET) * SMALLEST_PREDICT_BUCKET
+
+
 def _chunked_validation(encoded: preprocess.EncodedFeatures, labels: np.ndarray):
     """Validation arrays padded to whole chunks, reshaped (chunks, chunk rows, ...), with weights."""
-    chunk = min(VALIDATION_CHUNK_ROWS, encoded.rows)
+    chunk = _validation_chunk(encoded.rows)
     padded_rows = -(-encoded.rows // chunk) * chunk
 
     def chunked(array):
@@ -234,6 +272,15 @@ def _chunked_validation(encoded: preprocess.EncodedFeatures, labels: np.ndarray)
     weights = _pad_rows(np.ones(encoded.rows, np.float32), padded_rows)
     return (chunked(encoded.numeric), chunked(encoded.categorical),
             jnp.asarray(_pad_rows(labels, padded_rows)), jnp.asarray(weights))
+
+
+def _training_data(encoded: preprocess.EncodedFeatures, labels: np.ndarray, bin_edges, bin_mask):
+    """``_train_epoch``'s data: the rows padded to ``_row_bucket``, and the real row count."""
+    padded_rows = _row_bucket(encoded.rows)
+    return (jnp.asarray(_pad_rows(encoded.numeric, padded_rows)),
+            jnp.asarray(_pad_rows(encoded.categorical, padded_rows)),
+            jnp.asarray(_pad_rows(labels, padded_rows)), bin_edges, bin_mask,
+            jnp.asarray(encoded.rows, jnp.int32))
 
 
 def train_model(
@@ -288,16 +335,15 @@ def train_model(
     graphdef = _graphdef_for(shape)
     params = network.build_network(shape, seed=config.seed)[1]
     batch_size, learning_rate = config.batch_and_learning_rate(train_encoded.rows)
-    settings = _EpochSettings(batch_size, learning_rate, config.weight_decay,
+    epoch_rows = min(config.max_epoch_rows, train_encoded.rows) if config.max_epoch_rows > 0 else train_encoded.rows
+    settings = _EpochSettings(min(batch_size, epoch_rows), learning_rate, config.weight_decay,
                               config.grad_clip_norm, config.max_epoch_rows)
     opt_state = make_optimizer(learning_rate, config.weight_decay,
                                config.grad_clip_norm).init(params)
     bin_edges, bin_mask = jnp.asarray(preprocessor.bin_edges), jnp.asarray(preprocessor.bin_mask)
-    data = (jnp.asarray(train_encoded.numeric), jnp.asarray(train_encoded.categorical),
-            jnp.asarray(train_labels), bin_edges, bin_mask)
+    data = _training_data(train_encoded, train_labels, bin_edges, bin_mask)
     valid_data = _chunked_validation(valid_encoded, valid_labels)
     base_key = jax.random.key(config.seed)
-    epoch_rows = min(config.max_epoch_rows, train_encoded.rows) if config.max_epoch_rows > 0 else train_encoded.rows
     patience = config.patience_for(epoch_rows)
 
     history: list[dict] = []
