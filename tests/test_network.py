@@ -292,3 +292,21 @@ def test_an_epoch_trains_on_every_real_row_once_before_repeating_and_never_on_pa
     assert train._epoch_steps(settings, padded) == 16  # compiled for 1024 rows; 5 of them run for 300
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(params),
                                                         jax.tree_util.tree_leaves(new_params), strict=True))
+
+
+def test_cross_fit_reuses_the_final_model_for_the_rows_it_held_out(trained, frame):
+    """With the final model, its validation and test rows get its own probabilities; every row it
+    trained on is scored by one of ``cross_fit_folds`` models that did not see it."""
+    model, _ = trained
+    config = train.TrainConfig(**{**TINY.to_dict(), "cross_fit_folds": 2, "epochs": 6})
+    kwargs = dict(id_column="customer_pseudonym", label_column="churned", exclude=("observation_date",),
+                  config=config)
+    probabilities = train.cross_fit_proba(frame, final_model=model, **kwargs)
+    trained_on, valid_rows, test_rows = train._stratified_parts(frame["churned"].to_numpy(), config)
+    held_out = np.concatenate([valid_rows, test_rows])
+    np.testing.assert_array_equal(probabilities[held_out], train.predict_proba(model, frame[held_out]))
+    in_sample = train.predict_proba(model, frame[trained_on])
+    assert np.all(np.isfinite(probabilities)) and np.all((probabilities > 0) & (probabilities < 1))
+    assert np.mean(np.abs(probabilities[trained_on] - in_sample) > 1e-6) > 0.9
+    np.testing.assert_array_equal(probabilities, train.cross_fit_proba(frame, final_model=model, **kwargs))
+    assert metrics.roc_auc(frame["churned"].to_numpy(), probabilities) > 0.7

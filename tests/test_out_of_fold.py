@@ -36,16 +36,17 @@ def test_a_flat_project_scores_its_training_customers_out_of_fold_without_spurio
     assert scores.height == scoring.height > 0
     assert not scores["scored_in_sample"].any()
 
-    # each training customer's score is what a model trained on the other folds gives it ...
+    # each training customer's score is what a model that did not train on them gives it (the final
+    # model for the customers it held out, models trained on the other folds for the rest) ...
+    model = registry.load(config.warehouse.models, version)
     out_of_fold = cross_fit_proba(frame, id_column="customer_pseudonym", label_column="churned",
-                                  exclude=("observation_date",), config=train_config(config))
+                                  exclude=("observation_date",), config=train_config(config), final_model=model)
     expected = dict(zip(frame["customer_pseudonym"].to_list(), out_of_fold.tolist()))
     published = dict(zip(scores["customer_pseudonym"].to_list(), scores["churn_probability"].to_list()))
     assert set(published) <= set(expected)
     np.testing.assert_allclose([published[c] for c in sorted(published)], [expected[c] for c in sorted(published)],
                                rtol=1e-6)
     # ... and not what the model that trained on them says (the in-sample scores of before)
-    model = registry.load(config.warehouse.models, version)
     in_sample = dict(zip(scoring["customer_pseudonym"].to_list(), predict_proba(model, scoring).tolist()))
     differing = sum(abs(published[c] - in_sample[c]) > 1e-6 for c in published)
     assert differing > 0.9 * len(published)

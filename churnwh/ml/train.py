@@ -516,10 +516,7 @@ def train_and_evaluate(
             purge_days=config.purge_days)
         exclude = (*exclude, time_column)
     else:
-        labels = _labels(frame, label_column, "input")
-        train_fraction = 1.0 - config.valid_fraction - config.test_fraction
-        parts = splits.stratified_split_indices(
-            labels, (train_fraction, config.valid_fraction, config.test_fraction), config.seed)
+        parts = _stratified_parts(_labels(frame, label_column, "input"), config)
         train, valid, test = (frame[indices] for indices in parts)
     _check_trainable(_labels(test, label_column, "test"), label_column, "test", 1)
     model = train_model(train, valid, id_column=id_column, label_column=label_column,
@@ -533,6 +530,13 @@ def train_and_evaluate(
     return model, results
 
 
+def _stratified_parts(labels: np.ndarray, config: TrainConfig) -> list[np.ndarray]:
+    """Row indices of (train, valid, test) of ``train_and_evaluate`` without a time or split column."""
+    train_fraction = 1.0 - config.valid_fraction - config.test_fraction
+    return splits.stratified_split_indices(
+        labels, (train_fraction, config.valid_fraction, config.test_fraction), config.seed)
+
+
 def cross_fit_proba(
     frame: pl.DataFrame,
     *,
@@ -541,19 +545,35 @@ def cross_fit_proba(
     exclude: tuple[str, ...] | list[str] = (),
     config: TrainConfig = TrainConfig(),
     on_epoch: Callable[[EpochReport], None] | None = None,
+    final_model: TrainedModel | None = None,
 ) -> np.ndarray:
-    """Out-of-fold calibrated probabilities of every row of ``frame``.
+    """Out-of-fold calibrated probabilities of every row of ``frame``: each row is scored by a model
+    that never trained on it. Deterministic for a given seed.
 
-    The rows are cut into ``config.cross_fit_folds`` stratified folds; the rows of each fold are
-    scored by a model trained on the other folds (early-stopped and calibrated on a stratified
-    ``valid_fraction`` of them), which never saw those rows. Deterministic for a given seed.
+    With ``final_model`` (``train_and_evaluate``'s model of this ``frame`` on its stratified random
+    split), the rows it held out (validation and test) are scored by it, and only the rows it trained
+    on are cut into ``config.cross_fit_folds`` stratified parts, each scored by a model trained on all
+    other rows: 2 extra trainings on about 65% of the rows each, instead of 5 on 68%. Without it (or
+    when the final model was split another way) the rows are cut into ``cross_fit_folds`` stratified
+    folds, each scored by a model trained on the other folds. Every extra model is early-stopped and
+    calibrated on a stratified ``valid_fraction`` of its training rows.
     """
     folds = config.cross_fit_folds
     if folds < 2:
         raise DataError(f"cross_fit_folds is {folds}; cross-fitting needs at least 2 folds")
     labels = _labels(frame, label_column, "input")
     probabilities = np.full(frame.height, np.nan)
-    for fold, (others, held_out) in enumerate(splits.stratified_kfold(labels, folds, config.seed)):
+    reuse = (final_model is not None and final_model.metrics.get("split") == "stratified_random"
+             and sum(final_model.metrics.get("rows", {}).values()) == frame.height)
+    if reuse:
+        trained_on, valid_rows, test_rows = _stratified_parts(labels, config)
+        held_out_by_final = np.concatenate([valid_rows, test_rows])
+        probabilities[held_out_by_final] = predict_proba(final_model, frame[held_out_by_final])
+        cut = [(np.setdiff1d(np.arange(frame.height), trained_on[part]), trained_on[part])
+               for _, part in splits.stratified_kfold(labels[trained_on], folds, config.seed)]
+    else:
+        cut = splits.stratified_kfold(labels, folds, config.seed)
+    for fold, (others, held_out) in enumerate(cut):
         rest = frame[others]
         train_rows, valid_rows = splits.stratified_split_indices(
             labels[others], (1.0 - config.valid_fraction, config.valid_fraction), config.seed + fold + 1)
