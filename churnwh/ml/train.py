@@ -175,8 +175,8 @@ def _member_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def _row_bucket(rows: int) -> int:
-    """Rows the training arrays are padded to: a multiple of ``TRAIN_ROW_BUCKET`` (at most 1/8 more
-    above eight buckets), so that the models of one build (the final one, the cross-fit folds, a
+    """Rows the training arrays are padded to: a multiple of ``TRAIN_ROW_BUCKET`` (at most 1/16 more
+    from 16 buckets on), so that the models of one build (the final one, the cross-fit folds, a
     benchmark's folds), whose row counts differ by a few percent, share one compiled epoch."""
     step = TRAIN_ROW_BUCKET
     while step * 16 <= rows:
