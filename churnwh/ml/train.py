@@ -40,7 +40,6 @@ MIN_TRAINING_ROWS = 50
 MIN_VALIDATION_ROWS = 20
 PREDICT_BATCH_ROWS = 8192
 SMALLEST_PREDICT_BUCKET = 256
-VALIDATION_CHUNK_ROWS = 2048
 TRAIN_ROW_BUCKET = 1024
 DECAYED_PARAMETERS = ("['kernel']", "['embedding']", "['head_kernel']", "['numeric_weight']")
 
@@ -175,13 +174,14 @@ def _member_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def _row_bucket(rows: int) -> int:
-    """Rows the training arrays are padded to: a multiple of ``TRAIN_ROW_BUCKET`` (at most 1/16 more
-    from 16 buckets on), so that the models of one build (the final one, the cross-fit folds, a
-    benchmark's folds), whose row counts differ by a few percent, share one compiled epoch."""
-    step = TRAIN_ROW_BUCKET
-    while step * 16 <= rows:
-        step *= 2
-    return -(-rows // step) * step
+    """Rows the training arrays are padded to: the next power of two, at least ``TRAIN_ROW_BUCKET``,
+    so that the models of one build (the final one on 70% of the rows, the cross-fit models on 55-70%,
+    a benchmark's folds) share one compiled epoch. Padding costs memory, not steps: the padded rows
+    are never drawn and the scan's steps beyond the real rows are skipped."""
+    bucket = TRAIN_ROW_BUCKET
+    while bucket < rows:
+        bucket *= 2
+    return bucket
 
 
 def _epoch_steps(settings: _EpochSettings, padded_rows: int) -> int:
@@ -191,8 +191,8 @@ def _epoch_steps(settings: _EpochSettings, padded_rows: int) -> int:
 
 
 @partial(jax.jit, static_argnames=("graphdef", "settings"))
-def _train_epoch(graphdef, settings: _EpochSettings, params, opt_state, epoch_key, data, valid):
-    """One epoch (scan over shuffled batches) plus the validation log loss, in one compiled call.
+def _train_epoch(graphdef, settings: _EpochSettings, params, opt_state, epoch_key, data):
+    """One epoch (scan over shuffled batches) in one compiled call: (params, opt_state, mean loss).
 
     ``data`` holds the training rows padded to ``_row_bucket`` rows and the real row count (a traced
     scalar), so the compiled program depends on the padded size only: an epoch is ``ceil(rows /
@@ -235,16 +235,7 @@ def _train_epoch(graphdef, settings: _EpochSettings, params, opt_state, epoch_ke
     (params, opt_state), losses = jax.lax.scan(
         step, (params, opt_state), (jnp.arange(steps), order)
     )
-    valid_numeric, valid_categorical, valid_labels, valid_weights = valid
-
-    def valid_chunk_logits(chunk):
-        chunk_numeric, chunk_categorical = chunk
-        return network.score_batch(graphdef, params, chunk_numeric, chunk_categorical, bin_edges, bin_mask)
-
-    valid_logits = jax.lax.map(valid_chunk_logits, (valid_numeric, valid_categorical)).reshape(-1)
-    valid_losses = optax.sigmoid_binary_cross_entropy(valid_logits, valid_labels)
-    valid_loss = jnp.sum(valid_losses * valid_weights) / jnp.sum(valid_weights)
-    return params, opt_state, jnp.sum(losses) / n_batches, valid_loss
+    return params, opt_state, jnp.sum(losses) / n_batches
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
@@ -252,26 +243,12 @@ def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     return np.pad(array, padding)
 
 
-def _validation_chunk(rows: int) -> int:
-    """Rows per validation chunk: ``VALIDATION_CHUNK_ROWS``, or fewer rows rounded up to a multiple of
-    ``SMALLEST_PREDICT_BUCKET`` (so validation sets a few rows apart compile once)."""
-    if rows >= VALIDATION_CHUNK_ROWS:
-        return VALIDATION_CHUNK_ROWS
-    return -(-rows // SMALLEST_PREDICT_BUCKET) * SMALLEST_PREDICT_BUCKET
-
-
-def _chunked_validation(encoded: preprocess.EncodedFeatures, labels: np.ndarray):
-    """Validation arrays padded to whole chunks, reshaped (chunks, chunk rows, ...), with weights."""
-    chunk = _validation_chunk(encoded.rows)
-    padded_rows = -(-encoded.rows // chunk) * chunk
-
-    def chunked(array):
-        padded = _pad_rows(array, padded_rows)
-        return jnp.asarray(padded.reshape((padded_rows // chunk, chunk) + array.shape[1:]))
-
-    weights = _pad_rows(np.ones(encoded.rows, np.float32), padded_rows)
-    return (chunked(encoded.numeric), chunked(encoded.categorical),
-            jnp.asarray(_pad_rows(labels, padded_rows)), jnp.asarray(weights))
+def _validation_log_loss(graphdef, params, preprocessor, encoded, labels: np.ndarray) -> float:
+    """Mean log loss of the ensemble on the validation rows, through ``score_arrays`` (the prediction
+    program, in its padded batch sizes): no compiled program depends on the validation row count."""
+    logits = score_arrays(graphdef, params, preprocessor.bin_edges, preprocessor.bin_mask,
+                          encoded.numeric, encoded.categorical).astype(np.float64)
+    return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
 
 
 def _training_data(encoded: preprocess.EncodedFeatures, labels: np.ndarray, bin_edges, bin_mask):
@@ -342,7 +319,6 @@ def train_model(
                                config.grad_clip_norm).init(params)
     bin_edges, bin_mask = jnp.asarray(preprocessor.bin_edges), jnp.asarray(preprocessor.bin_mask)
     data = _training_data(train_encoded, train_labels, bin_edges, bin_mask)
-    valid_data = _chunked_validation(valid_encoded, valid_labels)
     base_key = jax.random.key(config.seed)
     patience = config.patience_for(epoch_rows)
 
@@ -352,11 +328,9 @@ def train_model(
     durations: list[float] = []
     for epoch in range(1, config.epochs + 1):
         epoch_started = time.perf_counter()
-        params, opt_state, train_loss, valid_loss = _train_epoch(
-            graphdef, settings, params, opt_state, jax.random.fold_in(base_key, epoch), data,
-            valid_data,
-        )
-        valid_loss = float(valid_loss)
+        params, opt_state, train_loss = _train_epoch(
+            graphdef, settings, params, opt_state, jax.random.fold_in(base_key, epoch), data)
+        valid_loss = _validation_log_loss(graphdef, params, preprocessor, valid_encoded, valid_labels)
         durations.append(time.perf_counter() - epoch_started)
         history.append({"epoch": epoch, "train_loss": float(train_loss), "valid_log_loss": valid_loss})
         if valid_loss < best_loss:
