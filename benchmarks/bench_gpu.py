@@ -43,7 +43,7 @@ def synthetic_frame(rows: int, seed: int = 0) -> pl.DataFrame:
                          "observation_date": months[np.arange(rows) % 4], **columns, "churned": churned})
 
 
-def device_throughput(device, data_np, valid_np, shape, config, epochs: int) -> tuple[float, float]:
+def device_throughput(device, data_np, shape, config, epochs: int) -> tuple[float, float]:
     """(training rows/s after the first epoch, scoring rows/s) on ``device``."""
     import jax
     import jax.numpy as jnp
@@ -53,21 +53,20 @@ def device_throughput(device, data_np, valid_np, shape, config, epochs: int) -> 
     with jax.default_device(device):
         graphdef = train._graphdef_for(shape)
         params = network.build_network(shape, seed=config.seed)[1]
-        rows = data_np[2].shape[0]
+        rows = int(data_np[5])  # the real rows; the arrays are padded to train._row_bucket
         batch, learning_rate = config.batch_and_learning_rate(rows)
         settings = train._EpochSettings(batch, learning_rate, config.weight_decay,
                                         config.grad_clip_norm, 0)
         opt_state = train.make_optimizer(learning_rate, config.weight_decay,
                                          config.grad_clip_norm).init(params)
         data = tuple(jax.device_put(jnp.asarray(a), device) for a in data_np)
-        valid = tuple(jax.device_put(a, device) for a in valid_np)
         key = jax.random.key(config.seed)
         seconds = []
         for epoch in range(epochs + 1):
             started = time.perf_counter()
-            params, opt_state, loss, valid_loss = train._train_epoch(
-                graphdef, settings, params, opt_state, jax.random.fold_in(key, epoch), data, valid)
-            float(valid_loss)
+            params, opt_state, loss = train._train_epoch(
+                graphdef, settings, params, opt_state, jax.random.fold_in(key, epoch), data)
+            float(loss)
             seconds.append(time.perf_counter() - started)
         training = rows * epochs / sum(seconds[1:])
         score = jax.jit(network.score_batch, static_argnames=("graphdef",))
@@ -103,28 +102,26 @@ def main() -> None:
     from churnwh.ml import network, preprocess, splits, train
 
     frame = pl.read_parquet(args.frame) if args.frame else synthetic_frame(args.rows)
-    train_part, valid, _ = splits.time_split(frame, "observation_date")
+    train_part, _, _ = splits.time_split(frame, "observation_date")
     config = train.TrainConfig()
     exclude = ("customer_pseudonym", "churned", "observation_date")
     preprocessor = preprocess.fit_preprocessor(train_part, exclude=exclude, n_bins=config.n_bins)
     encoded = preprocess.transform(preprocessor, train_part)
-    valid_encoded = preprocess.transform(preprocessor, valid)
     labels = train_part["churned"].cast(pl.Float32).to_numpy()
-    valid_labels = valid["churned"].cast(pl.Float32).to_numpy()
     shape = network.NetworkShape(
         n_numeric=encoded.numeric.shape[1], n_bins=config.n_bins,
         cardinalities=preprocessor.cardinalities, d_embed=config.d_embed, hidden=config.hidden,
         depth=config.depth, k=config.k, dropout=config.dropout,
         shared_layers=config.shared_layers_for(encoded.rows),
         ple_direct=config.ple_direct)
-    data_np = (encoded.numeric, encoded.categorical, labels, preprocessor.bin_edges, preprocessor.bin_mask)
-    valid_np = train._chunked_validation(valid_encoded, valid_labels)
+    data_np = tuple(np.asarray(a) for a in train._training_data(encoded, labels, preprocessor.bin_edges,
+                                                                 preprocessor.bin_mask))
     print(f"{train_part.height:,d} training rows, {encoded.numeric.shape[1]} numeric inputs, "
           f"{len(preprocessor.cardinalities)} categorical; "
           f"batch/lr {config.batch_and_learning_rate(train_part.height)}")
-    gpu_train, gpu_score = device_throughput(gpus[0], data_np, valid_np, shape, config, args.epochs)
+    gpu_train, gpu_score = device_throughput(gpus[0], data_np, shape, config, args.epochs)
     print(f"GPU {gpus[0].device_kind}: training {gpu_train:,.0f} rows/s, scoring {gpu_score:,.0f} rows/s", flush=True)
-    cpu_train, cpu_score = device_throughput(cpu, data_np, valid_np, shape, config, args.cpu_epochs)
+    cpu_train, cpu_score = device_throughput(cpu, data_np, shape, config, args.cpu_epochs)
     print(f"CPU: training {cpu_train:,.0f} rows/s, scoring {cpu_score:,.0f} rows/s")
     print(f"GPU / CPU: training {gpu_train / cpu_train:.1f}x, scoring {gpu_score / cpu_score:.1f}x")
 

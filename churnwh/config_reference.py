@@ -241,9 +241,12 @@ NETWORK_DESCRIPTIONS = {
                   "label_window_days + churn_gap_days`. Never below the label window (an error names it).",
     "logistic_l2": "L2 penalty of the logistic-regression baseline trained in the same run.",
     "cross_fit_folds": "A training set without dates (a flat table, whose scoring set is its own customers who "
-                       "stayed): each trained-on customer's score comes from a model trained on the other folds "
-                       "of this many (cross-fitting; costs this many more trainings), never in-sample. 0 or 1: "
-                       "no cross-fitting; such scores are flagged `scored_in_sample` in churn_scores.",
+                       "stayed): each trained-on customer's score comes from a model that never saw them, never "
+                       "in-sample: the final model for the customers it held out (validation and test), and for "
+                       "the customers it trained on one of this many models, each trained on all other customers "
+                       "(cross-fitting; costs this many more trainings; with a declared split, this many folds of "
+                       "all customers). 0 or 1: no cross-fitting; such scores "
+                       "are flagged `scored_in_sample` in churn_scores.",
 }
 
 VARIABLE_DESCRIPTIONS = {

@@ -250,3 +250,62 @@ def jax_paths(params) -> list[str]:
     import jax
 
     return [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+
+
+def test_models_trained_on_slightly_different_row_counts_share_one_compiled_epoch(frame):
+    """The final model and the cross-fit folds of a build differ by a few rows: padded to one bucket,
+    they compile the epoch once, and the padding rows are never trained on."""
+    config = train.TrainConfig(**{**TINY.to_dict(), "epochs": 2, "batch_size": 64})
+    kwargs = {"id_column": "customer_pseudonym", "label_column": "churned", "exclude": ("observation_date",),
+              "config": config}
+    train.train_model(frame.head(900), frame.tail(300), **kwargs)
+    compiled = train._train_epoch._cache_size()
+    for rows in (880, 940):
+        train.train_model(frame.head(rows), frame.tail(290), **kwargs)
+    assert train._train_epoch._cache_size() == compiled
+    assert train._row_bucket(900) == train._row_bucket(940) == 1024
+    assert train._row_bucket(5_525) == train._row_bucket(7_000) == 8192  # a build's cross-fit and final model
+    assert train._row_bucket(1025) == 2048 and train._row_bucket(1_000_000) == 1_048_576
+
+
+def test_an_epoch_trains_on_every_real_row_once_before_repeating_and_never_on_padding():
+    """The padded epoch's order: a permutation of the real rows (wrapping around to fill the last
+    batch), only as many batches as the real rows need; padding rows are never drawn."""
+    import jax
+    import jax.numpy as jnp
+
+    settings = train._EpochSettings(batch_size=64, learning_rate=1e-3, weight_decay=0.0, grad_clip_norm=1.0)
+    shape = network.NetworkShape(n_numeric=1, n_bins=2, cardinalities=(), d_embed=2, hidden=4, depth=1, k=1,
+                                 dropout=0.0)
+    graphdef, params = network.build_network(shape, seed=0)
+    rows, padded = 300, train._row_bucket(300)
+    numeric = np.zeros((padded, 1), np.float32)
+    numeric[rows:] = np.nan  # a padding row in a batch would make the loss NaN
+    labels = np.zeros(padded, np.float32)
+    labels[: rows // 2] = 1.0
+    data = (jnp.asarray(numeric), jnp.zeros((padded, 0), jnp.int32), jnp.asarray(labels),
+            jnp.asarray([[0.0, 0.5, 1.0]]), jnp.ones((1, 2)), jnp.asarray(rows, jnp.int32))
+    opt_state = train.make_optimizer(1e-3, 0.0, 1.0).init(params)
+    new_params, _, train_loss = train._train_epoch(graphdef, settings, params, opt_state, jax.random.key(0), data)
+    assert np.isfinite(float(train_loss))
+    assert train._epoch_steps(settings, padded) == 16  # compiled for 1024 rows; 5 of them run for 300
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(params),
+                                                        jax.tree_util.tree_leaves(new_params), strict=True))
+
+
+def test_cross_fit_reuses_the_final_model_for_the_rows_it_held_out(trained, frame):
+    """With the final model, its validation and test rows get its own probabilities; every row it
+    trained on is scored by one of ``cross_fit_folds`` models that did not see it."""
+    model, _ = trained
+    config = train.TrainConfig(**{**TINY.to_dict(), "cross_fit_folds": 2, "epochs": 6})
+    kwargs = {"id_column": "customer_pseudonym", "label_column": "churned", "exclude": ("observation_date",),
+              "config": config}
+    probabilities = train.cross_fit_proba(frame, final_model=model, **kwargs)
+    trained_on, valid_rows, test_rows = train._stratified_parts(frame["churned"].to_numpy(), config)
+    held_out = np.concatenate([valid_rows, test_rows])
+    np.testing.assert_array_equal(probabilities[held_out], train.predict_proba(model, frame[held_out]))
+    in_sample = train.predict_proba(model, frame[trained_on])
+    assert np.all(np.isfinite(probabilities)) and np.all((probabilities > 0) & (probabilities < 1))
+    assert np.mean(np.abs(probabilities[trained_on] - in_sample) > 1e-6) > 0.9
+    np.testing.assert_array_equal(probabilities, train.cross_fit_proba(frame, final_model=model, **kwargs))
+    assert metrics.roc_auc(frame["churned"].to_numpy(), probabilities) > 0.7

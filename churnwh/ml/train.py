@@ -40,7 +40,7 @@ MIN_TRAINING_ROWS = 50
 MIN_VALIDATION_ROWS = 20
 PREDICT_BATCH_ROWS = 8192
 SMALLEST_PREDICT_BUCKET = 256
-VALIDATION_CHUNK_ROWS = 2048
+TRAIN_ROW_BUCKET = 1024
 DECAYED_PARAMETERS = ("['kernel']", "['embedding']", "['head_kernel']", "['numeric_weight']")
 
 
@@ -173,48 +173,69 @@ def _member_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels[:, None]))
 
 
+def _row_bucket(rows: int) -> int:
+    """Rows the training arrays are padded to: the next power of two, at least ``TRAIN_ROW_BUCKET``,
+    so that the models of one build (the final one on 70% of the rows, the cross-fit models on 55-70%,
+    a benchmark's folds) share one compiled epoch. Padding costs memory, not steps: the padded rows
+    are never drawn and the scan's steps beyond the real rows are skipped."""
+    bucket = TRAIN_ROW_BUCKET
+    while bucket < rows:
+        bucket *= 2
+    return bucket
+
+
+def _epoch_steps(settings: _EpochSettings, padded_rows: int) -> int:
+    """Scan length of the compiled epoch: enough batches for the largest epoch these padded rows hold."""
+    cap = min(settings.epoch_rows, padded_rows) if settings.epoch_rows > 0 else padded_rows
+    return -(-cap // settings.batch_size)
+
+
 @partial(jax.jit, static_argnames=("graphdef", "settings"))
-def _train_epoch(graphdef, settings: _EpochSettings, params, opt_state, epoch_key, data, valid):
-    """One epoch (scan over shuffled batches) plus the validation log loss, in one compiled call."""
-    numeric, categorical, labels, bin_edges, bin_mask = data
-    rows = labels.shape[0]
-    epoch_rows = min(settings.epoch_rows, rows) if settings.epoch_rows > 0 else rows
-    batch_size = min(settings.batch_size, epoch_rows)
-    n_batches = -(-epoch_rows // batch_size)
+def _train_epoch(graphdef, settings: _EpochSettings, params, opt_state, epoch_key, data):
+    """One epoch (scan over shuffled batches) in one compiled call: (params, opt_state, mean loss).
+
+    ``data`` holds the training rows padded to ``_row_bucket`` rows and the real row count (a traced
+    scalar), so the compiled program depends on the padded size only: an epoch is ``ceil(rows /
+    batch)`` batches of a random order of the real rows (wrapping around so every batch is full),
+    and the scan's steps beyond that are skipped.
+    """
+    numeric, categorical, labels, bin_edges, bin_mask, rows = data
+    padded_rows = labels.shape[0]
+    batch_size = settings.batch_size
+    epoch_rows = jnp.minimum(settings.epoch_rows, rows) if settings.epoch_rows > 0 else rows
+    n_batches = (epoch_rows + batch_size - 1) // batch_size
+    steps = _epoch_steps(settings, padded_rows)
     shuffle_key, dropout_key = jax.random.split(epoch_key)
-    order = jax.random.permutation(shuffle_key, rows)[:epoch_rows]
-    # Wrap around so every batch is full; the rows repeated differ from epoch to epoch.
-    order = jnp.resize(order, (n_batches * batch_size,)).reshape(n_batches, batch_size)
+    # A uniform random order of the real rows (padding sorts last); rows repeated differ by epoch.
+    sort_keys = jnp.where(jnp.arange(padded_rows) < rows, jax.random.uniform(shuffle_key, (padded_rows,)), 2.0)
+    permutation = jnp.argsort(sort_keys, stable=True)
+    order = permutation[jnp.arange(steps * batch_size) % epoch_rows].reshape(steps, batch_size)
     optimizer = make_optimizer(settings.learning_rate, settings.weight_decay, settings.grad_clip_norm)
 
     def step(carry, batch):
-        params, opt_state = carry
         batch_index, rows_of_batch = batch
 
-        def loss_fn(p):
-            logits = network.member_logits(
-                graphdef, p, numeric[rows_of_batch], categorical[rows_of_batch], bin_edges,
-                bin_mask, jax.random.fold_in(dropout_key, batch_index),
-            )
-            return _member_loss(logits, labels[rows_of_batch])
+        def train_step(carry):
+            params, opt_state = carry
 
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+            def loss_fn(p):
+                logits = network.member_logits(
+                    graphdef, p, numeric[rows_of_batch], categorical[rows_of_batch], bin_edges,
+                    bin_mask, jax.random.fold_in(dropout_key, batch_index),
+                )
+                return _member_loss(logits, labels[rows_of_batch])
+
+            loss, grads = jax.value_and_grad(loss_fn)(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        return jax.lax.cond(batch_index < n_batches, train_step,
+                            lambda carry: (carry, jnp.zeros((), jnp.float32)), carry)
 
     (params, opt_state), losses = jax.lax.scan(
-        step, (params, opt_state), (jnp.arange(n_batches), order)
+        step, (params, opt_state), (jnp.arange(steps), order)
     )
-    valid_numeric, valid_categorical, valid_labels, valid_weights = valid
-
-    def valid_chunk_logits(chunk):
-        chunk_numeric, chunk_categorical = chunk
-        return network.score_batch(graphdef, params, chunk_numeric, chunk_categorical, bin_edges, bin_mask)
-
-    valid_logits = jax.lax.map(valid_chunk_logits, (valid_numeric, valid_categorical)).reshape(-1)
-    valid_losses = optax.sigmoid_binary_cross_entropy(valid_logits, valid_labels)
-    valid_loss = jnp.sum(valid_losses * valid_weights) / jnp.sum(valid_weights)
-    return params, opt_state, jnp.mean(losses), valid_loss
+    return params, opt_state, jnp.sum(losses) / n_batches
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
@@ -222,18 +243,21 @@ def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     return np.pad(array, padding)
 
 
-def _chunked_validation(encoded: preprocess.EncodedFeatures, labels: np.ndarray):
-    """Validation arrays padded to whole chunks, reshaped (chunks, chunk rows, ...), with weights."""
-    chunk = min(VALIDATION_CHUNK_ROWS, encoded.rows)
-    padded_rows = -(-encoded.rows // chunk) * chunk
+def _validation_log_loss(graphdef, params, preprocessor, encoded, labels: np.ndarray) -> float:
+    """Mean log loss of the ensemble on the validation rows, through ``score_arrays`` (the prediction
+    program, in its padded batch sizes): no compiled program depends on the validation row count."""
+    logits = score_arrays(graphdef, params, preprocessor.bin_edges, preprocessor.bin_mask,
+                          encoded.numeric, encoded.categorical).astype(np.float64)
+    return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
 
-    def chunked(array):
-        padded = _pad_rows(array, padded_rows)
-        return jnp.asarray(padded.reshape((padded_rows // chunk, chunk) + array.shape[1:]))
 
-    weights = _pad_rows(np.ones(encoded.rows, np.float32), padded_rows)
-    return (chunked(encoded.numeric), chunked(encoded.categorical),
-            jnp.asarray(_pad_rows(labels, padded_rows)), jnp.asarray(weights))
+def _training_data(encoded: preprocess.EncodedFeatures, labels: np.ndarray, bin_edges, bin_mask):
+    """``_train_epoch``'s data: the rows padded to ``_row_bucket``, and the real row count."""
+    padded_rows = _row_bucket(encoded.rows)
+    return (jnp.asarray(_pad_rows(encoded.numeric, padded_rows)),
+            jnp.asarray(_pad_rows(encoded.categorical, padded_rows)),
+            jnp.asarray(_pad_rows(labels, padded_rows)), bin_edges, bin_mask,
+            jnp.asarray(encoded.rows, jnp.int32))
 
 
 def train_model(
@@ -288,16 +312,14 @@ def train_model(
     graphdef = _graphdef_for(shape)
     params = network.build_network(shape, seed=config.seed)[1]
     batch_size, learning_rate = config.batch_and_learning_rate(train_encoded.rows)
-    settings = _EpochSettings(batch_size, learning_rate, config.weight_decay,
+    epoch_rows = min(config.max_epoch_rows, train_encoded.rows) if config.max_epoch_rows > 0 else train_encoded.rows
+    settings = _EpochSettings(min(batch_size, epoch_rows), learning_rate, config.weight_decay,
                               config.grad_clip_norm, config.max_epoch_rows)
     opt_state = make_optimizer(learning_rate, config.weight_decay,
                                config.grad_clip_norm).init(params)
     bin_edges, bin_mask = jnp.asarray(preprocessor.bin_edges), jnp.asarray(preprocessor.bin_mask)
-    data = (jnp.asarray(train_encoded.numeric), jnp.asarray(train_encoded.categorical),
-            jnp.asarray(train_labels), bin_edges, bin_mask)
-    valid_data = _chunked_validation(valid_encoded, valid_labels)
+    data = _training_data(train_encoded, train_labels, bin_edges, bin_mask)
     base_key = jax.random.key(config.seed)
-    epoch_rows = min(config.max_epoch_rows, train_encoded.rows) if config.max_epoch_rows > 0 else train_encoded.rows
     patience = config.patience_for(epoch_rows)
 
     history: list[dict] = []
@@ -306,11 +328,9 @@ def train_model(
     durations: list[float] = []
     for epoch in range(1, config.epochs + 1):
         epoch_started = time.perf_counter()
-        params, opt_state, train_loss, valid_loss = _train_epoch(
-            graphdef, settings, params, opt_state, jax.random.fold_in(base_key, epoch), data,
-            valid_data,
-        )
-        valid_loss = float(valid_loss)
+        params, opt_state, train_loss = _train_epoch(
+            graphdef, settings, params, opt_state, jax.random.fold_in(base_key, epoch), data)
+        valid_loss = _validation_log_loss(graphdef, params, preprocessor, valid_encoded, valid_labels)
         durations.append(time.perf_counter() - epoch_started)
         history.append({"epoch": epoch, "train_loss": float(train_loss), "valid_log_loss": valid_loss})
         if valid_loss < best_loss:
@@ -470,10 +490,7 @@ def train_and_evaluate(
             purge_days=config.purge_days)
         exclude = (*exclude, time_column)
     else:
-        labels = _labels(frame, label_column, "input")
-        train_fraction = 1.0 - config.valid_fraction - config.test_fraction
-        parts = splits.stratified_split_indices(
-            labels, (train_fraction, config.valid_fraction, config.test_fraction), config.seed)
+        parts = _stratified_parts(_labels(frame, label_column, "input"), config)
         train, valid, test = (frame[indices] for indices in parts)
     _check_trainable(_labels(test, label_column, "test"), label_column, "test", 1)
     model = train_model(train, valid, id_column=id_column, label_column=label_column,
@@ -487,6 +504,13 @@ def train_and_evaluate(
     return model, results
 
 
+def _stratified_parts(labels: np.ndarray, config: TrainConfig) -> list[np.ndarray]:
+    """Row indices of (train, valid, test) of ``train_and_evaluate`` without a time or split column."""
+    train_fraction = 1.0 - config.valid_fraction - config.test_fraction
+    return splits.stratified_split_indices(
+        labels, (train_fraction, config.valid_fraction, config.test_fraction), config.seed)
+
+
 def cross_fit_proba(
     frame: pl.DataFrame,
     *,
@@ -495,19 +519,35 @@ def cross_fit_proba(
     exclude: tuple[str, ...] | list[str] = (),
     config: TrainConfig = TrainConfig(),
     on_epoch: Callable[[EpochReport], None] | None = None,
+    final_model: TrainedModel | None = None,
 ) -> np.ndarray:
-    """Out-of-fold calibrated probabilities of every row of ``frame``.
+    """Out-of-fold calibrated probabilities of every row of ``frame``: each row is scored by a model
+    that never trained on it. Deterministic for a given seed.
 
-    The rows are cut into ``config.cross_fit_folds`` stratified folds; the rows of each fold are
-    scored by a model trained on the other folds (early-stopped and calibrated on a stratified
-    ``valid_fraction`` of them), which never saw those rows. Deterministic for a given seed.
+    With ``final_model`` (``train_and_evaluate``'s model of this ``frame`` on its stratified random
+    split), the rows it held out (validation and test) are scored by it, and only the rows it trained
+    on are cut into ``config.cross_fit_folds`` stratified parts, each scored by a model trained on all
+    other rows: 2 extra trainings on about 65% of the rows each, instead of 5 on 68%. Without it (or
+    when the final model was split another way) the rows are cut into ``cross_fit_folds`` stratified
+    folds, each scored by a model trained on the other folds. Every extra model is early-stopped and
+    calibrated on a stratified ``valid_fraction`` of its training rows.
     """
     folds = config.cross_fit_folds
     if folds < 2:
         raise DataError(f"cross_fit_folds is {folds}; cross-fitting needs at least 2 folds")
     labels = _labels(frame, label_column, "input")
     probabilities = np.full(frame.height, np.nan)
-    for fold, (others, held_out) in enumerate(splits.stratified_kfold(labels, folds, config.seed)):
+    reuse = (final_model is not None and final_model.metrics.get("split") == "stratified_random"
+             and sum(final_model.metrics.get("rows", {}).values()) == frame.height)
+    if reuse:
+        trained_on, valid_rows, test_rows = _stratified_parts(labels, config)
+        held_out_by_final = np.concatenate([valid_rows, test_rows])
+        probabilities[held_out_by_final] = predict_proba(final_model, frame[held_out_by_final])
+        cut = [(np.setdiff1d(np.arange(frame.height), trained_on[part]), trained_on[part])
+               for _, part in splits.stratified_kfold(labels[trained_on], folds, config.seed)]
+    else:
+        cut = splits.stratified_kfold(labels, folds, config.seed)
+    for fold, (others, held_out) in enumerate(cut):
         rest = frame[others]
         train_rows, valid_rows = splits.stratified_split_indices(
             labels[others], (1.0 - config.valid_fraction, config.valid_fraction), config.seed + fold + 1)

@@ -264,7 +264,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     version = registry.next_version(con)
     if date_column not in frame.columns or frame[date_column].null_count() == frame.height:
         # no dates: the scoring set is made of training customers (as churnwh.stages.score.apply_out_of_fold)
-        write_out_of_fold(con, config, frame, version, not_features, on_progress)
+        write_out_of_fold(con, config, frame, version, not_features, on_progress, final_model=model)
     promote, decision = promotion_decision(con, config, frame, results, current, force)
     faults.point("train.after_fit")
     staging = registry.staging_dir(config.warehouse.models, version)
@@ -316,12 +316,13 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
 
 
 def write_out_of_fold(con: duckdb.DuckDBPyConnection, config: Config, frame: pl.DataFrame, version: str,
-                      excluded: tuple[str, ...], on_progress: Reporter = ignore) -> int:
+                      excluded: tuple[str, ...], on_progress: Reporter = ignore, final_model=None) -> int:
     """Out-of-fold probabilities of every training customer into ``OUT_OF_FOLD`` for ``version``.
 
     Without observation dates (a flat table) the scoring set is made of training customers: scored by
     the model that trained on them, their probabilities would be over-confident (in-sample). The score
-    stage uses these instead (churnwh.stages.score.apply_out_of_fold). Returns the rows written
+    stage uses these instead (churnwh.stages.score.apply_out_of_fold); ``final_model`` (the model just
+    trained on ``frame``) scores the rows it held out (``cross_fit_proba``). Returns the rows written
     (0 when ``network.cross_fit_folds`` is below 2: then such scores are flagged in-sample)."""
     from churnwh.ml.train import cross_fit_proba
 
@@ -330,7 +331,7 @@ def write_out_of_fold(con: duckdb.DuckDBPyConnection, config: Config, frame: pl.
         return 0
     tr = config.training
     probabilities = cross_fit_proba(frame, id_column=tr.id_column, label_column=tr.label_column, exclude=excluded,
-                                    config=settings, on_epoch=on_progress)
+                                    config=settings, on_epoch=on_progress, final_model=final_model)
     table = pl.DataFrame({"customer_pseudonym": frame[tr.id_column].cast(pl.String),
                           "churn_probability": probabilities, "model_version": version}).to_arrow()
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {registry.SCHEMA}")
