@@ -232,6 +232,10 @@ class ExplainConfig:
     """Features (names or glob patterns) the per-customer reasons may list, whatever their name says."""
     not_actionable: tuple[str, ...] = ()
     """Features (names or glob patterns) summed into the customer profile instead of listed as reasons."""
+    sample_customers: int = 50_000
+    """Scored customers outside the acted-on tiers and campaigns explained too: a uniform, key-independent
+    sample of this many scored customers (churnwh.stages.explain.explained_rows_sql), over which the global
+    importance is averaged. Everyone is explained when there are no more scored customers than this."""
 
 
 @dataclass(frozen=True)
@@ -306,7 +310,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "retention": ("budget", "cost", "success_rate", "control_fraction", "pilot_days"),
     "monitoring": ("psi_warning", "reference_days", "psi_severe", "severe_features"),
     "freshness": ("max_lag_days", "source_max_lag_days"),
-    "explain": ("actionable", "not_actionable"),
+    "explain": ("actionable", "not_actionable", "sample_customers"),
     "spark": ("master", "storage", "connect_timeout_s", "shuffle_partitions", "conf"),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
@@ -625,9 +629,10 @@ def parse_segments(reader: "_Reader", section: dict[str, Any], kind: str,
 
 
 def parse_explain(reader: "_Reader", section: dict[str, Any]) -> ExplainConfig:
-    """[explain] actionable / not_actionable: lists of feature names or glob patterns, none in both."""
+    """[explain] actionable / not_actionable: lists of feature names or glob patterns, none in both;
+    sample_customers: a whole number of 1 or more."""
     lists = {}
-    for key in SECTION_KEYS["explain"]:
+    for key in ("actionable", "not_actionable"):
         value = section.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise reader.fail(f"explain.{key}", value, 'a list of feature names or glob patterns, e.g. ["tenure_days"]')
@@ -636,7 +641,8 @@ def parse_explain(reader: "_Reader", section: dict[str, Any]) -> ExplainConfig:
     if both:
         raise ConfigError(f"{reader.origin}: explain.actionable and explain.not_actionable both list {both[0]!r}: "
                           "keep it in one of them")
-    return ExplainConfig(**lists)
+    sample = reader.integer(section, "explain.sample_customers", ExplainConfig.sample_customers, 1)
+    return ExplainConfig(**lists, sample_customers=sample)
 
 
 IDENTIFYING_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive")

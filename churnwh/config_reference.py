@@ -159,6 +159,12 @@ DESCRIPTIONS = {
                   "`[spark.conf]` table).",
     "explain.not_actionable": "Features summed into the customer profile instead of listed as reasons, by name or "
                               "glob pattern. An entry that matches no feature stops the build, naming it.",
+    "explain.sample_customers": "Who gets reasons besides the customers someone acts on (tiers high and medium, any "
+                                "tier with a `[retention] cost`, the latest campaign's members: always explained): "
+                                "a uniform sample of this many scored customers, drawn by a hash of their features "
+                                "(the same whatever the key), over which `feature_importance` is averaged. Every "
+                                "scored customer is explained when there are no more than this. Default 50000; "
+                                "explaining costs about 5 ms per customer on 2 CPU cores.",
 }
 
 SOURCE_DESCRIPTIONS = {
