@@ -101,6 +101,7 @@ def main() -> None:
     def read_output() -> None:
         for line in child.stdout:
             lines.append(line.rstrip())
+            print("    | " + line.rstrip(), flush=True)
             match = STAGE_LINE.match(line)
             if match and match.group(1) != state["stage"]:
                 enter(match.group(1))
@@ -120,7 +121,6 @@ def main() -> None:
     reader.join(timeout=5)
     enter("end")
     total = time.perf_counter() - started
-    print("\n".join(lines[-40:]))
     print(f"\nbuild of {args.customers:,} demo customers, memory_limit {args.memory_limit}, threads {args.threads}: "
           f"exit {child.returncode}")
     print(f"{'stage':<14}{'seconds':>10}{'peak RSS GiB':>14}{'peak spill GiB':>16}")

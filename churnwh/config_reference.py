@@ -87,6 +87,11 @@ DESCRIPTIONS = {
                                            "model that reads them is replaced).",
     "training.keep_versions": "Model artifacts kept: the current one and the newest N (0 keeps all); registry rows "
                               "and metrics stay.",
+    "training.max_train_rows": "With a time split, the rows of the training dates (before validation) are a uniform "
+                               "sample of at most this many, drawn by a hash of each row's content (the same data "
+                               "gives the same sample whatever the key); validation and test rows are all kept. "
+                               "Bounds the training stage's memory on large tables (1,000,000 demo customers: "
+                               "about 5.6 million rows). 0: every row. Default 1000000.",
     "training.split_column": "The data's own split: a training-set column whose values are `train` and `test` "
                              "(`valid` too; case ignored), or a date with `split_date`. Test metrics come from the "
                              "test part only; validation is `network.valid_fraction` of the train part unless rows "
