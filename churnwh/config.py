@@ -236,7 +236,7 @@ class ExplainConfig:
     """Features (names or glob patterns) the per-customer reasons may list, whatever their name says."""
     not_actionable: tuple[str, ...] = ()
     """Features (names or glob patterns) summed into the customer profile instead of listed as reasons."""
-    sample_customers: int = 50_000
+    sample_customers: int = 20_000
     """Scored customers outside the acted-on tiers and campaigns explained too: a uniform, key-independent
     sample of this many scored customers (churnwh.stages.explain.explained_rows_sql), over which the global
     importance is averaged. Everyone is explained when there are no more scored customers than this."""

@@ -168,7 +168,7 @@ DESCRIPTIONS = {
                                 "tier with a `[retention] cost`, the latest campaign's members: always explained): "
                                 "a uniform sample of this many scored customers, drawn by a hash of their features "
                                 "(the same whatever the key), over which `feature_importance` is averaged. Every "
-                                "scored customer is explained when there are no more than this. Default 50000; "
+                                "scored customer is explained when there are no more than this. Default 20000; "
                                 "explaining costs about 5 ms per customer on 2 CPU cores.",
 }
 
