@@ -50,6 +50,37 @@ def test_explain_streams_bounded_batches_and_explains_everyone_acted_on(built_pr
     assert leftovers == 0
 
 
+def test_a_contact_list_beyond_the_explained_customers_is_explained_on_demand(built_project, tmp_path):
+    project = copy_project(built_project[0], tmp_path / "p")
+    small = _config(project, explain={"sample_customers": 20})
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb")) as con:
+        record = registry.current(con)
+        model = registry.load(small.warehouse.models, record.version)
+        explain.explain_scoring_set(con, small, model, record.version)
+        before = con.execute("SELECT count(*) FROM ml.churn_drivers").fetchall()[0][0]
+        asked = [row[0] for row in con.execute(
+            "SELECT customer_pseudonym FROM ml.churn_scores WHERE customer_pseudonym NOT IN "
+            "(SELECT customer_pseudonym FROM ml.churn_drivers) ORDER BY customer_pseudonym LIMIT 7").fetchall()]
+        known = con.execute("SELECT customer_pseudonym FROM ml.churn_drivers LIMIT 1").fetchall()[0][0]
+        assert len(asked) == 7
+        assert explain.explain_customers(con, small, asked + [known]) == 7
+        assert explain.explain_customers(con, small, asked) == 0  # explained once
+        on_demand = pl.from_arrow(con.sql(
+            "SELECT * FROM ml.churn_drivers WHERE customer_pseudonym IN (SELECT unnest(?::VARCHAR[])) "
+            "ORDER BY customer_pseudonym, rank", params=[asked]).to_arrow_table())
+        after = con.execute("SELECT count(*) FROM ml.churn_drivers").fetchall()[0][0]
+        # the same rows as when the build explains every customer
+        explain.explain_scoring_set(con, _config(project, explain={"sample_customers": 10_000}), model,
+                                    record.version)
+        whole = pl.from_arrow(con.sql(
+            "SELECT * FROM ml.churn_drivers WHERE customer_pseudonym IN (SELECT unnest(?::VARCHAR[])) "
+            "ORDER BY customer_pseudonym, rank", params=[asked]).to_arrow_table())
+    assert after == before + on_demand.height and on_demand["customer_pseudonym"].n_unique() == 7
+    assert on_demand.drop("contribution", "other_contribution", "profile_contribution").equals(
+        whole.drop("contribution", "other_contribution", "profile_contribution"))
+    np.testing.assert_allclose(on_demand["contribution"].to_numpy(), whole["contribution"].to_numpy(), atol=1e-6)
+
+
 def test_batch_buckets_equal_the_whole_frame_buckets(built_project):
     project, _ = built_project
     config = load_config(project)

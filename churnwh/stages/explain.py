@@ -357,9 +357,13 @@ def explained_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str
 def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, version: str,
                         top_k: int = TOP_K, *, labels: dict[str, str] | None = None,
                         privacy: dict[str, str] | None = None, batch_rows: int = EXPLAIN_BATCH_ROWS,
-                        on_progress: Reporter = ignore, on_batch=None) -> tuple[int, int, float]:
+                        on_progress: Reporter = ignore, on_batch=None,
+                        rows_sql: str | None = None) -> tuple[int, int, float]:
     """Explain the customers ``explained_rows_sql`` picks, ``batch_rows`` at a time (``on_batch`` gets each
-    batch's row count), into ``DRIVERS`` and ``IMPORTANCE``. Returns (driver rows, features, largest gap)."""
+    batch's row count), into ``DRIVERS`` and ``IMPORTANCE``. Returns (driver rows, features, largest gap).
+
+    ``rows_sql``: a SELECT of (_id, in_sample) of other customers to explain instead, whose rows are added to
+    ``DRIVERS`` (``IMPORTANCE`` is left as it is): ``explain_customers``."""
     from churnwh.ml import explain
 
     tr, relation = config.training, config.training.scoring_model
@@ -381,7 +385,7 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     edges = bucket_edges(con, relation, kinds, privacy)
     classes = explain_classes(config, list(kinds), privacy)
     profile_text = profile_words(classes)
-    con.execute(f"CREATE OR REPLACE TABLE {EXPLAINED_ROWS} AS {explained_rows_sql(con, config)}")
+    con.execute(f"CREATE OR REPLACE TABLE {EXPLAINED_ROWS} AS {rows_sql or explained_rows_sql(con, config)}")
     total = con.execute(f"SELECT count(*) FROM {EXPLAINED_ROWS}").fetchall()[0][0]
     on_progress(Count("explain", 0, total, "customers"))
     # content order, not pseudonym order: the global importance is a float mean over these rows
@@ -430,6 +434,18 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
                 con.unregister("_driver_batch")
     finally:
         reader_con.close()
+    if rows_sql is not None:
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"INSERT INTO {DRIVERS} SELECT * FROM {EXPLAIN_STAGING}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {EXPLAIN_STAGING}")
+            con.execute(f"DROP TABLE IF EXISTS {EXPLAINED_ROWS}")
+        return written, 0, gap
     values = np.concatenate(sampled) if sampled else np.zeros((0, len(features)))
     ranked = explain.global_importance(explain.Attributions(features, values, np.zeros(len(values)), 0.0))
     importance = ranked.with_columns(
@@ -455,6 +471,37 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
                 "([explain] sample_customers; every one of them when there are no more).")
     logger.info("explained %d customers, largest completeness gap %.2e", done, gap)
     return written, importance.height, gap
+
+
+def explain_customers(con: duckdb.DuckDBPyConnection, config: Config, pseudonyms: list[str]) -> int:
+    """Reasons for the customers of ``pseudonyms`` that ``DRIVERS`` lacks (outside the acted-on tiers and the
+    sample: a contact list of the low tier), explained now with the current model and added to it.
+    Returns the customers explained (0 when every one has reasons, or nothing was explained yet)."""
+    from churnwh.stages import registry
+
+    if DRIVERS not in warehouse.relations(con) or not pseudonyms:
+        return 0
+    record = registry.current(con) if registry.exists(con) else None
+    if record is None:
+        return 0
+    tr = config.training
+    missing = con.execute(
+        f"""SELECT count(*) FROM (SELECT unnest(?::VARCHAR[]) AS p) WHERE p NOT IN
+            (SELECT customer_pseudonym FROM {DRIVERS})""", [pseudonyms]).fetchall()[0][0]
+    if not missing:
+        return 0
+    con.execute("CREATE OR REPLACE TEMP TABLE _asked AS SELECT unnest(?::VARCHAR[]) AS p", [pseudonyms])
+    con.execute(f"CREATE OR REPLACE TABLE {warehouse.META_SCHEMA}.explain_asked AS SELECT p FROM _asked "
+                f"WHERE p NOT IN (SELECT customer_pseudonym FROM {DRIVERS})")
+    con.execute("DROP TABLE _asked")
+    try:
+        rows_sql = (f'SELECT s."{tr.id_column}" AS _id, false AS in_sample FROM {tr.scoring_model} AS s '
+                    f'WHERE CAST(s."{tr.id_column}" AS VARCHAR) IN (SELECT p FROM {warehouse.META_SCHEMA}.explain_asked)')
+        model = registry.load(config.warehouse.models, record.version)
+        explain_scoring_set(con, config, model, record.version, rows_sql=rows_sql)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {warehouse.META_SCHEMA}.explain_asked")
+    return missing
 
 
 def driver_rows(frame: pl.DataFrame, attributions, classes: dict[str, str], labels: dict[str, str],
