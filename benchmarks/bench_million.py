@@ -131,7 +131,7 @@ def main() -> None:
     print(f"{'total':<14}{total:>10.1f}{peak_rss / GIB:>14.2f}{peak_spill / GIB:>16.2f}")
     files = {path.name: path.stat().st_size / GIB for path in (project / "warehouse").glob("*.duckdb")}
     print("files: " + ", ".join(f"{name} {size:.2f} GiB" for name, size in sorted(files.items())))
-    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     sys.exit(child.returncode)
