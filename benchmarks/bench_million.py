@@ -18,6 +18,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,13 +112,20 @@ def main() -> None:
     reader.start()
     enter("start")
     peak_rss = peak_spill = 0
-    while child.poll() is None:
-        rss, spilled = tree_rss(watched), folder_bytes(spill)
-        with lock:
-            entry = stages[state["stage"]]
-            entry["rss"], entry["spill"] = max(entry["rss"], rss), max(entry["spill"], spilled)
-        peak_rss, peak_spill = max(peak_rss, rss), max(peak_spill, spilled)
-        time.sleep(0.5)
+    # SIGTERM (a deadline, `timeout`) or Ctrl-C: stop the build and print how far it got
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while child.poll() is None:
+            rss, spilled = tree_rss(watched), folder_bytes(spill)
+            with lock:
+                entry = stages[state["stage"]]
+                entry["rss"], entry["spill"] = max(entry["rss"], rss), max(entry["spill"], spilled)
+            peak_rss, peak_spill = max(peak_rss, rss), max(peak_spill, spilled)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print(f"interrupted in stage {state['stage']}: stopping the build", flush=True)
+        child.terminate()
+        child.wait()
     reader.join(timeout=5)
     enter("end")
     total = time.perf_counter() - started
