@@ -17,6 +17,7 @@ import argparse
 import os
 import pathlib
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -41,6 +42,18 @@ def make_project(root: pathlib.Path, customers: int, memory_limit: str, threads:
     text = text.replace("# threads = 2", f"threads = {threads}")
     (root / "churnwh.toml").write_text(text + extra)
     return root
+
+
+def tree_cpu(process: psutil.Process) -> float:
+    """User + system CPU seconds of the process and its live children so far."""
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -97,7 +110,19 @@ def main() -> None:
             if state["stage"] in stages:
                 stages[state["stage"]]["seconds"] += now - state["since"]
             state["stage"], state["since"] = name, now
-            stages.setdefault(name, {"seconds": 0.0, "rss": 0, "spill": 0})
+            stages.setdefault(name, {"seconds": 0.0, "rss": 0, "spill": 0, "cpu": 0.0})
+            # CPU seconds: on a shared machine wall-clock time measures the neighbours too
+            if child.poll() is not None:  # reaped: its whole CPU time is the children's rusage
+                usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = usage.ru_utime + usage.ru_stime
+            else:
+                try:
+                    cpu = tree_cpu(watched)
+                except psutil.Error:
+                    cpu = state.get("cpu", 0.0)
+            if state["stage"] in stages and state["stage"] != name:
+                stages[state["stage"]]["cpu"] += cpu - state.get("cpu", 0.0)
+            state["cpu"] = cpu
 
     def read_output() -> None:
         for line in child.stdout:
@@ -111,6 +136,7 @@ def main() -> None:
     reader = threading.Thread(target=read_output, daemon=True)
     reader.start()
     enter("start")
+    state["cpu"] = 0.0
     peak_rss = peak_spill = 0
     # SIGTERM (a deadline, `timeout`) or Ctrl-C: stop the build and print how far it got
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -131,12 +157,14 @@ def main() -> None:
     total = time.perf_counter() - started
     print(f"\nbuild of {args.customers:,} demo customers, memory_limit {args.memory_limit}, threads {args.threads}: "
           f"exit {child.returncode}")
-    print(f"{'stage':<14}{'seconds':>10}{'peak RSS GiB':>14}{'peak spill GiB':>16}")
+    print(f"{'stage':<14}{'seconds':>10}{'CPU s':>10}{'peak RSS GiB':>14}{'peak spill GiB':>16}")
     for name, entry in stages.items():
         if name in ("end",):
             continue
-        print(f"{name:<14}{entry['seconds']:>10.1f}{entry['rss'] / GIB:>14.2f}{entry['spill'] / GIB:>16.2f}")
-    print(f"{'total':<14}{total:>10.1f}{peak_rss / GIB:>14.2f}{peak_spill / GIB:>16.2f}")
+        print(f"{name:<14}{entry['seconds']:>10.1f}{entry['cpu']:>10.1f}{entry['rss'] / GIB:>14.2f}"
+              f"{entry['spill'] / GIB:>16.2f}")
+    cpu_total = sum(entry["cpu"] for entry in stages.values())
+    print(f"{'total':<14}{total:>10.1f}{cpu_total:>10.1f}{peak_rss / GIB:>14.2f}{peak_spill / GIB:>16.2f}")
     files = {path.name: path.stat().st_size / GIB for path in (project / "warehouse").glob("*.duckdb")}
     print("files: " + ", ".join(f"{name} {size:.2f} GiB" for name, size in sorted(files.items())))
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
