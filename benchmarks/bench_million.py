@@ -99,7 +99,7 @@ def main() -> None:
     child = subprocess.Popen([sys.executable, "-m", "churnwh", "--project", str(project), "build"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=project)
     watched = psutil.Process(child.pid)
-    state = {"stage": "start", "since": started}
+    state = {"stage": "start", "since": started, "cpu": 0.0}
     stages: dict[str, dict] = {}
     lines: list[str] = []
     lock = threading.Lock()
@@ -107,10 +107,6 @@ def main() -> None:
     def enter(name: str) -> None:
         with lock:
             now = time.perf_counter()
-            if state["stage"] in stages:
-                stages[state["stage"]]["seconds"] += now - state["since"]
-            state["stage"], state["since"] = name, now
-            stages.setdefault(name, {"seconds": 0.0, "rss": 0, "spill": 0, "cpu": 0.0})
             # CPU seconds: on a shared machine wall-clock time measures the neighbours too
             if child.poll() is not None:  # reaped: its whole CPU time is the children's rusage
                 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -119,10 +115,12 @@ def main() -> None:
                 try:
                     cpu = tree_cpu(watched)
                 except psutil.Error:
-                    cpu = state.get("cpu", 0.0)
-            if state["stage"] in stages and state["stage"] != name:
-                stages[state["stage"]]["cpu"] += cpu - state.get("cpu", 0.0)
-            state["cpu"] = cpu
+                    cpu = state["cpu"]
+            if state["stage"] in stages:
+                stages[state["stage"]]["seconds"] += now - state["since"]
+                stages[state["stage"]]["cpu"] += cpu - state["cpu"]
+            state["stage"], state["since"], state["cpu"] = name, now, cpu
+            stages.setdefault(name, {"seconds": 0.0, "rss": 0, "spill": 0, "cpu": 0.0})
 
     def read_output() -> None:
         for line in child.stdout:
@@ -136,7 +134,6 @@ def main() -> None:
     reader = threading.Thread(target=read_output, daemon=True)
     reader.start()
     enter("start")
-    state["cpu"] = 0.0
     peak_rss = peak_spill = 0
     # SIGTERM (a deadline, `timeout`) or Ctrl-C: stop the build and print how far it got
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
