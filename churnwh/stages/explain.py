@@ -59,6 +59,8 @@ from churnwh.store import warehouse
 logger = logging.getLogger(__name__)
 
 DRIVERS = f"{SCHEMA}.churn_drivers"
+SCORES = f"{SCHEMA}.churn_scores"
+"""churnwh.stages.score.SCORES (not imported: score imports train, which imports this module)."""
 IMPORTANCE = f"{SCHEMA}.feature_importance"
 TOP_K = 5
 EXPLAIN_MARK = "explain_fingerprint"
@@ -277,8 +279,6 @@ def explained_rows_sql(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     latest campaign's members), and a uniform, key-independent sample of ``[explain] sample_customers``
     scored customers (the first rows by a hash of their content), over which the global importance is
     averaged. With no more scored customers than the sample, that is every scored customer."""
-    from churnwh.stages.score import SCORES
-
     tr, relation = config.training, config.training.scoring_model
     sample_order = warehouse.content_sample_order(con, relation, "1", tr.id_column)
     identifier = f's."{tr.id_column}"'
