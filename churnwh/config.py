@@ -82,6 +82,10 @@ class TrainingConfig:
     promote_tolerance: float = 0.005
     keep_versions: int = 10
     """Model artifacts kept under warehouse/models: the current one and the newest N (0 = all)."""
+    max_train_rows: int = 1_000_000
+    """With a time split: the training part's rows (dates before validation) are a uniform, key-independent
+    sample of at most this many (churnwh.stages.train.read_training_frame); validation and test rows are all
+    kept. 0: every row."""
     network: dict[str, Any] = field(default_factory=dict)
     """Overrides of churnwh.ml.train.TrainConfig (epochs, hidden, k, ...)."""
     withhold_quasi_identifiers: bool = False
@@ -236,6 +240,10 @@ class ExplainConfig:
     """Features (names or glob patterns) the per-customer reasons may list, whatever their name says."""
     not_actionable: tuple[str, ...] = ()
     """Features (names or glob patterns) summed into the customer profile instead of listed as reasons."""
+    sample_customers: int = 20_000
+    """Scored customers outside the acted-on tiers and campaigns explained too: a uniform, key-independent
+    sample of this many scored customers (churnwh.stages.explain.explained_rows_sql), over which the global
+    importance is averaged. Everyone is explained when there are no more scored customers than this."""
 
 
 @dataclass(frozen=True)
@@ -304,8 +312,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "source": ("kind",),
     "demo": ("customers", "seed", "start", "end", "truth"),
     "training": ("model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance",
-                 "keep_versions", "withhold_quasi_identifiers", "exclude", "allow_leakage", "split_column",
-                 "split_date"),
+                 "keep_versions", "max_train_rows", "withhold_quasi_identifiers", "exclude", "allow_leakage",
+                 "split_column", "split_date"),
     "tiers": ("high", "medium", "mode", "actions"),
     "scoring": ("value_column", "horizon_months", "batch_rows", "segments", "currency"),
     "key": ("env", "file", "create"),
@@ -314,7 +322,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "monitoring": ("psi_warning", "reference_days", "psi_severe", "severe_features", "score_history_days",
                    "score_history_months"),
     "freshness": ("max_lag_days", "source_max_lag_days"),
-    "explain": ("actionable", "not_actionable"),
+    "explain": ("actionable", "not_actionable", "sample_customers"),
     "spark": ("master", "storage", "connect_timeout_s", "shuffle_partitions", "training_rows", "conf"),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
@@ -441,6 +449,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         seed=reader.integer(tr, "training.seed", 0, minimum=0),
         promote_tolerance=reader.number(tr, "training.promote_tolerance", 0.005, minimum=0.0, maximum=1.0),
         keep_versions=reader.integer(tr, "training.keep_versions", 10, minimum=0),
+        max_train_rows=reader.integer(tr, "training.max_train_rows", 1_000_000, minimum=0),
         network=network_overrides(reader.section("network", None), origin),
         withhold_quasi_identifiers=tr.get("withhold_quasi_identifiers", False),
         split_column=reader.string(tr, "training.split_column", "-") if tr.get("split_column", "") != "" else "",
@@ -637,9 +646,10 @@ def parse_segments(reader: "_Reader", section: dict[str, Any], kind: str,
 
 
 def parse_explain(reader: "_Reader", section: dict[str, Any]) -> ExplainConfig:
-    """[explain] actionable / not_actionable: lists of feature names or glob patterns, none in both."""
+    """[explain] actionable / not_actionable: lists of feature names or glob patterns, none in both;
+    sample_customers: a whole number of 1 or more."""
     lists = {}
-    for key in SECTION_KEYS["explain"]:
+    for key in ("actionable", "not_actionable"):
         value = section.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise reader.fail(f"explain.{key}", value, 'a list of feature names or glob patterns, e.g. ["tenure_days"]')
@@ -648,7 +658,8 @@ def parse_explain(reader: "_Reader", section: dict[str, Any]) -> ExplainConfig:
     if both:
         raise ConfigError(f"{reader.origin}: explain.actionable and explain.not_actionable both list {both[0]!r}: "
                           "keep it in one of them")
-    return ExplainConfig(**lists)
+    sample = reader.integer(section, "explain.sample_customers", ExplainConfig.sample_customers, 1)
+    return ExplainConfig(**lists, sample_customers=sample)
 
 
 IDENTIFYING_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive")

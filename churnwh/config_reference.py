@@ -87,6 +87,11 @@ DESCRIPTIONS = {
                                            "model that reads them is replaced).",
     "training.keep_versions": "Model artifacts kept: the current one and the newest N (0 keeps all); registry rows "
                               "and metrics stay.",
+    "training.max_train_rows": "With a time split, the rows of the training dates (before validation) are a uniform "
+                               "sample of at most this many, drawn by a hash of each row's content (the same data "
+                               "gives the same sample whatever the key); validation and test rows are all kept. "
+                               "Bounds the training stage's memory on large tables (1,000,000 demo customers: "
+                               "about 5.6 million rows). 0: every row. Default 1000000.",
     "training.split_column": "The data's own split: a training-set column whose values are `train` and `test` "
                              "(`valid` too; case ignored), or a date with `split_date`. Test metrics come from the "
                              "test part only; validation is `network.valid_fraction` of the train part unless rows "
@@ -171,6 +176,12 @@ DESCRIPTIONS = {
                   "`[spark.conf]` table).",
     "explain.not_actionable": "Features summed into the customer profile instead of listed as reasons, by name or "
                               "glob pattern. An entry that matches no feature stops the build, naming it.",
+    "explain.sample_customers": "Who gets reasons besides the customers someone acts on (tiers high and medium, any "
+                                "tier with a `[retention] cost`, the latest campaign's members: always explained): "
+                                "a uniform sample of this many scored customers, drawn by a hash of their features "
+                                "(the same whatever the key), over which `feature_importance` is averaged. Every "
+                                "scored customer is explained when there are no more than this. Default 20000; "
+                                "explaining costs about 5 ms per customer on 2 CPU cores.",
 }
 
 SOURCE_DESCRIPTIONS = {

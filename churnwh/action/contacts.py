@@ -100,6 +100,11 @@ def export(config: Config, output: Path, *, tier: str | None = None, campaign: s
         keep = [p not in held for p in candidates["customer_pseudonym"].to_pylist()]
         selection = candidates.filter(pa.array(keep, pa.bool_()))
         pseudonyms = selection["customer_pseudonym"].to_pylist()
+        # the build explains the tiers acted on and a sample ([explain] sample_customers): a list of other
+        # customers (the low tier) gets theirs now, so that everyone on a contact list has reasons
+        from churnwh.stages.explain import explain_customers
+
+        explain_customers(con, config, pseudonyms)
         words = reasons_in_words(con, pseudonyms, REASONS)
         texts = [words.get(p, []) for p in pseudonyms]
         for n in range(REASONS):

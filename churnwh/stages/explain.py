@@ -3,7 +3,14 @@
 Reads the scoring set and the current model, computes Integrated Gradients (``churnwh.ml.explain``)
 against a typical retained customer of the training set, and writes
 
-- ``ml.churn_drivers``: each scored customer's ``top_k`` *actionable* features by absolute
+Who is explained (``explained_rows_sql``): every customer someone acts on (tiers high and medium, any tier
+with a ``[retention] cost``, the latest campaign's members) and a uniform sample of ``[explain]
+sample_customers`` scored customers (default 20,000; by a hash of their content, the same whatever the key):
+at a few thousand customers that is everyone, at a million it keeps the stage's time to the acted-on
+customers (Integrated Gradients cost about 5 ms a customer on 2 CPU cores). Rows are streamed from DuckDB
+``EXPLAIN_BATCH_ROWS`` at a time and their reasons written back batch by batch.
+
+- ``ml.churn_drivers``: each explained customer's ``top_k`` *actionable* features by absolute
   contribution, with the direction, the customer's value bucket and a plain-language label taken from
   the feature's column comment in the scoring-set model; on every row the customer's
   ``profile_contribution`` (the non-actionable features summed: tenure, acquisition channel,
@@ -11,7 +18,7 @@ against a typical retained customer of the training set, and writes
   ``profile_reason`` in words, and ``other_contribution`` (everything else: actionable features
   beyond the top k and the withheld ones), so that a customer's contributions plus both sums add up
   to the whole attribution;
-- ``ml.feature_importance``: mean absolute contribution per feature over the scored customers, and
+- ``ml.feature_importance``: mean absolute contribution per feature over the uniform sample, and
   whether the feature is ``actionable``.
 
 Which features are actionable: ``churnwh.stages.actionable`` (a rule on the name, ``[explain]`` in the
@@ -52,11 +59,13 @@ from churnwh.store import warehouse
 logger = logging.getLogger(__name__)
 
 DRIVERS = f"{SCHEMA}.churn_drivers"
+SCORES = f"{SCHEMA}.churn_scores"
+"""churnwh.stages.score.SCORES (not imported: score imports train, which imports this module)."""
 IMPORTANCE = f"{SCHEMA}.feature_importance"
 TOP_K = 5
 EXPLAIN_MARK = "explain_fingerprint"
 METHOD = ("integrated-gradients adaptive midpoint v2; quasi-identifiers unlisted; key-independent baseline sample; "
-          "actionable top reasons, profile summed")
+          "actionable top reasons, profile summed; acted-on customers and a uniform sample, streamed in batches")
 """Part of the fingerprint: change it when the attributions a model and data give change."""
 BASELINE_ROWS = 20000
 QUINTILE_BUCKETS = ("very low", "low", "middle", "high", "very high")
@@ -243,24 +252,124 @@ def explain_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, 
         "privacy": privacy,
         "top_k": top_k,
         "actionable": dataclasses.asdict(classes) if classes is not None else None,
+        "explained": explained_fingerprint(con, config),
     }, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+EXPLAIN_BATCH_ROWS = 8192
+"""Customers explained per batch: rows are streamed from DuckDB and their reasons written back batch by
+batch, so the explain stage holds one batch of rows and attributions whatever the number of customers."""
+EXPLAIN_STAGING = f"{warehouse.META_SCHEMA}.churn_drivers_new"
+EXPLAINED_ROWS = f"{warehouse.META_SCHEMA}.explained_rows"
+"""Scratch tables of the explain stage (real tables: the reading cursor sees them; replaced on the next run)."""
+ACTED_ON_TIERS = ("high", "medium")
+"""Tiers someone acts on: they always get reasons, with every tier ``[retention] cost`` prices and every
+member of the latest campaign (``churn_scores.campaign_group`` treated or control)."""
+
+
+def acted_on_tiers(config: Config) -> tuple[str, ...]:
+    """``ACTED_ON_TIERS`` and every tier with a cost per action in ``[retention] cost``."""
+    costed = tuple(tier for tier in getattr(config.retention, "cost", {}) or {} if tier not in ACTED_ON_TIERS)
+    return ACTED_ON_TIERS + costed
+
+
+def explained_rows_sql(con: duckdb.DuckDBPyConnection, config: Config) -> str:
+    """A SELECT of (id, in_sample) for the customers to explain: everyone acted on (``acted_on_tiers``, the
+    latest campaign's members), and a uniform, key-independent sample of ``[explain] sample_customers``
+    scored customers (the first rows by a hash of their content), over which the global importance is
+    averaged. With no more scored customers than the sample, that is every scored customer."""
+    tr, relation = config.training, config.training.scoring_model
+    sample_order = warehouse.content_sample_order(con, relation, "1", tr.id_column)
+    identifier = f's."{tr.id_column}"'
+    sample = (f'SELECT "{tr.id_column}" AS _id FROM {relation} ORDER BY {sample_order} '
+              f"LIMIT {int(config.explain.sample_customers)}")
+    if SCORES not in warehouse.relations(con):
+        return f"SELECT _id, true AS in_sample FROM ({sample})"
+    tiers = ", ".join(warehouse.sql_literal(tier) for tier in acted_on_tiers(config))
+    campaign = "OR c.campaign_group <> 'none'" if "campaign_group" in warehouse.columns(con, SCORES) else ""
+    return (f"""SELECT {identifier} AS _id, (p._id IS NOT NULL) AS in_sample FROM {relation} AS s
+                LEFT JOIN ({sample}) AS p ON p._id = {identifier}
+                LEFT JOIN {SCORES} AS c ON c.customer_pseudonym = CAST({identifier} AS VARCHAR)
+                WHERE p._id IS NOT NULL OR CAST(c.risk_tier AS VARCHAR) IN ({tiers}) {campaign}""")
+
+
+def bucket_edges(con: duckdb.DuckDBPyConnection, relation: str, kinds: dict[str, str],
+                 privacy: dict[str, str]) -> dict[str, np.ndarray]:
+    """Per numeric feature the largest value of each quintile bucket among all scored customers, computed in
+    DuckDB (``value_buckets``' average-rank rule: bucket = ceil(5 x average rank / present values)). The
+    bucket of a value is then the first edge at or above it (``bucket_of``), in any batch."""
+    edges = {}
+    for name, kind in kinds.items():
+        if kind == "categorical" or privacy.get(name, "plain") in WITHHELD_CLASSES:
+            continue
+        column = '"' + name.replace('"', '""') + '"'
+        rows = con.execute(f"""
+            WITH d AS (SELECT CAST({column} AS DOUBLE) AS v, count(*) AS c FROM {relation}
+                       WHERE {column} IS NOT NULL AND NOT isnan(CAST({column} AS DOUBLE)) GROUP BY ALL),
+                 r AS (SELECT v, c, sum(c) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) - c AS below FROM d),
+                 n AS (SELECT sum(c) AS n FROM d)
+            SELECT least(greatest(ceil(((2 * below + c + 1) / 2.0) / n * {len(QUINTILE_BUCKETS)}), 1),
+                         {len(QUINTILE_BUCKETS)})::INTEGER AS bucket, max(v) AS edge
+            FROM r, n GROUP BY bucket ORDER BY bucket""").fetchall()
+        table = np.full(len(QUINTILE_BUCKETS), np.nan)
+        for bucket, edge in rows:
+            table[bucket - 1] = edge
+        edges[name] = table
+    return edges
+
+
+def bucket_of(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bucket labels of ``values`` (NaN: missing) from ``bucket_edges``' table (an empty bucket is NaN)."""
+    present = ~np.isnan(edges)
+    index = np.flatnonzero(present)[np.minimum(np.searchsorted(edges[present], values, side="left"),
+                                               present.sum() - 1)] if present.any() else np.zeros(len(values), int)
+    labels = np.asarray(QUINTILE_BUCKETS, dtype=object)[index]
+    labels[np.isnan(values)] = "missing"
+    return labels
+
+
+def batch_buckets(frame: pl.DataFrame, features: tuple[str, ...], kinds: dict[str, str], privacy: dict[str, str],
+                  edges: dict[str, np.ndarray]) -> pl.DataFrame:
+    """``value_buckets`` of one batch, numeric buckets placed among all scored customers (``bucket_edges``)."""
+    columns = {}
+    for name in features:
+        if privacy.get(name, "plain") in WITHHELD_CLASSES:
+            columns[name] = pl.repeat("withheld", frame.height, eager=True, dtype=pl.String)
+        elif kinds[name] == "categorical":
+            columns[name] = frame[name].cast(pl.String).str.strip_chars().fill_null("missing")
+        else:
+            values = frame[name].cast(pl.Float64).fill_nan(None).fill_null(float("nan")).to_numpy()
+            if name not in edges or np.isnan(edges[name]).all():
+                columns[name] = pl.repeat("missing", frame.height, eager=True, dtype=pl.String)
+            else:
+                columns[name] = pl.Series(name, bucket_of(values, edges[name]).tolist(), dtype=pl.String)
+    return pl.DataFrame(columns) if columns else pl.DataFrame()
+
+
+def explained_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
+    """Who ``explained_rows_sql`` picks (tiers, campaigns and the sample change it), as a count and a hash."""
+    count, total = con.execute(f"SELECT count(*), coalesce(sum(hash(_id, in_sample)::HUGEINT), 0) "
+                               f"FROM ({explained_rows_sql(con, config)})").fetchone()
+    return f"{count}:{total}"
+
+
 def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, version: str,
                         top_k: int = TOP_K, *, labels: dict[str, str] | None = None,
-                        privacy: dict[str, str] | None = None,
-                        on_progress: Reporter = ignore) -> tuple[int, int, float]:
+                        privacy: dict[str, str] | None = None, batch_rows: int = EXPLAIN_BATCH_ROWS,
+                        on_progress: Reporter = ignore, on_batch=None,
+                        rows_sql: str | None = None) -> tuple[int, int, float]:
+    """Explain the customers ``explained_rows_sql`` picks, ``batch_rows`` at a time (``on_batch`` gets each
+    batch's row count), into ``DRIVERS`` and ``IMPORTANCE``. Returns (driver rows, features, largest gap).
+
+    ``rows_sql``: a SELECT of (_id, in_sample) of other customers to explain instead, whose rows are added to
+    ``DRIVERS`` (``IMPORTANCE`` is left as it is): ``explain_customers``."""
     from churnwh.ml import explain
 
     tr, relation = config.training, config.training.scoring_model
     for needed in (relation, tr.model):
         if needed not in warehouse.relations(con):
             raise DataError(f"table {needed} does not exist: run `churnwh build` first")
-    # content order, not pseudonym order: the global importance is a float mean over these rows
-    scoring = pl.from_arrow(con.sql(
-        f"SELECT * FROM {relation} ORDER BY {warehouse.content_order(con, relation, (), tr.id_column)}"
-    ).to_arrow_table())
     latest_first = warehouse.content_sample_order(con, tr.model, f'"{tr.date_column}" DESC', tr.id_column)
     retained = pl.from_arrow(con.sql(
         f'SELECT * FROM {tr.model} WHERE "{tr.label_column}" = 0 '
@@ -269,28 +378,151 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
         raise DataError(f"{tr.model} has no retained rows ({tr.label_column} = 0) to build the explanation "
                         "baseline from: check the label column")
     baseline = explain.typical_retained_baseline(model, retained)
-    on_progress(Count("explain", 0, scoring.height, "customers"))
-    attributions = explain.integrated_gradients(
-        model, scoring, baseline, on_rows=lambda done, total: on_progress(Count("explain", done, total, "customers")))
-    gap = float(attributions.completeness_gap().max()) if scoring.height else 0.0
+    del retained
     labels = column_labels(con, relation) if labels is None else labels
     privacy = privacy_classes(config, relation) if privacy is None else privacy
     kinds = model.features
-    buckets = value_buckets(scoring, kinds, privacy)
-
-    classes = explain_classes(config, attributions.features, privacy)
-    listed = listable(attributions, classes)
-    long = explain.top_drivers(listed, scoring[tr.id_column].alias("customer_pseudonym"), top_k)
-    profile, other = summaries(attributions, classes, long)
+    edges = bucket_edges(con, relation, kinds, privacy)
+    classes = explain_classes(config, list(kinds), privacy)
     profile_text = profile_words(classes)
-    row_of = np.repeat(np.arange(scoring.height), min(top_k, len(listed.features)))
-    bucket_matrix = buckets.select(list(listed.features)).to_numpy() if scoring.height and listed.features else None
+    con.execute(f"CREATE OR REPLACE TABLE {EXPLAINED_ROWS} AS {rows_sql or explained_rows_sql(con, config)}")
+    total = con.execute(f"SELECT count(*) FROM {EXPLAINED_ROWS}").fetchall()[0][0]
+    on_progress(Count("explain", 0, total, "customers"))
+    # content order, not pseudonym order: the global importance is a float mean over these rows
+    ordered = (f"SELECT s.*, e.in_sample AS _in_sample FROM {relation} AS s JOIN {EXPLAINED_ROWS} AS e "
+               f"ON e._id = s.\"{tr.id_column}\" ORDER BY "
+               + ", ".join(f"s.{term.strip()}" for term in
+                           warehouse.content_order(con, relation, (), tr.id_column).split(", ")))
+    reader_con = con.cursor()
+    sampled: list[np.ndarray] = []
+    features: tuple[str, ...] = tuple(kinds)
+    done, written, gap = 0, 0, 0.0
+    try:
+        reader = reader_con.sql(ordered).to_arrow_reader(batch_rows)
+        first = True
+        for batch in reader:
+            frame = pl.from_arrow(pa.Table.from_batches([batch]))
+            if frame.height == 0:
+                continue
+            if on_batch is not None:
+                on_batch(frame.height)
+            attributions = explain.integrated_gradients(
+                model, frame, baseline,
+                on_rows=lambda rows, _all, start=done: on_progress(Count("explain", start + rows, total, "customers")))
+            features = attributions.features
+            gap = max(gap, float(attributions.completeness_gap().max()))
+            sampled.append(attributions.values[frame["_in_sample"].to_numpy()])
+            long = driver_rows(frame, attributions, classes, labels, privacy, kinds, edges, profile_text, version,
+                               tr, top_k)
+            con.register("_driver_batch", long.to_arrow())
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {EXPLAIN_STAGING} AS SELECT * FROM _driver_batch" if first
+                            else f"INSERT INTO {EXPLAIN_STAGING} SELECT * FROM _driver_batch")
+            finally:
+                con.unregister("_driver_batch")
+            first = False
+            done += frame.height
+            written += long.height
+        if first:  # nothing to explain: empty tables of the same shape
+            empty = driver_rows(pl.DataFrame(schema=pl.from_arrow(reader.schema.empty_table()).schema),
+                                explain.Attributions(features, np.zeros((0, len(features))), np.zeros(0), float("nan")),
+                                classes, labels, privacy, kinds, edges, profile_text, version, tr, top_k)
+            con.register("_driver_batch", empty.to_arrow())
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {EXPLAIN_STAGING} AS SELECT * FROM _driver_batch")
+            finally:
+                con.unregister("_driver_batch")
+    finally:
+        reader_con.close()
+    if rows_sql is not None:
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"INSERT INTO {DRIVERS} SELECT * FROM {EXPLAIN_STAGING}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {EXPLAIN_STAGING}")
+            con.execute(f"DROP TABLE IF EXISTS {EXPLAINED_ROWS}")
+        return written, 0, gap
+    values = np.concatenate(sampled) if sampled else np.zeros((0, len(features)))
+    ranked = explain.global_importance(explain.Attributions(features, values, np.zeros(len(values)), 0.0))
+    importance = ranked.with_columns(
+        label=pl.Series([labels.get(f, f) for f in ranked["feature"]], dtype=pl.String),
+        customers=pl.lit(len(values), dtype=pl.Int64),
+        actionable=pl.Series([classes.get(f) == "actionable" for f in ranked["feature"]], dtype=pl.Boolean),
+        model_version=pl.lit(version),
+    ).select("rank", "feature", "label", "mean_abs_contribution", "mean_contribution", "customers",
+             "actionable", "model_version")
+    try:
+        write_table(con, DRIVERS, EXPLAIN_STAGING, DRIVER_COMMENTS,
+                    "Top actionable churn drivers per explained customer (Integrated Gradients against a typical "
+                    "retained customer): everyone in a tier someone acts on, the latest campaign's members and a "
+                    "uniform sample of the rest ([explain] sample_customers). The ranked reasons are features a "
+                    "retention team can act on; the customer profile (tenure, acquisition channel, demographics, "
+                    "data-availability flags) is summarised in profile_contribution / profile_reason, the rest in "
+                    "other_contribution, so the contributions still add up.")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {EXPLAIN_STAGING}")
+        con.execute(f"DROP TABLE IF EXISTS {EXPLAINED_ROWS}")
+    write_table(con, IMPORTANCE, importance.to_arrow(), IMPORTANCE_COMMENTS,
+                "Global feature importance: mean absolute attribution over a uniform sample of the scored customers "
+                "([explain] sample_customers; every one of them when there are no more).")
+    logger.info("explained %d customers, largest completeness gap %.2e", done, gap)
+    return written, importance.height, gap
+
+
+def explain_customers(con: duckdb.DuckDBPyConnection, config: Config, pseudonyms: list[str]) -> int:
+    """Reasons for the customers of ``pseudonyms`` that ``DRIVERS`` lacks (outside the acted-on tiers and the
+    sample: a contact list of the low tier), explained now with the current model and added to it.
+    Returns the customers explained (0 when every one has reasons, or nothing was explained yet)."""
+    from churnwh.stages import registry
+
+    if DRIVERS not in warehouse.relations(con) or not pseudonyms:
+        return 0
+    record = registry.current(con) if registry.exists(con) else None
+    if record is None:
+        return 0
+    tr = config.training
+    missing = con.execute(
+        f"""SELECT count(*) FROM (SELECT unnest(?::VARCHAR[]) AS p) WHERE p NOT IN
+            (SELECT customer_pseudonym FROM {DRIVERS})""", [pseudonyms]).fetchall()[0][0]
+    if not missing:
+        return 0
+    con.execute("CREATE OR REPLACE TEMP TABLE _asked AS SELECT unnest(?::VARCHAR[]) AS p", [pseudonyms])
+    con.execute(f"CREATE OR REPLACE TABLE {warehouse.META_SCHEMA}.explain_asked AS SELECT p FROM _asked "
+                f"WHERE p NOT IN (SELECT customer_pseudonym FROM {DRIVERS})")
+    con.execute("DROP TABLE _asked")
+    try:
+        rows_sql = (f'SELECT s."{tr.id_column}" AS _id, false AS in_sample FROM {tr.scoring_model} AS s '
+                    f'WHERE CAST(s."{tr.id_column}" AS VARCHAR) IN (SELECT p FROM {warehouse.META_SCHEMA}.explain_asked)')
+        model = registry.load(config.warehouse.models, record.version)
+        explain_scoring_set(con, config, model, record.version, rows_sql=rows_sql)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {warehouse.META_SCHEMA}.explain_asked")
+    return missing
+
+
+def driver_rows(frame: pl.DataFrame, attributions, classes: dict[str, str], labels: dict[str, str],
+                privacy: dict[str, str], kinds: dict[str, str], edges: dict[str, np.ndarray], profile_text: str,
+                version: str, tr, top_k: int) -> pl.DataFrame:
+    """The ``DRIVERS`` rows of one batch of explained customers."""
+    from churnwh.ml import explain
+
+    listed = listable(attributions, classes)
+    long = explain.top_drivers(listed, frame[tr.id_column].alias("customer_pseudonym"), top_k)
+    profile, other = summaries(attributions, classes, long)
+    row_of = np.repeat(np.arange(frame.height), min(top_k, len(listed.features)))
+    buckets = batch_buckets(frame, listed.features, kinds, privacy, edges) if frame.height else None
+    bucket_matrix = buckets.select(list(listed.features)).to_numpy() if buckets is not None and listed.features \
+        else None
     position = {name: j for j, name in enumerate(listed.features)}
     feature_index = np.array([position[f] for f in long["feature"].to_list()], dtype=np.int64)
     bucket_values = bucket_matrix[row_of, feature_index].tolist() if bucket_matrix is not None else []
-    as_of = scoring[tr.date_column].cast(pl.Date)
-    long = long.with_columns(
-        as_of=as_of.gather(row_of) if scoring.height else pl.Series([], dtype=pl.Date),
+    as_of = frame[tr.date_column].cast(pl.Date)
+    return long.with_columns(
+        as_of=as_of.gather(row_of) if frame.height else pl.Series([], dtype=pl.Date),
         label=pl.Series([labels.get(f, f) for f in long["feature"].to_list()], dtype=pl.String),
         value_bucket=pl.Series(bucket_values, dtype=pl.String),
         direction=pl.when(pl.col("contribution") >= 0).then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")),
@@ -305,42 +537,30 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
             .then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")))).otherwise(pl.lit(None, pl.String)),
     ).select("customer_pseudonym", "as_of", "rank", "feature", "label", "value_bucket", "contribution",
              "direction", "reason", "profile_contribution", "profile_reason", "other_contribution", "model_version")
-    ranked = explain.global_importance(attributions)
-    importance = ranked.with_columns(
-        label=pl.Series([labels.get(f, f) for f in ranked["feature"]], dtype=pl.String),
-        customers=pl.lit(scoring.height, dtype=pl.Int64),
-        actionable=pl.Series([classes.get(f) == "actionable" for f in ranked["feature"]], dtype=pl.Boolean),
-        model_version=pl.lit(version),
-    ).select("rank", "feature", "label", "mean_abs_contribution", "mean_contribution", "customers",
-             "actionable", "model_version")
-    write_table(con, DRIVERS, long.to_arrow(), DRIVER_COMMENTS,
-                "Top actionable churn drivers per scored customer (Integrated Gradients against a typical retained "
-                "customer): the ranked reasons are features a retention team can act on; the customer profile "
-                "(tenure, acquisition channel, demographics, data-availability flags) is summarised in "
-                "profile_contribution / profile_reason, the rest in other_contribution, so the contributions "
-                "still add up.")
-    write_table(con, IMPORTANCE, importance.to_arrow(), IMPORTANCE_COMMENTS,
-                "Global feature importance: mean absolute attribution over the scored customers.")
-    logger.info("explained %d customers, largest completeness gap %.2e", scoring.height, gap)
-    return long.height, importance.height, gap
 
 
-def write_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, comments: dict[str, str],
+def write_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table | str, comments: dict[str, str],
                 table_comment: str) -> None:
-    """Replace ``name`` by ``table`` with comments, in one transaction."""
-    con.register("_churnwh_new_rows", table)
+    """Replace ``name`` by ``table`` (Arrow rows, or the name of a table already in DuckDB) with comments, in
+    one transaction."""
+    source = table if isinstance(table, str) else "_churnwh_new_rows"
+    column_names = [row[0] for row in con.execute(f"DESCRIBE {source}").fetchall()] if isinstance(table, str) \
+        else table.column_names
+    if not isinstance(table, str):
+        con.register(source, table)
     try:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {name.split('.')[0]}")
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _churnwh_new_rows")
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {source}")
             con.execute(f"COMMENT ON TABLE {name} IS {warehouse.sql_literal(table_comment)}")
             for column, text in comments.items():
-                if column in table.column_names:
+                if column in column_names:
                     con.execute(f"COMMENT ON COLUMN {name}.{column} IS {warehouse.sql_literal(text)}")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
     finally:
-        con.unregister("_churnwh_new_rows")
+        if not isinstance(table, str):
+            con.unregister(source)

@@ -47,6 +47,9 @@ DRIFT = f"{SCHEMA}.drift"
 QUALITY = f"{SCHEMA}.data_quality"
 BACKTEST = f"{SCHEMA}.backtest"
 DRIFT_SAMPLE_ROWS = 50000
+SCORING_SAMPLE_ROWS = 200_000
+"""Scoring rows drift is measured on: all of them up to this many, else a uniform, key-independent sample
+(by a hash of their content) of this many, so the stage's memory does not grow with the customers."""
 DRIFT_MARK = "drift_fingerprint"
 OVERRIDE_MARK = about.DRIFT_OVERRIDE
 """Meta entry: what severe drift the last build published with --allow-drift (JSON; "" when none)."""
@@ -192,7 +195,7 @@ def drift_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, th
         return None
     mon = config.monitoring
     payload = json.dumps({
-        "method": PSI_METHOD, "bins": PSI_BINS, "sample": DRIFT_SAMPLE_ROWS, "threshold": threshold,
+        "method": PSI_METHOD, "bins": PSI_BINS, "sample": DRIFT_SAMPLE_ROWS, "scoring_sample": SCORING_SAMPLE_ROWS, "threshold": threshold,
         "reference_days": mon.reference_days, "severe": mon.psi_severe, "k": config.publish.k_anonymity,
         "model": [record.version, record.run_id],
         "training": warehouse.content_fingerprint(con, tr.model),
@@ -301,7 +304,9 @@ def measure_drift(con: duckdb.DuckDBPyConnection, config: Config, model, version
     training = pl.from_arrow(con.sql(
         f"SELECT * FROM {tr.model} WHERE {condition} ORDER BY {latest_first} LIMIT {DRIFT_SAMPLE_ROWS}"
     ).to_arrow_table())
-    scoring = pl.from_arrow(con.sql(f"SELECT * FROM {tr.scoring_model}").to_arrow_table())
+    scoring_order = warehouse.content_sample_order(con, tr.scoring_model, "1", tr.id_column)
+    scoring = pl.from_arrow(con.sql(
+        f"SELECT * FROM {tr.scoring_model} ORDER BY {scoring_order} LIMIT {SCORING_SAMPLE_ROWS}").to_arrow_table())
     mon = config.monitoring
     drift = drift_frame(model, training, scoring, mon.psi_warning, reference=reference, severe=mon.psi_severe,
                         k=config.publish.k_anonymity)
