@@ -95,7 +95,7 @@ RESULT_COMMENTS = {
     "treated_churn_rate": "Share of treated customers whose active period ended since the campaign date.",
     "control_churn_rate": "Share of control customers whose active period ended since the campaign date.",
     "effect": "control_churn_rate - treated_churn_rate: churn prevented per treated customer.",
-    "ci_low": "Lower end of the 95% confidence interval of the effect (Wald, difference of proportions).",
+    "ci_low": "Lower end of the 95% confidence interval of the effect (Newcombe's hybrid score interval: Wilson intervals of both rates).",
     "ci_high": "Upper end of the 95% confidence interval of the effect.",
     "retained_customers": "effect x treated: customers kept by the campaign.",
     "treated_cost": "Money spent on the treated customers.",
@@ -145,19 +145,31 @@ def assign_groups(pseudonyms: pl.Series, campaign_id: str, control_fraction: flo
     return pl.Series("pilot_group", np.where(is_control, "control", "treatment"))
 
 
+def wilson_interval(rate: float, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion observed as ``rate`` among ``n``."""
+    z2 = Z95 * Z95
+    centre = (rate + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return centre - half, centre + half
+
+
 def pilot_statistics(treated_churned: np.ndarray, control_churned: np.ndarray, treated_cost: float) -> dict:
-    """Effect (control churn rate - treated churn rate), its 95% interval and retained per cost."""
+    """Effect (control churn rate - treated churn rate), its 95% interval and retained per cost.
+
+    The interval is Newcombe's hybrid score interval (Wilson intervals of both rates combined): unlike
+    the rates' normal approximation it does not collapse when a small group has no churner at all."""
     n_t, n_c = len(treated_churned), len(control_churned)
     if n_t == 0 or n_c == 0:
         raise CampaignError("the campaign has no treated or no control customers: use a larger selection or "
                             "a control_fraction between 0 and 1")
     p_t, p_c = float(np.mean(treated_churned)), float(np.mean(control_churned))
     effect = p_c - p_t
-    se = math.sqrt(p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c)
+    (low_t, high_t), (low_c, high_c) = wilson_interval(p_t, n_t), wilson_interval(p_c, n_c)
     retained = effect * n_t
     return {
         "treated": n_t, "control": n_c, "treated_churn_rate": p_t, "control_churn_rate": p_c,
-        "effect": effect, "ci_low": effect - Z95 * se, "ci_high": effect + Z95 * se,
+        "effect": effect, "ci_low": effect - math.hypot(p_c - low_c, high_t - p_t),
+        "ci_high": effect + math.hypot(high_c - p_c, p_t - low_t),
         "retained_customers": retained, "treated_cost": float(treated_cost),
         "retained_per_1000_cost": 1000.0 * retained / treated_cost if treated_cost > 0 else None,
     }
@@ -456,12 +468,12 @@ def arm_statistics(outcomes: pl.DataFrame, campaign_id: str, k: int, targeting: 
                 "a larger campaign or control fraction")
         stats = pilot_statistics(treated["churned"].to_numpy(), control["churned"].to_numpy(),
                                  float(treated["cost"].sum()))
-        se = (stats["ci_high"] - stats["effect"]) / Z95
+        # the interval is asymmetric: the difference of two arms takes the wider side as its spread
+        se = max(stats["ci_high"] - stats["effect"], stats["effect"] - stats["ci_low"]) / Z95
         scale = 1000.0 * stats["treated"] / stats["treated_cost"] if stats["treated_cost"] > 0 else None
-        per_1000 = stats["retained_per_1000_cost"]
         arms.append({"arm": name, **stats,
-                     "retained_per_1000_low": None if scale is None else per_1000 - Z95 * scale * se,
-                     "retained_per_1000_high": None if scale is None else per_1000 + Z95 * scale * se})
+                     "retained_per_1000_low": None if scale is None else scale * stats["ci_low"],
+                     "retained_per_1000_high": None if scale is None else scale * stats["ci_high"]})
         spread[name] = (se, None if scale is None else scale * se)
     first, second = arms[0], arms[1]
     effect_difference = first["effect"] - second["effect"]
