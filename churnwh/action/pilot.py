@@ -22,9 +22,9 @@ Tables (schema ``ml``): ``retention_plan`` (the latest plan), ``campaigns`` (one
 evaluation of a campaign).
 
 The pilot report compares realized churn of treated and control members: a member churned when the
-active period they were in on the campaign date ended before the current ``as_of`` (the data
+active period they were in on the campaign date ended before the last build's ``as_of`` (the data
 loaded since). The effect is control rate - treated rate (churn prevented per treated customer),
-with a 95% Wald interval for a difference of two proportions; retained per cost is effect x treated
+with Newcombe's 95% score interval for a difference of two proportions; retained per cost is effect x treated
 customers / money spent on them.
 
 A key rotation (``churnwh rotate-key``) recomputes every pseudonym and rebuilds what the build
