@@ -171,6 +171,7 @@ def overhead_child(role: str, project: pathlib.Path, base: pathlib.Path) -> dict
 
     from churnwh import pipeline
     from churnwh.config import load_config
+    from churnwh.sqlmodels import incremental
     from churnwh.sqlmodels.project import load_project
     from churnwh.store import warehouse
 
@@ -198,7 +199,7 @@ def overhead_child(role: str, project: pathlib.Path, base: pathlib.Path) -> dict
         started = time.perf_counter()
         con = duckdb.connect(str(target), config={name: str(value) for name, value in
                                                   warehouse.limits(config.warehouse).items() if value is not None})
-        warehouse.set_variables(con, config.variables)
+        warehouse.set_variables(con, {**config.variables, incremental.START_VARIABLE: incremental.FULL_START})
         for name in project_models.order:
             model = project_models.models[name]
             kind = "VIEW" if model.materialized == "view" else "TABLE"

@@ -17,7 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from churnwh.sources import demo
-from churnwh.sqlmodels import project, run_models
+from churnwh.sqlmodels import incremental, project, run_models
 from churnwh.store import warehouse
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
@@ -99,8 +99,8 @@ def make_keys(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def build(con: duckdb.DuckDBPyConnection, variables: dict[str, object] = VARIABLES) -> None:
-    """Run every model in MODELS order (timed per model by `benchmarks/bench_scale.py overhead`)."""
-    set_variables(con, variables)
+    """Run every model in MODELS order (timed per model by `benchmarks/bench_scale.py overhead`), in full."""
+    set_variables(con, {**variables, incremental.START_VARIABLE: incremental.FULL_START})
     make_keys(con)
     for name in MODELS:
         schema, table = name.split(".")
