@@ -51,7 +51,6 @@ from churnwh.sqlmodels.run_models import (
     ID_COLUMN,
     MAX_EXAMPLES,
     ModelResult,
-    _quote,
     check_declared_columns,
     current_fingerprints,
     model_audits,
@@ -232,7 +231,7 @@ def verify_on_spark(spark, model, output_columns: dict[str, str], schema: dict, 
         if check.keys:
             # DuckDB's `(a, b) IN (SELECT (a, b) ...)` has no Spark spelling: the rows of duplicated keys,
             # grouped the same way (NULLs equal, -0.0 = 0.0), counted without joining back
-            keys = ", ".join(_quote(key) for key in check.keys)
+            keys = ", ".join(warehouse.quote_identifier(key) for key in check.keys)
             bad_rows = (f"SELECT {keys}, n FROM (SELECT {keys}, count(*) AS n FROM {model.name} GROUP BY {keys}) "
                         "AS counted WHERE n > 1")
             counting = f"SELECT coalesce(sum(n), 0) AS n FROM ({bad_rows}) AS bad"

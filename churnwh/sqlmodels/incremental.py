@@ -106,7 +106,7 @@ def history(con: duckdb.DuckDBPyConnection, spec: Incremental, until: dt.date | 
             found.append(None)
             continue
         columns = item.columns if item.columns is not None else tuple(warehouse.columns(con, item.relation))
-        hashed = (f"coalesce(sum(hash({', '.join(_quote(c) for c in columns)})::HUGEINT), 0)" if columns else "0")
+        hashed = (f"coalesce(sum(hash({', '.join(warehouse.quote_identifier(c) for c in columns)})::HUGEINT), 0)" if columns else "0")
         count, total = con.execute(
             f"SELECT count(*), {hashed} FROM {item.relation} WHERE ({item.time}) < ?", [until]
         ).fetchone()
@@ -117,7 +117,7 @@ def history(con: duckdb.DuckDBPyConnection, spec: Incremental, until: dt.date | 
 def processed_until(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, as_of: str | None) -> dt.date | None:
     """The day the next build restates from: the table's last day, at most ``as_of`` (rows dated later,
     such as transactions that will be loaded after the data end, are always restated), less the lookback."""
-    value = con.execute(f"SELECT max({_quote(spec.time_column)}) FROM {model}").fetchone()[0]
+    value = con.execute(f"SELECT max({warehouse.quote_identifier(spec.time_column)}) FROM {model}").fetchone()[0]
     if isinstance(value, dt.datetime):
         value = value.date()
     if value is None:
@@ -173,7 +173,3 @@ def _changed_input(con: duckdb.DuckDBPyConnection, spec: Incremental, state: Sta
         if old != new:
             return item.relation
     return "an input"
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'

@@ -191,7 +191,7 @@ def _build_increment(
     try:
         warehouse.set_variables(con, {incremental.START_VARIABLE: start})
         sql_started = time.perf_counter()
-        column = _quote(spec.time_column)
+        column = warehouse.quote_identifier(spec.time_column)
         try:
             con.execute(f"DELETE FROM {model.name} WHERE {column} >= ?", [start])
             con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM (\n{_statement(model.text)}\n) AS increment")
@@ -350,7 +350,7 @@ def model_checks(model: Model, output_columns: dict[str, str] | None = None) -> 
     types = output_columns or {}
     found = []
     for column in model.columns.values():
-        quoted = _quote(column.name)
+        quoted = warehouse.quote_identifier(column.name)
         if column.not_null:
             found.append(_row_check(model, f"not_null({column.name})", f"{quoted} IS NULL",
                                     f"count(*) - count({quoted})"))
@@ -378,7 +378,7 @@ def model_checks(model: Model, output_columns: dict[str, str] | None = None) -> 
                            extremes)
             )
     if model.grain:
-        quoted_keys = [_quote(column) for column in model.grain]
+        quoted_keys = [warehouse.quote_identifier(column) for column in model.grain]
         keys = ", ".join(quoted_keys)
         found.append(
             Check(
@@ -649,7 +649,7 @@ def write_comments(
     for column in docs.values():
         if column.description and column.name in output_columns:
             con.execute(
-                f"COMMENT ON COLUMN {model.name}.{_quote(column.name)} IS {warehouse.sql_literal(column.description)}"
+                f"COMMENT ON COLUMN {model.name}.{warehouse.quote_identifier(column.name)} IS {warehouse.sql_literal(column.description)}"
             )
 
 
@@ -662,7 +662,3 @@ def _drop_other_kind(con: duckdb.DuckDBPyConnection, model: Model) -> None:
 
 def _row_count(con: duckdb.DuckDBPyConnection, model: Model) -> int:
     return con.execute(f"SELECT count(*) FROM {model.name}").fetchone()[0]
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'

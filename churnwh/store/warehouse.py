@@ -190,9 +190,14 @@ def relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {f"{schema}.{name}": ("view" if kind == "VIEW" else "table") for schema, name, kind in rows}
 
 
+def quote_identifier(name: str) -> str:
+    """One name (a column, a table) as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def quote_relation(relation: str) -> str:
     """``schema.table`` from the catalog as a quoted SQL identifier."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in relation.split("."))
+    return ".".join(quote_identifier(part) for part in relation.split("."))
 
 
 def columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
