@@ -11,7 +11,7 @@ import polars as pl
 
 from churnwh.config import load_config
 from churnwh.stages import explain, registry
-from churnwh.stages.train import read_relation, read_training_frame, training_cutoff
+from churnwh.stages.train import data_fingerprint, read_relation, read_training_frame, table_rows, training_cutoff
 from tests.helpers import copy_project
 
 
@@ -117,3 +117,17 @@ def test_training_sample_bounds_the_training_dates_and_keeps_validation_and_test
     assert drawn == whole.filter(pl.col(date) <= cutoff)[date].n_unique()
     assert np.isclose(sampled.filter(pl.col(date) <= cutoff)[config.training.label_column].mean(),
                       whole.filter(pl.col(date) <= cutoff)[config.training.label_column].mean(), atol=0.1)
+
+
+def test_the_sample_bound_changes_the_fingerprint_only_where_a_sample_can_be_drawn(built_project):
+    project, _ = built_project
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True) as con:
+        config = _config(project, training={"max_train_rows": 0})
+        rows = table_rows(con, config.training.model)
+        unbounded = data_fingerprint(con, config)
+        above = data_fingerprint(con, _config(project, training={"max_train_rows": rows + 1}))
+        far_above = data_fingerprint(con, _config(project, training={"max_train_rows": 10 * rows}))
+        below = data_fingerprint(con, _config(project, training={"max_train_rows": rows - 1}))
+    # upgrading with the default bound above the table's size keeps the model; a bound that bites retrains
+    assert unbounded == above == far_above
+    assert below != unbounded

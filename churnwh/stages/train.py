@@ -239,10 +239,15 @@ def model_code_fingerprint() -> str:
     return digest.hexdigest()[:32]
 
 
+def table_rows(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0]
+
+
 def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     """What the model depends on: the training table's columns and content, the network settings, the
-    seed and the training code. Computed in SQL over the table (no row is read into Python) and
-    compared with the fingerprint recorded with each run: equal means the run's model is reused."""
+    seed and the training code (and the sample bound, where the table is large enough for one to be drawn).
+    Computed in SQL over the table (no row is read into Python) and compared with the fingerprint recorded
+    with each run: equal means the run's model is reused."""
     content = warehouse.content_fingerprint(con, config.training.model)
     payload = json.dumps(
         {
@@ -255,7 +260,8 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
             **({"withheld_inputs": withheld} if (withheld := withheld_inputs(config)) else {}),
             **({} if config.training.time_split else {"time_split": False}),
             **({"exclude": sorted(config.training.exclude)} if config.training.exclude else {}),
-            **({"max_train_rows": config.training.max_train_rows} if config.training.max_train_rows else {}),
+            **({"max_train_rows": limit} if (limit := config.training.max_train_rows)
+               and table_rows(con, config.training.model) > limit else {}),
             **({"allow_leakage": sorted(config.training.allow_leakage)} if config.training.allow_leakage else {}),
             **({"split": [config.training.split_column, str(config.training.split_date)]}
                if config.training.split_column else {}),
