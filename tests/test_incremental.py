@@ -169,3 +169,50 @@ def test_a_full_disk_mid_increment_stops_with_one_line_and_keeps_the_table(advan
     with pytest.raises(ChurnwhError, match=r"^stage models failed: no space left on device: .*published file was kept$"):
         build_models(project)
     assert model_tables(project)["staging.product_usage"] == before
+
+
+def slice_customer_features(project: Path, rows: int) -> None:
+    path = project / "sql" / "features" / "customer_features.sql"
+    text = path.read_text()
+    assert "rows = 1000000" in text
+    path.write_text(text.replace("rows = 1000000", f"rows = {rows}", 1))
+
+
+def test_customer_features_built_in_slices_equal_one_statement(advanced, tmp_path):
+    project, _ = advanced
+    sliced = copy_project(project, tmp_path / "sliced")
+    slice_customer_features(sliced, 500)
+    report = build(load_config(sliced), BuildOptions(full_refresh=True), only=MODEL_STAGES)
+    features = next(result for result in report.models if result.name == "features.customer_features")
+    assert features.slices > 2  # the control: it was cut
+    assert model_tables(sliced) == model_tables(project)
+    # the day after, in slices too: the increment's rows are cut by the spine rows of its dates
+    path = sliced / "sql" / "features" / "customer_features.sql"
+    path.write_text(path.read_text().replace("rows = 500", "rows = 40", 1))
+    build_models(sliced)  # a changed SQL file: one full rebuild, then increments
+    demo_advance(load_config(sliced), 1)
+    report = build(load_config(sliced), BuildOptions(), only=MODEL_STAGES)
+    features = next(result for result in report.models if result.name == "features.customer_features")
+    assert (features.mode, features.slices > 1) == ("incremental", True)
+    incremental = model_tables(sliced)
+    build_models(sliced, full_refresh=True)
+    assert model_tables(sliced) == incremental
+
+
+def test_a_sliced_model_filters_on_both_slice_variables(write_models):
+    header = """/*
+[slices]
+relation = "raw.events"
+key = "customer"
+rows = 10
+*/
+SELECT customer FROM raw.events WHERE {where}
+"""
+    with pytest.raises(ModelError, match=r"filters its customer on getvariable\('slice_from'\)"):
+        load_project(write_models({"staging/a.sql": header.format(where="customer >= getvariable('slice_from')")}))
+    both = "customer >= getvariable('slice_from') AND customer < getvariable('slice_to')"
+    with pytest.raises(ModelError, match="slices.rows must be a whole number"):
+        load_project(write_models({"staging/a.sql": header.replace("rows = 10", "rows = 0").format(where=both)}))
+    with pytest.raises(ModelError, match="slices.relation must name a schema.table the model reads"):
+        load_project(write_models({"staging/a.sql": header.replace('"raw.events"', '"raw.other"').format(where=both)}))
+    assert load_project(write_models({"staging/a.sql": header.format(where=both)})).models["staging.a"].slices.rows == 10

@@ -75,7 +75,8 @@ def brief(report) -> str:
 def model_line(result) -> str:
     status = "increment" if getattr(result, "mode", "full") == "incremental" else result.status
     line = f"{status:<8} {result.name:<40} {result.rows:>10,} rows  {result.seconds:6.2f} s"
-    note = getattr(result, "note", "")
+    notes = [getattr(result, "note", ""), f"{slices} slices" if (slices := getattr(result, "slices", 1)) > 1 else ""]
+    note = "; ".join(filter(None, notes))
     return f"{line}  ({note})" if note else line
 
 

@@ -21,6 +21,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from churnwh.errors import ModelError
+from churnwh.sqlmodels import slices as slicing
 from churnwh.sqlmodels.incremental import START_VARIABLE, Incremental, Input
 
 DIALECT = "duckdb"
@@ -62,6 +63,8 @@ class Model:
     tags: tuple[str, ...] = ()
     incremental: Incremental | None = None
     """Set for a model incremental by time range (churnwh.sqlmodels.incremental)."""
+    slices: slicing.Slices | None = None
+    """Set for a model built one key range at a time (churnwh.sqlmodels.slices)."""
 
     @property
     def schema(self) -> str:
@@ -252,7 +255,7 @@ def parse_references(text: str, path: Path) -> dict[str, int]:
 
 
 def _model_from_header(name: str, path: Path, text: str, header: dict[str, Any], references: dict[str, int]) -> Model:
-    known = {"materialized", "description", "grain", "columns", "audits", "tags", "incremental"}
+    known = {"materialized", "description", "grain", "columns", "audits", "tags", "incremental", "slices"}
     for key in header:
         if key not in known:
             raise ModelError(f"{path}: unknown header key {key!r}: allowed are {', '.join(sorted(known))}")
@@ -290,7 +293,14 @@ def _model_from_header(name: str, path: Path, text: str, header: dict[str, Any],
         tags=tuple(str(tag) for tag in tags),
         incremental=(_incremental(path, header["incremental"], materialized, references, text)
                      if "incremental" in header else None),
+        slices=_slices(path, header["slices"], materialized, references, text) if "slices" in header else None,
     )
+
+
+def _slices(path: Path, spec: Any, materialized: str, references: dict[str, int], text: str) -> slicing.Slices:
+    if materialized != "table":
+        raise ModelError(f"{path}: a model built in slices is materialized as a table: remove materialized = 'view'")
+    return slicing.parse(path, spec, references, text)
 
 
 def _incremental(path: Path, spec: Any, materialized: str, references: dict[str, int], text: str) -> Incremental:

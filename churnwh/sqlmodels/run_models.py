@@ -31,6 +31,7 @@ from sqlglot import exp
 
 from churnwh.errors import ModelError
 from churnwh.sqlmodels import incremental
+from churnwh.sqlmodels import slices as slicing
 from churnwh.sqlmodels.project import DIALECT, Column, Model, Project, parse_sql
 from churnwh.store import faults, warehouse
 
@@ -54,6 +55,8 @@ class ModelResult:
     """"full", or "incremental" when only the new time range was processed (churnwh.sqlmodels.incremental)."""
     note: str = ""
     """Why an incremental model was rebuilt in full (one line), when it was."""
+    slices: int = 1
+    """How many key ranges the SQL ran for (churnwh.sqlmodels.slices)."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ def build_incremental(
     result = build_model(con, model, model_fingerprint, docs, after=record("full"))
     note = "" if full_refresh else f"full rebuild: {reason}"
     return ModelResult(result.name, result.status, result.rows, result.seconds, result.sql_seconds,
-                       result.check_seconds, "full", note)
+                       result.check_seconds, "full", note, result.slices)
 
 
 class IncrementFailed(ModelError):
@@ -194,7 +197,10 @@ def _build_increment(
         column = warehouse.quote_identifier(spec.time_column)
         try:
             con.execute(f"DELETE FROM {model.name} WHERE {column} >= ?", [start])
-            con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM (\n{_statement(model.text)}\n) AS increment")
+            key_ranges = _key_ranges(con, model, start)
+            for key_range in key_ranges:
+                slicing.select(con, key_range)
+                con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM (\n{_statement(model.text)}\n) AS increment")
         except duckdb.Error as err:
             if warehouse.disk_full(err):
                 raise  # the build stops with its one line (churnwh.pipeline), not a full rebuild needing more space
@@ -222,9 +228,23 @@ def _build_increment(
         raise
     finally:
         warehouse.set_variables(con, {incremental.START_VARIABLE: incremental.FULL_START})
+        slicing.select(con, slicing.UNBOUNDED)
     faults.point("models.after_commit")
     return ModelResult(model.name, "built", rows, time.perf_counter() - started, sql_seconds, check_seconds,
-                       "incremental")
+                       "incremental", slices=len(key_ranges))
+
+
+def _key_ranges(con: duckdb.DuckDBPyConnection, model: Model, start: Any = None) -> list[tuple[Any, Any]]:
+    """The key ranges to build ``model`` in (churnwh.sqlmodels.slices): one unbounded range for a model
+    without ``[slices]``; for an increment from ``start``, counted over the slice relation's rows dated
+    from then on where it has the model's time column."""
+    spec = model.slices
+    if spec is None or model.materialized != "table":
+        return [slicing.UNBOUNDED]
+    time_column = model.incremental.time_column if model.incremental is not None else None
+    if start is not None and time_column in warehouse.columns(con, spec.relation):
+        return slicing.key_ranges(con, spec, f"{warehouse.quote_identifier(time_column)} >= ?", [start])
+    return slicing.key_ranges(con, spec)
 
 
 def _statement(text: str) -> str:
@@ -249,10 +269,15 @@ def build_model(
         _drop_other_kind(con, model)
         kind = "VIEW" if model.materialized == "view" else "TABLE"
         sql_started = time.perf_counter()
+        key_ranges = _key_ranges(con, model)
         try:
-            con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.text}")
+            for index, key_range in enumerate(key_ranges):
+                slicing.select(con, key_range)
+                con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.text}" if index == 0 else
+                            f"INSERT INTO {model.name} BY NAME SELECT * FROM (\n{_statement(model.text)}\n) AS part")
         except duckdb.Error as err:
             raise ModelError(f"{model.path}: model {model.name} failed in DuckDB: {warehouse.first_line(err)}") from None
+        slicing.select(con, slicing.UNBOUNDED)
         sql_seconds = time.perf_counter() - sql_started
         faults.point("models.in_transaction")
         output_columns = warehouse.columns(con, model.name)
@@ -279,9 +304,11 @@ def build_model(
         return build_model(con, model, model_fingerprint, docs, screen=False, after=after)
     except BaseException:
         con.execute("ROLLBACK")
+        slicing.select(con, slicing.UNBOUNDED)
         raise
     faults.point("models.after_commit")
-    return ModelResult(model.name, "built", rows, time.perf_counter() - started, sql_seconds, check_seconds)
+    return ModelResult(model.name, "built", rows, time.perf_counter() - started, sql_seconds, check_seconds,
+                       slices=len(key_ranges))
 
 
 def check_declared_columns(model: Model, output_columns: dict[str, str]) -> None:
