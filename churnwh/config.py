@@ -86,6 +86,10 @@ class TrainingConfig:
     """With a time split: the training part's rows (dates before validation) are a uniform, key-independent
     sample of at most this many (churnwh.stages.train.read_training_frame); validation and test rows are all
     kept. 0: every row."""
+    retrain_after_days: int = 7
+    """With observation dates: a model is reused while the training data changed but its as-of date is
+    fewer than this many days behind the build's (settings, code, schema, erasures and objections still
+    retrain at once). 0: retrain whenever the training data change."""
     network: dict[str, Any] = field(default_factory=dict)
     """Overrides of churnwh.ml.train.TrainConfig (epochs, hidden, k, ...)."""
     withhold_quasi_identifiers: bool = False
@@ -312,7 +316,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "source": ("kind",),
     "demo": ("customers", "seed", "start", "end", "truth"),
     "training": ("model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance",
-                 "keep_versions", "max_train_rows", "withhold_quasi_identifiers", "exclude", "allow_leakage",
+                 "keep_versions", "max_train_rows", "retrain_after_days", "withhold_quasi_identifiers", "exclude", "allow_leakage",
                  "split_column", "split_date"),
     "tiers": ("high", "medium", "mode", "actions"),
     "scoring": ("value_column", "horizon_months", "batch_rows", "segments", "currency"),
@@ -450,6 +454,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         promote_tolerance=reader.number(tr, "training.promote_tolerance", 0.005, minimum=0.0, maximum=1.0),
         keep_versions=reader.integer(tr, "training.keep_versions", 10, minimum=0),
         max_train_rows=reader.integer(tr, "training.max_train_rows", 1_000_000, minimum=0),
+        retrain_after_days=reader.integer(tr, "training.retrain_after_days", 7, minimum=0),
         network=network_overrides(reader.section("network", None), origin),
         withhold_quasi_identifiers=tr.get("withhold_quasi_identifiers", False),
         split_column=reader.string(tr, "training.split_column", "-") if tr.get("split_column", "") != "" else "",

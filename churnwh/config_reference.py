@@ -92,6 +92,11 @@ DESCRIPTIONS = {
                                "gives the same sample whatever the key); validation and test rows are all kept. "
                                "Bounds the training stage's memory on large tables (1,000,000 demo customers: "
                                "about 5.6 million rows). 0: every row. Default 1000000.",
+    "training.retrain_after_days": "With observation dates, a build whose training data changed reuses the current "
+                                   "model while its as-of date is fewer than this many days behind the build's "
+                                   "(a daily schedule retrains weekly); a change of settings, training code, "
+                                   "columns, an erasure or an objection retrains at once. 0: retrain whenever the "
+                                   "training data change. Default 7.",
     "training.split_column": "The data's own split: a training-set column whose values are `train` and `test` "
                              "(`valid` too; case ignored), or a date with `split_date`. Test metrics come from the "
                              "test part only; validation is `network.valid_fraction` of the train part unless rows "

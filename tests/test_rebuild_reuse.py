@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import subprocess
 import sys
 
@@ -126,3 +127,25 @@ def test_scores_are_not_taken_over_when_rows_went_missing(built_project, tmp_pat
         assert con.execute(f"SELECT count(*) FROM {SCORES}").fetchall()[0][0] == count - 1  # left as it was
         con.execute(f"DELETE FROM {warehouse.META_SCHEMA}.meta WHERE name = ?", [PROBABILITIES_MARK])
         assert reuse_scores(con, config, record.version, record.run_id) is None
+
+
+def test_changed_training_data_reuse_the_model_until_retrain_after_days(built_project, tmp_path):
+    project = copy_project(built_project[0], tmp_path / "copy")
+    config = load_config(project)
+    trained_as_of = config.variables["as_of"]
+    with writable(project) as con:  # the training data change (a label of a past observation, say)
+        con.execute(f"DELETE FROM {config.training.model} WHERE rowid = (SELECT min(rowid) FROM {config.training.model})")
+
+    def later(days: int, **training):
+        return dataclasses.replace(config, variables={**config.variables, "as_of": trained_as_of + dt.timedelta(days)},
+                                   training=dataclasses.replace(config.training, **training))
+
+    with writable(project) as con:
+        current = registry.current(con)
+        assert not registry.trained_on(con, train.data_fingerprint(con, config))  # the control: data changed
+        outcome = train.train_stage(con, later(1))
+        assert (outcome.version, outcome.reused) == (current.version, True)
+        assert "model reused (retrained after 7 days" in outcome.decision
+        assert train.days_behind(con, later(7), current) == 7  # the stage trains from then on
+        # a setting (not only data) changed: no grace
+        assert train.days_behind(con, later(1, seed=config.training.seed + 1), current) is None

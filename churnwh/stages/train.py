@@ -7,6 +7,7 @@ model is reused.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import json
@@ -248,11 +249,19 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     seed and the training code (and the sample bound, where the table is large enough for one to be drawn).
     Computed in SQL over the table (no row is read into Python) and compared with the fingerprint recorded
     with each run: equal means the run's model is reused."""
-    content = warehouse.content_fingerprint(con, config.training.model)
+    return _fingerprint(con, config, content=True)
+
+
+def settings_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
+    """``data_fingerprint`` without the table's content: equal means only the data changed since."""
+    return _fingerprint(con, config, content=False)
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection, config: Config, *, content: bool) -> str:
     payload = json.dumps(
         {
             "table": config.training.model,
-            "content": content,
+            **({"content": warehouse.content_fingerprint(con, config.training.model)} if content else {}),
             "schema": warehouse.columns(con, config.training.model),
             "network": train_config(config).to_dict(),
             "code": model_code_fingerprint(),
@@ -271,6 +280,23 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+def days_behind(con: duckdb.DuckDBPyConnection, config: Config, current: registry.RunRecord) -> int | None:
+    """How many days the current model's as-of date is behind this build's, when only the training data
+    changed since it was trained (same settings, code and columns); None otherwise or without dates."""
+    as_of = config.variables.get("as_of")
+    try:
+        run = json.loads((registry.model_dir(config.warehouse.models, current.version) / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(as_of, dt.date) or run.get("settings_fingerprint") != settings_fingerprint(con, config):
+        return None
+    try:
+        trained_as_of = dt.date.fromisoformat(run.get("variables", {}).get("as_of", ""))
+    except ValueError:
+        return None
+    return (as_of - trained_as_of).days
+
+
 def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool = False,
                 on_progress: Reporter = ignore) -> TrainOutcome:
     """Train, evaluate and register a model (or reuse the current one); ``on_progress`` gets an
@@ -287,6 +313,12 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     force = force or erased or uses_withheld_inputs(config, current)
     if current and not force and registry.trained_on(con, fingerprint):
         return TrainOutcome(current.version, False, True, "data unchanged: current model reused", None,
+                            models_root=config.warehouse.models)
+    every = config.training.retrain_after_days
+    if current and not force and (behind := days_behind(con, config, current)) is not None and 0 <= behind < every:
+        return TrainOutcome(current.version, False, True,
+                            f"training data changed {behind} days after {current.version}'s as-of date: model reused "
+                            f"(retrained after {every} days: [training] retrain_after_days)", None,
                             models_root=config.warehouse.models)
 
     frame = read_training_frame(con, config)
@@ -331,6 +363,7 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
             {
                 "version": version,
                 "data_fingerprint": fingerprint,
+                "settings_fingerprint": settings_fingerprint(con, config),
                 "training": {
                     "model": config.training.model,
                     "id_column": config.training.id_column,
