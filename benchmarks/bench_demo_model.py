@@ -30,6 +30,7 @@ figures of a tiled run are not new evidence (the oracle is skipped).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -49,7 +50,7 @@ from churnwh.config import load_config  # noqa: E402
 from churnwh.ml import metrics, splits, train  # noqa: E402
 from churnwh.pipeline import BuildContext, BuildOptions, build_models, load_sources, pseudonymize  # noqa: E402
 from churnwh.sources import demo  # noqa: E402
-from churnwh.store import warehouse  # noqa: E402
+from churnwh.store import lock, warehouse  # noqa: E402
 
 ID, LABEL, DATE = "customer_pseudonym", "churned", "observation_date"
 REPORTED = ("roc_auc", "pr_auc", "log_loss", "ece")
@@ -60,17 +61,21 @@ def build_warehouse(project: Path, customers: int, seed: int) -> tuple[pl.DataFr
     shutil.copytree(ROOT / "sql", project / "sql")
     (project / "churnwh.toml").write_text(f"[demo]\ncustomers = {customers}\nseed = {seed}\n")
     config = load_config(project)
-    with warehouse.connect(config.warehouse.private, memory_limit=config.warehouse.memory_limit) as con:
+    # as churnwh.pipeline.build: the project's write lock around the build's connection, and the
+    # connections build_models reopens (it closes the build's own to run the SQL sandboxed) closed after
+    with lock.write_lock(config.warehouse.private), warehouse.open_private(config) as con, \
+            contextlib.ExitStack() as reopened:
         # only the training set and what it reads: marts the benchmark does not use cannot stop it
         ctx = BuildContext(config=config, options=BuildOptions(select=f"+{config.training.model}"), con=con)
+        reopened.callback(lambda: [stack.close() for stack in reversed(ctx._reopened)])
         for stage in (load_sources, pseudonymize, build_models):
             started = time.perf_counter()
             detail = stage(ctx)
             print(f"  {stage.__name__}: {detail} ({time.perf_counter() - started:.0f} s)", flush=True)
         # in a fixed order: the network's batches, and so its scores, follow the row order
-        frame = pl.from_arrow(con.sql(f"SELECT * FROM {config.training.model} ORDER BY {DATE}, {ID}")
+        frame = pl.from_arrow(ctx.con.sql(f"SELECT * FROM {config.training.model} ORDER BY {DATE}, {ID}")
                               .to_arrow_table())
-        keys = pl.from_arrow(con.sql("SELECT customer_id, customer_pseudonym FROM raw.customer_keys")
+        keys = pl.from_arrow(ctx.con.sql("SELECT customer_id, customer_pseudonym FROM raw.customer_keys")
                              .to_arrow_table())
     return frame, keys, dict(config.variables)
 

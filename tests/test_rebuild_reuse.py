@@ -1,6 +1,6 @@
-"""An unchanged rebuild reuses the model and its probabilities without starting JAX; any change to what
-they depend on (training or scoring data, their columns, the network settings, scoring batches, the
-rows of churn_scores) makes the build train or score again."""
+"""An unchanged rebuild reuses the model and its probabilities without starting JAX (or importing
+pandas); any change to what they depend on (training or scoring data, their columns, the network
+settings, scoring batches, the rows of churn_scores) makes the build train or score again."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ try:
 except SystemExit as done:
     assert not done.code, done.code
 print("jax imported:", "jax" in sys.modules)
+print("pandas imported:", "pandas" in sys.modules)
 """
 
 
@@ -52,6 +53,7 @@ def test_unchanged_rebuild_reuses_model_and_probabilities_without_jax(built_proj
     assert "data unchanged: current model reused" in result.stdout
     assert "probabilities of v0001 kept" in result.stdout
     assert "jax imported: False" in result.stdout
+    assert "pandas imported: False" in result.stdout  # pyarrow's constructors import it: seconds on a busy machine
     assert scores(project) == before  # every column, every customer
 
 

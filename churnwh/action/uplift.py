@@ -347,12 +347,13 @@ def _not_fitted(con: duckdb.DuckDBPyConnection, as_of: dt.date, status: UpliftSt
 
 
 def _write_status(con: duckdb.DuckDBPyConnection, as_of: dt.date, status: UpliftStatus) -> None:
-    table = pa.table({
-        "as_of": pa.array([as_of], pa.date32()), "status": [status.status],
-        "members": pa.array([status.members], pa.int64()), "needed": pa.array([status.needed], pa.int64()),
-        "campaigns": pa.array([status.campaigns], pa.int64()),
-        "uplift_model_version": pa.array([status.version], pa.string()), "reason": [status.reason],
-    })
+    # Polars, not pyarrow, builds the row: pyarrow's constructors import pandas (seconds on a loaded
+    # machine), which a build without an uplift model otherwise never needs.
+    table = pl.DataFrame({
+        "as_of": [as_of], "status": [status.status], "members": [status.members], "needed": [status.needed],
+        "campaigns": [status.campaigns], "uplift_model_version": [status.version], "reason": [status.reason],
+    }, schema={"as_of": pl.Date, "status": pl.String, "members": pl.Int64, "needed": pl.Int64,
+               "campaigns": pl.Int64, "uplift_model_version": pl.String, "reason": pl.String}).to_arrow()
     write_table(con, STATUS, table, STATUS_COMMENTS,
                 "The uplift model of the last build: fitted or why not (pilot members there are and needed).")
 

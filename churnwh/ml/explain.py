@@ -57,9 +57,13 @@ DEFAULT_STEPS = 32
 """Equal cells every path starts with (the least resolution of every attribution)."""
 DEFAULT_TOLERANCE = 1e-2
 SPLITS_PER_ROUND = 4
-POINTS_PER_STEP = 32
-STEPS_PER_CALL = 16
-"""One compiled call evaluates STEPS_PER_CALL x POINTS_PER_STEP path points (any rows, any positions)."""
+POINTS_PER_STEP = 512
+STEPS_PER_CALL = 1
+"""One compiled call evaluates STEPS_PER_CALL x POINTS_PER_STEP path points (any rows, any positions).
+One step of 512 points rather than 16 of 32 (``jax.lax.map`` runs steps one after another): the network's
+matrix products on 32 rows were too small to keep two cores busy, and each step waited on the slowest
+thread. On the 10,000-row bank project (2 cores, load 12-13, CPU seconds): 3.9 ms a customer instead
+of 6.0, the same completeness gap (5.0e-3)."""
 CHUNK_ROWS = 512
 MAX_ROUNDS = 64
 NARROW_CELL = 1e-3

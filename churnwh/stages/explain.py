@@ -64,8 +64,8 @@ SCORES = f"{SCHEMA}.churn_scores"
 IMPORTANCE = f"{SCHEMA}.feature_importance"
 TOP_K = 5
 EXPLAIN_MARK = "explain_fingerprint"
-METHOD = ("integrated-gradients adaptive midpoint v2; quasi-identifiers unlisted; key-independent baseline sample; "
-          "actionable top reasons, profile summed; acted-on customers and a uniform sample, streamed in batches")
+METHOD = ("integrated-gradients adaptive midpoint v3 (512-point calls); quasi-identifiers unlisted; "
+          "key-independent baseline sample; actionable top reasons, profile summed; acted-on customers and a uniform sample, streamed in batches")
 """Part of the fingerprint: change it when the attributions a model and data give change."""
 BASELINE_ROWS = 20000
 QUINTILE_BUCKETS = ("very low", "low", "middle", "high", "very high")
