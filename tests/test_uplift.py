@@ -96,6 +96,30 @@ def test_same_seed_gives_the_same_estimates(validated, pilot, fresh_members):
                                   uplift.predict_uplift(again, sample).churn_change)
 
 
+def test_risk_offset_network_corrects_the_churn_models_logit(pilot, fresh_members, tmp_path):
+    clipped = pl.col("risk_score").clip(0.001, 0.999)
+    members, fresh = pilot.with_columns(clipped), fresh_members.with_columns(clipped)
+    model, validation = uplift.validate_uplift(
+        members, treatment_column="treated", label_column="churned", risk_column="risk_score", id_column="member",
+        exclude=("true_churn_change",), treated_share=TREATED_SHARE, config=TINY, rule=RULE, risk_offset=True)
+    assert model.risk_column == "risk_score" and "risk_score" not in model.preprocessor.feature_names
+    assert set(validation.rules) == {"network", "two_model", "risk"}
+    learn, _ = uplift.split_members(members, treatment_column="treated", label_column="churned",
+                                    test_fraction=TINY.test_fraction, seed=TINY.seed + 1)
+    comparison = uplift.compare_targeting(model, learn, fresh, risk_column="risk_score")
+    assert comparison.rules["network"].qini_coefficient > comparison.rules["risk"].qini_coefficient + 0.001
+    estimates = uplift.predict_uplift(model, fresh)
+    assert np.corrcoef(estimates.churn_change, fresh["true_churn_change"].to_numpy())[0, 1] > 0.35
+    loaded = uplift_artifact.load_uplift_model(uplift_artifact.save_uplift_model(model, tmp_path / "offset"))
+    assert loaded.risk_column == "risk_score"
+    np.testing.assert_array_equal(uplift.predict_uplift(loaded, fresh.head(300)).churn_change,
+                                  estimates.churn_change[:300])
+    with pytest.raises(DataError, match="risk column 'risk_score' is not in the members frame"):
+        uplift.predict_uplift(model, fresh.drop("risk_score"))
+    with pytest.raises(DataError, match="outside 0..1"):
+        uplift.predict_uplift(model, fresh.with_columns(risk_score=pl.lit(1.5)))
+
+
 # --- Too small to learn from ------------------------------------------------------------------------
 
 

@@ -75,6 +75,10 @@ ARTIFACT_DIR = UPLIFT_ARTIFACT
 FIT_FILE = "fit.json"
 TREATMENT, LABEL, RISK = "pilot_group", "churned", "plan_churn_probability"
 RULE_NAMES = {"network": "uplift network", "two_model": "two-model baseline", "risk": "churn risk"}
+RISK_OFFSET = True
+"""The network's control head learns a correction to the churn model's logit (the plan's churn probability
+for pilot members, the current one for scored customers) instead of learning churn risk from the pilot alone:
+see ``churnwh.ml.uplift.fit_uplift``'s ``risk_column`` and benchmarks/bench_uplift_learning_curve.py."""
 
 CUSTOMER_COMMENTS = {
     "customer_pseudonym": "Keyed pseudonym of the customer (HMAC-SHA256).",
@@ -246,7 +250,7 @@ def uplift_stage(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     from churnwh.ml import uplift, uplift_artifact  # JAX: only once there is a pilot to learn from
 
     settings = fit_settings(config)
-    digest = fingerprint(members, features, settings.to_dict())
+    digest = fingerprint(members, features, {**settings.to_dict(), "risk_offset": RISK_OFFSET})
     version = f"uplift-{digest[:12]}"
     folder = config.warehouse.models / ARTIFACT_DIR
     saved = _read_fit(folder)
@@ -255,7 +259,7 @@ def uplift_stage(con: duckdb.DuckDBPyConnection, config: Config) -> str:
         validation, curve, status = saved["validation"], saved["curve"], "reused"
     else:
         model, checked = uplift.validate_uplift(members, treatment_column=TREATMENT, label_column=LABEL,
-                                                risk_column=RISK, config=settings)
+                                                risk_column=RISK, config=settings, risk_offset=RISK_OFFSET)
         validation, curve = _validation_rows(checked), _curve_rows(checked)
         _save_fit(folder, model, {"fingerprint": digest, "version": version, "validation": validation,
                                   "curve": curve})
@@ -278,7 +282,8 @@ def customer_rows(con: duckdb.DuckDBPyConnection, config: Config, model, feature
     relation, id_column = config.training.scoring_model, config.training.id_column
     selected = ", ".join(f"f.{_q(name)}" for name in features)
     frame = pl.from_arrow(con.sql(
-        f"""SELECT s.customer_pseudonym, s.as_of, s.risk_tier, s.churn_probability, s.value_at_risk, {selected}
+        f"""SELECT s.customer_pseudonym, s.as_of, s.risk_tier, s.churn_probability, s.value_at_risk,
+                   s.churn_probability AS {RISK}, {selected}
             FROM {SCORES} s JOIN {relation} f ON f.{_q(id_column)} = s.customer_pseudonym
             ORDER BY s.customer_pseudonym""").to_arrow_table())
     estimates = predict_uplift(model, frame)
@@ -309,6 +314,42 @@ def current_status(con: duckdb.DuckDBPyConnection) -> UpliftStatus | None:
     row = con.execute(f"SELECT status, members, needed, campaigns, uplift_model_version, reason FROM {STATUS}"
                       ).fetchall()
     return UpliftStatus(*row[0]) if row else None
+
+
+@dataclasses.dataclass(frozen=True)
+class VersusRisk:
+    """The uplift network against targeting by churn risk on the held-out pilot members (``ml.uplift_validation``):
+    the network's Qini coefficient minus churn risk's, with its 95% paired bootstrap interval."""
+
+    gain: float
+    low: float
+    high: float
+
+    @property
+    def better(self) -> bool:
+        """Measurably better: the whole interval above 0."""
+        return self.low > 0
+
+    @property
+    def worse(self) -> bool:
+        """No better on the held-out members (the estimate itself at or below 0)."""
+        return self.gain <= 0
+
+    def message(self) -> str:
+        return (f"the uplift model does not beat targeting by churn risk on the held-out pilot members "
+                f"(Qini {self.gain:+.5f} against churn risk, 95% CI {self.low:+.5f} to {self.high:+.5f})")
+
+
+def versus_risk(con: duckdb.DuckDBPyConnection) -> VersusRisk | None:
+    """The current validation's network-vs-churn-risk comparison; None without one."""
+    if VALIDATION not in warehouse.relations(con):
+        return None
+    rows = dict((rule, (qini, low, high)) for rule, qini, low, high in con.execute(
+        f"SELECT rule, qini, qini_gain_low, qini_gain_high FROM {VALIDATION}").fetchall())
+    network, risk = rows.get(RULE_NAMES["network"]), rows.get(RULE_NAMES["risk"])
+    if network is None or risk is None or risk[1] is None or risk[2] is None:
+        return None
+    return VersusRisk(gain=float(network[0] - risk[0]), low=float(risk[1]), high=float(risk[2]))
 
 
 # --- helpers ---------------------------------------------------------------------------------------
