@@ -16,7 +16,7 @@ TINY = train.TrainConfig(
     epochs=60, batch_size=128, learning_rate=3e-3, hidden=32, depth=2, k=4, n_bins=8, d_embed=4,
     dropout=0.0, patience=8, seed=3, valid_fraction=0.2, test_fraction=0.3,
 )
-RULE = uplift.PilotSizeRule(min_effect=0.1)
+RULE = uplift.PilotSizeRule(min_gain=0.1, target_share=0.5)
 TREATED_SHARE = 0.6
 
 
@@ -123,14 +123,16 @@ def test_risk_offset_network_corrects_the_churn_models_logit(pilot, fresh_member
 # --- Too small to learn from ------------------------------------------------------------------------
 
 
-def test_required_size_follows_the_two_proportion_rule():
+def test_required_size_tells_the_targeted_fifth_from_the_risk_targeted_one():
     rule = uplift.PilotSizeRule()
-    # 2 segments * (1.95996 + 0.84162)^2 * 0.2 * 0.8 / (0.05^2 * 0.25) = 4,018.6
-    assert uplift.required_members(0.2, 0.5, rule) == 4019
-    assert uplift.required_members(0.2, 0.9, rule) > uplift.required_members(0.2, 0.5, rule)
-    assert uplift.required_members(0.2, 0.5, uplift.PilotSizeRule(min_effect=0.1)) == 1005
+    # (2 / 0.2) * (1.95996 + 0.84162)^2 * 0.067 * 0.933 / (0.02^2 * 0.25) = 49,064.1
+    assert uplift.required_members(0.067, 0.5, rule) == 49065
+    assert uplift.required_members(0.067, 0.9, rule) > uplift.required_members(0.067, 0.5, rule)
+    # a larger gain to detect or a larger share contacted: fewer members
+    assert uplift.required_members(0.067, 0.5, uplift.PilotSizeRule(min_gain=0.04)) == 12267
+    assert uplift.required_members(0.067, 0.5, uplift.PilotSizeRule(target_share=0.4)) == 24533
     # rare churn: the outcome count decides (30 churners in the smaller arm)
-    assert uplift.required_members(0.01, 0.5, uplift.PilotSizeRule(min_effect=0.5)) == 6000
+    assert uplift.required_members(0.01, 0.5, uplift.PilotSizeRule(min_gain=0.5)) == 6000
 
 
 def test_refusal_fires_below_the_threshold_and_not_above():
@@ -157,10 +159,11 @@ def test_refusal_counts_churners_per_arm():
     treated = np.r_[np.ones(5000), np.zeros(5000)]
     churned = np.zeros(10_000)
     churned[:200] = 1  # 200 treated churners, no control churner
-    size = uplift.pilot_size(treated, churned)
+    rule = uplift.PilotSizeRule(min_gain=0.2)
+    size = uplift.pilot_size(treated, churned, rule)
     assert size.members > size.required_members and not size.large_enough
     with pytest.raises(uplift.PilotTooSmall, match="5000 control members \\(0 churned\\)"):
-        uplift.require_learnable_pilot(treated, churned)
+        uplift.require_learnable_pilot(treated, churned, rule)
 
 
 def test_assignment_far_from_the_planned_share_is_refused(pilot):

@@ -243,7 +243,8 @@ def uplift_stage(con: duckdb.DuckDBPyConnection, config: Config) -> str:
             f"no finished pilot with point-in-time features yet: plan a campaign of at least {needed} customers "
             f"(`churnwh plan`), let its {config.retention.pilot_days}-day window pass and build again"))
     treated = (members[TREATMENT] == "treatment").cast(pl.Float64).to_numpy()
-    size = pilot_size(treated, members[LABEL].to_numpy())
+    rule = pilot_rule(config)
+    size = pilot_size(treated, members[LABEL].to_numpy(), rule)
     if not size.large_enough:
         return _not_fitted(con, as_of, UpliftStatus("too small", size.members, size.required_members, campaigns,
                                                     None, size.message()))
@@ -259,7 +260,8 @@ def uplift_stage(con: duckdb.DuckDBPyConnection, config: Config) -> str:
         validation, curve, status = saved["validation"], saved["curve"], "reused"
     else:
         model, checked = uplift.validate_uplift(members, treatment_column=TREATMENT, label_column=LABEL,
-                                                risk_column=RISK, config=settings, risk_offset=RISK_OFFSET)
+                                                risk_column=RISK, config=settings, risk_offset=RISK_OFFSET,
+                                                rule=rule)
         validation, curve = _validation_rows(checked), _curve_rows(checked)
         _save_fit(folder, model, {"fingerprint": digest, "version": version, "validation": validation,
                                   "curve": curve})
@@ -369,7 +371,15 @@ def _needed_without_pilot(con: duckdb.DuckDBPyConnection, config: Config) -> int
     from churnwh.ml.pilot_size import required_members
 
     mean_risk = con.execute(f"SELECT avg(churn_probability) FROM {SCORES}").fetchall()[0][0] or 0.0
-    return required_members(float(mean_risk), 1.0 - config.retention.control_fraction)
+    return required_members(float(mean_risk), 1.0 - config.retention.control_fraction, pilot_rule(config))
+
+
+def pilot_rule(config: Config):
+    """The pilot-size rule with the project's [retention] uplift_min_gain and uplift_target_share."""
+    from churnwh.ml.pilot_size import PilotSizeRule
+
+    return PilotSizeRule(min_gain=config.retention.uplift_min_gain,
+                         target_share=config.retention.uplift_target_share)
 
 
 def _not_fitted(con: duckdb.DuckDBPyConnection, as_of: dt.date, status: UpliftStatus) -> str:

@@ -29,18 +29,18 @@ Qini / uplift curves and AUUC (``uplift_metrics``) of three rules: the network, 
 baseline (separate logistic regressions for treated and control members on the same features,
 prevented = p_control - p_treated) and targeting by a given churn-risk score.
 
-Too small to learn from (``pilot_size`` / ``require_learnable_pilot``), the rule:
+Too small to learn from (``pilot_size`` / ``require_learnable_pilot``): the rule and its derivation are
+in ``churnwh.ml.pilot_size``: enough members to tell the effect among the customers uplift targeting
+would contact (the top ``target_share``) from the effect among those risk targeting would contact, when
+the first is larger by ``min_gain``; about 49,000 members at the demo's risk-targeted pilot (6.7% churn,
+even split).
 
-    N >= segments * (z(1 - alpha/2) + z(power))^2 * p (1 - p) / (delta^2 * s (1 - s))
-
-the members needed so that a change of ``delta`` in churn probability (the smallest effect worth
-acting on) is detectable, two-sided at ``alpha`` with ``power``, by the difference of two
-proportions (standard error ``sqrt(p (1 - p) (1/n_t + 1/n_c))`` at the pooled churn rate ``p``,
-treated share ``s``) *within each* of ``segments`` equal parts of the members: learning who responds
-means at least telling the better half from the worse one, so the average-effect size is not
-enough. In addition each arm needs ``min_outcomes_per_arm`` churners and as many non-churners (the
-normal approximation and the heads need both outcomes). Defaults: delta 0.05, alpha 0.05, power
-0.8, 2 segments, 30 churners: about 4,000 members at a 20% churn rate and an even split.
+The churn model's risk as an offset (``fit_uplift``'s ``risk_column``): the control head then adds a
+learned correction to the churn model's logit (scaled by a learned weight per ensemble member) instead of
+learning churn risk from the pilot alone; the churn model was trained on every customer's history, far
+more than a pilot holds. The effect head is unchanged. With no effect learned, the estimate is then a
+multiple of the churn model's risk, so targeting by it falls back to targeting by risk rather than by the
+pilot's noisier risk estimate.
 """
 
 from __future__ import annotations
