@@ -125,12 +125,14 @@ def test_risk_offset_network_corrects_the_churn_models_logit(pilot, fresh_member
 
 def test_required_size_tells_the_targeted_fifth_from_the_risk_targeted_one():
     rule = uplift.PilotSizeRule()
-    # (2 / 0.2) * (1.95996 + 0.84162)^2 * 0.067 * 0.933 / (0.02^2 * 0.25) = 49,064.1
-    assert uplift.required_members(0.067, 0.5, rule) == 49065
+    # (2 / 0.2) * (1.95996 + 0.84162)^2 * 0.067 * 0.933 / (0.04^2 * 0.25) = 12,266.0
+    assert uplift.required_members(0.067, 0.5, rule) == 12267
+    # the learning curve's pilots (6.4% churn): the learners beat the churn model from 10,000 members
+    assert 10_000 <= uplift.required_members(0.064, 0.5, rule) <= 12_000
     assert uplift.required_members(0.067, 0.9, rule) > uplift.required_members(0.067, 0.5, rule)
-    # a larger gain to detect or a larger share contacted: fewer members
-    assert uplift.required_members(0.067, 0.5, uplift.PilotSizeRule(min_gain=0.04)) == 12267
-    assert uplift.required_members(0.067, 0.5, uplift.PilotSizeRule(target_share=0.4)) == 24533
+    # a smaller gain to detect or a smaller share contacted: more members
+    assert uplift.required_members(0.067, 0.5, uplift.PilotSizeRule(min_gain=0.02)) == 49065
+    assert uplift.required_members(0.067, 0.5, uplift.PilotSizeRule(target_share=0.1)) == 24533
     # rare churn: the outcome count decides (30 churners in the smaller arm)
     assert uplift.required_members(0.01, 0.5, uplift.PilotSizeRule(min_gain=0.5)) == 6000
 
