@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -72,12 +73,26 @@ def truth_per_arm(project: Path, campaign: str) -> dict:
         if group == "treatment":
             entry["treated"].append(customer)
             entry["cost"] += cost
-    out = {}
+    uplift = dict(zip(truth.column("customer_id").to_pylist(), truth.column("uplift").to_pylist()))
+    out, spread = {}, {}
     for arm, entry in arms.items():
         saved = expected_saved(truth, entry["treated"])
+        values = np.array([uplift[c] for c in entry["treated"]])
+        # 95% interval of the mean true uplift per contact (cost 1 each) over the contacted members: what the
+        # rule saves per 1,000 contacts in expectation, the draw of who is treated being the only noise
+        half = 1.96 * values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else float("nan")
+        spread[arm] = (values.mean() if values.size else float("nan"), half)
         out[arm] = {"members": len(entry["all"]), "treated": len(entry["treated"]), "cost": entry["cost"], "true_saved": round(saved, 2),
                     "true_saved_per_1000": round(1000 * saved / entry["cost"], 3) if entry["cost"] else None,
+                    "true_saved_per_1000_low": round(1000 * (spread[arm][0] - half), 1),
+                    "true_saved_per_1000_high": round(1000 * (spread[arm][0] + half), 1),
                     "mean_true_uplift_treated": round(saved / max(len(entry["treated"]), 1), 4)}
+    if {"uplift", "risk"} <= spread.keys():
+        difference = spread["uplift"][0] - spread["risk"][0]
+        half = float(np.hypot(spread["uplift"][1], spread["risk"][1]))
+        out["uplift_minus_risk_per_1000"] = {"difference": round(1000 * difference, 1),
+                                             "low": round(1000 * (difference - half), 1),
+                                             "high": round(1000 * (difference + half), 1)}
     return out
 
 
@@ -108,6 +123,8 @@ def oracle_per_arm(project: Path, campaign: str, arms: dict, scored: set[str]) -
     ranked = sorted(uplift.values(), reverse=True)
     out = {}
     for arm, entry in arms.items():
+        if "members" not in entry:  # the difference between the arms
+            continue
         best = ranked[: 2 * entry["members"]]
         out[arm] = {"members": entry["members"], "candidates": len(ranked),
                     "true_saved_per_1000": round(1000 * sum(best) / max(len(best), 1), 3)}

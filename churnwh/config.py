@@ -209,6 +209,11 @@ class RetentionConfig:
     pilot_days: int = 90
     """Days after its campaign date that a campaign's pilot runs: its control group is not contacted (nor
     selected by another plan) while the scores' as_of is within them."""
+    uplift_min_gain: float = 0.04
+    """The pilot-size rule (churnwh.ml.pilot_size): the gain over risk targeting, churn prevented per contacted
+    customer, that finished pilots must be large enough to detect before the build fits an uplift model."""
+    uplift_target_share: float = 0.2
+    """The pilot-size rule: the share of customers a campaign contacts."""
 
 
 @dataclass(frozen=True)
@@ -322,7 +327,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "scoring": ("value_column", "horizon_months", "batch_rows", "segments", "currency"),
     "key": ("env", "file", "create"),
     "publish": ("k_anonymity",),
-    "retention": ("budget", "cost", "success_rate", "control_fraction", "pilot_days"),
+    "retention": ("budget", "cost", "success_rate", "control_fraction", "pilot_days", "uplift_min_gain",
+                  "uplift_target_share"),
     "monitoring": ("psi_warning", "reference_days", "psi_severe", "severe_features", "score_history_days",
                    "score_history_months"),
     "freshness": ("max_lag_days", "source_max_lag_days"),
@@ -535,6 +541,8 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
                       for tier in rates},
         control_fraction=reader.fraction(ret, "retention.control_fraction", 0.1),
         pilot_days=reader.integer(ret, "retention.pilot_days", 90, minimum=1, maximum=3660),
+        uplift_min_gain=reader.number(ret, "retention.uplift_min_gain", 0.04, minimum=0.001, maximum=1.0),
+        uplift_target_share=reader.fraction(ret, "retention.uplift_target_share", 0.2),
     )
     mon = reader.section("monitoring", set(SECTION_KEYS["monitoring"]))
     monitoring = MonitoringConfig(

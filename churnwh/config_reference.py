@@ -134,6 +134,12 @@ DESCRIPTIONS = {
     "retention.pilot_days": "Days after a campaign's date that its pilot runs (1 to 3660, default 90): while the "
                             "scores' as_of is within them its control group is left out of `churnwh contacts` "
                             "and of other campaigns' plans.",
+    "retention.uplift_min_gain": "Pilot-size rule of the build's uplift step (0.001 to 1, default 0.04, calibrated "
+                                 "on the demo's learning curve): the gain over targeting by risk, in churn prevented "
+                                 "per contacted customer, that finished pilots must be large enough to detect before "
+                                 "an uplift model is fitted; a larger gain asks for a smaller pilot.",
+    "retention.uplift_target_share": "Pilot-size rule: the share of customers a campaign contacts (between 0 and 1, "
+                                     "default 0.2); the pilot must tell this share's effect apart.",
     "monitoring.psi_warning": "Population stability index above which a feature's drift is a `warning`.",
     "freshness.max_lag_days": "Days a source's last event may be before the last day the features read "
                               "(`as_of` - 1) before the build refuses to score (0 to 36600).",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from churnwh.action import uplift
 from churnwh.action.retention import optimize_net
 from tests.helpers import churnwh, copy_project, private
 
@@ -119,6 +120,9 @@ def plant_pilots(project, replicates: int = 4, dates: int = 6) -> None:
 def planted(built_project, tmp_path_factory):
     """A copy of the built demo with learnable pilots, scored again (the uplift step fits the network)."""
     project = copy_project(built_project[0], tmp_path_factory.mktemp("planted") / "project")
+    config = project / "churnwh.toml"  # pilots of a few thousand members: a rule for a gain of 30 points
+    config.write_text(config.read_text().replace(
+        "[retention]\n", "[retention]\nuplift_min_gain = 0.3\nuplift_target_share = 0.5\n", 1))
     plant_pilots(project)
     result = churnwh(project, "score")
     assert result.returncode == 0, result.stderr
@@ -177,7 +181,13 @@ def test_unchanged_members_reuse_the_model_and_plans_by_uplift_and_compared(plan
         targeting = con.execute("SELECT targeting FROM ml.campaigns WHERE campaign_id = 'by-uplift'").fetchone()[0]
         snapshot = con.execute("SELECT count(*) FROM ml.campaign_member_features WHERE campaign_id = 'by-uplift'"
                                ).fetchone()[0]
-    assert chosen[0] > 0 and chosen[1] > 0 and chosen[2] and targeting == "uplift" and snapshot == chosen[0]
+    with private(project) as con:
+        verdict = uplift.versus_risk(con)
+    if verdict.worse:  # the guard: a plan by uplift alone targets by risk when the model is no better
+        assert targeting == "risk" and verdict.message() in result.stderr and snapshot > 0
+    else:
+        assert chosen[0] > 0 and chosen[1] > 0 and chosen[2] and targeting == "uplift" and snapshot == chosen[0]
+        assert (verdict.message() in result.stderr) == (not verdict.better)
 
     result = churnwh(project, "plan", "--campaign", "both", "--budget", "40", "--cost", "low=0.5", "--cost",
                      "medium=0.5", "--cost", "high=0.5", "--success-rate", "low=0.2", "--by", "uplift", "--compare", "risk",

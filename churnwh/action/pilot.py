@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import math
 
 import duckdb
@@ -203,6 +204,8 @@ def scores_date(con: duckdb.DuckDBPyConnection, config: Config) -> dt.date:
     return found.date() if isinstance(found, dt.datetime) else found
 
 
+logger = logging.getLogger(__name__)
+
 TARGETING = ("risk", "uplift")
 """`churnwh plan --by`: risk (value at risk x the tier's assumed success rate) or uplift (the uplift model's
 expected saved value, net of the cost)."""
@@ -230,6 +233,28 @@ def uplift_candidates(con: duckdb.DuckDBPyConnection, candidates: pl.DataFrame) 
         raise CampaignError("the uplift estimates (ml.customer_uplift) are not those of the current scores: run "
                             "`churnwh build` (or `churnwh score`) so that both are from the same date")
     return joined.drop("uplift_as_of")
+
+
+def guard_uplift(con: duckdb.DuckDBPyConnection, by: str, compare: str | None,
+                 rules: list[str]) -> tuple[str, list[str], str | None]:
+    """Targeting by uplift only where the uplift model beat churn risk on its held-out pilot members.
+
+    Not measurably better (the Qini gain's 95% interval includes 0): a warning, and a plan by uplift all the
+    same when the gain is positive. No better at all (gain at or below 0): a plan ``--by uplift`` alone
+    targets by risk instead and says so; a comparison campaign (``--compare``) keeps its uplift arm, since
+    measuring the two rules against each other is its purpose. Returns (by, rules, the warning or None)."""
+    verdict = uplift.versus_risk(con)
+    if verdict is None or verdict.better:
+        return by, rules, None
+    if verdict.worse and compare is None:
+        warning = f"{verdict.message()}: targeting by churn risk instead (plan --by risk)"
+        by, rules = "risk", ["risk"]
+    elif verdict.worse:
+        warning = f"{verdict.message()}: the uplift arm is planned all the same, as the comparison measures it"
+    else:
+        warning = f"{verdict.message()}: targeting by uplift, the held-out estimate favours it"
+    logger.warning("%s", warning)
+    return by, rules, warning
 
 
 def select_arm(candidates: pl.DataFrame, rule: str, budget: float, cost: dict[str, float],
@@ -280,8 +305,10 @@ def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, 
         f"SELECT customer_pseudonym, as_of, risk_tier, action, churn_probability, value_at_risk, model_version "
         f"FROM {scores} WHERE true {no_contact} {held_out} ORDER BY customer_pseudonym").to_arrow_table())
     rules = [by] if compare is None else [by, compare]
+    warning = None
     if "uplift" in rules:
         candidates = uplift_candidates(con, candidates)
+        by, rules, warning = guard_uplift(con, by, compare, rules)
     if compare is None:
         arms = [select_arm(candidates, by, budget, cost, success_rate)]
     else:
@@ -342,6 +369,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, config: Config, campaign_id: str, 
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    summary["warning"] = warning
     summary["arms"] = {arm: {"selected": part.height,
                              "treated": int((part["pilot_group"] == "treatment").sum()),
                              "control": int((part["pilot_group"] == "control").sum()),

@@ -75,6 +75,14 @@ ARTIFACT_DIR = UPLIFT_ARTIFACT
 FIT_FILE = "fit.json"
 TREATMENT, LABEL, RISK = "pilot_group", "churned", "plan_churn_probability"
 RULE_NAMES = {"network": "uplift network", "two_model": "two-model baseline", "risk": "churn risk"}
+RISK_OFFSET = False
+"""Whether the network's control head learns a correction to the churn model's logit (``fit_uplift``'s
+``risk_column``) instead of learning churn risk from the pilot. Off: in the learning curve
+(benchmarks/bench_uplift_learning_curve.py, top fifth, true saved per 1,000 contacts; churn model 46.0) the
+offset network stayed near the churn model's ranking (45.3, 46.0, 48.3, 51.7 at 2,000 / 5,000 / 10,000 /
+20,000 members: early stopping on the observed arm's log loss ends it before the effect head learns, since
+the offset alone already fits churn well) while the plain network learned the effect from 10,000 members
+(46.9, 43.9, 51.7, 57.5)."""
 
 CUSTOMER_COMMENTS = {
     "customer_pseudonym": "Keyed pseudonym of the customer (HMAC-SHA256).",
@@ -239,14 +247,15 @@ def uplift_stage(con: duckdb.DuckDBPyConnection, config: Config) -> str:
             f"no finished pilot with point-in-time features yet: plan a campaign of at least {needed} customers "
             f"(`churnwh plan`), let its {config.retention.pilot_days}-day window pass and build again"))
     treated = (members[TREATMENT] == "treatment").cast(pl.Float64).to_numpy()
-    size = pilot_size(treated, members[LABEL].to_numpy())
+    rule = pilot_rule(config)
+    size = pilot_size(treated, members[LABEL].to_numpy(), rule)
     if not size.large_enough:
         return _not_fitted(con, as_of, UpliftStatus("too small", size.members, size.required_members, campaigns,
                                                     None, size.message()))
     from churnwh.ml import uplift, uplift_artifact  # JAX: only once there is a pilot to learn from
 
     settings = fit_settings(config)
-    digest = fingerprint(members, features, settings.to_dict())
+    digest = fingerprint(members, features, {**settings.to_dict(), "risk_offset": RISK_OFFSET})
     version = f"uplift-{digest[:12]}"
     folder = config.warehouse.models / ARTIFACT_DIR
     saved = _read_fit(folder)
@@ -255,7 +264,8 @@ def uplift_stage(con: duckdb.DuckDBPyConnection, config: Config) -> str:
         validation, curve, status = saved["validation"], saved["curve"], "reused"
     else:
         model, checked = uplift.validate_uplift(members, treatment_column=TREATMENT, label_column=LABEL,
-                                                risk_column=RISK, config=settings)
+                                                risk_column=RISK, config=settings, risk_offset=RISK_OFFSET,
+                                                rule=rule)
         validation, curve = _validation_rows(checked), _curve_rows(checked)
         _save_fit(folder, model, {"fingerprint": digest, "version": version, "validation": validation,
                                   "curve": curve})
@@ -278,7 +288,8 @@ def customer_rows(con: duckdb.DuckDBPyConnection, config: Config, model, feature
     relation, id_column = config.training.scoring_model, config.training.id_column
     selected = ", ".join(f"f.{_q(name)}" for name in features)
     frame = pl.from_arrow(con.sql(
-        f"""SELECT s.customer_pseudonym, s.as_of, s.risk_tier, s.churn_probability, s.value_at_risk, {selected}
+        f"""SELECT s.customer_pseudonym, s.as_of, s.risk_tier, s.churn_probability, s.value_at_risk,
+                   s.churn_probability AS {RISK}, {selected}
             FROM {SCORES} s JOIN {relation} f ON f.{_q(id_column)} = s.customer_pseudonym
             ORDER BY s.customer_pseudonym""").to_arrow_table())
     estimates = predict_uplift(model, frame)
@@ -311,6 +322,42 @@ def current_status(con: duckdb.DuckDBPyConnection) -> UpliftStatus | None:
     return UpliftStatus(*row[0]) if row else None
 
 
+@dataclasses.dataclass(frozen=True)
+class VersusRisk:
+    """The uplift network against targeting by churn risk on the held-out pilot members (``ml.uplift_validation``):
+    the network's Qini coefficient minus churn risk's, with its 95% paired bootstrap interval."""
+
+    gain: float
+    low: float
+    high: float
+
+    @property
+    def better(self) -> bool:
+        """Measurably better: the whole interval above 0."""
+        return self.low > 0
+
+    @property
+    def worse(self) -> bool:
+        """No better on the held-out members (the estimate itself at or below 0)."""
+        return self.gain <= 0
+
+    def message(self) -> str:
+        return (f"the uplift model does not beat targeting by churn risk on the held-out pilot members "
+                f"(Qini {self.gain:+.5f} against churn risk, 95% CI {self.low:+.5f} to {self.high:+.5f})")
+
+
+def versus_risk(con: duckdb.DuckDBPyConnection) -> VersusRisk | None:
+    """The current validation's network-vs-churn-risk comparison; None without one."""
+    if VALIDATION not in warehouse.relations(con):
+        return None
+    rows = dict((rule, (qini, low, high)) for rule, qini, low, high in con.execute(
+        f"SELECT rule, qini, qini_gain_low, qini_gain_high FROM {VALIDATION}").fetchall())
+    network, risk = rows.get(RULE_NAMES["network"]), rows.get(RULE_NAMES["risk"])
+    if network is None or risk is None or risk[1] is None or risk[2] is None:
+        return None
+    return VersusRisk(gain=float(network[0] - risk[0]), low=float(risk[1]), high=float(risk[2]))
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 
@@ -328,7 +375,15 @@ def _needed_without_pilot(con: duckdb.DuckDBPyConnection, config: Config) -> int
     from churnwh.ml.pilot_size import required_members
 
     mean_risk = con.execute(f"SELECT avg(churn_probability) FROM {SCORES}").fetchall()[0][0] or 0.0
-    return required_members(float(mean_risk), 1.0 - config.retention.control_fraction)
+    return required_members(float(mean_risk), 1.0 - config.retention.control_fraction, pilot_rule(config))
+
+
+def pilot_rule(config: Config):
+    """The pilot-size rule with the project's [retention] uplift_min_gain and uplift_target_share."""
+    from churnwh.ml.pilot_size import PilotSizeRule
+
+    return PilotSizeRule(min_gain=config.retention.uplift_min_gain,
+                         target_share=config.retention.uplift_target_share)
 
 
 def _not_fitted(con: duckdb.DuckDBPyConnection, as_of: dt.date, status: UpliftStatus) -> str:

@@ -29,18 +29,18 @@ Qini / uplift curves and AUUC (``uplift_metrics``) of three rules: the network, 
 baseline (separate logistic regressions for treated and control members on the same features,
 prevented = p_control - p_treated) and targeting by a given churn-risk score.
 
-Too small to learn from (``pilot_size`` / ``require_learnable_pilot``), the rule:
+Too small to learn from (``pilot_size`` / ``require_learnable_pilot``): the rule and its derivation are
+in ``churnwh.ml.pilot_size``: enough members to tell the effect among the customers uplift targeting
+would contact (the top ``target_share``) from the effect among those risk targeting would contact, when
+the first is larger by ``min_gain``, calibrated on the demo's learning curve: 12,267 members at the demo's
+risk-targeted pilot (6.7% churn, even split).
 
-    N >= segments * (z(1 - alpha/2) + z(power))^2 * p (1 - p) / (delta^2 * s (1 - s))
-
-the members needed so that a change of ``delta`` in churn probability (the smallest effect worth
-acting on) is detectable, two-sided at ``alpha`` with ``power``, by the difference of two
-proportions (standard error ``sqrt(p (1 - p) (1/n_t + 1/n_c))`` at the pooled churn rate ``p``,
-treated share ``s``) *within each* of ``segments`` equal parts of the members: learning who responds
-means at least telling the better half from the worse one, so the average-effect size is not
-enough. In addition each arm needs ``min_outcomes_per_arm`` churners and as many non-churners (the
-normal approximation and the heads need both outcomes). Defaults: delta 0.05, alpha 0.05, power
-0.8, 2 segments, 30 churners: about 4,000 members at a 20% churn rate and an even split.
+The churn model's risk as an offset (``fit_uplift``'s ``risk_column``): the control head then adds a
+learned correction to the churn model's logit (scaled by a learned weight per ensemble member) instead of
+learning churn risk from the pilot alone; the churn model was trained on every customer's history, far
+more than a pilot holds. The effect head is unchanged. With no effect learned, the estimate is then a
+multiple of the churn model's risk, so targeting by it falls back to targeting by risk rather than by the
+pilot's noisier risk estimate.
 """
 
 from __future__ import annotations
@@ -119,6 +119,24 @@ def check_random_assignment(treated: np.ndarray, planned_share: float) -> None:
             "random; use the campaign's own members and groups")
 
 
+RISK_CLIP = 1e-4
+"""Churn probabilities are clipped to [RISK_CLIP, 1 - RISK_CLIP] before their logit becomes the offset."""
+
+
+def risk_logits(frame: pl.DataFrame, risk_column: str | None) -> np.ndarray:
+    """The offset per row: logit of the churn model's probability in ``risk_column`` (zeros without one)."""
+    if risk_column is None:
+        return np.zeros(frame.height, np.float32)
+    if risk_column not in frame.columns:
+        raise DataError(f"risk column '{risk_column}' is not in the members frame; check the name")
+    risk = frame[risk_column].cast(pl.Float64).to_numpy()
+    if np.isnan(risk).any() or (risk < 0).any() or (risk > 1).any():
+        raise DataError(f"risk column '{risk_column}' has NULL, NaN or values outside 0..1; score every member "
+                        "with the churn model first")
+    risk = np.clip(risk, RISK_CLIP, 1 - RISK_CLIP)
+    return np.log(risk / (1 - risk)).astype(np.float32)
+
+
 # --- The network -------------------------------------------------------------------------------------
 
 
@@ -132,11 +150,16 @@ class UpliftNetwork(network.ChurnNetwork):
         super().__init__(shape, rngs=rngs)
         self.effect_kernel = nnx.Param(jnp.zeros_like(self.head_kernel[...]))
         self.effect_bias = nnx.Param(jnp.zeros_like(self.head_bias[...]))
+        self.risk_weight = nnx.Param(jnp.ones_like(self.head_bias[...]))
 
-    def __call__(self, numeric, categorical, bin_edges, bin_mask, dropout_key=None) -> jax.Array:
-        """Member logits (rows, k, 2): ``[..., 0]`` without contact, ``[..., 1]`` if contacted."""
+    def __call__(self, numeric, categorical, offset, bin_edges, bin_mask, dropout_key=None) -> jax.Array:
+        """Member logits (rows, k, 2): ``[..., 0]`` without contact, ``[..., 1]`` if contacted.
+
+        ``offset`` (rows,): the churn model's logit per row (zeros without a risk column); the control
+        head learns a correction to it, scaled by a learned weight per member."""
         x = self.representation(numeric, categorical, bin_edges, bin_mask, dropout_key)
-        control = jnp.sum(x * self.head_kernel[...][None], axis=-1) + self.head_bias[...][None]
+        control = (jnp.sum(x * self.head_kernel[...][None], axis=-1) + self.head_bias[...][None]
+                   + offset[:, None] * self.risk_weight[...][None])
         effect = jnp.sum(x * self.effect_kernel[...][None], axis=-1) + self.effect_bias[...][None]
         return jnp.stack([control, control + effect], axis=-1)
 
@@ -164,9 +187,9 @@ def _observed_arm_logits(logits: jax.Array, treated: jax.Array) -> jax.Array:
     return jnp.where(treated[:, None] > 0.5, logits[..., 1], logits[..., 0])
 
 
-def _arm_probabilities(graphdef, params, numeric, categorical, bin_edges, bin_mask) -> jax.Array:
+def _arm_probabilities(graphdef, params, numeric, categorical, offset, bin_edges, bin_mask) -> jax.Array:
     """Members' mean churn probability per arm, (rows, 2): without contact, if contacted."""
-    logits = nnx.merge(graphdef, params)(numeric, categorical, bin_edges, bin_mask)
+    logits = nnx.merge(graphdef, params)(numeric, categorical, offset, bin_edges, bin_mask)
     return jnp.mean(jax.nn.sigmoid(logits), axis=1)
 
 
@@ -176,7 +199,7 @@ _arm_probabilities_jit = jax.jit(_arm_probabilities, static_argnames=("graphdef"
 @partial(jax.jit, static_argnames=("graphdef", "settings"))
 def _train_epoch(graphdef, settings: train._EpochSettings, params, opt_state, epoch_key, data, valid):
     """One epoch over shuffled batches plus the validation log loss of the observed arm."""
-    numeric, categorical, treated, labels, bin_edges, bin_mask = data
+    numeric, categorical, offset, treated, labels, bin_edges, bin_mask = data
     rows = labels.shape[0]
     batch_size = min(settings.batch_size, rows)
     n_batches = -(-rows // batch_size)
@@ -190,8 +213,9 @@ def _train_epoch(graphdef, settings: train._EpochSettings, params, opt_state, ep
         batch_index, rows_of_batch = batch
 
         def loss_fn(p):
-            logits = nnx.merge(graphdef, p)(numeric[rows_of_batch], categorical[rows_of_batch], bin_edges,
-                                            bin_mask, jax.random.fold_in(dropout_key, batch_index))
+            logits = nnx.merge(graphdef, p)(numeric[rows_of_batch], categorical[rows_of_batch],
+                                            offset[rows_of_batch], bin_edges, bin_mask,
+                                            jax.random.fold_in(dropout_key, batch_index))
             observed = _observed_arm_logits(logits, treated[rows_of_batch])
             return jnp.mean(optax.sigmoid_binary_cross_entropy(observed, labels[rows_of_batch][:, None]))
 
@@ -200,12 +224,13 @@ def _train_epoch(graphdef, settings: train._EpochSettings, params, opt_state, ep
         return (optax.apply_updates(params, updates), opt_state), loss
 
     (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (jnp.arange(n_batches), order))
-    valid_numeric, valid_categorical, valid_treated, valid_labels, valid_weights = valid
+    valid_numeric, valid_categorical, valid_offset, valid_treated, valid_labels, valid_weights = valid
 
     def chunk_probabilities(chunk):
-        return _arm_probabilities(graphdef, params, chunk[0], chunk[1], bin_edges, bin_mask)
+        return _arm_probabilities(graphdef, params, chunk[0], chunk[1], chunk[2], bin_edges, bin_mask)
 
-    probabilities = jax.lax.map(chunk_probabilities, (valid_numeric, valid_categorical)).reshape(-1, 2)
+    probabilities = jax.lax.map(chunk_probabilities,
+                                (valid_numeric, valid_categorical, valid_offset)).reshape(-1, 2)
     observed = jnp.where(valid_treated > 0.5, probabilities[:, 1], probabilities[:, 0])
     observed = jnp.clip(observed, metrics.PROBABILITY_EPSILON, 1 - metrics.PROBABILITY_EPSILON)
     losses_valid = -(valid_labels * jnp.log(observed) + (1 - valid_labels) * jnp.log1p(-observed))
@@ -220,8 +245,8 @@ def _chunked(arrays: list[np.ndarray], rows: int):
     for array in arrays + [np.ones(rows, np.float32)]:
         padded = train._pad_rows(array, padded_rows)
         out.append(padded.reshape((padded_rows // chunk, chunk) + array.shape[1:]))
-    numeric, categorical, treated, labels, weights = out
-    return (jnp.asarray(numeric), jnp.asarray(categorical), jnp.asarray(treated.reshape(-1)),
+    numeric, categorical, offset, treated, labels, weights = out
+    return (jnp.asarray(numeric), jnp.asarray(categorical), jnp.asarray(offset), jnp.asarray(treated.reshape(-1)),
             jnp.asarray(labels.reshape(-1)), jnp.asarray(weights.reshape(-1)))
 
 
@@ -241,6 +266,8 @@ class UpliftModel:
     pilot: PilotSize
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
+    risk_column: str | None = None
+    """The churn model's probability column whose logit is the control head's offset (None: no offset)."""
 
     @property
     def graphdef(self) -> nnx.GraphDef:
@@ -282,6 +309,7 @@ def fit_uplift(
     treated_share: float | None = None,
     config: train.TrainConfig = UPLIFT_DEFAULTS,
     rule: PilotSizeRule | None = PilotSizeRule(),
+    risk_column: str | None = None,
 ) -> UpliftModel:
     """Fit the two-headed uplift network on randomized campaign members.
 
@@ -305,11 +333,13 @@ def fit_uplift(
     if treated_share is not None:
         check_random_assignment(treated, treated_share)
     size = pilot_size(treated, labels) if rule is None else require_learnable_pilot(treated, labels, rule)
+    offset = risk_logits(members, risk_column)
     strata = (2 * treated + labels).astype(np.int64)
     learn_rows, valid_rows = splits.stratified_split_indices(
         strata, (1.0 - config.valid_fraction, config.valid_fraction), config.seed)
     learn, valid = members[learn_rows], members[valid_rows]
-    not_features = tuple(c for c in (id_column, label_column, treatment_column, *exclude) if c is not None)
+    not_features = tuple(c for c in (id_column, label_column, treatment_column, risk_column, *exclude)
+                         if c is not None)
     preprocessor = preprocess.fit_preprocessor(learn, exclude=not_features, n_bins=config.n_bins,
                                                min_category_count=config.min_category_count,
                                                max_categories=config.max_categories)
@@ -326,9 +356,10 @@ def fit_uplift(
     opt_state = _optimizer(learning_rate, config.weight_decay, config.grad_clip_norm).init(params)
     bin_edges, bin_mask = jnp.asarray(preprocessor.bin_edges), jnp.asarray(preprocessor.bin_mask)
     data = (jnp.asarray(learn_encoded.numeric), jnp.asarray(learn_encoded.categorical),
-            jnp.asarray(treated[learn_rows]), jnp.asarray(labels[learn_rows]), bin_edges, bin_mask)
-    valid_data = _chunked([valid_encoded.numeric, valid_encoded.categorical, treated[valid_rows],
-                           labels[valid_rows]], valid_encoded.rows)
+            jnp.asarray(offset[learn_rows]), jnp.asarray(treated[learn_rows]), jnp.asarray(labels[learn_rows]),
+            bin_edges, bin_mask)
+    valid_data = _chunked([valid_encoded.numeric, valid_encoded.categorical, offset[valid_rows],
+                           treated[valid_rows], labels[valid_rows]], valid_encoded.rows)
     base_key = jax.random.key(config.seed)
     history: list[dict] = []
     best_loss, best_params, best_epoch, without_gain = np.inf, params, 0, 0
@@ -346,7 +377,7 @@ def fit_uplift(
     logger.info("uplift network: %d epochs, best epoch %d (validation log loss %.4f)",
                 len(history), best_epoch, best_loss)
     return UpliftModel(preprocessor, shape, best_params, config, label_column, treatment_column, size,
-                       history, best_epoch)
+                       history, best_epoch, risk_column)
 
 
 def _bucket_rows(rows: int) -> int:
@@ -357,8 +388,10 @@ def _bucket_rows(rows: int) -> int:
 
 
 def predict_uplift(model: UpliftModel, frame: pl.DataFrame) -> UpliftEstimates:
-    """Churn probability without and with contact for every row of ``frame`` (features only needed)."""
+    """Churn probability without and with contact for every row of ``frame`` (the features, and the model's
+    risk column when it has one)."""
     encoded = preprocess.transform(model.preprocessor, frame)
+    offset = risk_logits(frame, model.risk_column)
     rows = encoded.rows
     if rows == 0:
         empty = np.zeros(0)
@@ -369,8 +402,9 @@ def predict_uplift(model: UpliftModel, frame: pl.DataFrame) -> UpliftEstimates:
     for start in range(0, rows, batch_rows):
         numeric = train._pad_rows(encoded.numeric[start:start + batch_rows], batch_rows)
         categorical = train._pad_rows(encoded.categorical[start:start + batch_rows], batch_rows)
+        offsets = train._pad_rows(offset[start:start + batch_rows], batch_rows)
         probabilities = _arm_probabilities_jit(model.graphdef, model.params, jnp.asarray(numeric),
-                                               jnp.asarray(categorical), edges, mask)
+                                               jnp.asarray(categorical), jnp.asarray(offsets), edges, mask)
         outputs.append(np.asarray(probabilities, dtype=np.float64)[: min(batch_rows, rows - start)])
     both = np.concatenate(outputs)
     return UpliftEstimates(churn_if_not_contacted=both[:, 0], churn_if_contacted=both[:, 1])
@@ -466,17 +500,21 @@ def validate_uplift(
     treated_share: float | None = None,
     config: train.TrainConfig = UPLIFT_DEFAULTS,
     rule: PilotSizeRule = PilotSizeRule(),
+    risk_offset: bool = False,
 ) -> tuple[UpliftModel, UpliftValidation]:
     """Hold out ``config.test_fraction`` of the members (stratified by treatment and outcome), fit the
     network and the two-model baseline on the rest and compare them with risk targeting on the held-out
-    members. The pilot-size rule applies to the whole pilot; the risk column is never a feature."""
+    members. The pilot-size rule applies to the whole pilot; the risk column is never a feature, and with
+    ``risk_offset`` its logit is the control head's offset (``fit_uplift``'s ``risk_column``)."""
     treated = treatment_flags(members, treatment_column)
     labels = train._labels(members, label_column, "members")
     size = require_learnable_pilot(treated, labels, rule)
     learn, test = split_members(members, treatment_column=treatment_column, label_column=label_column,
                                 test_fraction=config.test_fraction, seed=config.seed + 1)
-    excluded = (*exclude, *((risk_column,) if risk_column else ()))
+    offset_column = risk_column if risk_offset else None
+    excluded = (*exclude, *((risk_column,) if risk_column and not risk_offset else ()))
     model = fit_uplift(learn, treatment_column=treatment_column, label_column=label_column, id_column=id_column,
-                       exclude=excluded, treated_share=treated_share, config=config, rule=None)
+                       exclude=excluded, treated_share=treated_share, config=config, rule=None,
+                       risk_column=offset_column)
     model.pilot = size
     return model, compare_targeting(model, learn, test, risk_column)

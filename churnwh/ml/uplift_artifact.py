@@ -24,7 +24,8 @@ from churnwh.ml.artifact import (
 )
 from churnwh.ml.train import TrainConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the control head's risk offset (``risk_weight``, ``risk_column``)."""
 META_FILE = "uplift.json"
 
 
@@ -39,6 +40,7 @@ def save_uplift_model(model: uplift.UpliftModel, directory: str | Path) -> Path:
         "format_version": FORMAT_VERSION,
         "label_column": model.label_column,
         "treatment_column": model.treatment_column,
+        "risk_column": model.risk_column,
         "features": model.preprocessor.feature_kinds,
         "preprocessor": preprocessor_meta,
         "network_shape": model.shape.to_dict(),
@@ -74,5 +76,5 @@ def load_uplift_model(directory: str | Path) -> uplift.UpliftModel:
         preprocessor=preprocessor, shape=shape, params=params,
         config=TrainConfig.from_dict(meta["config"]), label_column=meta["label_column"],
         treatment_column=meta["treatment_column"], pilot=_pilot_from_dict(meta["pilot"]),
-        history=meta["history"], best_epoch=meta["best_epoch"],
+        history=meta["history"], best_epoch=meta["best_epoch"], risk_column=meta["risk_column"],
     )
