@@ -240,7 +240,7 @@ def launched_by(batches):
     pid, main = os.getpid(), ""
     for _ in range(6):
         pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
-        words = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        words = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
         if words and words[0].endswith(b"java"):
             main = next((w.decode() for w in words if w.startswith(b"org.apache.spark.")), "")
             break
