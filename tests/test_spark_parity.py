@@ -281,9 +281,10 @@ def test_a_spark_build_counts_consent_exclusions_for_the_audit_like_a_duckdb_bui
 
 
 def test_features_are_partitioned_by_purpose_and_each_mart_reads_its_partition_only(spark_built):
-    """``partition_by = ["purpose"]`` (features.customer_features): the scoring and training sets' plans
-    prune to their partition; the view keeps the model's column order (marts.scoring_set's ``* EXCLUDE``
-    depends on it, and its rows equal DuckDB's, see above)."""
+    """``partition_by = ["purpose"]`` (features.customer_features): every scan of it in the scoring set's plan
+    prunes to purpose = 'score'; the training set's scan that filters on purpose prunes to 'train' (its second
+    scan, joined on pseudonym and date, has no purpose filter and reads both folders); the view keeps the
+    model's column order (marts.scoring_set's ``* EXCLUDE`` depends on it, and its rows equal DuckDB's)."""
     _, spark_project, _, _ = spark_built
     spark = spark_session()
     storage = spark_project / "warehouse" / spark_engine.SPARK_DIR
