@@ -9,11 +9,24 @@ Makes a demo project (the default network, the repository's SQL models and churn
 memory of the child's whole process tree (psutil) and the size of DuckDB's spill folder, attributed to
 the stage the child last announced (the CLI's ``[stage]`` progress lines on stderr). Prints per stage
 the seconds, the peak RSS of the process tree and the peak spill, then the totals and ``uptime``.
+
+With ``--engine spark`` the build runs on Spark (``churnwh build --engine spark --master M``) and the peak
+RSS is split by process: the churnwh Python process, the driver's JVM (in ``local[N]`` it is also the
+executor), the Python workers under it, and the executors of a standalone cluster (their JVMs and Python
+workers, found by their command line: they are no children of the build). ``--standalone`` starts a
+standalone master and worker on 127.0.0.1 (tests/spark_cluster.py) and builds on it; the model tables'
+rows (``_churnwh.model_state``) and the sizes of Spark storage and the private file are printed after:
+
+    python benchmarks/bench_million.py --customers 20000 --engine spark --master 'local[2]'
+    python benchmarks/bench_million.py --customers 20000 --engine spark --standalone --worker-memory 3g
+    python benchmarks/bench_million.py --customers 1000000 --engine spark --standalone --worker-cores 2 \\
+        --worker-memory 8g --executor-memory 6g --driver-memory 2g
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import re
@@ -66,6 +79,50 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
+EXECUTOR_MAIN = "CoarseGrainedExecutorBackend"
+
+
+def process_tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return [process]
+
+
+def is_java(proc: psutil.Process) -> bool:
+    try:
+        return proc.name() == "java"
+    except psutil.Error:
+        return False
+
+
+def rss(processes: list[psutil.Process]) -> int:
+    total = 0
+    for proc in processes:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def spark_rss(build: psutil.Process) -> dict[str, int]:
+    """RSS by role: the churnwh process, the driver JVM, the Python workers under the driver JVM (local
+    executors), and a standalone cluster's executors (JVM and Python workers) on this machine."""
+    driver_jvms = [proc for proc in process_tree(build)[1:] if is_java(proc)]
+    workers = [child for jvm in driver_jvms for child in process_tree(jvm)[1:]]
+    executors = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if EXECUTOR_MAIN in " ".join(proc.info.get("cmdline") or []):
+            executors.extend(process_tree(proc))
+    return {"churnwh": rss([build]), "driver JVM": rss(driver_jvms), "driver's workers": rss(workers),
+            "executors": rss(executors)}
+
+
+def storage_bytes(folder: pathlib.Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
+
+
 def folder_bytes(folder: pathlib.Path) -> int:
     total = 0
     if folder.is_dir():
@@ -88,15 +145,49 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="[warehouse] threads")
     parser.add_argument("--extra", default="", help="TOML text appended to churnwh.toml")
     parser.add_argument("--keep", help="build the project in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
+    parser.add_argument("--master", default="local[2]", help="Spark master for --engine spark")
+    parser.add_argument("--standalone", action="store_true",
+                        help="--engine spark on a standalone master and worker started on 127.0.0.1")
+    parser.add_argument("--worker-cores", type=int, default=2, help="--standalone: the worker's cores")
+    parser.add_argument("--worker-memory", default="3g", help="--standalone: the worker's memory")
+    parser.add_argument("--executor-memory", default=None, help="spark.executor.memory (default: Spark's, 1g)")
+    parser.add_argument("--driver-memory", default=None, help="spark.driver.memory (default: Spark's, 1g)")
     args = parser.parse_args()
+    if args.standalone:
+        args.engine = "spark"
 
     folder = pathlib.Path(args.keep) if args.keep else pathlib.Path(tempfile.mkdtemp(prefix="churnwh-million-"))
-    project = make_project(folder / "project", args.customers, args.memory_limit, args.threads,
-                           args.extra.replace("\\n", "\n"))
+    extra = args.extra.replace("\\n", "\n")
+    if args.engine == "spark":
+        conf = {"spark.pyspark.python": sys.executable}  # executors on this machine: this Python has churnwh
+        if args.executor_memory:
+            conf["spark.executor.memory"] = args.executor_memory
+        if args.driver_memory:
+            conf["spark.driver.memory"] = args.driver_memory
+        extra += "\n[spark]\nconnect_timeout_s = 600\n[spark.conf]\n" + "".join(
+            f'"{name}" = "{value}"\n' for name, value in conf.items())
+    project = make_project(folder / "project", args.customers, args.memory_limit, args.threads, extra)
+    with contextlib.ExitStack() as stack:
+        if args.standalone:
+            from tests.spark_cluster import standalone_cluster
+
+            args.master = stack.enter_context(standalone_cluster(folder / "cluster", cores=args.worker_cores,
+                                                                 memory=args.worker_memory))
+            print(f"standalone cluster: {args.master}, one worker with {args.worker_cores} cores and "
+                  f"{args.worker_memory}", flush=True)
+        code = run_build(args, folder, project)
+    sys.exit(code)
+
+
+def run_build(args, folder: pathlib.Path, project: pathlib.Path) -> int:
     spill = project / "warehouse" / "private.duckdb.tmp"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "churnwh", "--project", str(project), "build"],
+    command = [sys.executable, "-m", "churnwh", "--project", str(project), "build"]
+    if args.engine == "spark":
+        command += ["--engine", "spark", "--master", args.master]
+    child = subprocess.Popen(command,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=project)
     watched = psutil.Process(child.pid)
     state = {"stage": "start", "since": started, "cpu": 0.0}
@@ -120,7 +211,7 @@ def main() -> None:
                 stages[state["stage"]]["seconds"] += now - state["since"]
                 stages[state["stage"]]["cpu"] += cpu - state["cpu"]
             state["stage"], state["since"], state["cpu"] = name, now, cpu
-            stages.setdefault(name, {"seconds": 0.0, "rss": 0, "spill": 0, "cpu": 0.0})
+            stages.setdefault(name, {"seconds": 0.0, "rss": 0, "spill": 0, "cpu": 0.0, "roles": {}})
 
     def read_output() -> None:
         for line in child.stdout:
@@ -135,14 +226,19 @@ def main() -> None:
     reader.start()
     enter("start")
     peak_rss = peak_spill = 0
+    peak_roles: dict[str, int] = {}
     # SIGTERM (a deadline, `timeout`) or Ctrl-C: stop the build and print how far it got
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         while child.poll() is None:
             rss, spilled = tree_rss(watched), folder_bytes(spill)
+            roles = spark_rss(watched) if args.engine == "spark" else {}
             with lock:
                 entry = stages[state["stage"]]
                 entry["rss"], entry["spill"] = max(entry["rss"], rss), max(entry["spill"], spilled)
+                for role, value in roles.items():
+                    entry["roles"][role] = max(entry["roles"].get(role, 0), value)
+                    peak_roles[role] = max(peak_roles.get(role, 0), value)
             peak_rss, peak_spill = max(peak_rss, rss), max(peak_spill, spilled)
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -152,8 +248,9 @@ def main() -> None:
     reader.join(timeout=5)
     enter("end")
     total = time.perf_counter() - started
-    print(f"\nbuild of {args.customers:,} demo customers, memory_limit {args.memory_limit}, threads {args.threads}: "
-          f"exit {child.returncode}")
+    engine = f", engine spark on {args.master}" if args.engine == "spark" else ""
+    print(f"\nbuild of {args.customers:,} demo customers, memory_limit {args.memory_limit}, threads {args.threads}"
+          f"{engine}: exit {child.returncode}")
     print(f"{'stage':<14}{'seconds':>10}{'CPU s':>10}{'peak RSS GiB':>14}{'peak spill GiB':>16}")
     for name, entry in stages.items():
         if name in ("end",):
@@ -162,12 +259,41 @@ def main() -> None:
               f"{entry['spill'] / GIB:>16.2f}")
     cpu_total = sum(entry["cpu"] for entry in stages.values())
     print(f"{'total':<14}{total:>10.1f}{cpu_total:>10.1f}{peak_rss / GIB:>14.2f}{peak_spill / GIB:>16.2f}")
+    if peak_roles:
+        roles = list(peak_roles)
+        print("\npeak RSS GiB by process (Spark)")
+        print(f"{'stage':<14}" + "".join(f"{role:>18}" for role in roles))
+        for name, entry in stages.items():
+            if name != "end":
+                print(f"{name:<14}" + "".join(f"{entry['roles'].get(role, 0) / GIB:>18.2f}" for role in roles))
+        print(f"{'peak':<14}" + "".join(f"{peak_roles[role] / GIB:>18.2f}" for role in roles))
     files = {path.name: path.stat().st_size / GIB for path in (project / "warehouse").glob("*.duckdb")}
+    if args.engine == "spark":
+        files["Spark storage (warehouse/spark/tables)"] = storage_bytes(project / "warehouse" / "spark" / "tables") / GIB
     print("files: " + ", ".join(f"{name} {size:.2f} GiB" for name, size in sorted(files.items())))
+    print_model_rows(project)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
-    sys.exit(child.returncode)
+    return child.returncode
+
+
+def print_model_rows(project: pathlib.Path) -> None:
+    """Rows and seconds of every model, and where its table is (the private file, or Spark storage only)."""
+    import duckdb
+
+    private = project / "warehouse" / "private.duckdb"
+    if not private.exists():
+        return
+    try:
+        with duckdb.connect(str(private), read_only=True) as con:
+            rows = con.execute("SELECT model, kind, rows, seconds FROM _churnwh.model_state ORDER BY rows DESC").fetchall()
+    except duckdb.Error as err:
+        print(f"model rows: cannot read {private.name}: {str(err).splitlines()[0]}")
+        return
+    print(f"\n{'model':<34}{'kind':>9}{'rows':>14}{'seconds':>10}")
+    for model, kind, count, seconds in rows:
+        print(f"{model:<34}{kind:>9}{count:>14,}{seconds:>10.1f}")
 
 
 if __name__ == "__main__":

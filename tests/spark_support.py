@@ -100,10 +100,20 @@ def write_parquet_view(spark, con, sql: str, name: str, folder: Path) -> None:
     spark.read.parquet(str(path)).createOrReplaceTempView(name)
 
 
-def parquet_table(storage: Path, relation: str) -> str:
-    """DuckDB SQL reading a model table that a Spark build left as Parquet under ``storage`` (its root)."""
+def partition_folders(folder: Path) -> list[Path]:
+    """The ``column=value`` folders of a table Spark wrote partitioned (none: it is not)."""
+    return [child for child in sorted(folder.iterdir()) if child.is_dir() and "=" in child.name]
+
+
+def parquet_table(storage: Path, relation: str, columns: list[str] | None = None) -> str:
+    """DuckDB SQL reading a model table that a Spark build left as Parquet under ``storage`` (its root); a
+    partitioned table's columns in the order of ``columns`` (its partition columns are in no file)."""
     schema, table = relation.split(".")
-    return f"read_parquet('{storage / 'tables' / schema / table}/*.parquet')"
+    folder = storage / "tables" / schema / table
+    if not partition_folders(folder):
+        return f"read_parquet('{folder}/*.parquet')"
+    selected = ", ".join(f'"{column}"' for column in columns) if columns else "*"
+    return f"(SELECT {selected} FROM read_parquet('{folder}/**/*.parquet', hive_partitioning = true))"
 
 
 def parquet_texts(storage: Path, con) -> list[str]:

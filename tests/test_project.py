@@ -119,6 +119,9 @@ def test_header_is_parsed(write_models):
     assert model.columns["band"].accepted_values == ("a", "b")
     assert model.columns["band"].range == (0, 10)
     assert model.audits[0].name == "no_negative"
+    assert model.partition_by == ()
+    partitioned = write_models({"s/b.sql": '/*\npartition_by = "band"\n*/\nSELECT 1 AS band, 2 AS x'})
+    assert load_project(partitioned).models["s.b"].partition_by == ("band",)
 
 
 @pytest.mark.parametrize(
@@ -130,6 +133,7 @@ def test_header_is_parsed(write_models):
         ('[columns.x]\nchecks = ["positive"]', "built-in checks are"),
         ('[columns.x]\nrange = [5, 1]', "low <= high"),
         ("materialized = ", r"a\.sql:2: header is not valid TOML"),
+        ("partition_by = [1]", "partition_by must be a list of column names"),
     ],
 )
 def test_bad_headers(write_models, header, message):

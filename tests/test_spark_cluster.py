@@ -233,17 +233,34 @@ def on_executor(batches):
     for batch in batches:
         yield batch
 
+def launched_by(batches):
+    # the JVM above this Python worker: the worker's executor (CoarseGrainedExecutorBackend), not the driver
+    import os
+    import pyarrow as pa
+    pid, main = os.getpid(), ""
+    for _ in range(6):
+        pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        words = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+        if words and words[0].endswith(b"java"):
+            main = next((w.decode() for w in words if w.startswith(b"org.apache.spark.")), "")
+            break
+    for batch in batches:
+        yield pa.RecordBatch.from_pydict({"main": [main] * batch.num_rows})
+
 rows = spark.sql(compiled.sql).mapInArrow(on_executor, spark.sql(compiled.sql).schema).collect()
+mains = sorted({row["main"] for row in spark.range(4).mapInArrow(launched_by, "main string").collect()})
 print(json.dumps({"master": spark.sparkContext.master, "executors": spark.sparkContext._jsc.sc()
       .getExecutorMemoryStatus().size() - 1, "spark": sorted([[r["k"], float(r["m"]), r["n"], r["s"]] for r in rows]),
-      "duckdb": sorted([[k, float(m), n, s] for k, m, n, s in con.execute(model).fetchall()])}))
+      "duckdb": sorted([[k, float(m), n, s] for k, m, n, s in con.execute(model).fetchall()]),
+      "python_under": mains}))
 """
 
 
 @requires_spark
 def test_a_model_runs_on_a_standalone_cluster_like_on_duckdb(tmp_path):
-    """The quick variant: master and worker start, a session registers, a model runs on the worker's
-    executor (Python included) and gives DuckDB's rows."""
+    """The quick variant (the default suite, so CI): a master and a worker start as separate processes, a
+    session registers, a model runs on the executor the worker launched (its Python workers run under that
+    executor's JVM, not the driver's) and gives DuckDB's rows."""
     (tmp_path / "job.py").write_text(QUICK_JOB)
     with standalone_cluster(tmp_path / "cluster") as master:
         result = subprocess.run([sys.executable, str(tmp_path / "job.py"), master, str(tmp_path)],
@@ -252,6 +269,7 @@ def test_a_model_runs_on_a_standalone_cluster_like_on_duckdb(tmp_path):
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["master"] == master and answer["executors"] == 1
     assert answer["spark"] == answer["duckdb"] and len(answer["spark"]) == 3
+    assert answer["python_under"] == ["org.apache.spark.executor.CoarseGrainedExecutorBackend"], answer
 
 
 @pytest.mark.slow
@@ -286,7 +304,7 @@ def test_demo_build_on_a_standalone_cluster_matches_the_duckdb_engine(built_proj
             want = duck.execute(f"SELECT * FROM {name}")
             columns = [d[0] for d in want.description]
             expected = sorted(want.fetchall(), key=sort_key)
-            got = sorted(parquet.execute(f"SELECT * FROM {parquet_table(shared, name)}").fetchall(), key=sort_key)
+            got = sorted(parquet.execute(f"SELECT * FROM {parquet_table(shared, name, columns)}").fetchall(), key=sort_key)
             assert rows_differ(expected, got, columns) == [], name
         assert "staging.product_usage" not in warehouse.relations(spark)
         query = "SELECT customer_pseudonym, churn_probability, risk_tier FROM ml.churn_scores ORDER BY 1"

@@ -10,6 +10,7 @@ through the CLI: one line, exit 1, nothing changed.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -30,6 +31,7 @@ from tests.helpers import churnwh, private
 from tests.spark_support import (
     parquet_table,
     parquet_texts,
+    partition_folders,
     requires_spark,
     rows_differ,
     sort_key,
@@ -97,7 +99,7 @@ def test_every_model_gives_the_same_rows_on_spark(spark_built):
         assert sorted(result.name for result in results) == names
         for name in names:
             duck_columns, duck_rows = table_rows(duck, name)
-            spark_columns, spark_rows = table_rows(spark, parquet_table(storage, name))
+            spark_columns, spark_rows = table_rows(spark, parquet_table(storage, name, duck_columns))
             assert spark_columns == duck_columns, name
             assert duck_rows, f"{name} is empty: the parity check would prove nothing"
             assert rows_differ(duck_rows, spark_rows, duck_columns, ulps=PARITY_ULPS) == [], name
@@ -251,12 +253,130 @@ def test_erasing_spark_storage_deletes_every_model_table_and_run_folder(spark_bu
     assert "Spark run folder run-killed" in pipeline.recover(config)  # the next build's first step
     assert not (storage / "run-killed").exists()
     killed_build_leftovers()
+    partitioned = storage / "tables" / "features" / "customer_features"
+    assert [folder.name for folder in partition_folders(partitioned)] == ["purpose=score", "purpose=train"]
+    assert all(list(folder.glob("*.parquet")) for folder in partition_folders(partitioned))
     with duckdb.connect() as con:
         assert parquet_texts(storage / "tables", con)
     assert spark_engine.erase_tables(config, None) == ["run-killed", "tables"]
-    assert not list(storage.rglob("*.parquet"))
+    assert not list(storage.rglob("*.parquet")) and not partitioned.exists()
     with warehouse.connect(config.warehouse.private) as con:
         assert spark_engine.last_master(con, config.training.model) == "local[2]"  # forget rebuilds on Spark
+
+
+def test_a_spark_build_counts_consent_exclusions_for_the_audit_like_a_duckdb_build(spark_built):
+    """The build's audit entry (``proofs.consent_exclusions``): the spine stays in Spark storage, its dates
+    (no customer) reach the private file, and the counts equal the DuckDB build's."""
+    from churnwh.privacy import proofs
+
+    duck_project, spark_project, _, _ = spark_built
+    as_of = load_config(duck_project).variables["as_of"]
+    with private(duck_project) as duck, private(spark_project) as spark:
+        assert proofs.SPINE not in warehouse.relations(spark)
+        assert spark.execute(f"SELECT * FROM {proofs.OBSERVATION_DATES} LIMIT 0").description[0][0] == "observation_date"
+        expected, got = proofs.consent_exclusions(duck, as_of), proofs.consent_exclusions(spark, as_of)
+    assert set(expected) == {"customers_excluded", "observation_rows_excluded", "observation_rows_before_consent"}
+    assert sum(expected["observation_rows_excluded"].values()) > 0, "no exclusion: the comparison would prove little"
+    assert got == expected
+
+
+def test_features_are_partitioned_by_purpose_and_each_mart_reads_its_partition_only(spark_built):
+    """``partition_by = ["purpose"]`` (features.customer_features): every scan of it in the scoring set's plan
+    prunes to purpose = 'score'; the training set's scan that filters on purpose prunes to 'train' (its second
+    scan, joined on pseudonym and date, has no purpose filter and reads both folders); the view keeps the
+    model's column order (marts.scoring_set's ``* EXCLUDE`` depends on it, and its rows equal DuckDB's)."""
+    _, spark_project, _, _ = spark_built
+    spark = spark_session()
+    storage = spark_project / "warehouse" / spark_engine.SPARK_DIR
+    config = load_config(spark_project)
+    with private(spark_project) as con:
+        models = load_project(config.sql, known_sources={name for name in warehouse.relations(con)
+                                                         if name.startswith("raw.")})
+        compiled = spark_engine.compile_project(models, spark_engine.source_schema(con), config.variables)
+    for name, purpose in (("marts.scoring_set", "score"), ("marts.training_set", "train")):
+        frame = spark_engine.read_table(spark, (storage / "tables" / "features" / "customer_features").as_uri())
+        frame.createOrReplaceTempView("features__customer_features")
+        plan = spark.sql(compiled[name].sql)._jdf.queryExecution().sparkPlan().toString()
+        # the scans of the partitioned table (the only one with a purpose# partition column); the Location
+        # printed beside them is cut short, so they are found by their partition column
+        scans = [line.split("PartitionFilters: [")[1].split("]")[0] for line in plan.splitlines()
+                 if "PartitionFilters: [" in line and "purpose#" in line.split("PartitionFilters: [")[1].split("]")[0]]
+        assert scans and all(f"= {purpose})" in filters for filters in scans), plan
+    columns = list(compiled["features.customer_features"].columns)
+    view = spark.table("features__customer_features")
+    assert columns.index("purpose") < len(columns) - 1 and view.columns != columns  # the folder names come last
+    written = spark_engine.read_table(spark, (storage / "tables" / "features" / "customer_features").as_uri(),
+                                      spark.sql(compiled["features.customer_features"].sql).schema)
+    assert written.columns == columns
+    spark_engine.read_table(spark, (storage / "tables" / "features" / "customer_features").as_uri(),
+                            written.schema).createOrReplaceTempView("features__customer_features")
+
+
+def test_a_partitioned_table_reaches_duckdb_in_the_models_column_order_and_types(tmp_path):
+    """What the load into the private file reads when a driver table is partitioned (a date and a text
+    column as folder names, a NULL among them)."""
+    import datetime as dt
+
+    from churnwh.spark.storage import duckdb_select
+
+    spark = spark_session()
+    frame = spark.sql("SELECT id, DATE_ADD(DATE'2024-01-30', CAST(id % 3 AS INT)) AS day, id * 0.5 AS x, "
+                      "CASE WHEN id % 4 = 0 THEN NULL ELSE CONCAT('k', id % 2) END AS kind FROM range(24)")
+    target = tmp_path / "t"
+    frame.write.partitionBy("day", "kind").parquet(target.as_uri())
+    assert {folder.name for folder in partition_folders(target)} == {"day=2024-01-30", "day=2024-01-31", "day=2024-02-01"}
+    layout = {"id": "BIGINT", "day": "DATE", "x": "DECIMAL(23,1)", "kind": "VARCHAR"}
+    with duckdb.connect() as con:
+        result = con.execute(f"{duckdb_select(target, layout, ('day', 'kind'))} ORDER BY id")
+        assert [d[0] for d in result.description] == list(layout)
+        rows = result.fetchall()
+    assert rows[0] == (0, dt.date(2024, 1, 30), 0, None) and rows[5][:2] == (5, dt.date(2024, 2, 1))
+    assert [row[3] for row in rows[:4]] == [None, "k1", "k0", "k1"] and len(rows) == 24
+    back = spark_engine.read_table(spark, target.as_uri(), frame.schema)
+    assert [(f.name, f.dataType) for f in back.schema.fields] == [(f.name, f.dataType) for f in frame.schema.fields]
+
+
+def test_partition_by_naming_no_column_of_the_model_is_one_line_and_changes_nothing(spark_built, tmp_path):
+    duck_project, _, _, _ = spark_built
+    project = tmp_path / "project"
+    shutil.copytree(duck_project, project)
+    config = load_config(project)
+    with warehouse.connect(config.warehouse.private) as con:
+        first = load_project(config.sql, known_sources={name for name in warehouse.relations(con)
+                                                        if name.startswith("raw.")}).order[0]
+    path = project / "sql" / first.split(".")[0] / f"{first.split('.')[1]}.sql"
+    path.write_text(path.read_text().replace("/*\n", '/*\npartition_by = ["purpose_x"]\n', 1))
+    before = model_state(project)
+    with warehouse.connect(config.warehouse.private) as con:
+        models = load_project(config.sql, known_sources={name for name in warehouse.relations(con)
+                                                         if name.startswith("raw.")})
+        with pytest.raises(ModelError, match=f"partition_by names 'purpose_x', which is not a column of model "
+                                             f"{first}") as caught:
+            spark_engine.build_models(con, models, config.variables, config.warehouse.private,
+                                      training=config.training)
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+    assert model_state(project) == before
+    assert not list((project / "warehouse" / spark_engine.SPARK_DIR).glob("run-*"))
+
+
+def test_erasing_a_uri_storage_reaches_every_file_through_hadoop(spark_built, tmp_path):
+    """``[spark] storage`` as a ``file://`` URI (the Hadoop FileSystem path an ``hdfs://`` or ``s3a://``
+    storage takes): ``erase_tables`` deletes every model table, partitioned ones included, and leftover run
+    folders; without a Spark build on record (no master) it starts no session and deletes nothing."""
+    _, spark_project, _, _ = spark_built
+    project = tmp_path / "project"
+    shutil.copytree(spark_project, project)
+    storage = project / "warehouse" / spark_engine.SPARK_DIR
+    (storage / "run-killed" / "raw").mkdir(parents=True)
+    (storage / "run-killed" / "raw" / "raw__customers.parquet").write_bytes(b"PAR1")
+    with open(project / "churnwh.toml", "a") as toml:
+        toml.write(f'\n[spark]\nstorage = "{storage.as_uri()}"\n')
+    config = load_config(project)
+    assert config.spark.storage == storage.as_uri()
+    assert spark_engine.erase_tables(config, None) == [] and list(storage.rglob("*.parquet"))
+    spark_session()
+    assert spark_engine.erase_tables(config, "local[2]") == ["run-killed", "tables"]
+    assert not list(storage.rglob("*.parquet")) and not (storage / "tables").exists()
 
 
 def test_the_training_sample_keeps_whole_customers_the_same_for_the_same_data(spark_built):
@@ -310,6 +430,52 @@ def test_forget_reaches_every_parquet_file_and_the_rebuild_bounds_the_training_s
     full_rows = sum(full.values())
     assert full_rows > 2000 and 0 < sum(sampled.values()) < full_rows
     assert all(full[customer] == rows for customer, rows in sampled.items())  # whole customers
+
+
+@pytest.mark.slow
+def test_a_uri_storage_end_to_end_build_forget_and_rotate_key(built_project, tmp_path):
+    """Through the CLI with ``[spark] storage`` a ``file://`` URI: the build leaves every model table there
+    (partitioned ones as folders) and no run folder; `forget` reaches every Parquet file there; `rotate-key`
+    rewrites every table under the new pseudonyms (no old pseudonym in any file)."""
+    duck_project, _ = built_project
+    project = tmp_path / "project"
+    shutil.copytree(duck_project, project)
+    shutil.rmtree(project / "warehouse" / spark_engine.SPARK_DIR, ignore_errors=True)
+    storage = tmp_path / "object-store" / "churn"
+    with open(project / "churnwh.toml", "a") as toml:
+        toml.write(f'\n[spark]\nstorage = "{storage.as_uri()}"\n')
+    build = churnwh(project, "build", "--engine", "spark", "--full-refresh")
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert not (project / "warehouse" / spark_engine.SPARK_DIR / "tables").exists()
+    assert [f.name for f in partition_folders(storage / "tables" / "features" / "customer_features")] == [
+        "purpose=score", "purpose=train"]
+    assert not list(storage.glob("run-*"))
+    with private(project) as con:
+        customer_id, pseudonym = con.execute(
+            "SELECT k.customer_id, k.customer_pseudonym FROM raw.customer_keys AS k JOIN marts.scoring_set AS s "
+            "USING (customer_pseudonym) ORDER BY 2 LIMIT 1").fetchone()
+    with duckdb.connect() as con:
+        assert pseudonym in parquet_texts(storage, con)
+    forget = churnwh(project, "forget", str(customer_id))
+    assert forget.returncode == 0, forget.stderr[-3000:]
+    with duckdb.connect() as con:
+        texts = parquet_texts(storage, con)
+        assert texts and pseudonym not in texts and str(customer_id) not in texts
+        before = set(texts)
+    assert partition_folders(storage / "tables" / "features" / "customer_features")
+    with private(project) as con:
+        old = {row[0] for row in con.execute("SELECT customer_pseudonym FROM raw.customer_keys").fetchall()}
+    rotate = churnwh(project, "rotate-key")
+    assert rotate.returncode == 0, rotate.stderr[-3000:]
+    with private(project) as con:
+        new = {row[0] for row in con.execute("SELECT customer_pseudonym FROM raw.customer_keys").fetchall()}
+        kinds = dict(con.execute(f"SELECT model, kind FROM {warehouse.META_SCHEMA}.model_state").fetchall())
+    assert new and not new & old
+    assert kinds["staging.product_usage"] == spark_engine.KIND  # rebuilt on Spark, in the URI storage
+    with duckdb.connect() as con:
+        texts = set(parquet_texts(storage, con))
+    assert old & before and not old & texts and new & texts
+    assert not list(storage.glob("run-*"))
 
 
 def test_lint_and_build_refuse_a_construct_with_file_and_line(spark_built, tmp_path):
@@ -370,3 +536,22 @@ def test_build_engine_spark_end_to_end(built_project, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "built on Spark" in result.stdout and "scored on Spark" in result.stdout
     assert (project / "warehouse" / "churn.duckdb").exists()
+    # the build's audit entry records what a DuckDB build's does, with the same values for the same data
+    duck_entry, spark_entry = last_build_entry(duck_project), last_build_entry(project)
+    assert spark_entry.keys() == duck_entry.keys()
+    assert json.loads(spark_entry["rows_excluded"]).keys() == {
+        "customers_excluded", "observation_rows_excluded", "observation_rows_before_consent"}
+    for field in ("rows_excluded", "rows_read", "config_fingerprint", "key_version", "model_version", "outcome"):
+        assert spark_entry[field] == duck_entry[field], field
+    duck_detail, spark_detail = json.loads(duck_entry["detail"]), json.loads(spark_entry["detail"])
+    for detail in (duck_detail, spark_detail):
+        detail["lineage"].pop("seconds")  # how long the proof took
+    assert spark_detail == duck_detail
+
+
+def last_build_entry(project: Path) -> dict:
+    from churnwh.privacy import audit
+
+    with private(project) as con:
+        result = con.execute(f"SELECT * FROM {audit.TABLE} WHERE event = 'build' ORDER BY logged_at DESC LIMIT 1")
+        return dict(zip([d[0] for d in result.description], result.fetchone()))

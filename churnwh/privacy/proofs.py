@@ -337,6 +337,9 @@ UNMATCHED_CONSENT_HINT = ("ids must match the customer table's exactly (case and
 
 CONSENT_STATE = "staging.consent_state"
 SPINE = "features.observation_spine"
+OBSERVATION_DATES = f"{warehouse.META_SCHEMA}.observation_dates"
+"""The spine's distinct observation dates, written by a Spark build (whose spine stays in Spark storage) so
+that its audit entry counts the consent exclusions as a DuckDB build's does; no customer in it."""
 
 
 def consent_exclusions(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[str, Any]:
@@ -359,9 +362,10 @@ def consent_exclusions(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[s
         [as_of, as_of],
     ).fetchall()
     result: dict[str, Any] = {"customers_excluded": {reason: count for reason, count in rows}}
-    if SPINE in relations and "staging.active_periods" in relations:
+    dates = _observation_dates_relation(con, relations)
+    if dates and "staging.active_periods" in relations:
         all_rows, objector_rows, gap_rows = con.execute(
-            f"""WITH dates AS (SELECT DISTINCT observation_date FROM {SPINE} UNION SELECT CAST(? AS DATE)),
+            f"""WITH dates AS (SELECT DISTINCT observation_date FROM {dates} UNION SELECT CAST(? AS DATE)),
             active AS (
                 SELECT p.customer_pseudonym, d.observation_date
                 FROM dates AS d JOIN staging.active_periods AS p
@@ -390,6 +394,17 @@ def consent_exclusions(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[s
         }
         result["observation_rows_before_consent"] = all_rows
     return result
+
+
+def _observation_dates_relation(con: duckdb.DuckDBPyConnection, relations: dict[str, str]) -> str | None:
+    """Where the spine's observation dates are: the spine itself (a DuckDB build), else the dates a Spark
+    build recorded (``OBSERVATION_DATES``), else nowhere."""
+    if SPINE in relations:
+        return SPINE
+    schema, table = OBSERVATION_DATES.split(".")
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+                        "AND table_schema = ? AND table_name = ?", [schema, table]).fetchone()[0]
+    return OBSERVATION_DATES if found else None
 
 
 def rows_read(con: duckdb.DuckDBPyConnection) -> int:

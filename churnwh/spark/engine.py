@@ -40,11 +40,11 @@ import duckdb
 from churnwh.config import SparkConfig
 from churnwh.errors import ChurnwhError, ModelError
 from churnwh.privacy import publish
-from churnwh.privacy.proofs import CONSENT_STATE
+from churnwh.privacy.proofs import CONSENT_STATE, OBSERVATION_DATES, SPINE
 from churnwh.spark import session as spark_session
 from churnwh.spark.dialect import Compiled, to_spark
 from churnwh.spark.session import SparkUnavailable, error_line  # noqa: F401 - SparkUnavailable is part of this API
-from churnwh.spark.storage import SPARK_DIR, Storage, open_storage
+from churnwh.spark.storage import SPARK_DIR, Storage, duckdb_select, open_storage
 from churnwh.sqlmodels import incremental
 from churnwh.sqlmodels.project import Project
 from churnwh.sqlmodels.run_models import (
@@ -308,6 +308,38 @@ def measure_on_spark(frame, model, withheld: set[str]) -> tuple:
             columns[worst] if columns else None, int(duplicates), freshest)
 
 
+def partition_columns(model, columns: list[str]) -> tuple[str, ...]:
+    """The model's ``partition_by`` columns, each checked to be one of its output ``columns``."""
+    for column in model.partition_by:
+        if column not in columns:
+            raise ModelError(f"{model.path}: partition_by names {column!r}, which is not a column of model "
+                             f"{model.name}: name one of its columns or remove partition_by; nothing was loaded")
+    if model.partition_by and len(model.partition_by) >= len(columns):
+        raise ModelError(f"{model.path}: partition_by names every column of model {model.name}: keep at least one "
+                         "column out of it; nothing was loaded")
+    return model.partition_by
+
+
+_SPARK_TO_DUCKDB = {"string": "VARCHAR", "date": "DATE", "int": "INTEGER", "bigint": "BIGINT", "smallint": "SMALLINT",
+                    "tinyint": "TINYINT", "boolean": "BOOLEAN", "double": "DOUBLE", "timestamp": "TIMESTAMP"}
+
+
+def _duckdb_type(inferred: str | None, field) -> str:
+    """A column's DuckDB type for reading it back: the one the dialect inferred, else from Spark's type."""
+    if inferred and inferred != "UNKNOWN":
+        return inferred
+    return _SPARK_TO_DUCKDB.get(field.dataType.simpleString(), "VARCHAR")
+
+
+def read_table(spark, uri: str, schema=None):
+    """A model table Spark wrote at ``uri``, its columns in the written order (``schema``, a StructType): a
+    partitioned table's partition columns come back from the folder names, last and typed by inference, which
+    the schema undoes."""
+    if schema is None:
+        return spark.read.parquet(uri)
+    return spark.read.schema(schema).parquet(uri).select(*schema.fieldNames())
+
+
 def training_sample(spark, frame, rows: int, bound: int, id_column: str):
     """The training set as the driver gets it: all of it up to ``bound`` rows, else whole customers chosen
     by a hash of their pseudonym (the same customers for the same data) for about ``bound`` rows."""
@@ -317,6 +349,10 @@ def training_sample(spark, frame, rows: int, bound: int, id_column: str):
 
     kept = max(1, int(SAMPLE_BUCKETS * bound / rows))
     return frame.where(F.pmod(F.xxhash64(F.col(id_column).cast("string")), F.lit(SAMPLE_BUCKETS)) < kept)
+
+
+def _model_failed(model, err: BaseException) -> ModelError:
+    return ModelError(f"{model.path}: model {model.name} failed on Spark: {error_line(err)}; nothing was loaded")
 
 
 def build_models(
@@ -358,15 +394,24 @@ def build_models(
         driver = driver_tables(project, training)
         withheld = monitor.withheld_columns(project)
         quality: list[tuple] = []
+        written = {}  # model -> the schema it was written with
         for name in project.order:
             model = project.models[name]
             started = time.perf_counter()
             target = storage.uri(run, "tables", model.schema, model.table)
             try:
-                spark.sql(compiled[name].sql).write.mode("overwrite").parquet(target)
+                result = spark.sql(compiled[name].sql)  # analysis errors (a missing function) are raised here
             except Exception as err:  # noqa: BLE001 - Spark errors are long: headline and root cause
-                raise ModelError(f"{model.path}: model {name} failed on Spark: {error_line(err)}; nothing was loaded") from None
-            frame = spark.read.parquet(target)
+                raise _model_failed(model, err) from None
+            writer = result.write.mode("overwrite")
+            if partition_columns(model, result.columns):
+                writer = writer.partitionBy(*model.partition_by)
+            try:
+                writer.parquet(target)
+            except Exception as err:  # noqa: BLE001
+                raise _model_failed(model, err) from None
+            written[name] = result.schema
+            frame = read_table(spark, target, written[name])
             frame.createOrReplaceTempView(view_name(model.schema, model.table))
             output_columns = {column: compiled[name].columns.get(column, "UNKNOWN") for column in frame.columns}
             check_declared_columns(model, output_columns)
@@ -378,13 +423,16 @@ def build_models(
         storage.remove(run, "raw")
         sampled = {}
         if training.model in driver:
-            frame = spark.read.parquet(storage.uri(run, "tables", *training.model.split(".")))
+            frame = read_table(spark, storage.uri(run, "tables", *training.model.split(".")), written[training.model])
             sample = training_sample(spark, frame, counts[training.model], settings.training_rows, training.id_column)
             if sample is not None:
                 sample.write.mode("overwrite").parquet(storage.uri(run, "sample", *training.model.split(".")))
                 sampled[training.model] = (run, "sample", *training.model.split("."))
+        layouts = {name: {field.name: _duckdb_type(compiled[name].columns.get(field.name), field)
+                          for field in written[name].fields}
+                   for name in driver if project.models[name].partition_by and name not in sampled}
         results = load_into_duckdb(con, project, variables, storage, run, driver, sampled, counts, timings, master,
-                                   quality)
+                                   quality, observation_dates(spark, project, driver), layouts)
         if sampled:
             kept = con.execute(f"SELECT count(*) FROM {training.model}").fetchone()[0]
             log.warning("%s: %d of %d rows reached the driver for training (whole customers; [spark] training_rows "
@@ -392,7 +440,7 @@ def build_models(
         storage.replace((run, "tables"), ("tables",))
         for name in project.order:
             model = project.models[name]
-            spark.read.parquet(storage.uri("tables", model.schema, model.table)).createOrReplaceTempView(
+            read_table(spark, storage.uri("tables", model.schema, model.table), written[name]).createOrReplaceTempView(
                 view_name(model.schema, model.table)
             )
         if on_model:
@@ -401,6 +449,17 @@ def build_models(
         return results
     finally:
         storage.remove(run)
+
+
+def observation_dates(spark, project: Project, driver: list[str]) -> list | None:
+    """The spine's distinct observation dates, when the spine stays in storage (None: it reaches the driver,
+    or there is none): the build's audit entry counts consent exclusions per date (``proofs.consent_exclusions``).
+    Dates only: one aggregate query, no customer."""
+    if SPINE not in project.models or SPINE in driver:
+        return None
+    model = project.models[SPINE]
+    rows = spark.sql(f"SELECT DISTINCT observation_date FROM {view_name(model.schema, model.table)}").collect()
+    return sorted(row[0] for row in rows if row[0] is not None)
 
 
 def load_into_duckdb(
@@ -415,6 +474,8 @@ def load_into_duckdb(
     timings: dict[str, float],
     master: str,
     quality: list[tuple] = (),
+    spine_dates: list | None = None,
+    layouts: dict[str, dict[str, str]] | None = None,
 ) -> list[ModelResult]:
     """In one transaction: each model of ``driver`` replaces its DuckDB table, read by DuckDB from the run's
     Parquet files (``sampled``: from the sample's); every other model's table is dropped from the private
@@ -433,7 +494,9 @@ def load_into_duckdb(
             if name in driver:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
                 with storage.readable(*sampled.get(name, (run, "tables", model.schema, model.table))) as folder:
-                    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{folder}/*.parquet')")
+                    layout = (layouts or {}).get(name)
+                    select = duckdb_select(folder, layout, model.partition_by if layout else ())
+                    con.execute(f"CREATE OR REPLACE TABLE {name} AS {select}")
                 write_comments(con, model)
             # "spark:" fingerprints make the next DuckDB-engine build rebuild these models itself
             con.execute(
@@ -449,6 +512,10 @@ def load_into_duckdb(
                         max_null_share DOUBLE, worst_column VARCHAR, duplicate_grain_rows BIGINT, freshest_date DATE)""")
         if quality:
             con.executemany(f"INSERT INTO {monitor.SPARK_QUALITY} VALUES (?, ?, ?, ?, ?, ?, ?)", list(quality))
+        con.execute(f"DROP TABLE IF EXISTS {OBSERVATION_DATES}")
+        if spine_dates is not None:
+            con.execute(f"CREATE TABLE {OBSERVATION_DATES} (observation_date DATE)")
+            con.executemany(f"INSERT INTO {OBSERVATION_DATES} VALUES (?)", [(date,) for date in spine_dates])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

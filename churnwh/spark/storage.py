@@ -135,6 +135,23 @@ class HadoopStorage(Storage):
             yield local
 
 
+def duckdb_select(folder: Path, columns: dict[str, str] | None = None, partition_by: tuple[str, ...] = ()) -> str:
+    """DuckDB SQL reading a table Spark wrote to the local ``folder`` (streamed by ``read_parquet``).
+
+    A table partitioned by ``partition_by`` has its files in ``column=value`` folders and those columns in
+    no file: they are read from the folder names (``hive_partitioning``, typed by ``columns``, the model's
+    output types) and the columns are put back in the model's order (``columns``' order)."""
+    if not partition_by:
+        return f"SELECT * FROM read_parquet('{folder}/*.parquet')"
+    assert columns is not None, "a partitioned table needs its columns"
+    from churnwh.store.warehouse import quote_identifier
+
+    types = ", ".join(f"'{column}': '{columns[column]}'" for column in partition_by)
+    selected = ", ".join(quote_identifier(column) for column in columns)
+    return (f"SELECT {selected} FROM read_parquet('{folder}/**/*.parquet', hive_partitioning = true, "
+            f"hive_types = {{{types}}})")
+
+
 def open_storage(configured: str | None, private_path: Path, spark) -> Storage:
     """``[spark] storage``: None is ``spark/`` beside the private file; a path is a folder; a URI goes
     through Hadoop (``file://`` included, which is how the tests exercise that path)."""

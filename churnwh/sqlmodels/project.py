@@ -65,6 +65,9 @@ class Model:
     """Set for a model incremental by time range (churnwh.sqlmodels.incremental)."""
     slices: slicing.Slices | None = None
     """Set for a model built one key range at a time (churnwh.sqlmodels.slices)."""
+    partition_by: tuple[str, ...] = ()
+    """Columns Spark storage partitions the model's Parquet table by (``partition_by = ["purpose"]``): columns
+    of few values that the models reading the table filter on with a constant. The DuckDB engine ignores it."""
 
     @property
     def schema(self) -> str:
@@ -255,7 +258,8 @@ def parse_references(text: str, path: Path) -> dict[str, int]:
 
 
 def _model_from_header(name: str, path: Path, text: str, header: dict[str, Any], references: dict[str, int]) -> Model:
-    known = {"materialized", "description", "grain", "columns", "audits", "tags", "incremental", "slices"}
+    known = {"materialized", "description", "grain", "columns", "audits", "tags", "incremental", "slices",
+             "partition_by"}
     for key in header:
         if key not in known:
             raise ModelError(f"{path}: unknown header key {key!r}: allowed are {', '.join(sorted(known))}")
@@ -280,6 +284,11 @@ def _model_from_header(name: str, path: Path, text: str, header: dict[str, Any],
         tags = [tags]
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise ModelError(f"{path}: tags must be a list of strings, e.g. tags = [\"daily\"]")
+    partition_by = header.get("partition_by", [])
+    if isinstance(partition_by, str):
+        partition_by = [partition_by]
+    if not isinstance(partition_by, list) or not all(isinstance(item, str) and item for item in partition_by):
+        raise ModelError(f"{path}: partition_by must be a list of column names, e.g. partition_by = [\"purpose\"]")
     return Model(
         name=name,
         path=path,
@@ -291,6 +300,7 @@ def _model_from_header(name: str, path: Path, text: str, header: dict[str, Any],
         audits=audits,
         references=references,
         tags=tuple(str(tag) for tag in tags),
+        partition_by=tuple(partition_by),
         incremental=(_incremental(path, header["incremental"], materialized, references, text)
                      if "incremental" in header else None),
         slices=_slices(path, header["slices"], materialized, references, text) if "slices" in header else None,

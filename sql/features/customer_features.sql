@@ -1,6 +1,9 @@
 /*
 materialized = "table"
 grain = ["customer_pseudonym", "observation_date"]
+# Spark storage only: marts.scoring_set reads purpose = 'score' (one date of rows), marts.training_set
+# purpose = 'train'; each reads its partition's files only
+partition_by = ["purpose"]
 description = "Churn features: one row per observation spine row (customer, observation date). Every feature uses only what was known before the observation date: events strictly before that day, transactions also loaded before it, tickets resolved before it, subscription and price states as of the day before. Window counts are computed from per-customer daily running totals with ASOF joins, so the cost grows with events plus observations, not with their product."
 
 [incremental]
