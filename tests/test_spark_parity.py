@@ -407,10 +407,7 @@ def test_forget_reaches_every_parquet_file_and_the_rebuild_bounds_the_training_s
     with open(project / "churnwh.toml", "a") as toml:
         toml.write("\n[spark]\ntraining_rows = 1000\n")
     storage = project / "warehouse" / spark_engine.SPARK_DIR
-    with private(project) as con:
-        customer_id, pseudonym = con.execute(
-            "SELECT k.customer_id, k.customer_pseudonym FROM raw.customer_keys AS k JOIN marts.scoring_set AS s "
-            "USING (customer_pseudonym) ORDER BY 2 LIMIT 1").fetchone()
+    customer_id, pseudonym = a_scored_customer(project)
     with duckdb.connect() as con:
         assert pseudonym in parquet_texts(storage, con)
     result = pipeline.forget(load_config(project), [str(customer_id)])
@@ -432,6 +429,14 @@ def test_forget_reaches_every_parquet_file_and_the_rebuild_bounds_the_training_s
     assert all(full[customer] == rows for customer, rows in sampled.items())  # whole customers
 
 
+def a_scored_customer(project) -> tuple[str, str]:
+    """(customer id, pseudonym) of the first customer of the scoring set."""
+    with private(project) as con:
+        return con.execute(
+            "SELECT k.customer_id, k.customer_pseudonym FROM raw.customer_keys AS k JOIN marts.scoring_set AS s "
+            "USING (customer_pseudonym) ORDER BY 2 LIMIT 1").fetchone()
+
+
 @pytest.mark.slow
 def test_a_uri_storage_end_to_end_build_forget_and_rotate_key(built_project, tmp_path):
     """Through the CLI with ``[spark] storage`` a ``file://`` URI: the build leaves every model table there
@@ -450,10 +455,7 @@ def test_a_uri_storage_end_to_end_build_forget_and_rotate_key(built_project, tmp
     assert [f.name for f in partition_folders(storage / "tables" / "features" / "customer_features")] == [
         "purpose=score", "purpose=train"]
     assert not list(storage.glob("run-*"))
-    with private(project) as con:
-        customer_id, pseudonym = con.execute(
-            "SELECT k.customer_id, k.customer_pseudonym FROM raw.customer_keys AS k JOIN marts.scoring_set AS s "
-            "USING (customer_pseudonym) ORDER BY 2 LIMIT 1").fetchone()
+    customer_id, pseudonym = a_scored_customer(project)
     with duckdb.connect() as con:
         assert pseudonym in parquet_texts(storage, con)
     forget = churnwh(project, "forget", str(customer_id))
