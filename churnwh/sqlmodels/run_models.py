@@ -239,7 +239,7 @@ def _key_ranges(con: duckdb.DuckDBPyConnection, model: Model, start: Any = None)
     without ``[slices]``; for an increment from ``start``, counted over the slice relation's rows dated
     from then on where it has the model's time column."""
     spec = model.slices
-    if spec is None or model.materialized != "table":
+    if spec is None:
         return [slicing.UNBOUNDED]
     time_column = model.incremental.time_column if model.incremental is not None else None
     if start is not None and time_column in warehouse.columns(con, spec.relation):
