@@ -164,7 +164,7 @@ def _pending_rotation(config: Config, findings: list[Finding]) -> bool:
 
 def _check_key_matches(con: duckdb.DuckDBPyConnection, key: bytes | None, findings: list[Finding]) -> None:
     built_with = _meta(con, "key_id")
-    if key is not None and built_with is not None and keys.key_id(key) != built_with:
+    if key is not None and built_with is not None and not keys.is_key_version(key, built_with):
         findings.append(Finding(
             "key", PROBLEM, f"the key (version {keys.key_id(key)}) is not the one the warehouse was built with "
             f"(version {built_with})", "restore the original key; to change keys on purpose use "

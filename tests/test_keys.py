@@ -54,3 +54,21 @@ def test_pseudonyms_are_keyed_stable_and_not_a_plain_hash():
     assert len(set(first)) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", p) for p in first)
     assert all(p != keys.plain_hash(i) for p, i in zip(first, ids))
     assert keys.key_id(key_a) != keys.key_id(key_b) and KEY_HEX not in keys.key_id(key_a)
+
+
+def test_public_ids_can_never_look_like_a_card_number():
+    """A 16-hex id is all digits about once in 1,850 draws and then passes Luhn one time in ten: the publish scan
+    refused such a run id (seen in CI). Our ids are 32 hex: no 13-19 digit run can stand alone in them."""
+    from churnwh.privacy import audit, publish
+
+    luhn_digits = "4111111111111111"
+    assert publish.luhn_ok(luhn_digits) and publish._CARD_PY.findall(luhn_digits)
+    assert publish._CARD_PY.findall(luhn_digits * 2) == []
+    key = bytes.fromhex(KEY_HEX)
+    assert len(keys.key_id(key)) == len(audit.new_id()) == 32
+
+
+def test_a_warehouse_fingerprinted_by_an_earlier_release_keeps_its_key():
+    key, other = bytes.fromhex(KEY_HEX), bytes.fromhex("cd" * 32)
+    assert keys.is_key_version(key, keys.key_id(key)) and keys.is_key_version(key, keys.key_id(key)[:16])
+    assert not keys.is_key_version(key, keys.key_id(other)[:16]) and not keys.is_key_version(key, None)

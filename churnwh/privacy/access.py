@@ -29,7 +29,7 @@ CONSENT_STATE = "staging.consent_state"
 def _checked_key(con: duckdb.DuckDBPyConnection, config: Config) -> bytes:
     key = keys.load_key(config.key)
     stored = warehouse.get_meta(con, "key_id")
-    if stored is not None and stored != keys.key_id(key):
+    if stored is not None and not keys.is_key_version(key, stored):
         raise KeyMaterialError(
             f"the key (version {keys.key_id(key)}) is not the one the warehouse was built with (version {stored}): "
             "use that key, or run `churnwh build` to re-pseudonymize with this one"

@@ -92,7 +92,7 @@ def config_fingerprint(config: Config) -> str:
         if dataclasses.is_dataclass(getattr(config, name)):
             fields[name] = plain(dataclasses.asdict(getattr(config, name)))
     text = json.dumps(fields, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def model_version(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -117,7 +117,8 @@ def _stored_key_version(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex[:16]
+    # 32 hex characters, like every public id here: a 16-character one can be all digits and look like a card number
+    return uuid.uuid4().hex
 
 
 def _hash(prev: str | None, values: list[Any], key: bytes | None) -> str:

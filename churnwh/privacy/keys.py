@@ -86,8 +86,15 @@ def load_audit_key(config: KeyConfig, *, create: bool) -> tuple[bytes | None, bo
 
 
 def key_id(key: bytes) -> str:
-    """A short public fingerprint of the key, to notice a key change (reveals nothing of the key)."""
-    return hmac.digest(key, b"churnwh key id", "sha256").hex()[:16]
+    """A public fingerprint of the key, to notice a key change (reveals nothing of the key). 32 hex characters:
+    a shorter one can be all digits and pass the publish scan's card-number (Luhn) check."""
+    return hmac.digest(key, b"churnwh key id", "sha256").hex()[:32]
+
+
+def is_key_version(key: bytes, version: str | None) -> bool:
+    """Whether ``version`` fingerprints ``key``: the current form or the 16-character one of earlier releases."""
+    current = key_id(key)
+    return version in (current, current[:16])
 
 
 def pseudonymize(ids: list[str], key: bytes) -> list[str]:

@@ -31,7 +31,7 @@ def refresh_customer_keys(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
 def _refresh_customer_keys(con: duckdb.DuckDBPyConnection, key: bytes, table: str) -> int:
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} (customer_id VARCHAR PRIMARY KEY, customer_pseudonym VARCHAR NOT NULL)")
     current_key = keys.key_id(key)
-    if get_meta(con, "key_id") != current_key:
+    if not keys.is_key_version(key, get_meta(con, "key_id")):
         con.execute(f"DELETE FROM {table}")
     sources = [
         relation
