@@ -90,6 +90,10 @@ class TrainingConfig:
     """With observation dates: a model is reused while the training data changed but its as-of date is
     fewer than this many days behind the build's (settings, code, schema, erasures and objections still
     retrain at once). 0: retrain whenever the training data change."""
+    objection_retrain_days: int = 0
+    """A profiling objection withdraws the model versions trained on the objector at the first build whose
+    as-of date is at least this many days after it (churnwh.privacy.withdrawal.withdraw_for_objections);
+    the objector leaves every feature, score and published table at once either way. 0: at the first build."""
     network: dict[str, Any] = field(default_factory=dict)
     """Overrides of churnwh.ml.train.TrainConfig (epochs, hidden, k, ...)."""
     withhold_quasi_identifiers: bool = False
@@ -321,7 +325,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "source": ("kind",),
     "demo": ("customers", "seed", "start", "end", "truth"),
     "training": ("model", "scoring_model", "id_column", "label_column", "date_column", "seed", "promote_tolerance",
-                 "keep_versions", "max_train_rows", "retrain_after_days", "withhold_quasi_identifiers", "exclude",
+                 "keep_versions", "max_train_rows", "retrain_after_days", "objection_retrain_days",
+                 "withhold_quasi_identifiers", "exclude",
                  "allow_leakage", "split_column", "split_date"),
     "tiers": ("high", "medium", "mode", "actions"),
     "scoring": ("value_column", "horizon_months", "batch_rows", "segments", "currency"),
@@ -461,6 +466,7 @@ def parse_config(raw: dict[str, Any], root: Path, origin: str = CONFIG_FILE) -> 
         keep_versions=reader.integer(tr, "training.keep_versions", 10, minimum=0),
         max_train_rows=reader.integer(tr, "training.max_train_rows", 1_000_000, minimum=0),
         retrain_after_days=reader.integer(tr, "training.retrain_after_days", 7, minimum=0),
+        objection_retrain_days=reader.integer(tr, "training.objection_retrain_days", 0, minimum=0),
         network=network_overrides(reader.section("network", None), origin),
         withhold_quasi_identifiers=tr.get("withhold_quasi_identifiers", False),
         split_column=reader.string(tr, "training.split_column", "-") if tr.get("split_column", "") != "" else "",

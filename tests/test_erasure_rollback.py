@@ -88,6 +88,34 @@ def test_a_new_objection_withdraws_the_models_trained_on_the_objector(built_proj
     assert refused.returncode != 0 and "objected" in refused.stderr
 
 
+def test_objection_retrain_days_keeps_the_model_a_while_but_never_the_objector(built_project, tmp_path):
+    """[training] objection_retrain_days: the objector leaves the scores at once; the model trained on
+    them is withdrawn only at the first build that many days after the objection."""
+    from churnwh.privacy import withdrawal
+
+    project = copy_of(built_project, tmp_path)
+    config = project / "churnwh.toml"
+    config.write_text(config.read_text().replace("[training]\n", "[training]\nobjection_retrain_days = 30\n", 1))
+    objector = trained_customer(project)
+    objected = dt.datetime(2025, 12, 30, 12, 0)
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb")) as con:
+        con.execute("INSERT INTO raw.consent_events VALUES ('CE_GRACE', ?, 'profiling', 'withdraw', ?, 'web', 'GDPR')",
+                    [objector, objected])
+    rebuilt = churnwh(project, "build")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert runs(project) == {"v0001": "current"}  # the model stays (retrain_after_days reuses it)
+    with private(project) as con:
+        pseudonym = con.execute("SELECT customer_pseudonym FROM raw.customer_keys WHERE customer_id = ?",
+                                [objector]).fetchone()[0]
+        assert con.execute("SELECT count(*) FROM ml.churn_scores WHERE customer_pseudonym = ?", [pseudonym]).fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM features.customer_features WHERE customer_pseudonym = ?",
+                           [pseudonym]).fetchone()[0] == 0
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb")) as con:
+        day = objected.date()
+        assert withdrawal.withdraw_for_objections(con, day + dt.timedelta(days=29), 30) == []
+        assert withdrawal.withdraw_for_objections(con, day + dt.timedelta(days=30), 30) == ["v0001"]
+
+
 def test_an_erasure_withdraws_versions_whose_subjects_were_never_recorded(built_project, tmp_path):
     """Versions trained before subjects were recorded: nobody can tell whether the customer was in them."""
     project = copy_of(built_project, tmp_path)

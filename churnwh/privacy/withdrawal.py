@@ -13,6 +13,8 @@ since nobody can tell whether the customer was in it; for objections it is kept 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import os
 import shutil
 from pathlib import Path
@@ -78,12 +80,16 @@ def withdraw_for_erasure(con: duckdb.DuckDBPyConnection, ids: pa.Table) -> list[
         con.unregister("_withdraw_ids")
 
 
-def withdraw_for_objections(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Withdraw the versions trained on a customer whose latest profiling decision is a withdrawal."""
+def withdraw_for_objections(con: duckdb.DuckDBPyConnection, as_of: dt.date | None = None,
+                            grace_days: int = 0) -> list[str]:
+    """Withdraw the versions trained on a customer whose latest profiling decision is a withdrawal (with
+    ``grace_days``: one in force at least that many days before ``as_of``)."""
     if "staging.consent_state" not in warehouse.relations(con):
         return []
     objectors = ("SELECT customer_pseudonym FROM staging.consent_state "
                  "WHERE purpose = 'profiling' AND is_latest AND state = 'withdrawn'")
+    if grace_days and as_of is not None:
+        objectors += f" AND valid_from <= DATE '{(as_of - dt.timedelta(days=grace_days)).isoformat()}'"
     return withdraw(con, objectors, "objection", unrecorded=False)
 
 

@@ -27,6 +27,16 @@ def bind_variables(tree: exp.Expression, ctx: "_Context") -> exp.Expression:
             continue
         # DuckDB: getvariable() of a variable that is not set is NULL
         node.replace(_literal(ctx.variables[argument.this]) if argument.this in ctx.variables else exp.Null())
+    return _drop_unset_alternatives(tree)
+
+
+def _drop_unset_alternatives(tree: exp.Expression) -> exp.Expression:
+    """``NULL IS NULL OR x`` -> TRUE: the branch a filter takes when its variable is unset (a list of
+    restated keys, ``unnest(NULL)``, does not even type-check in Spark)."""
+    for node in list(tree.find_all(exp.Or)):
+        if any(isinstance(side, exp.Is) and isinstance(side.this, exp.Null) and isinstance(side.expression, exp.Null)
+               for side in (node.left, node.right)):
+            node.replace(exp.true())
     return tree
 
 

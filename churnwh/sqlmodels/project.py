@@ -22,7 +22,7 @@ from sqlglot.optimizer.scope import traverse_scope
 
 from churnwh.errors import ModelError
 from churnwh.sqlmodels import slices as slicing
-from churnwh.sqlmodels.incremental import START_VARIABLE, Incremental, Input
+from churnwh.sqlmodels.incremental import KEYS_VARIABLE, START_VARIABLE, Incremental, Input
 
 DIALECT = "duckdb"
 PRIVACY_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive", "pseudonym", "plain")
@@ -317,8 +317,8 @@ def _incremental(path: Path, spec: Any, materialized: str, references: dict[str,
     """The ``[incremental]`` header table: time_column and one [[incremental.inputs]] per table read."""
     spec = _table(path, spec, "incremental")
     for key in spec:
-        if key not in ("time_column", "inputs", "lookback"):
-            raise ModelError(f"{path}: unknown key incremental.{key}: allowed are inputs, lookback, time_column")
+        if key not in ("time_column", "inputs", "lookback", "key"):
+            raise ModelError(f"{path}: unknown key incremental.{key}: allowed are inputs, key, lookback, time_column")
     if materialized != "table":
         raise ModelError(f"{path}: an incremental model is materialized as a table: remove materialized = 'view'")
     time_column = spec.get("time_column")
@@ -350,7 +350,13 @@ def _incremental(path: Path, spec: Any, materialized: str, references: dict[str,
             sqlglot.parse_one(lookback, read=DIALECT)
         except sqlglot.errors.SqlglotError:
             raise ModelError(f"{path}: incremental.lookback is not a valid SQL expression") from None
-    return Incremental(time_column=time_column, inputs=inputs, lookback=str(lookback))
+    key = spec.get("key")
+    if key is not None and (not isinstance(key, str) or not key):
+        raise ModelError(f"{path}: incremental.key must name the column each output row shares with its inputs")
+    if key is not None and f"getvariable('{KEYS_VARIABLE}')" not in text:
+        raise ModelError(f"{path}: a model with incremental.key filters its {key} on getvariable('{KEYS_VARIABLE}') "
+                         "(a list of keys to rebuild; NULL: every key)")
+    return Incremental(time_column=time_column, inputs=inputs, lookback=str(lookback), key=key)
 
 
 def _input(path: Path, spec: Any) -> Input:

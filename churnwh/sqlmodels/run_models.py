@@ -165,9 +165,15 @@ def build_incremental(
     if reason is None:
         state = incremental.load_state(con, model.name)
         reason = incremental.why_full(con, spec, state, current_definition, current_schema, as_of)
+    restated = None
+    if reason is None and (changed := incremental.changed_inputs(con, spec, state)):
+        restated = incremental.restatement(con, model.name, spec, state, changed)
+        if isinstance(restated, str):
+            reason, restated = restated, None
     if reason is None:
         try:
-            return _build_increment(con, model, model_fingerprint, state.processed_until, record("incremental"))
+            return _build_increment(con, model, model_fingerprint, state.processed_until, record("incremental"),
+                                    restated)
         except IncrementFailed as failed:
             reason = str(failed)
     result = build_model(con, model, model_fingerprint, docs, after=record("full"))
@@ -186,8 +192,10 @@ def _build_increment(
     model_fingerprint: str,
     start: Any,
     after: Callable[[duckdb.DuckDBPyConnection], None],
+    restated: incremental.Restatement | None = None,
 ) -> ModelResult:
-    """Delete the rows dated on or after ``start``, insert the model's rows for them, check the whole table."""
+    """Delete the rows dated on or after ``start``, insert the model's rows for them, then (``restated``)
+    replace every row of the keys whose earlier input rows changed; check the whole table."""
     spec = model.incremental
     started = time.perf_counter()
     con.execute("BEGIN TRANSACTION")
@@ -201,6 +209,9 @@ def _build_increment(
             for key_range in key_ranges:
                 slicing.select(con, key_range)
                 con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM (\n{_statement(model.text)}\n) AS increment")
+            slicing.select(con, slicing.UNBOUNDED)
+            if restated is not None:
+                _restate_keys(con, model)
         except duckdb.Error as err:
             if warehouse.disk_full(err):
                 raise  # the build stops with its one line (churnwh.pipeline), not a full rebuild needing more space
@@ -231,7 +242,20 @@ def _build_increment(
         slicing.select(con, slicing.UNBOUNDED)
     faults.point("models.after_commit")
     return ModelResult(model.name, "built", rows, time.perf_counter() - started, sql_seconds, check_seconds,
-                       "incremental", slices=len(key_ranges))
+                       "incremental", restated.why if restated is not None else "", slices=len(key_ranges))
+
+
+def _restate_keys(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Every row of the keys in ``incremental.RESTATED``, rebuilt from ``FULL_START`` in one statement."""
+    key = warehouse.quote_identifier(model.incremental.key)
+    con.execute(f"DELETE FROM {model.name} WHERE hash({key}) IN (SELECT key_hash FROM {incremental.RESTATED})")
+    warehouse.set_variables(con, {incremental.START_VARIABLE: incremental.FULL_START})
+    con.execute(f"SET VARIABLE {incremental.KEYS_VARIABLE} = "
+                f"(SELECT coalesce(list(key), []) FROM {incremental.RESTATED} WHERE key IS NOT NULL)")
+    try:
+        con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM (\n{_statement(model.text)}\n) AS restated")
+    finally:
+        con.execute(f"RESET VARIABLE {incremental.KEYS_VARIABLE}")
 
 
 def _key_ranges(con: duckdb.DuckDBPyConnection, model: Model, start: Any = None) -> list[tuple[Any, Any]]:

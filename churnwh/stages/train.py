@@ -303,9 +303,11 @@ def train_stage(con: duckdb.DuckDBPyConnection, config: Config, *, force: bool =
     ``EpochReport`` per epoch."""
     registry.ensure_tables(con)
     withdrawal.ensure_table(con)
-    # A new objection withdraws the versions trained on the objector: no grace, the current one is
-    # replaced by this build (it no longer counts as current).
-    withdrawal.withdraw_for_objections(con)
+    # A new objection withdraws the versions trained on the objector (after [training]
+    # objection_retrain_days): the current one is then replaced by this build (it no longer counts as current).
+    as_of = config.variables.get("as_of")
+    withdrawal.withdraw_for_objections(con, as_of if isinstance(as_of, dt.date) else None,
+                                       config.training.objection_retrain_days)
     fingerprint = data_fingerprint(con, config)
     current = registry.current(con)
     # A model trained before an erasure holds the erased customers: it must be replaced, not kept.

@@ -14,6 +14,9 @@ description = "Churn features: one row per observation spine row (customer, obse
 # churn_gap_days (a re-signup in the gap merges a period that had ended): those days are rebuilt too.
 time_column = "observation_date"
 lookback = "CAST(getvariable('churn_gap_days') AS INTEGER) + 1"
+# A row reads only its own customer's rows: an earlier input row that changed (a withdrawn consent
+# removes the customer's past spine rows, an erasure all their rows) restates only that customer.
+key = "customer_pseudonym"
 
 [slices]
 # Every row reads only its own customer's rows, so the table is built in slices of customers, each
@@ -335,6 +338,9 @@ WITH spine AS MATERIALIZED (
       -- one slice of customers at a time ([slices] above); NULL: no bound
       AND (getvariable('slice_from') IS NULL OR customer_pseudonym >= getvariable('slice_from'))
       AND (getvariable('slice_to') IS NULL OR customer_pseudonym < getvariable('slice_to'))
+      -- a restatement: only these customers ([incremental] key above); NULL: every customer
+      AND (getvariable('incremental_keys') IS NULL
+           OR customer_pseudonym IN (SELECT unnest(getvariable('incremental_keys'))))
 ),
 spine_customers AS MATERIALIZED (
     -- only their events can count: on a day-after increment, the customers of the new observation dates
