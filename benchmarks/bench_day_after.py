@@ -53,7 +53,9 @@ def run(project: Path, *args: str) -> dict:
     stages = {m.group(1): float(m.group(2)) for line in output.splitlines() if (m := STAGE_LINE.match(line))}
     return {"seconds": round(seconds, 1), "peak_rss_gib": round(usage.ru_maxrss / 1024**2, 2), "stages": stages,
             "load": [round(x, 1) for x in os.getloadavg()],
-            "full_rebuilds": [line.strip() for line in output.splitlines() if "full rebuild:" in line]}
+            "full_rebuilds": [line.strip() for line in output.splitlines() if "full rebuild:" in line],
+            "restated": [line.strip() for line in output.splitlines() if " values restated: " in line],
+            "output": output}
 
 
 def incremental_models(project: Path) -> dict[str, str]:
@@ -159,7 +161,8 @@ def main() -> None:
         results["builds"].append(after)
         share = f" = {100 * after['seconds'] / results['first']['seconds']:.1f}% of the first" if "first" in results else ""
         print(f"day {day} after: {after['seconds']} s{share}, peak RSS {after['peak_rss_gib']} GiB, load {after['load']}, "
-              f"stages {after['stages']}, models {after['incremental']}, full rebuilds {after['full_rebuilds']}")
+              f"stages {after['stages']}, models {after['incremental']}, full rebuilds {after['full_rebuilds']}, "
+              f"restated {after['restated']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print(f"project: {project}")

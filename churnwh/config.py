@@ -257,6 +257,10 @@ class ExplainConfig:
     """Scored customers outside the acted-on tiers and campaigns explained too: a uniform, key-independent
     sample of this many scored customers (churnwh.stages.explain.explained_rows_sql), over which the global
     importance is averaged. Everyone is explained when there are no more scored customers than this."""
+    reuse_days: int = 0
+    """An acted-on customer outside the sample keeps reasons from an earlier build at most this many days old
+    when the model version is the same and their churn probability moved by at most
+    ``churnwh.stages.explain.REUSE_TOLERANCE`` since (churnwh.stages.explain.reuse_reasons). 0: never."""
 
 
 @dataclass(frozen=True)
@@ -337,7 +341,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "monitoring": ("psi_warning", "reference_days", "psi_severe", "severe_features", "score_history_days",
                    "score_history_months"),
     "freshness": ("max_lag_days", "source_max_lag_days"),
-    "explain": ("actionable", "not_actionable", "sample_customers"),
+    "explain": ("actionable", "not_actionable", "sample_customers", "reuse_days"),
     "spark": ("master", "storage", "connect_timeout_s", "shuffle_partitions", "training_rows", "conf"),
 }
 """The keys each fixed section accepts (docs/configuration.md is generated from this: churnwh.config_reference)."""
@@ -666,7 +670,7 @@ def parse_segments(reader: "_Reader", section: dict[str, Any], kind: str,
 
 def parse_explain(reader: "_Reader", section: dict[str, Any]) -> ExplainConfig:
     """[explain] actionable / not_actionable: lists of feature names or glob patterns, none in both;
-    sample_customers: a whole number of 1 or more."""
+    sample_customers: a whole number of 1 or more; reuse_days: 0 or more."""
     lists = {}
     for key in ("actionable", "not_actionable"):
         value = section.get(key, [])
@@ -678,7 +682,8 @@ def parse_explain(reader: "_Reader", section: dict[str, Any]) -> ExplainConfig:
         raise ConfigError(f"{reader.origin}: explain.actionable and explain.not_actionable both list {both[0]!r}: "
                           "keep it in one of them")
     sample = reader.integer(section, "explain.sample_customers", ExplainConfig.sample_customers, 1)
-    return ExplainConfig(**lists, sample_customers=sample)
+    reuse = reader.integer(section, "explain.reuse_days", ExplainConfig.reuse_days, 0)
+    return ExplainConfig(**lists, sample_customers=sample, reuse_days=reuse)
 
 
 IDENTIFYING_CLASSES = ("direct_identifier", "quasi_identifier", "sensitive")

@@ -175,3 +175,38 @@ def test_true_drivers_rank_at_the_top(tmp_path):
     assert ranked[0] in TRUE_DRIVER_FEATURES["engagement level"], ranked[:10]
     assert len(set(ranked[:5]) & TRUE_FEATURES) >= 4, ranked[:10]
     assert len(set(ranked[:10]) & TRUE_FEATURES) >= 7, ranked[:10]
+
+
+def test_reuse_days_keeps_reasons_whose_score_barely_moved(built_project, tmp_path):
+    """[explain] reuse_days: the day after, an acted-on customer outside the sample keeps yesterday's reasons
+    (dated yesterday) when the model is the same and their probability moved by at most 0.01; the sample and
+    everyone whose score moved more are explained again."""
+    from churnwh.stages.explain import REUSE_TOLERANCE
+
+    source, _ = built_project
+    project = tmp_path / "p"
+    shutil.copytree(source, project)
+    config = project / "churnwh.toml"
+    text = config.read_text().replace("high = 0.5 ", "high = 0.12").replace("medium = 0.2 ", "medium = 0.09")
+    config.write_text(text + "\n[explain]\nsample_customers = 20\nreuse_days = 7\n")  # the tiny model's scores
+    assert churnwh(project, "build").returncode == 0
+    before, _, _ = _drivers(project)
+    assert churnwh(project, "demo-advance", "--days", "1").returncode == 0
+    after_build = churnwh(project, "build", env={"COLUMNS": "300"})
+    assert after_build.returncode == 0, after_build.stderr
+    assert "current model reused" in after_build.stdout  # retrain_after_days: the same model explains
+    after, _, _ = _drivers(project)
+    with private(project) as con:
+        today = con.execute("SELECT max(as_of) FROM ml.churn_scores").fetchone()[0]
+        moved = dict(con.execute(
+            "SELECT s.customer_pseudonym, abs(s.churn_probability - h.churn_probability) FROM ml.churn_scores AS s "
+            "JOIN ml.score_history AS h USING (customer_pseudonym) WHERE h.as_of < s.as_of").fetchall())
+    kept = after.filter(pl.col("as_of") < today)
+    fresh = after.filter(pl.col("as_of") == today)
+    assert kept.height > 0 and fresh.height > 0
+    assert f"{kept['customer_pseudonym'].n_unique()} customers' reasons kept from an earlier day" in after_build.stdout
+    kept_ids = set(kept["customer_pseudonym"])
+    assert all(moved[c] <= REUSE_TOLERANCE for c in kept_ids)
+    assert kept.equals(before.filter(pl.col("customer_pseudonym").is_in(list(kept_ids))))
+    explained_again = set(fresh["customer_pseudonym"]) & set(before["customer_pseudonym"])
+    assert any(moved.get(c, 1.0) > REUSE_TOLERANCE for c in explained_again)

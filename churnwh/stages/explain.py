@@ -232,7 +232,12 @@ def explain_stage(ctx) -> str:
     ranked = (f"reasons from {kinds.count('actionable')} actionable features, {kinds.count('profile')} summed as "
               "the customer profile" if kinds.count("actionable") else
               "no actionable feature, so no reasons (name some in [explain] actionable)")
-    return f"{drivers} driver rows ({ranked}); largest completeness gap {gap:.1e}"
+    kept = ""
+    if config.explain.reuse_days:
+        count = con.execute(f"SELECT count(DISTINCT customer_pseudonym) FROM {DRIVERS} "
+                            f"WHERE as_of < (SELECT max(as_of) FROM {SCORES})").fetchone()[0]
+        kept = f"; {count} customers' reasons kept from an earlier day ([explain] reuse_days)"
+    return f"{drivers} driver rows ({ranked}); largest completeness gap {gap:.1e}{kept}"
 
 
 def explain_fingerprint(con: duckdb.DuckDBPyConnection, config: Config, record, labels: dict[str, str],
@@ -263,6 +268,10 @@ batch, so the explain stage holds one batch of rows and attributions whatever th
 EXPLAIN_STAGING = f"{warehouse.META_SCHEMA}.churn_drivers_new"
 EXPLAINED_ROWS = f"{warehouse.META_SCHEMA}.explained_rows"
 """Scratch tables of the explain stage (real tables: the reading cursor sees them; replaced on the next run)."""
+REUSED_ROWS = f"{warehouse.META_SCHEMA}.reused_reasons"
+REUSE_TOLERANCE = 0.01
+"""How far a customer's churn probability may have moved since their reasons were computed for
+``[explain] reuse_days`` to keep them (about the integration's own completeness gap, in probability)."""
 ACTED_ON_TIERS = ("high", "medium")
 """Tiers someone acts on: they always get reasons, with every tier ``[retention] cost`` prices and every
 member of the latest campaign (``churn_scores.campaign_group`` treated or control)."""
@@ -386,6 +395,7 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     classes = explain_classes(config, list(kinds), privacy)
     profile_text = profile_words(classes)
     con.execute(f"CREATE OR REPLACE TABLE {EXPLAINED_ROWS} AS {rows_sql or explained_rows_sql(con, config)}")
+    reused = reuse_reasons(con, config, version) if rows_sql is None else 0
     total = con.execute(f"SELECT count(*) FROM {EXPLAINED_ROWS}").fetchall()[0][0]
     on_progress(Count("explain", 0, total, "customers"))
     # content order, not pseudonym order: the global importance is a float mean over these rows
@@ -434,6 +444,12 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
                 con.unregister("_driver_batch")
     finally:
         reader_con.close()
+    if reused:
+        con.execute(f"INSERT INTO {EXPLAIN_STAGING} BY NAME SELECT * FROM {DRIVERS} "
+                    f"WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM {REUSED_ROWS})")
+        written += con.execute(f"SELECT count(*) FROM {DRIVERS} WHERE customer_pseudonym IN "
+                               f"(SELECT customer_pseudonym FROM {REUSED_ROWS})").fetchone()[0]
+    con.execute(f"DROP TABLE IF EXISTS {REUSED_ROWS}")
     if rows_sql is not None:
         try:
             con.execute("BEGIN TRANSACTION")
@@ -471,6 +487,33 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
                 "([explain] sample_customers; every one of them when there are no more).")
     logger.info("explained %d customers, largest completeness gap %.2e", done, gap)
     return written, importance.height, gap
+
+
+def reuse_reasons(con: duckdb.DuckDBPyConnection, config: Config, version: str) -> int:
+    """``[explain] reuse_days``: move from ``EXPLAINED_ROWS`` to ``REUSED_ROWS`` the customers outside the sample
+    whose reasons in ``DRIVERS`` are of ``version``, at most that many days older than their score, and of a
+    score (the snapshot of that day in ``ml.score_history``) within ``REUSE_TOLERANCE`` of today's. Returns
+    how many."""
+    from churnwh.stages.monitor import HISTORY
+
+    days = config.explain.reuse_days
+    con.execute(f"DROP TABLE IF EXISTS {REUSED_ROWS}")
+    if not days or any(name not in warehouse.relations(con) for name in (DRIVERS, SCORES, HISTORY)):
+        return 0
+    con.execute(
+        f"""CREATE TABLE {REUSED_ROWS} AS
+            SELECT DISTINCT d.customer_pseudonym FROM {DRIVERS} AS d
+            JOIN {EXPLAINED_ROWS} AS e ON CAST(e._id AS VARCHAR) = d.customer_pseudonym AND NOT e.in_sample
+            JOIN {SCORES} AS s ON s.customer_pseudonym = d.customer_pseudonym
+            JOIN {HISTORY} AS h ON h.customer_pseudonym = d.customer_pseudonym AND h.as_of = d.as_of
+                 AND h.model_version = d.model_version
+            WHERE d.model_version = ? AND s.model_version = ? AND d.as_of >= s.as_of - CAST(? AS INTEGER)
+              AND abs(s.churn_probability - h.churn_probability) <= ?""",
+        [version, version, days, REUSE_TOLERANCE],
+    )
+    con.execute(f"DELETE FROM {EXPLAINED_ROWS} WHERE CAST(_id AS VARCHAR) IN "
+                f"(SELECT customer_pseudonym FROM {REUSED_ROWS})")
+    return con.execute(f"SELECT count(*) FROM {REUSED_ROWS}").fetchone()[0]
 
 
 def explain_customers(con: duckdb.DuckDBPyConnection, config: Config, pseudonyms: list[str]) -> int:
