@@ -10,12 +10,10 @@ description = "Churn features: one row per observation spine row (customer, obse
 # Rows are point in time: a row dated t reads only what was known before t. A build recomputes the rows
 # from the last processed observation date on (the new as_of, and a new monthly grid date) and first
 # checks that no input row dated before that day (as below: the day it became known) was added, removed
-# or changed in the columns read; if one was, the whole table is rebuilt. The spine's past changes within
-# churn_gap_days (a re-signup in the gap merges a period that had ended): those days are rebuilt too.
+# or changed in the columns read. A row reads only its own customer's rows, so a changed earlier row (a
+# withdrawn consent removes the customer's past spine rows, an erasure all their rows, a re-signup within
+# churn_gap_days merges a period that had ended) restates only that customer's rows.
 time_column = "observation_date"
-lookback = "CAST(getvariable('churn_gap_days') AS INTEGER) + 1"
-# A row reads only its own customer's rows: an earlier input row that changed (a withdrawn consent
-# removes the customer's past spine rows, an erasure all their rows) restates only that customer.
 key = "customer_pseudonym"
 
 [slices]
