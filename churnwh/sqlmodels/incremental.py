@@ -87,7 +87,6 @@ class Restatement:
     """Keys an increment rebuilds in full besides the new time range: their hashes, and the keys still in
     the inputs, are in the temp table ``RESTATED`` (the keys never leave DuckDB)."""
 
-    count: int
     why: str
 
 
@@ -215,7 +214,7 @@ def restatement(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, s
     count = con.execute(f"SELECT count(*) FROM {RESTATED}").fetchone()[0]
     if count > MAX_RESTATED_SHARE * total:
         return f"{whole}: {count:,} of {total:,} {spec.key} values, too many to restate one by one"
-    return Restatement(count, f"{count:,} {spec.key} values restated: {whole}")
+    return Restatement(f"{count:,} {spec.key} values restated: {whole}")
 
 
 def changed_inputs(con: duckdb.DuckDBPyConnection, spec: Incremental, state: State) -> list[Input]:
