@@ -53,7 +53,7 @@ from churnwh.config import Config
 from churnwh.errors import DataError
 from churnwh.progress import Count, Reporter, ignore
 from churnwh.stages import actionable
-from churnwh.stages.registry import SCHEMA
+from churnwh.stages.registry import SCHEMA, SCORE_HISTORY
 from churnwh.store import warehouse
 
 logger = logging.getLogger(__name__)
@@ -496,18 +496,16 @@ def reuse_reasons(con: duckdb.DuckDBPyConnection, config: Config, version: str) 
     whose reasons in ``DRIVERS`` are of ``version``, at most that many days older than their score, and of a
     score (the snapshot of that day in ``ml.score_history``) within ``REUSE_TOLERANCE`` of today's. Returns
     how many."""
-    from churnwh.stages.monitor import HISTORY
-
     days = config.explain.reuse_days
     con.execute(f"DROP TABLE IF EXISTS {REUSED_ROWS}")
-    if not days or any(name not in warehouse.relations(con) for name in (DRIVERS, SCORES, HISTORY)):
+    if not days or any(name not in warehouse.relations(con) for name in (DRIVERS, SCORES, SCORE_HISTORY)):
         return 0
     con.execute(
         f"""CREATE TABLE {REUSED_ROWS} AS
             SELECT DISTINCT d.customer_pseudonym FROM {DRIVERS} AS d
             JOIN {EXPLAINED_ROWS} AS e ON CAST(e._id AS VARCHAR) = d.customer_pseudonym AND NOT e.in_sample
             JOIN {SCORES} AS s ON s.customer_pseudonym = d.customer_pseudonym
-            JOIN {HISTORY} AS h ON h.customer_pseudonym = d.customer_pseudonym AND h.as_of = d.as_of
+            JOIN {SCORE_HISTORY} AS h ON h.customer_pseudonym = d.customer_pseudonym AND h.as_of = d.as_of
                  AND h.model_version = d.model_version
             WHERE d.model_version = ? AND s.model_version = ? AND d.as_of >= s.as_of - CAST(? AS INTEGER)
               AND abs(s.churn_probability - h.churn_probability) <= ?""",

@@ -36,12 +36,12 @@ from churnwh.errors import ChurnwhError
 from churnwh.ml.drift import PSI_BINS, PSI_METHOD, drift_frame, severe_drift
 from churnwh.privacy import about, classification
 from churnwh.stages.explain import write_table
-from churnwh.stages.registry import SCHEMA
+from churnwh.stages.registry import SCHEMA, SCORE_HISTORY
 from churnwh.store import freshness, warehouse
 
 logger = logging.getLogger(__name__)
 
-HISTORY = f"{SCHEMA}.score_history"
+HISTORY = SCORE_HISTORY
 DRIFT = f"{SCHEMA}.drift"
 QUALITY = f"{SCHEMA}.data_quality"
 BACKTEST = f"{SCHEMA}.backtest"

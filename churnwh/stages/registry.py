@@ -22,6 +22,8 @@ from churnwh.errors import ChurnwhError
 from churnwh.store.warehouse import fsync, sql_literal
 
 SCHEMA = "ml"
+SCORE_HISTORY = f"{SCHEMA}.score_history"
+"""Every build's score snapshot (written by the monitor stage, read by explain's reuse of reasons)."""
 RUNS = f"{SCHEMA}.model_runs"
 
 
