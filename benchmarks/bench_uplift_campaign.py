@@ -47,11 +47,13 @@ def run(project: Path, *args: str) -> str:
     return result.stdout + result.stderr
 
 
-def make_project(folder: Path, customers: int, network: str = "") -> Path:
+def make_project(folder: Path, customers: int, network: str = "", uplift_min_gain: float | None = None) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     shutil.copytree(REPO / "sql", folder / "sql")
     config = (REPO / "churnwh.toml").read_text().replace("customers = 5000", f"customers = {customers}")
+    if uplift_min_gain is not None:
+        config = config.replace("[retention]\n", f"[retention]\nuplift_min_gain = {uplift_min_gain}\n", 1)
     (folder / "churnwh.toml").write_text(config + network)
     return folder
 
@@ -154,9 +156,12 @@ def main() -> None:
     parser.add_argument("--light-churn-network", action="store_true",
                         help="a smaller churn network (hidden 64, k 4, 32,768 rows an epoch) for a busy CPU; the "
                              "uplift network keeps its own defaults")
+    parser.add_argument("--uplift-min-gain", type=float, default=None,
+                        help="[retention] uplift_min_gain for the project (default: the project's own); a large "
+                             "value lets a small smoke run pass the pilot-size rule")
     args = parser.parse_args()
     light = "\n[network]\nhidden = 64\nk = 4\nmax_epoch_rows = 32768\n" if args.light_churn_network else ""
-    project = make_project(args.folder, args.customers, light)
+    project = make_project(args.folder, args.customers, light, args.uplift_min_gain)
     started = time.perf_counter()
     run(project, "build")
     pilot = run(project, "plan", "--campaign", "pilot", "--budget", str(args.pilot_budget), *COSTS, *RATES,
@@ -164,6 +169,9 @@ def main() -> None:
     run(project, "demo-campaign", "pilot", "--days", "90", "--effect", str(args.effect))
     fitted = run(project, "build")
     status = table(project, "SELECT status, members, needed, uplift_model_version FROM ml.uplift_status")
+    if not status or status[0]["uplift_model_version"] is None:
+        raise SystemExit(f"the uplift stage fitted no model on the pilot: {status} (a larger --pilot-budget, or "
+                         "--uplift-min-gain for a smoke run)")
     validation = table(project, "SELECT rule, qini, auuc, qini_gain_low, qini_gain_high, members, test_members "
                                 "FROM ml.uplift_validation ORDER BY rule")
     pilot_report = run(project, "pilot-report", "pilot")
