@@ -164,6 +164,13 @@ def test_an_incremental_model_declares_every_input(write_models):
     project = load_project(write_models({"staging/a.sql": header.format(
         inputs=declared, start="getvariable('incremental_start')")}))
     assert project.models["staging.a"].incremental.time_column == "day"
+    keyed = declared.replace("[[incremental.inputs]]", 'key = "customer"\n[[incremental.inputs]]', 1)
+    with pytest.raises(ModelError, match=r"incremental\.key filters its customer on getvariable\('incremental_keys'\)"):
+        load_project(write_models({"staging/a.sql": header.format(inputs=keyed, start="getvariable('incremental_start')")}))
+    restating = header.format(inputs=keyed, start="getvariable('incremental_start')").replace(
+        "SELECT day FROM raw.events WHERE", "SELECT day FROM raw.events WHERE (getvariable('incremental_keys') IS NULL "
+        "OR customer IN (SELECT unnest(getvariable('incremental_keys')))) AND")
+    assert load_project(write_models({"staging/a.sql": restating})).models["staging.a"].incremental.key == "customer"
 
 
 def test_score_history_keeps_what_its_retention_says(tmp_path):
