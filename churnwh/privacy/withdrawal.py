@@ -14,7 +14,6 @@ since nobody can tell whether the customer was in it; for objections it is kept 
 from __future__ import annotations
 
 import datetime as dt
-
 import os
 import shutil
 from pathlib import Path

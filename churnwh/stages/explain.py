@@ -86,8 +86,8 @@ DRIVER_COMMENTS = {
                     "churn logit away from a typical retained customer. A customer's listed contributions plus "
                     "profile_contribution plus other_contribution add up to logit(customer) - logit(typical "
                     "retained customer), up to the completeness gap of the integration: 0.01 is aimed at; the build's "
-                    "explain line reports the largest (up to 0.02 at a million customers, where a path crosses "
-                    "a step of the network narrower than float32 can resolve).",
+                    "explain line reports the largest (up to 0.02 at a million customers: a few paths whose "
+                    "bisection stops at cells too narrow to split).",
     "direction": "raises risk (contribution > 0) or lowers risk (contribution < 0).",
     "reason": "Plain-language reason: label, value bucket and direction.",
     "profile_contribution": "The customer's non-actionable features (the customer profile: tenure, acquisition "
