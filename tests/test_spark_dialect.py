@@ -201,3 +201,17 @@ def test_lint_and_engine_options_have_help_with_an_example(tmp_path):
     assert lint.returncode == 0 and "Example: churnwh lint --engine spark" in lint.stdout
     build = churnwh(tmp_path, "build", "--help")
     assert "--engine" in build.stdout and "--master" in build.stdout
+
+
+def test_an_unset_variables_alternative_never_reaches_spark():
+    """A restatement's key list is unset on Spark (it builds in full): ``NULL IS NULL OR x IN (SELECT
+    unnest(NULL))`` would not even type-check there, so the rewrite keeps only the TRUE branch."""
+    sql = ("SELECT customer_pseudonym FROM features.observation_spine WHERE observation_date >= DATE '2024-01-01' "
+           "AND (getvariable('incremental_keys') IS NULL "
+           "OR customer_pseudonym IN (SELECT unnest(getvariable('incremental_keys'))))")
+    schema = {"features": {"observation_spine": {"customer_pseudonym": "VARCHAR", "observation_date": "DATE"}}}
+    compiled = to_spark(sql, schema=schema, variables={})
+    assert compiled.refusals == [] and "EXPLODE" not in compiled.sql.upper() and "(TRUE)" in compiled.sql
+    bound = to_spark(sql.replace("getvariable('incremental_keys') IS NULL", "getvariable('k') IS NULL"),
+                     schema=schema, variables={"k": 1})
+    assert "EXPLODE" in bound.sql.upper()  # the control: a set variable keeps both branches
