@@ -447,10 +447,8 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     finally:
         reader_con.close()
     if reused:
-        con.execute(f"INSERT INTO {EXPLAIN_STAGING} BY NAME SELECT * FROM {DRIVERS} "
-                    f"WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM {REUSED_ROWS})")
-        written += con.execute(f"SELECT count(*) FROM {DRIVERS} WHERE customer_pseudonym IN "
-                               f"(SELECT customer_pseudonym FROM {REUSED_ROWS})").fetchone()[0]
+        written += con.execute(f"INSERT INTO {EXPLAIN_STAGING} BY NAME SELECT * FROM {DRIVERS} WHERE "
+                               f"customer_pseudonym IN (SELECT customer_pseudonym FROM {REUSED_ROWS})").fetchone()[0]
     con.execute(f"DROP TABLE IF EXISTS {REUSED_ROWS}")
     if rows_sql is not None:
         try:
