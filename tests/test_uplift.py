@@ -10,7 +10,7 @@ import pytest
 
 from churnwh.errors import ChurnwhError, DataError
 from churnwh.ml import train, uplift, uplift_artifact, uplift_metrics
-from tests.uplift_data import synthetic_pilot
+from tests.uplift_data import multiplicative_pilot, synthetic_pilot
 
 TINY = train.TrainConfig(
     epochs=60, batch_size=128, learning_rate=3e-3, hidden=32, depth=2, k=4, n_bins=8, d_embed=4,
@@ -255,3 +255,65 @@ def test_saved_model_estimates_what_it_did_and_holds_no_rows(validated, fresh_me
     (directory / uplift_artifact.META_FILE).unlink()
     with pytest.raises(ChurnwhError, match="is not a saved uplift model"):
         uplift_artifact.load_uplift_model(directory)
+
+
+# --- the risk-offset estimator (the build's default) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def multiplicative():
+    """A pilot and fresh customers with a multiplicative effect, and the risk-offset model of the pilot."""
+    members = multiplicative_pilot(4000, seed=1)
+    fresh = multiplicative_pilot(20_000, seed=98)
+    model = uplift.fit_offset_uplift(members, treatment_column="treated", label_column="churned",
+                                     risk_column="risk_score", id_column="member", exclude=("true_churn_change",),
+                                     treated_share=0.5, rule=RULE)
+    return members, fresh, model
+
+
+def test_risk_offset_model_ranks_the_true_effect_better_than_risk(multiplicative):
+    _, fresh, model = multiplicative
+    estimates = uplift.predict_uplift(model, fresh)
+    prevented = -fresh["true_churn_change"].to_numpy()
+    top = fresh.height // 5
+
+    def saved(score: np.ndarray) -> float:
+        return float(prevented[np.argsort(-score, kind="stable")[:top]].mean())
+
+    by_model, by_risk = saved(estimates.prevented), saved(fresh["risk_score"].to_numpy())
+    assert by_model > 1.2 * by_risk, (by_model, by_risk)
+    # the high-risk customers a contact cannot save get less of the estimated effect than the price-sensitive
+    unsaveable = (fresh["usage_drop"] > 0.8).to_numpy()
+    responsive = ~unsaveable & (fresh["discount_interest"] > 0).to_numpy()
+    relative = estimates.prevented / estimates.churn_if_not_contacted
+    assert relative[responsive].mean() > relative[unsaveable].mean() + 0.3
+
+
+def test_risk_offset_model_is_deterministic_and_saved_without_rows(multiplicative, tmp_path):
+    members, fresh, model = multiplicative
+    again = uplift.fit_offset_uplift(members, treatment_column="treated", label_column="churned",
+                                     risk_column="risk_score", id_column="member", exclude=("true_churn_change",),
+                                     rule=RULE)
+    sample = fresh.head(300)
+    np.testing.assert_array_equal(uplift.predict_uplift(again, sample).churn_change,
+                                  uplift.predict_uplift(model, sample).churn_change)
+    directory = uplift_artifact.save_uplift_model(model, tmp_path / "offset")
+    loaded = uplift_artifact.load_uplift_model(directory)
+    np.testing.assert_array_equal(uplift.predict_uplift(loaded, sample).churn_change,
+                                  uplift.predict_uplift(model, sample).churn_change)
+    stored = (directory / uplift_artifact.META_FILE).read_text()
+    assert json.loads(stored)["estimator"] == "risk_offset"
+    assert "member" not in json.loads(stored)["features"] and "true_churn_change" not in stored
+    with pytest.raises(DataError, match="risk_score"):
+        uplift.predict_uplift(model, sample.drop("risk_score"))
+
+
+def test_validation_of_the_risk_offset_model_needs_a_risk_column(multiplicative):
+    members, _, _ = multiplicative
+    with pytest.raises(DataError, match="churn model's probability"):
+        uplift.validate_uplift(members, treatment_column="treated", label_column="churned", id_column="member",
+                               exclude=("true_churn_change", "risk_score"), rule=RULE, estimator="risk_offset")
+    model, validation = uplift.validate_uplift(
+        members, treatment_column="treated", label_column="churned", risk_column="risk_score", id_column="member",
+        exclude=("true_churn_change",), treated_share=0.5, rule=RULE, estimator="risk_offset")
+    assert isinstance(model, uplift.OffsetUpliftModel) and set(validation.rules) == {"network", "two_model", "risk"}

@@ -216,6 +216,7 @@ def fit_logistic_regression(
     l2: float = 1.0,
     max_iterations: int = 50,
     tolerance: float = 1e-8,
+    penalty: np.ndarray | None = None,
 ) -> np.ndarray:
     """L2-regularized logistic regression fitted exactly by damped Newton (IRLS with a backtracking line search).
 
@@ -224,6 +225,7 @@ def fit_logistic_regression(
     features : (rows, columns) float array, already scaled
     labels : (rows,) 0/1 array
     l2 : penalty ``l2/2 * ||w||^2`` on the weights (not on the intercept)
+    penalty : (columns,) per-column L2 penalties replacing ``l2`` (0: an unpenalized column)
 
     Returns
     -------
@@ -232,8 +234,7 @@ def fit_logistic_regression(
     """
     x = np.hstack([np.asarray(features, dtype=np.float64), np.ones((features.shape[0], 1))])
     y = np.asarray(labels, dtype=np.float64)
-    penalty = np.full(x.shape[1], l2)
-    penalty[-1] = 0.0
+    penalty = np.append(np.full(x.shape[1] - 1, l2) if penalty is None else np.asarray(penalty, np.float64), 0.0)
     weights = np.zeros(x.shape[1])
     base_rate = np.clip(y.mean(), 1e-6, 1 - 1e-6)
     weights[-1] = np.log(base_rate / (1 - base_rate))

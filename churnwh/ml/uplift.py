@@ -387,9 +387,11 @@ def _bucket_rows(rows: int) -> int:
     return bucket
 
 
-def predict_uplift(model: UpliftModel, frame: pl.DataFrame) -> UpliftEstimates:
+def predict_uplift(model: UpliftModel | OffsetUpliftModel, frame: pl.DataFrame) -> UpliftEstimates:
     """Churn probability without and with contact for every row of ``frame`` (the features, and the model's
     risk column when it has one)."""
+    if isinstance(model, OffsetUpliftModel):
+        return predict_offset_uplift(model, frame)
     encoded = preprocess.transform(model.preprocessor, frame)
     offset = risk_logits(frame, model.risk_column)
     rows = encoded.rows
@@ -408,6 +410,121 @@ def predict_uplift(model: UpliftModel, frame: pl.DataFrame) -> UpliftEstimates:
         outputs.append(np.asarray(probabilities, dtype=np.float64)[: min(batch_rows, rows - start)])
     both = np.concatenate(outputs)
     return UpliftEstimates(churn_if_not_contacted=both[:, 0], churn_if_contacted=both[:, 1])
+
+
+# --- The risk-offset estimator -------------------------------------------------------------------
+
+
+OFFSET_L2 = 300.0
+"""L2 penalty on each standardized effect (and risk-correction) coefficient of ``fit_offset_uplift``."""
+EFFECT_STEPS = 8
+"""Quantile steps per numeric input in the effect's design: thresholds at the pilot's 1/8 ... 7/8 quantiles."""
+ESTIMATORS = ("risk_offset", "network")
+"""``validate_uplift``'s estimators: the churn model's logit plus a regularized linear effect (the build's
+default), and the two-headed network."""
+
+
+@dataclass
+class OffsetUpliftModel:
+    """A fitted risk-offset uplift model: the churn model's logit, recalibrated and corrected, plus a linear
+    effect on the treated, each a logistic regression coefficient (``fit_offset_uplift``). No row-level data:
+    the thresholds are quantiles of the pilot's features, like the preprocessor's bin edges."""
+
+    preprocessor: preprocess.Preprocessor
+    thresholds: tuple[tuple[float, ...], ...]
+    """Per numeric input, the values above which a step feature is 1."""
+    center: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    """``[risk logit, correction (d), treated, effect (d), intercept]`` for ``d`` standardized design columns."""
+    config: train.TrainConfig
+    label_column: str
+    treatment_column: str
+    risk_column: str
+    pilot: PilotSize
+    l2: float = OFFSET_L2
+
+
+def _effect_design(preprocessor: preprocess.Preprocessor, thresholds, frame: pl.DataFrame) -> np.ndarray:
+    """The unscaled design: numeric inputs, a step per threshold, one-hot categoricals."""
+    encoded = preprocess.transform(preprocessor, frame)
+    numeric = encoded.numeric.astype(np.float64)
+    steps = [(numeric[:, [j]] > np.asarray(cuts)[None, :]).astype(np.float64)
+             for j, cuts in enumerate(thresholds) if cuts]
+    return np.hstack([preprocess.one_hot_design_matrix(preprocessor, encoded), *steps])
+
+
+def _step_thresholds(numeric: np.ndarray, steps: int) -> tuple[tuple[float, ...], ...]:
+    quantiles = np.linspace(0, 1, steps + 1)[1:-1]
+    out = []
+    for column in numeric.T.astype(np.float64):
+        cuts = np.unique(np.quantile(column, quantiles))
+        out.append(tuple(float(c) for c in cuts if column.min() <= c < column.max()))
+    return tuple(out)
+
+
+def fit_offset_uplift(
+    members: pl.DataFrame,
+    *,
+    treatment_column: str,
+    label_column: str,
+    risk_column: str,
+    id_column: str | None = None,
+    exclude: tuple[str, ...] | list[str] = (),
+    treated_share: float | None = None,
+    config: train.TrainConfig = UPLIFT_DEFAULTS,
+    rule: PilotSizeRule | None = PilotSizeRule(),
+    l2: float = OFFSET_L2,
+    steps: int = EFFECT_STEPS,
+) -> OffsetUpliftModel:
+    """Fit ``P(churn | x, T) = sigmoid(a + b logit r(x) + c(x) + T g(x))`` on randomized campaign members.
+
+    ``r`` is the churn model's probability (``risk_column``, learned from every customer's history, far more
+    than a pilot holds); ``c`` corrects it and ``g`` is the effect of a contact on the churn logit, both linear
+    in the standardized design (numeric inputs, ``steps`` quantile steps per numeric input, one-hot
+    categoricals), every coefficient of ``c`` and ``g`` L2-penalized by ``l2``; the intercept, ``b`` and the
+    mean effect are not. One penalized likelihood fitted to convergence (damped Newton): nothing stops
+    before the effect is learned. Deterministic. Raises as ``fit_uplift``.
+    """
+    treated = treatment_flags(members, treatment_column).astype(np.float64)
+    labels = train._labels(members, label_column, "members")
+    if treated_share is not None:
+        check_random_assignment(treated, treated_share)
+    size = pilot_size(treated, labels) if rule is None else require_learnable_pilot(treated, labels, rule)
+    offset = risk_logits(members, risk_column).astype(np.float64)
+    not_features = tuple(c for c in (id_column, label_column, treatment_column, risk_column, *exclude)
+                         if c is not None)
+    preprocessor = preprocess.fit_preprocessor(members, exclude=not_features, n_bins=config.n_bins,
+                                               min_category_count=config.min_category_count,
+                                               max_categories=config.max_categories)
+    thresholds = _step_thresholds(preprocess.transform(preprocessor, members).numeric, steps)
+    design = _effect_design(preprocessor, thresholds, members)
+    center, scale = design.mean(axis=0), design.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    standardized = (design - center) / scale
+    columns = standardized.shape[1]
+    features = np.hstack([offset[:, None], standardized, treated[:, None], treated[:, None] * standardized])
+    penalty = np.concatenate([[0.0], np.full(columns, l2), [0.0], np.full(columns, l2)])
+    weights = metrics.fit_logistic_regression(features, labels, penalty=penalty, max_iterations=100)
+    logger.info("risk-offset uplift model: %d design columns, churn-logit weight %.3f, mean effect %.3f",
+                columns, weights[0], weights[columns + 1])
+    return OffsetUpliftModel(preprocessor, thresholds, center, scale, weights, config, label_column,
+                             treatment_column, risk_column, size, l2)
+
+
+def predict_offset_uplift(model: OffsetUpliftModel, frame: pl.DataFrame) -> UpliftEstimates:
+    """Churn probability without and with contact per row (the features and the model's risk column)."""
+    if frame.height == 0:
+        empty = np.zeros(0)
+        return UpliftEstimates(empty, empty)
+    offset = risk_logits(frame, model.risk_column).astype(np.float64)
+    standardized = (_effect_design(model.preprocessor, model.thresholds, frame) - model.center) / model.scale
+    columns = standardized.shape[1]
+    w = model.weights
+    control = w[-1] + w[0] * offset + standardized @ w[1:columns + 1]
+    effect = w[columns + 1] + standardized @ w[columns + 2:2 * columns + 2]
+    return UpliftEstimates(churn_if_not_contacted=metrics._sigmoid(control),
+                           churn_if_contacted=metrics._sigmoid(control + effect))
 
 
 # --- Validation ---------------------------------------------------------------------------------------
@@ -501,7 +618,8 @@ def validate_uplift(
     config: train.TrainConfig = UPLIFT_DEFAULTS,
     rule: PilotSizeRule = PilotSizeRule(),
     risk_offset: bool = False,
-) -> tuple[UpliftModel, UpliftValidation]:
+    estimator: str = "network",
+) -> tuple[UpliftModel | OffsetUpliftModel, UpliftValidation]:
     """Hold out ``config.test_fraction`` of the members (stratified by treatment and outcome), fit the
     network and the two-model baseline on the rest and compare them with risk targeting on the held-out
     members. The pilot-size rule applies to the whole pilot; the risk column is never a feature, and with
@@ -511,6 +629,16 @@ def validate_uplift(
     size = require_learnable_pilot(treated, labels, rule)
     learn, test = split_members(members, treatment_column=treatment_column, label_column=label_column,
                                 test_fraction=config.test_fraction, seed=config.seed + 1)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"uplift estimator {estimator!r} is not one of {', '.join(ESTIMATORS)}")
+    if estimator == "risk_offset":
+        if risk_column is None:
+            raise DataError("the risk-offset uplift estimator needs the churn model's probability: give its column")
+        model = fit_offset_uplift(learn, treatment_column=treatment_column, label_column=label_column,
+                                  risk_column=risk_column, id_column=id_column, exclude=exclude,
+                                  treated_share=treated_share, config=config, rule=None)
+        model.pilot = size
+        return model, compare_targeting(model, learn, test, risk_column)
     offset_column = risk_column if risk_offset else None
     excluded = (*exclude, *((risk_column,) if risk_column and not risk_offset else ()))
     model = fit_uplift(learn, treatment_column=treatment_column, label_column=label_column, id_column=id_column,
