@@ -12,11 +12,19 @@ the warehouse's history, which is far larger than a pilot).
 
 Per pilot size and draw: true customers saved per 1,000 contacts when the top ``--share`` of the held-out
 customers is contacted, ranked by: the uplift network (``fit_uplift``, no offset), the network with the churn
-model's logit as the control head's offset (``risk_column``), a two-model L2 logistic baseline, churn risk;
-next to the truth-fit (gradient boosting on the true uplift: the best a model of these features can do), a
-perfect risk model and the oracle.
+model's logit as the control head's offset (``risk_column``), the risk-offset model (``fit_offset_uplift``: the
+churn model's logit plus a regularized linear effect, the build's default), a two-model L2 logistic baseline,
+churn risk; next to the truth-fit (gradient boosting on the true uplift: the best a model of these features can
+do), a perfect risk model and the oracle. ``--value-weighted`` also ranks by each score times the customer's
+monthly price (the plans' selection: expected uplift x value; true uplift is lower for the cheaper plans) and
+reports customers saved and value saved per 1,000 contacts.
+
+``--cache DIR`` keeps the simulated populations and the churn model's scores as parquet there, so that a
+repeated run (other sizes, draws or estimators) does not simulate again.
 
     PYTHONPATH=$PWD python benchmarks/bench_uplift_learning_curve.py --sizes 2000 5000 10000 20000 --draws 2
+    PYTHONPATH=$PWD python benchmarks/bench_uplift_learning_curve.py --sizes 6000 13000 20000 --draws 3 \
+        --variants risk_offset --cache /tmp/uplift-curve --value-weighted
 """
 
 from __future__ import annotations
@@ -66,6 +74,32 @@ def population(customers: int, seed: int, effect: float, days: int) -> tuple[pl.
     return frame, not_contacted[:n][at_risk], (not_contacted - contacted)[:n][at_risk]
 
 
+MONTHLY_PRICES = (9.99, 15.99, 24.99, 29.99)
+"""The demo plans' launch prices (``vocabulary.LAUNCH_PRICES``): the value weight of ``--value-weighted``."""
+
+
+def cached_populations(args) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, int]:
+    """Stacked at-risk customers (features, true no-contact churn, true uplift) of enough populations."""
+    needed = max(args.sizes) + args.test
+    frames, churn, effect = [], [], []
+    seed = args.seed
+    while sum(f.height for f in frames) < needed:
+        path = (args.cache / f"population-{args.customers}-{seed}-{args.effect}-{args.days}.parquet"
+                if args.cache else None)
+        if path is not None and path.exists():
+            stored = pl.read_parquet(path)
+            f, c, u = stored.drop("true_churn", "true_uplift"), stored["true_churn"].to_numpy(), \
+                stored["true_uplift"].to_numpy()
+        else:
+            f, c, u = population(args.customers, seed, args.effect, args.days)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                f.with_columns(pl.Series("true_churn", c), pl.Series("true_uplift", u)).write_parquet(path)
+        frames.append(f), churn.append(c), effect.append(u)
+        seed += 1
+    return pl.concat(frames), np.concatenate(churn), np.concatenate(effect), len(frames)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000, help="per simulated population")
@@ -76,7 +110,10 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--test", type=int, default=10_000, help="held-out at-risk customers")
     parser.add_argument("--share", type=float, default=0.2, help="share of the held-out customers contacted")
-    parser.add_argument("--variants", nargs="+", default=["network", "network_risk_offset"])
+    parser.add_argument("--variants", nargs="+", default=["network", "network_risk_offset"],
+                        help="network, network_risk_offset, risk_offset")
+    parser.add_argument("--cache", type=Path, help="folder keeping the populations and churn scores")
+    parser.add_argument("--value-weighted", action="store_true")
     args = parser.parse_args()
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.model_selection import cross_val_predict
@@ -84,37 +121,49 @@ def main() -> None:
     from churnwh.ml import metrics, preprocess, uplift
 
     started = time.perf_counter()
-    needed = max(args.sizes) + args.test
-    frames, churn, effect = [], [], []
-    seed = args.seed
-    while sum(f.height for f in frames) < needed:
-        f, c, u = population(args.customers, seed, args.effect, args.days)
-        frames.append(f), churn.append(c), effect.append(u)
-        seed += 1
-    frame, churn, effect = pl.concat(frames), np.concatenate(churn), np.concatenate(effect)
+    frame, churn, effect, populations = cached_populations(args)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(frame.height)
     test, pool = order[: args.test], order[args.test:]
     drawn_churn = (rng.random(frame.height) < churn).astype(int)
     matrix = frame.with_columns(pl.col("plan").str.slice(1).cast(pl.Int32), pl.col("channel").str.slice(1).cast(pl.Int32),
                                 pl.col("mean_satisfaction").fill_null(-1.0)).to_numpy()
-    risk = cross_val_predict(HistGradientBoostingClassifier(max_iter=200, random_state=0), matrix, drawn_churn,
-                             cv=3, method="predict_proba")[:, 1]
+    risk_path = args.cache / f"risk-{frame.height}-{args.seed}.npy" if args.cache else None
+    if risk_path is not None and risk_path.exists():
+        risk = np.load(risk_path)
+    else:
+        risk = cross_val_predict(HistGradientBoostingClassifier(max_iter=200, random_state=0), matrix, drawn_churn,
+                                 cv=3, method="predict_proba")[:, 1]
+        if risk_path is not None:
+            np.save(risk_path, risk)
     truth_fit = np.zeros(frame.height)
     truth_fit[test] = HistGradientBoostingRegressor(max_iter=200, random_state=0).fit(
         matrix[pool], effect[pool]).predict(matrix[test])
     k = int(args.share * args.test)
 
-    def saved(score: np.ndarray) -> float:
-        return round(1000 * float(effect[test][np.argsort(-score, kind="stable")[:k]].mean()), 1)
+    price = np.asarray(MONTHLY_PRICES)[frame["plan"].str.slice(1).cast(pl.Int32).to_numpy()]
+
+    def saved(score: np.ndarray):
+        """True customers saved per 1,000 contacts; with ``--value-weighted``, also when ranking by score x
+        price: (customers, value) saved per 1,000 contacts."""
+        top = np.argsort(-score, kind="stable")[:k]
+        customers = round(1000 * float(effect[test][top].mean()), 1)
+        if not args.value_weighted:
+            return customers
+        weighted = np.argsort(-score * price[test], kind="stable")[:k]
+        return {"customers": customers, "value": round(1000 * float((effect * price)[test][top].mean()), 1),
+                "by_value_customers": round(1000 * float(effect[test][weighted].mean()), 1),
+                "by_value_value": round(1000 * float((effect * price)[test][weighted].mean()), 1)}
 
     test_frame = frame[test].with_columns(pl.Series("risk", risk[test]))
-    result = {"at_risk_customers": frame.height, "populations": len(frames), "test": args.test, "share": args.share,
+    result = {"at_risk_customers": frame.height, "populations": populations, "test": args.test, "share": args.share,
               "effect": args.effect, "mean_true_uplift": round(float(effect.mean()), 4),
               "churn_model_auc": round(float(metrics.roc_auc(drawn_churn[test], risk[test])), 4),
               "fixed": {"oracle": saved(effect[test]), "truth_fit": saved(truth_fit[test]),
                         "perfect_risk": saved(churn[test]), "churn_risk": saved(risk[test]),
                         "random": round(1000 * float(effect[test].mean()), 1)},
+              "spearman_price_true_uplift": round(float(pl.DataFrame({"a": price[test], "b": effect[test]}).select(
+                  pl.corr("a", "b", method="spearman")).item()), 3),
               "by_size": {}}
     for size in args.sizes:
         rows: dict[str, list[float]] = {}
@@ -127,6 +176,12 @@ def main() -> None:
                                                 pl.Series("churned", churned))
             for variant in args.variants:
                 t0 = time.perf_counter()
+                if variant == "risk_offset":
+                    model = uplift.fit_offset_uplift(pilot, treatment_column="group", label_column="churned",
+                                                     risk_column="risk", rule=None)
+                    rows.setdefault(variant, []).append(saved(uplift.predict_uplift(model, test_frame).prevented))
+                    rows.setdefault(f"{variant}_seconds", []).append(round(time.perf_counter() - t0, 1))
+                    continue
                 model = uplift.fit_uplift(pilot, treatment_column="group", label_column="churned",
                                           exclude=("risk",) if variant == "network" else (),
                                           risk_column="risk" if variant == "network_risk_offset" else None,

@@ -149,9 +149,9 @@ def test_build_fits_validates_and_estimates_every_scored_customer(planted):
     assert status[0] == "fitted" and status[1] >= status[2] and status[3].startswith("uplift-")
     assert estimated == (scored[0], scored[0], scored[1], status[3], True, True) and missing == 0
     assert [(rule, own) for rule, own, _, _ in rules] == [
-        ("churn risk", False), ("two-model baseline", False), ("uplift network", True)]
+        ("churn risk", False), ("two-model baseline", False), ("uplift model", True)]
     assert {members for _, _, members, _ in rules} == {status[1]} and 0 < rules[0][3] < status[1]
-    assert [row[0] for row in curve] == ["churn risk", "two-model baseline", "uplift network"]
+    assert [row[0] for row in curve] == ["churn risk", "two-model baseline", "uplift model"]
     assert all(low == 0.0 and high == 1.0 for _, _, low, high in curve)
     model_files = sorted(p.name for p in (project / "warehouse" / "models" / "uplift").iterdir())
     assert model_files == ["arrays.npz", "fit.json", "uplift.json"]

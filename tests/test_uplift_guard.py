@@ -14,7 +14,7 @@ def validation_file(path, risk_qini: float, low: float, high: float) -> duckdb.D
     con.execute("CREATE SCHEMA ml")
     con.execute(f"""CREATE TABLE {uplift.VALIDATION} (rule VARCHAR, qini DOUBLE, qini_gain_low DOUBLE,
                     qini_gain_high DOUBLE)""")
-    con.execute(f"INSERT INTO {uplift.VALIDATION} VALUES ('uplift network', 0.010, NULL, NULL), "
+    con.execute(f"INSERT INTO {uplift.VALIDATION} VALUES ('uplift model', 0.010, NULL, NULL), "
                 "('churn risk', ?, ?, ?), ('two-model baseline', 0.009, -0.001, 0.003)", [risk_qini, low, high])
     return con
 

@@ -22,7 +22,7 @@ from tests.helpers import churnwh
 
 K = 5
 CANARY_NAME, CANARY_EMAIL = "Ulrike Upliftcanary", "ulrike.upliftcanary@example.org"
-RULES = ("uplift network", "two-model baseline", "churn risk")
+RULES = ("uplift model", "two-model baseline", "churn risk")
 TEST_MEMBERS = 100
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -64,16 +64,16 @@ def write_uplift_tables(path: Path) -> None:
         con.execute("""CREATE TABLE ml.uplift_validation AS
             SELECT (SELECT max(as_of) FROM ml.churn_scores) AS as_of, rule, qini, auuc, qini_gain_low,
                    qini_gain_high, 300::BIGINT AS members, ?::BIGINT AS test_members
-            FROM (VALUES ('uplift network', 0.021, 0.030, 0.004, 0.031), ('two-model baseline', 0.012, 0.024,
+            FROM (VALUES ('uplift model', 0.021, 0.030, 0.004, 0.031), ('two-model baseline', 0.012, 0.024,
                          -0.006, 0.020), ('churn risk', 0.001, 0.015, 0.0, 0.0)) v(rule, qini, auuc, qini_gain_low,
                                                                                     qini_gain_high)""",
                     [TEST_MEMBERS])
         con.execute("""CREATE TABLE ml.uplift_curve AS
             SELECT (SELECT max(as_of) FROM ml.churn_scores) AS as_of, rule, i / 100.0 AS share_targeted,
-                   CASE rule WHEN 'uplift network' THEN 0.08 * sqrt(i / 100.0) WHEN 'two-model baseline'
+                   CASE rule WHEN 'uplift model' THEN 0.08 * sqrt(i / 100.0) WHEN 'two-model baseline'
                         THEN 0.06 * (i / 100.0) ^ 0.7 ELSE 0.04 * (i / 100.0) ^ 1.3 END AS qini,
                    0.04 * i / 100.0 AS uplift
-            FROM (VALUES ('uplift network'), ('two-model baseline'), ('churn risk')) r(rule), range(0, 101) t(i)""")
+            FROM (VALUES ('uplift model'), ('two-model baseline'), ('churn risk')) r(rule), range(0, 101) t(i)""")
 
 
 @pytest.fixture(scope="module")

@@ -219,7 +219,7 @@ def labelled_bars(rows: Sequence[dict], *, value_title: str, count: bool = False
     return alt.layer(bars, text).properties(width=WIDTH - 160, height=alt.Step(34))
 
 
-RULE_COLOURS = {"uplift network": "#2a8f5a", "two-model baseline": "#7b5ea7", "churn risk": "#b2182b"}
+RULE_COLOURS = {"uplift model": "#2a8f5a", "two-model baseline": "#7b5ea7", "churn risk": "#b2182b"}
 
 
 def qini(rows: Sequence[dict], random_end: float) -> alt.LayerChart:

@@ -22,8 +22,10 @@ The build step (``uplift_stage``, after scoring):
 2. else, when the members (their content, not their pseudonyms), the features and the settings are those
    of the saved model (``<models>/uplift``, fingerprint in ``fit.json``): reuse it and its validation;
 3. else fit: ``validate_uplift`` holds out 30% of the members (stratified by group and outcome), fits the
-   two-headed network on the rest and compares it on the held-out members with the two-model baseline
-   and with targeting by churn risk; the model that was validated is the one used.
+   estimator ``ESTIMATOR`` on the rest (the risk-offset model: the churn probability the plan saw, as a
+   logit, recalibrated and corrected on the pilot, plus a regularized linear effect of a contact) and
+   compares it ("uplift model") on the held-out members with the two-model baseline and with targeting by
+   churn risk; the model that was validated is the one used.
 
 Then every scored customer (``ml.churn_scores``: consent for profiling already applied) gets a row of
 ``ml.customer_uplift``:
@@ -74,7 +76,7 @@ SCORES = f"{SCHEMA}.churn_scores"
 ARTIFACT_DIR = UPLIFT_ARTIFACT
 FIT_FILE = "fit.json"
 TREATMENT, LABEL, RISK = "pilot_group", "churned", "plan_churn_probability"
-RULE_NAMES = {"network": "uplift network", "two_model": "two-model baseline", "risk": "churn risk"}
+RULE_NAMES = {"network": "uplift model", "two_model": "two-model baseline", "risk": "churn risk"}
 ESTIMATOR = "risk_offset"
 """The build's uplift estimator (``churnwh.ml.uplift.validate_uplift``): the churn model's logit, recalibrated
 and corrected on the pilot, plus a regularized linear effect of a contact (``fit_offset_uplift``). In the
@@ -105,7 +107,7 @@ CUSTOMER_COMMENTS = {
 }
 VALIDATION_COMMENTS = {
     "as_of": "Build date of the validation.",
-    "rule": "Targeting rule: uplift network, two-model baseline or churn risk (the plan's churn probability).",
+    "rule": "Targeting rule: uplift model (the estimator behind expected_uplift), two-model baseline or churn risk (the plan's churn probability).",
     "qini": "Qini coefficient on the held-out pilot members (0: random targeting; higher is better).",
     "auuc": "Area under the uplift curve on the held-out pilot members.",
     "qini_gain_low": "Lower end of the 95% paired bootstrap interval of the network's Qini minus this rule's "
@@ -221,8 +223,9 @@ class UpliftStatus:
 
 
 def fit_settings(config: Config):
-    """The uplift network's settings: ``UPLIFT_DEFAULTS`` with the project's seed, and no more epochs than
-    [network] epochs allows (a tiny test network stays tiny)."""
+    """The uplift estimator's settings: ``UPLIFT_DEFAULTS`` with the project's seed, and no more epochs than
+    [network] epochs allows (a tiny test network stays tiny; the risk-offset model reads the preprocessing
+    settings only)."""
     from churnwh.ml.uplift import UPLIFT_DEFAULTS
     from churnwh.stages.train import train_config
 
@@ -331,7 +334,7 @@ def current_status(con: duckdb.DuckDBPyConnection) -> UpliftStatus | None:
 
 @dataclasses.dataclass(frozen=True)
 class VersusRisk:
-    """The uplift network against targeting by churn risk on the held-out pilot members (``ml.uplift_validation``):
+    """The uplift model against targeting by churn risk on the held-out pilot members (``ml.uplift_validation``):
     the network's Qini coefficient minus churn risk's, with its 95% paired bootstrap interval."""
 
     gain: float

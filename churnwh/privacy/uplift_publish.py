@@ -61,7 +61,7 @@ VALIDATION_COMMENTS = {
     None: "How well each targeting rule ranks customers by the churn a contact prevents, on held-out members of "
           "randomized pilots (aggregates only; rules validated on fewer than {k} held-out members are left out).",
     "as_of": "Scoring date of the uplift model.",
-    "rule": "Targeting rule: 'uplift network' (the model behind expected_uplift), 'two-model baseline' (separate "
+    "rule": "Targeting rule: 'uplift model' (the model behind expected_uplift), 'two-model baseline' (separate "
             "churn models for treated and control), 'churn risk' (contact the highest churn probability first).",
     "qini": "Qini coefficient: area between the rule's Qini curve and random targeting; higher ranks better, 0 is "
             "no better than random.",
