@@ -36,48 +36,25 @@ def save_uplift_model(model: uplift.UpliftModel | uplift.OffsetUpliftModel, dire
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     preprocessor_meta, preprocessor_arrays = model.preprocessor.to_dict()
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "label_column": model.label_column,
+        "treatment_column": model.treatment_column,
+        "risk_column": model.risk_column,
+        "features": model.preprocessor.feature_kinds,
+        "preprocessor": preprocessor_meta,
+        "config": model.config.to_dict(),
+        "pilot": model.pilot.to_dict(),
+    }
     if isinstance(model, uplift.OffsetUpliftModel):
-        return _save_offset_model(model, directory, preprocessor_meta, preprocessor_arrays)
-    arrays = _flat_params(model.params)
+        arrays = {OFFSET_PREFIX + name: np.asarray(getattr(model, name), np.float64)
+                  for name in ("center", "scale", "weights")}
+        meta.update(estimator="risk_offset", thresholds=[list(cuts) for cuts in model.thresholds], l2=model.l2)
+    else:
+        arrays = _flat_params(model.params)
+        meta.update(estimator="network", network_shape=model.shape.to_dict(), best_epoch=model.best_epoch,
+                    history=model.history)
     arrays.update({PREPROCESSOR_PREFIX + name: value for name, value in preprocessor_arrays.items()})
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "estimator": "network",
-        "label_column": model.label_column,
-        "treatment_column": model.treatment_column,
-        "risk_column": model.risk_column,
-        "features": model.preprocessor.feature_kinds,
-        "preprocessor": preprocessor_meta,
-        "network_shape": model.shape.to_dict(),
-        "config": model.config.to_dict(),
-        "pilot": model.pilot.to_dict(),
-        "best_epoch": model.best_epoch,
-        "history": model.history,
-    }
-    with open(directory / ARRAYS_FILE, "wb") as handle:
-        np.savez(handle, **arrays)
-    (directory / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
-    return directory
-
-
-def _save_offset_model(model: uplift.OffsetUpliftModel, directory: Path, preprocessor_meta: dict,
-                       preprocessor_arrays: dict) -> Path:
-    arrays = {OFFSET_PREFIX + name: np.asarray(getattr(model, name), np.float64)
-              for name in ("center", "scale", "weights")}
-    arrays.update({PREPROCESSOR_PREFIX + name: value for name, value in preprocessor_arrays.items()})
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "estimator": "risk_offset",
-        "label_column": model.label_column,
-        "treatment_column": model.treatment_column,
-        "risk_column": model.risk_column,
-        "features": model.preprocessor.feature_kinds,
-        "preprocessor": preprocessor_meta,
-        "thresholds": [list(cuts) for cuts in model.thresholds],
-        "l2": model.l2,
-        "config": model.config.to_dict(),
-        "pilot": model.pilot.to_dict(),
-    }
     with open(directory / ARRAYS_FILE, "wb") as handle:
         np.savez(handle, **arrays)
     (directory / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
