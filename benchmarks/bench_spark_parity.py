@@ -8,8 +8,9 @@ parity test (tests/test_spark_parity.py) at sizes no test can hold in Python lis
 its Spark storage). Its private file (raw tables and pseudonym keys), key, churnwh.toml and sql/ are copied
 to ``--work``, where the models stage runs on DuckDB (``pipeline.build(only=("models",))``, full refresh,
 the same key, so the same pseudonyms). Then each model table: the row counts on both engines, and the rows
-one side has that the other lacks (``EXCEPT ALL`` both ways, so duplicates count), Spark's columns cast to
-DuckDB's types. Values must be equal, DOUBLEs bit-equal (``-0.0 = 0.0`` and ``NaN = NaN``, as in DuckDB's
+one side has that the other lacks (``EXCEPT ALL`` both ways, so duplicates count), and the column types,
+which must be the same (the values are compared with Spark's cast to DuckDB's types all the same). Values
+must be equal, DOUBLEs bit-equal (``-0.0 = 0.0`` and ``NaN = NaN``, as in DuckDB's
 comparisons): the parity test's bound of 0 ULP. Exit 1 if any table differs.
 """
 
@@ -39,8 +40,18 @@ def copy_project(source: pathlib.Path, work: pathlib.Path) -> None:
     shutil.copy(private, target)
 
 
+def type_differences(con, spark_table: str, duck_table: str) -> list[str]:
+    """Columns whose name or type differs between the engines (a cast could hide a difference in values)."""
+    duck = con.execute(f"DESCRIBE {duck_table}").fetchall()
+    spark = con.execute(f"DESCRIBE SELECT * FROM {spark_table}").fetchall()
+    if [row[0] for row in duck] != [row[0] for row in spark]:
+        return [f"columns {[row[0] for row in duck]} vs {[row[0] for row in spark]}"]
+    return [f"{d[0]}: {d[1]} vs {s[1]}" for d, s in zip(duck, spark) if d[1] != s[1]]
+
+
 def compare(con, spark_table: str, duck_table: str) -> tuple[int, int, int, int]:
-    """(DuckDB rows, Spark rows, rows only DuckDB has, rows only Spark has)."""
+    """(DuckDB rows, Spark rows, rows only DuckDB has, rows only Spark has), Spark's columns cast to DuckDB's
+    types (a widened DECIMAL or integer compares by value)."""
     columns = con.execute(f"DESCRIBE {duck_table}").fetchall()
     cast = ", ".join(f'CAST("{name}" AS {kind}) AS "{name}"' for name, kind, *_ in columns)
     con.execute(f"CREATE OR REPLACE TEMP VIEW spark_side AS SELECT {cast} FROM {spark_table}")
@@ -87,13 +98,14 @@ def main() -> None:
                 continue
             started = time.perf_counter()
             columns = [row[0] for row in con.execute(f"DESCRIBE duck.{name}").fetchall()]
-            duck_rows, spark_rows, only_duck, only_spark = compare(
-                con, parquet_table(storage, name, columns), f"duck.{warehouse.quote_relation(name)}")
-            same = duck_rows == spark_rows and only_duck == only_spark == 0
+            spark_table, duck_table = parquet_table(storage, name, columns), f"duck.{warehouse.quote_relation(name)}"
+            retyped = type_differences(con, spark_table, duck_table)
+            duck_rows, spark_rows, only_duck, only_spark = compare(con, spark_table, duck_table)
+            same = duck_rows == spark_rows and only_duck == only_spark == 0 and not retyped
             differing += not same
             print(f"{name:<34}{duck_rows:>14,} rows  {'equal' if same else 'DIFFER'}"
                   + ("" if same else f" (Spark {spark_rows:,} rows; {only_duck:,} only on DuckDB, "
-                                     f"{only_spark:,} only on Spark)")
+                                     f"{only_spark:,} only on Spark; types: {'; '.join(retyped) or 'equal'})")
                   + f"  {time.perf_counter() - started:.1f} s", flush=True)
     shutil.rmtree(spill, ignore_errors=True)
     print(f"{differing} of the model tables differ" if differing else "every model table is equal on both engines")

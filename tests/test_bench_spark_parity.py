@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from benchmarks.bench_spark_parity import compare
+from benchmarks.bench_spark_parity import compare, type_differences
 
 
 def parquet_of(con, rows_sql: str, path) -> str:
@@ -21,6 +21,7 @@ def test_compare_counts_what_each_side_lacks(tmp_path):
         same = parquet_of(con, "SELECT id, day, CAST(amount AS DECIMAL(38, 2)) AS amount, share FROM model",
                           tmp_path / "same.parquet")
         assert compare(con, same, "model") == (3, 3, 0, 0)
+        assert type_differences(con, same, "model") == ["amount: DECIMAL(18,2) vs DECIMAL(38,2)"]
 
         next_bit = parquet_of(con, "SELECT id, day, amount, CASE WHEN id = 'a' THEN nextafter(share, 1) "
                                    "ELSE share END AS share FROM model", tmp_path / "bit.parquet")
@@ -29,3 +30,4 @@ def test_compare_counts_what_each_side_lacks(tmp_path):
         doubled = parquet_of(con, "SELECT * FROM model UNION ALL SELECT * FROM model WHERE id = 'b'",
                              tmp_path / "doubled.parquet")
         assert compare(con, doubled, "model") == (3, 4, 0, 1)
+        assert type_differences(con, doubled, "model") == []
