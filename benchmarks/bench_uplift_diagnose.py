@@ -1,0 +1,174 @@
+"""Why an uplift-targeted campaign did or did not beat risk targeting: targeting rules refitted offline on a
+finished `bench_uplift_campaign.py` project and scored against the planted truth of every candidate.
+
+Needs a project whose compared campaign was played out with `demo-campaign --truth-for-everyone` (the
+benchmark does so). The project is not changed: its private warehouse is copied to ``--work``, where the SQL
+models are rebuilt as of the compared campaign's date, so that every candidate the plan chose from (the
+scores of that date, ``ml.score_history``) gets its features as the plan saw them; the compared members'
+snapshotted features are checked against the rebuilt ones. The pilot's members are read as the build that
+fitted the uplift model read them (``pilot_members`` as of the campaign date).
+
+Each rule ranks the candidates; the top ``--contacts`` (default: as many as the compared campaign's members: each arm
+chose its members from a random half of the candidates, so per contact it saved about what the best
+``2 x arm members`` of all would, the oracle arm of `bench_uplift_campaign.py`) are contacted and scored by their true uplift: true customers saved
+per 1,000 contacts, ranking by the score alone and by the score x the customer's value over the horizon (as
+the plans rank), and Spearman of the score with the true uplift over all candidates. Rules: the oracle, the
+plan's churn probability, the planted no-contact churn, and the risk-offset estimator fitted as the build
+fits it (70% of the pilot, the build's split), on other random 70% splits, on every member and with other L2
+penalties.
+
+    PYTHONPATH=$PWD python benchmarks/bench_uplift_diagnose.py --project /tmp/bench-uplift-campaign
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+from scipy.stats import spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from churnwh.action import uplift as stage
+from churnwh.config import load_config
+from churnwh.ml import uplift
+from churnwh.sources.demo.advance import SHADOW_SUFFIX
+from churnwh.sources.demo.uplift import read_uplift_truth
+from churnwh.sqlmodels.project import load_project
+from churnwh.sqlmodels.run_models import run_models
+from churnwh.stages import registry
+from churnwh.store import warehouse
+
+TRUE_RISK = "true_no_contact_churn"
+
+
+def rebuilt_copy(project: Path, work: Path, campaign: str):
+    """A copy of the private warehouse with the models up to the scoring set rebuilt as of the campaign's date;
+    the config with that date as ``as_of``."""
+    config = load_config(project)
+    work.mkdir(parents=True, exist_ok=True)
+    copy = work / "private.duckdb"
+    shutil.copyfile(config.warehouse.private, copy)
+    con = duckdb.connect(str(copy))
+    found = con.execute(f"SELECT as_of FROM {stage.CAMPAIGNS} WHERE campaign_id = ?", [campaign]).fetchall()
+    if not found:
+        raise SystemExit(f"campaign {campaign!r} is not in {stage.CAMPAIGNS} of {project}")
+    as_of = found[0][0]
+    as_of = as_of if isinstance(as_of, dt.date) else dt.date.fromisoformat(str(as_of))
+    variables = dict(config.variables, as_of=as_of)
+    sources = {name for name in warehouse.relations(con) if name.startswith(f"{warehouse.RAW_SCHEMA}.")}
+    models = load_project(config.sql, known_sources=sources)
+    run_models(con, models, variables, selected=models.select(f"+{config.training.scoring_model}"), full_refresh=True)
+    return con, dataclasses.replace(config, variables=variables), as_of
+
+
+def candidates(con, config, campaign: str, as_of: dt.date, truth_path: Path) -> tuple[pl.DataFrame, int]:
+    """The customers scored on the campaign date with their features then, churn probability, value and truth;
+    and how many compared members' snapshotted features differ from the rebuilt ones."""
+    frame = pl.from_arrow(con.execute(
+        f"""SELECT k.customer_id, h.churn_probability AS {stage.RISK}, h.value_at_risk, s.*
+            FROM ml.score_history h JOIN {config.training.scoring_model} s
+              ON s.{config.training.id_column} = h.customer_pseudonym
+            JOIN raw.customer_keys k ON k.customer_pseudonym = h.customer_pseudonym
+            WHERE h.as_of = ?""", [as_of]).to_arrow_table())
+    truth = pl.from_arrow(read_uplift_truth(truth_path, campaign + SHADOW_SUFFIX)).select(
+        "customer_id", pl.col("uplift").alias("true_uplift"), pl.col("churn_if_not_contacted").alias(TRUE_RISK))
+    frame = frame.join(truth, on="customer_id", how="inner")
+    members = pl.from_arrow(con.execute(
+        f"""SELECT k.customer_id, f.* EXCLUDE (campaign_id, customer_pseudonym) FROM {stage.SNAPSHOT} f
+            JOIN raw.customer_keys k USING (customer_pseudonym) WHERE f.campaign_id = ?""", [campaign]).to_arrow_table())
+    common = [c for c in members.columns if c in frame.columns and c != "customer_id"]
+    joined = members.select("customer_id", *common).join(frame.select("customer_id", *common), on="customer_id",
+                                                           suffix="_rebuilt")
+    differing = sum(int((joined[c].cast(pl.String).fill_null("") != joined[f"{c}_rebuilt"].cast(pl.String)
+                         .fill_null("")).sum()) for c in common)
+    return frame, differing
+
+
+def scorer(frame: pl.DataFrame, contacts: int):
+    true = frame["true_uplift"].to_numpy()
+    value = (frame["value_at_risk"] / frame[stage.RISK]).to_numpy()
+
+    def score(estimate: np.ndarray) -> tuple[float, float, float]:
+        top = np.argsort(-estimate, kind="stable")[:contacts]
+        by_value = np.argsort(-estimate * value, kind="stable")[:contacts]
+        return (1000 * float(true[top].mean()), 1000 * float(true[by_value].mean()),
+                float(spearmanr(estimate, true)[0]))
+    return score
+
+
+def summary(results: list[tuple[float, float, float]]) -> dict:
+    values = np.array(results)
+    out = {}
+    for i, name in enumerate(("saved_per_1000", "saved_per_1000_by_value", "spearman")):
+        column = values[:, i]
+        digits = 3 if name == "spearman" else 1
+        out[name] = round(float(column.mean()), digits)
+        if len(column) > 1:
+            out[name + "_range"] = [round(float(column.min()), digits), round(float(column.max()), digits)]
+    out["fits"] = len(results)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-uplift-diagnose"),
+                        help="folder for the warehouse copy (replaced)")
+    parser.add_argument("--campaign", default="compared")
+    parser.add_argument("--contacts", type=int, default=None)
+    parser.add_argument("--splits", type=int, default=6, help="random 70%% splits per L2 penalty")
+    parser.add_argument("--l2", type=float, nargs="+", default=[uplift.OFFSET_L2, 3000.0])
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    shutil.rmtree(args.work, ignore_errors=True)
+    con, config, as_of = rebuilt_copy(args.project, args.work, args.campaign)
+    frame, differing = candidates(con, config, args.campaign, as_of, config.warehouse.private.parent / "uplift_truth.parquet")
+    features = sorted(registry.features(config.warehouse.models, registry.current(con).version))
+    pilot = stage.pilot_members(con, config, features).drop("campaign_id")
+    compared = con.execute(f"SELECT count(*) FROM {stage.MEMBERS} WHERE campaign_id = ?", [args.campaign]).fetchall()[0][0]
+    contacts = args.contacts or compared
+    score = scorer(frame, contacts)
+    settings = stage.fit_settings(config)
+
+    def fit(members: pl.DataFrame, l2: float = uplift.OFFSET_L2) -> np.ndarray:
+        model = uplift.fit_offset_uplift(members, treatment_column=stage.TREATMENT, label_column=stage.LABEL,
+                                         risk_column=stage.RISK, config=settings, rule=None, l2=l2)
+        return uplift.predict_offset_uplift(model, frame).prevented
+
+    def split(seed: int) -> pl.DataFrame:
+        return uplift.split_members(pilot, treatment_column=stage.TREATMENT, label_column=stage.LABEL,
+                                    test_fraction=settings.test_fraction, seed=seed)[0]
+
+    rules = {
+        "oracle (true uplift)": summary([score(frame["true_uplift"].to_numpy())]),
+        "churn probability the plan saw": summary([score(frame[stage.RISK].to_numpy())]),
+        "planted no-contact churn": summary([score(frame[TRUE_RISK].to_numpy())]),
+        "risk-offset, as the build fits it (its 70% split)": summary([score(fit(split(settings.seed + 1)))]),
+        "risk-offset on every pilot member": summary([score(fit(pilot))]),
+    }
+    for l2 in args.l2:
+        rules[f"risk-offset, L2 {l2:g}, random 70% splits"] = summary(
+            [score(fit(split(seed), l2)) for seed in range(settings.seed + 1, settings.seed + 1 + args.splits)])
+    pilot_risk = pilot[stage.RISK].to_numpy()
+    print(json.dumps({
+        "campaign": args.campaign, "as_of": str(as_of), "candidates": frame.height, "contacts": contacts,
+        "compared_member_cells_differing_from_rebuilt": differing,
+        "pilot_members": pilot.height, "pilot_churn_rate": round(float(pilot[stage.LABEL].mean()), 4),
+        "risk_quartiles_pilot": np.quantile(pilot_risk, [0.25, 0.5, 0.75]).round(4).tolist(),
+        "risk_quartiles_candidates": np.quantile(frame[stage.RISK].to_numpy(), [0.25, 0.5, 0.75]).round(4).tolist(),
+        "rules": rules,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
