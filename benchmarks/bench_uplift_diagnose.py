@@ -5,7 +5,9 @@ Needs a project whose compared campaign was played out with `demo-campaign --tru
 benchmark does so). The project is not changed: its private warehouse is copied to ``--work``, where the SQL
 models are rebuilt as of the compared campaign's date, so that every candidate the plan chose from (the
 scores of that date, ``ml.score_history``) gets its features as the plan saw them; the compared members'
-snapshotted features are checked against the rebuilt ones. The pilot's members are read as the build that
+snapshotted features are checked against the rebuilt ones. Only customers with marketing consent on that
+date are candidates (a plan contacts no one else; `bench_uplift_campaign.py`'s oracle counts every scored
+customer and so overstates the best choice). The pilot's members are read as the build that
 fitted the uplift model read them (``pilot_members`` as of the campaign date).
 
 Each rule ranks the candidates; the top ``--contacts`` (default: as many as the compared campaign's members: each arm
@@ -72,14 +74,17 @@ def rebuilt_copy(project: Path, work: Path, campaign: str):
 
 
 def candidates(con, config, campaign: str, as_of: dt.date, truth_path: Path) -> tuple[pl.DataFrame, int]:
-    """The customers scored on the campaign date with their features then, churn probability, value and truth;
+    """The customers a plan could contact on the campaign date (scored then, marketing consent granted then) with
+    their features then, churn probability, value and truth;
     and how many compared members' snapshotted features differ from the rebuilt ones."""
     frame = pl.from_arrow(con.execute(
         f"""SELECT k.customer_id, h.churn_probability AS {stage.RISK}, h.value_at_risk, s.*
             FROM ml.score_history h JOIN {config.training.scoring_model} s
               ON s.{config.training.id_column} = h.customer_pseudonym
             JOIN raw.customer_keys k ON k.customer_pseudonym = h.customer_pseudonym
-            WHERE h.as_of = ?""", [as_of]).to_arrow_table())
+            WHERE h.as_of = ? AND h.customer_pseudonym IN (
+              SELECT customer_pseudonym FROM staging.consent_state WHERE purpose = 'marketing' AND state = 'granted'
+                 AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?))""", [as_of] * 3).to_arrow_table())
     truth = pl.from_arrow(read_uplift_truth(truth_path, campaign + SHADOW_SUFFIX)).select(
         "customer_id", pl.col("uplift").alias("true_uplift"), pl.col("churn_if_not_contacted").alias(TRUE_RISK))
     frame = frame.join(truth, on="customer_id", how="inner")
@@ -94,29 +99,38 @@ def candidates(con, config, campaign: str, as_of: dt.date, truth_path: Path) -> 
     return frame, differing
 
 
-def scorer(frame: pl.DataFrame, contacts: int):
+def scores(frame: pl.DataFrame, estimates: list[np.ndarray], contacts: int) -> dict:
+    """True customers saved per 1,000 contacts by the top ``contacts`` (by the estimate and by the estimate x
+    the customer's value over the horizon) and Spearman with the true uplift: mean and range over the fits."""
     true = frame["true_uplift"].to_numpy()
     value = (frame["value_at_risk"] / frame[stage.RISK]).to_numpy()
-
-    def score(estimate: np.ndarray) -> tuple[float, float, float]:
-        top = np.argsort(-estimate, kind="stable")[:contacts]
-        by_value = np.argsort(-estimate * value, kind="stable")[:contacts]
-        return (1000 * float(true[top].mean()), 1000 * float(true[by_value].mean()),
-                float(spearmanr(estimate, true)[0]))
-    return score
-
-
-def summary(results: list[tuple[float, float, float]]) -> dict:
-    values = np.array(results)
+    results = np.array([(1000 * true[np.argsort(-e, kind="stable")[:contacts]].mean(),
+                         1000 * true[np.argsort(-e * value, kind="stable")[:contacts]].mean(),
+                         spearmanr(e, true)[0]) for e in estimates])
     out = {}
     for i, name in enumerate(("saved_per_1000", "saved_per_1000_by_value", "spearman")):
-        column = values[:, i]
+        column = results[:, i]
         digits = 3 if name == "spearman" else 1
         out[name] = round(float(column.mean()), digits)
         if len(column) > 1:
             out[name + "_range"] = [round(float(column.min()), digits), round(float(column.max()), digits)]
-    out["fits"] = len(results)
+    out["fits"] = len(estimates)
     return out
+
+
+def markdown(rules: dict, contacts: list[int]) -> str:
+    def cell(entry: dict, name: str) -> str:
+        low_high = entry.get(name + "_range")
+        return f"{entry[name]}" + (f" ({low_high[0]} to {low_high[1]})" if low_high else "")
+
+    lines = ["| rule | fits | " + " | ".join(f"top {k:,}: by score / x value" for k in contacts) + " | Spearman |",
+             "|---|---|" + "---|" * len(contacts) + "---|"]
+    for name, per in rules.items():
+        first = per[contacts[0]]
+        lines.append(f"| {name} | {first['fits']} | " + " | ".join(
+            f"{cell(per[k], 'saved_per_1000')} / {cell(per[k], 'saved_per_1000_by_value')}" for k in contacts)
+            + f" | {cell(first, 'spearman')} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -125,7 +139,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-uplift-diagnose"),
                         help="folder for the warehouse copy (replaced)")
     parser.add_argument("--campaign", default="compared")
-    parser.add_argument("--contacts", type=int, default=None)
+    parser.add_argument("--contacts", type=int, nargs="+", default=None,
+                        help="how many candidates each rule contacts (default: the compared campaign's members)")
     parser.add_argument("--splits", type=int, default=6, help="random 70%% splits per L2 penalty")
     parser.add_argument("--l2", type=float, nargs="+", default=[uplift.OFFSET_L2, 3000.0])
     args = parser.parse_args()
@@ -136,8 +151,7 @@ def main() -> None:
     features = sorted(registry.features(config.warehouse.models, registry.current(con).version))
     pilot = stage.pilot_members(con, config, features).drop("campaign_id")
     compared = con.execute(f"SELECT count(*) FROM {stage.MEMBERS} WHERE campaign_id = ?", [args.campaign]).fetchall()[0][0]
-    contacts = args.contacts or compared
-    score = scorer(frame, contacts)
+    contacts = args.contacts or [compared]
     settings = stage.fit_settings(config)
 
     def fit(members: pl.DataFrame, l2: float = uplift.OFFSET_L2) -> np.ndarray:
@@ -149,16 +163,17 @@ def main() -> None:
         return uplift.split_members(pilot, treatment_column=stage.TREATMENT, label_column=stage.LABEL,
                                     test_fraction=settings.test_fraction, seed=seed)[0]
 
-    rules = {
-        "oracle (true uplift)": summary([score(frame["true_uplift"].to_numpy())]),
-        "churn probability the plan saw": summary([score(frame[stage.RISK].to_numpy())]),
-        "planted no-contact churn": summary([score(frame[TRUE_RISK].to_numpy())]),
-        "risk-offset, as the build fits it (its 70% split)": summary([score(fit(split(settings.seed + 1)))]),
-        "risk-offset on every pilot member": summary([score(fit(pilot))]),
+    estimates = {
+        "oracle (true uplift)": [frame["true_uplift"].to_numpy()],
+        "churn probability the plan saw": [frame[stage.RISK].to_numpy()],
+        "planted no-contact churn": [frame[TRUE_RISK].to_numpy()],
+        "risk-offset, as the build fits it (its 70% split)": [fit(split(settings.seed + 1))],
+        "risk-offset on every pilot member": [fit(pilot)],
     }
     for l2 in args.l2:
-        rules[f"risk-offset, L2 {l2:g}, random 70% splits"] = summary(
-            [score(fit(split(seed), l2)) for seed in range(settings.seed + 1, settings.seed + 1 + args.splits)])
+        estimates[f"risk-offset, L2 {l2:g}, random 70% splits"] = [
+            fit(split(seed), l2) for seed in range(settings.seed + 1, settings.seed + 1 + args.splits)]
+    rules = {name: {k: scores(frame, found, k) for k in contacts} for name, found in estimates.items()}
     pilot_risk = pilot[stage.RISK].to_numpy()
     print(json.dumps({
         "campaign": args.campaign, "as_of": str(as_of), "candidates": frame.height, "contacts": contacts,
@@ -168,6 +183,7 @@ def main() -> None:
         "risk_quartiles_candidates": np.quantile(frame[stage.RISK].to_numpy(), [0.25, 0.5, 0.75]).round(4).tolist(),
         "rules": rules,
     }, indent=1))
+    print(markdown(rules, contacts))
 
 
 if __name__ == "__main__":
