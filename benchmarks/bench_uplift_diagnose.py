@@ -6,20 +6,22 @@ benchmark does so). The project is not changed: its private warehouse is copied 
 models are rebuilt as of the compared campaign's date, so that every candidate the plan chose from (the
 scores of that date, ``ml.score_history``) gets its features as the plan saw them; the compared members'
 snapshotted features are checked against the rebuilt ones. Only customers with marketing consent on that
-date are candidates (a plan contacts no one else; `bench_uplift_campaign.py`'s oracle counts every scored
-customer and so overstates the best choice). The pilot's members are read as the build that
-fitted the uplift model read them (``pilot_members`` as of the campaign date).
+date are candidates (a plan contacts no one else; `bench_uplift_campaign.py`'s oracle counted every scored
+customer before 2026-12-07 and so overstated the best choice). The pilot's members are read as the build
+that fitted the uplift model read them (``pilot_members`` as of the campaign date).
 
-Each rule ranks the candidates; the top ``--contacts`` (default: as many as the compared campaign's members: each arm
-chose its members from a random half of the candidates, so per contact it saved about what the best
-``2 x arm members`` of all would, the oracle arm of `bench_uplift_campaign.py`) are contacted and scored by their true uplift: true customers saved
-per 1,000 contacts, ranking by the score alone and by the score x the customer's value over the horizon (as
-the plans rank), and Spearman of the score with the true uplift over all candidates. Rules: the oracle, the
-plan's churn probability, the planted no-contact churn, and the risk-offset estimator fitted as the build
-fits it (70% of the pilot, the build's split), on other random 70% splits, on every member and with other L2
-penalties.
+Each rule ranks the candidates; the top ``--contacts`` (default: as many as the compared campaign's members:
+each arm chose its members from a random half of the candidates, so per contact it saved about what the
+best ``2 x arm members`` of all would) are contacted and scored by their true uplift: true customers saved
+per 1,000 contacts, ranking by the score alone and by the score x the customer's value over the horizon
+(as the plans rank), and Spearman of the score with the true uplift over all candidates. Rules: the
+oracle, the plan's churn probability, the planted no-contact churn, and the risk-offset estimator fitted
+as the build fits it (70% of the pilot, the build's split), on every member, and on other random 70%
+splits per L2 penalty. Then the compared campaign's arms are replayed (``replay_arms``) with the build's
+fit at ``contacts / 2`` members per arm, to tell what each measurement could show at each campaign size.
 
-    PYTHONPATH=$PWD python benchmarks/bench_uplift_diagnose.py --project /tmp/bench-uplift-campaign
+    PYTHONPATH=$PWD python benchmarks/bench_uplift_diagnose.py --project /tmp/bench-uplift-campaign \
+        --contacts 1000 2000 4000
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from churnwh.stages import registry
 from churnwh.store import warehouse
 
 TRUE_RISK = "true_no_contact_churn"
+TRUE_RISK_CONTACTED = "true_contacted_churn"
 
 
 def rebuilt_copy(project: Path, work: Path, campaign: str):
@@ -77,20 +80,21 @@ def candidates(con, config, campaign: str, as_of: dt.date, truth_path: Path) -> 
     """The customers a plan could contact on the campaign date (scored then, marketing consent granted then) with
     their features then, churn probability, value and truth;
     and how many compared members' snapshotted features differ from the rebuilt ones."""
-    frame = pl.from_arrow(con.execute(
+    frame = pl.from_arrow(con.sql(
         f"""SELECT k.customer_id, h.churn_probability AS {stage.RISK}, h.value_at_risk, s.*
             FROM ml.score_history h JOIN {config.training.scoring_model} s
               ON s.{config.training.id_column} = h.customer_pseudonym
             JOIN raw.customer_keys k ON k.customer_pseudonym = h.customer_pseudonym
             WHERE h.as_of = ? AND h.customer_pseudonym IN (
               SELECT customer_pseudonym FROM staging.consent_state WHERE purpose = 'marketing' AND state = 'granted'
-                 AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?))""", [as_of] * 3).to_arrow_table())
+                 AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?))""", params=[as_of] * 3).to_arrow_table())
     truth = pl.from_arrow(read_uplift_truth(truth_path, campaign + SHADOW_SUFFIX)).select(
-        "customer_id", pl.col("uplift").alias("true_uplift"), pl.col("churn_if_not_contacted").alias(TRUE_RISK))
+        "customer_id", pl.col("uplift").alias("true_uplift"), pl.col("churn_if_not_contacted").alias(TRUE_RISK),
+        pl.col("churn_if_contacted").alias(TRUE_RISK_CONTACTED))
     frame = frame.join(truth, on="customer_id", how="inner")
-    members = pl.from_arrow(con.execute(
+    members = pl.from_arrow(con.sql(
         f"""SELECT k.customer_id, f.* EXCLUDE (campaign_id, customer_pseudonym) FROM {stage.SNAPSHOT} f
-            JOIN raw.customer_keys k USING (customer_pseudonym) WHERE f.campaign_id = ?""", [campaign]).to_arrow_table())
+            JOIN raw.customer_keys k USING (customer_pseudonym) WHERE f.campaign_id = ?""", params=[campaign]).to_arrow_table())
     common = [c for c in members.columns if c in frame.columns and c != "customer_id"]
     joined = members.select("customer_id", *common).join(frame.select("customer_id", *common), on="customer_id",
                                                            suffix="_rebuilt")
@@ -118,6 +122,44 @@ def scores(frame: pl.DataFrame, estimates: list[np.ndarray], contacts: int) -> d
     return out
 
 
+def replay_arms(frame: pl.DataFrame, uplift_key: np.ndarray, members: int, draws: int, seed: int = 0) -> dict:
+    """The compared campaign's procedure replayed on the candidates: a random half each, each arm selects its top
+    ``members`` (uplift arm by ``uplift_key``, risk arm by value at risk, as the plans rank), treats a random half
+    of them; outcomes drawn from the planted probabilities. Per draw the planted-truth difference (mean true
+    uplift of the treated, uplift arm minus risk arm) and the realised one (each arm's control minus treated
+    churn rate), each with its 95% interval as `bench_uplift_campaign.py` and `pilot-report` compute them."""
+    rng = np.random.default_rng(seed)
+    keys = {"uplift": uplift_key, "risk": frame["value_at_risk"].to_numpy()}
+    true = frame["true_uplift"].to_numpy()
+    churn = {False: frame[TRUE_RISK].to_numpy(), True: frame[TRUE_RISK_CONTACTED].to_numpy()}
+    n = frame.height
+    rows = []
+    for _ in range(draws):
+        order = rng.permutation(n)
+        arms = {}
+        for arm, half in (("uplift", order[: n // 2]), ("risk", order[n // 2:])):
+            chosen = half[np.argsort(-keys[arm][half], kind="stable")[:members]]
+            treated = rng.permutation(chosen)[: members // 2]
+            control = np.setdiff1d(chosen, treated)
+            churned_treated = rng.random(treated.size) < churn[True][treated]
+            churned_control = rng.random(control.size) < churn[False][control]
+            arms[arm] = (true[treated].mean(), true[treated].std(ddof=1) / np.sqrt(treated.size),
+                         churned_control.mean() - churned_treated.mean(),
+                         np.sqrt(churned_control.var() / control.size + churned_treated.var() / treated.size))
+        (tu, su, ru, eu), (tr, sr, rr, er) = arms["uplift"], arms["risk"]
+        rows.append((tu, tr, tu - tr, 1.96 * np.hypot(su, sr), ru - rr, 1.96 * np.hypot(eu, er)))
+    r = np.array(rows)
+    return {"members_per_arm": members, "treated_per_arm": members // 2, "draws": draws,
+            "true_saved_per_1000_uplift_arm": round(1000 * float(r[:, 0].mean()), 1),
+            "true_saved_per_1000_risk_arm": round(1000 * float(r[:, 1].mean()), 1),
+            "true_difference": round(1000 * float(r[:, 2].mean()), 1),
+            "true_interval_half_width": round(1000 * float(r[:, 3].mean()), 1),
+            "share_true_interval_above_0": round(float(np.mean(r[:, 2] - r[:, 3] > 0)), 3),
+            "realised_difference": round(1000 * float(r[:, 4].mean()), 1),
+            "realised_interval_half_width": round(1000 * float(r[:, 5].mean()), 1),
+            "share_realised_interval_above_0": round(float(np.mean(r[:, 4] - r[:, 5] > 0)), 3)}
+
+
 def markdown(rules: dict, contacts: list[int]) -> str:
     def cell(entry: dict, name: str) -> str:
         low_high = entry.get(name + "_range")
@@ -142,6 +184,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, nargs="+", default=None,
                         help="how many candidates each rule contacts (default: the compared campaign's members)")
     parser.add_argument("--splits", type=int, default=6, help="random 70%% splits per L2 penalty")
+    parser.add_argument("--draws", type=int, default=400, help="replays of the compared campaign's arms")
     parser.add_argument("--l2", type=float, nargs="+", default=[uplift.OFFSET_L2, 3000.0])
     args = parser.parse_args()
     logging.disable(logging.WARNING)
@@ -174,6 +217,9 @@ def main() -> None:
         estimates[f"risk-offset, L2 {l2:g}, random 70% splits"] = [
             fit(split(seed), l2) for seed in range(settings.seed + 1, settings.seed + 1 + args.splits)]
     rules = {name: {k: scores(frame, found, k) for k in contacts} for name, found in estimates.items()}
+    value = (frame["value_at_risk"] / frame[stage.RISK]).to_numpy()
+    build_key = estimates["risk-offset, as the build fits it (its 70% split)"][0] * value
+    replays = [replay_arms(frame, build_key, k // 2, args.draws) for k in contacts]
     pilot_risk = pilot[stage.RISK].to_numpy()
     print(json.dumps({
         "campaign": args.campaign, "as_of": str(as_of), "candidates": frame.height, "contacts": contacts,
@@ -181,7 +227,7 @@ def main() -> None:
         "pilot_members": pilot.height, "pilot_churn_rate": round(float(pilot[stage.LABEL].mean()), 4),
         "risk_quartiles_pilot": np.quantile(pilot_risk, [0.25, 0.5, 0.75]).round(4).tolist(),
         "risk_quartiles_candidates": np.quantile(frame[stage.RISK].to_numpy(), [0.25, 0.5, 0.75]).round(4).tolist(),
-        "rules": rules,
+        "rules": rules, "arm_replays": replays,
     }, indent=1))
     print(markdown(rules, contacts))
 
