@@ -99,11 +99,13 @@ def truth_per_arm(project: Path, campaign: str) -> dict:
 
 
 def scored_customers(project: Path) -> set[str]:
-    """The customers the current scores hold (the candidates a plan chooses from)."""
+    """The customers the current scores hold who may be contacted (the candidates a plan chooses from: it never
+    selects a customer without marketing consent, a third of the demo's scored customers)."""
     con = duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True)
     try:
         return {row[0] for row in con.execute(
-            "SELECT k.customer_id FROM ml.churn_scores JOIN raw.customer_keys k USING (customer_pseudonym)").fetchall()}
+            "SELECT k.customer_id FROM ml.churn_scores JOIN raw.customer_keys k USING (customer_pseudonym) "
+            "WHERE contactable").fetchall()}
     finally:
         con.close()
 
