@@ -464,9 +464,9 @@ class OffsetUpliftModel:
     l2: float = OFFSET_L2
 
 
-def _effect_design(preprocessor: preprocess.Preprocessor, thresholds, frame: pl.DataFrame) -> np.ndarray:
-    """The unscaled design: numeric inputs, a step per threshold, one-hot categoricals."""
-    encoded = preprocess.transform(preprocessor, frame)
+def _effect_design(preprocessor: preprocess.Preprocessor, thresholds, encoded) -> np.ndarray:
+    """The unscaled design of ``encoded`` (``preprocess.transform``'s output): numeric inputs, a step per
+    threshold, one-hot categoricals."""
     numeric = encoded.numeric.astype(np.float64)
     steps = [(numeric[:, [j]] > np.asarray(cuts)[None, :]).astype(np.float64)
              for j, cuts in enumerate(thresholds) if cuts]
@@ -516,8 +516,9 @@ def fit_offset_uplift(
     preprocessor = preprocess.fit_preprocessor(members, exclude=not_features, n_bins=config.n_bins,
                                                min_category_count=config.min_category_count,
                                                max_categories=config.max_categories)
-    thresholds = _step_thresholds(preprocess.transform(preprocessor, members).numeric, steps)
-    design = _effect_design(preprocessor, thresholds, members)
+    encoded = preprocess.transform(preprocessor, members)
+    thresholds = _step_thresholds(encoded.numeric, steps)
+    design = _effect_design(preprocessor, thresholds, encoded)
     center, scale = design.mean(axis=0), design.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     standardized = (design - center) / scale
@@ -537,7 +538,8 @@ def predict_offset_uplift(model: OffsetUpliftModel, frame: pl.DataFrame) -> Upli
         empty = np.zeros(0)
         return UpliftEstimates(empty, empty)
     offset = risk_logits(frame, model.risk_column).astype(np.float64)
-    standardized = (_effect_design(model.preprocessor, model.thresholds, frame) - model.center) / model.scale
+    encoded = preprocess.transform(model.preprocessor, frame)
+    standardized = (_effect_design(model.preprocessor, model.thresholds, encoded) - model.center) / model.scale
     columns = standardized.shape[1]
     w = model.weights
     control = w[-1] + w[0] * offset + standardized @ w[1:columns + 1]
