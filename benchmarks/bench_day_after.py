@@ -119,13 +119,14 @@ def snapshots_kept_after_a_year(monitoring) -> int:
     """How many of 365 daily snapshots the retention (churnwh.stages.monitor.compact_score_history) keeps."""
     import duckdb
 
-    from churnwh.stages.monitor import HISTORY, compact_score_history
+    from churnwh.stages.monitor import compact_score_history
+    from churnwh.stages.registry import SCORE_HISTORY
 
     with duckdb.connect() as con:
         con.execute("CREATE SCHEMA ml")
-        con.execute(f"CREATE TABLE {HISTORY} AS SELECT DATE '2026-01-01' + CAST(i AS INTEGER) AS as_of FROM range(365) AS r(i)")
+        con.execute(f"CREATE TABLE {SCORE_HISTORY} AS SELECT DATE '2026-01-01' + CAST(i AS INTEGER) AS as_of FROM range(365) AS r(i)")
         compact_score_history(con, monitoring.score_history_days, monitoring.score_history_months)
-        return con.execute(f"SELECT count(*) FROM {HISTORY}").fetchall()[0][0]
+        return con.execute(f"SELECT count(*) FROM {SCORE_HISTORY}").fetchall()[0][0]
 
 
 def main() -> None:

@@ -174,16 +174,17 @@ def test_an_incremental_model_declares_every_input(write_models):
 
 
 def test_score_history_keeps_what_its_retention_says(tmp_path):
-    from churnwh.stages.monitor import HISTORY, compact_score_history
+    from churnwh.stages.monitor import compact_score_history
+    from churnwh.stages.registry import SCORE_HISTORY
 
     with duckdb.connect(str(tmp_path / "history.duckdb")) as con:
         con.execute("CREATE SCHEMA ml")
-        con.execute(f"CREATE TABLE {HISTORY} AS SELECT TIMESTAMP '2026-01-01' AS snapshot_at, CAST(d AS DATE) AS as_of, "
+        con.execute(f"CREATE TABLE {SCORE_HISTORY} AS SELECT TIMESTAMP '2026-01-01' AS snapshot_at, CAST(d AS DATE) AS as_of, "
                     "'p' || c AS customer_pseudonym, 0.5 AS churn_probability, 'high' AS risk_tier, 1.0 AS value_at_risk, "
                     "'v0001' AS model_version FROM range(DATE '2025-01-10', DATE '2026-03-11', INTERVAL 1 DAY) AS r(d), "
                     "range(3) AS k(c)")
         deleted = compact_score_history(con, 30, 3)
-        kept = [row[0].isoformat() for row in con.execute(f"SELECT DISTINCT as_of FROM {HISTORY} ORDER BY 1").fetchall()]
+        kept = [row[0].isoformat() for row in con.execute(f"SELECT DISTINCT as_of FROM {SCORE_HISTORY} ORDER BY 1").fetchall()]
         # newest 2026-03-10: every day from 2026-02-08 on, and the first snapshot of each month from December
         assert kept == ["2025-12-01", "2026-01-01", "2026-02-01"] + [f"2026-02-{d:02d}" for d in range(8, 29)] \
             + [f"2026-03-{d:02d}" for d in range(1, 11)]

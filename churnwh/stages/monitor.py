@@ -41,7 +41,6 @@ from churnwh.store import freshness, warehouse
 
 logger = logging.getLogger(__name__)
 
-HISTORY = SCORE_HISTORY
 DRIFT = f"{SCHEMA}.drift"
 QUALITY = f"{SCHEMA}.data_quality"
 BACKTEST = f"{SCHEMA}.backtest"
@@ -217,20 +216,20 @@ def snapshot_scores(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
-            f"""CREATE TABLE IF NOT EXISTS {HISTORY} (snapshot_at TIMESTAMP, as_of DATE, customer_pseudonym VARCHAR,
+            f"""CREATE TABLE IF NOT EXISTS {SCORE_HISTORY} (snapshot_at TIMESTAMP, as_of DATE, customer_pseudonym VARCHAR,
                 churn_probability DOUBLE, risk_tier VARCHAR, value_at_risk DOUBLE, model_version VARCHAR)"""
         )
         con.execute(
-            f"""DELETE FROM {HISTORY} WHERE (as_of, model_version) IN
+            f"""DELETE FROM {SCORE_HISTORY} WHERE (as_of, model_version) IN
                 (SELECT DISTINCT as_of, model_version FROM {scores})"""
         )
         con.execute(
-            f"""INSERT INTO {HISTORY} SELECT current_localtimestamp(), as_of, customer_pseudonym, churn_probability,
+            f"""INSERT INTO {SCORE_HISTORY} SELECT current_localtimestamp(), as_of, customer_pseudonym, churn_probability,
                 risk_tier, value_at_risk, model_version FROM {scores}"""
         )
-        con.execute(f"COMMENT ON TABLE {HISTORY} IS 'Score snapshot of every build (one per as_of and model).'")
+        con.execute(f"COMMENT ON TABLE {SCORE_HISTORY} IS 'Score snapshot of every build (one per as_of and model).'")
         for column, text in HISTORY_COMMENTS.items():
-            con.execute(f"COMMENT ON COLUMN {HISTORY}.{column} IS {warehouse.sql_literal(text)}")
+            con.execute(f"COMMENT ON COLUMN {SCORE_HISTORY}.{column} IS {warehouse.sql_literal(text)}")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -242,9 +241,9 @@ def compact_score_history(con: duckdb.DuckDBPyConnection, days: int, months: int
     """Retention of ``ml.score_history`` (``[monitoring] score_history_days`` / ``score_history_months``): keep
     the snapshots within ``days`` of the newest as_of, and of older ones the first of each calendar month
     within ``months``; ``days`` = 0 keeps everything. Returns the rows deleted (DuckDB reuses their space)."""
-    if days == 0 or HISTORY not in warehouse.relations(con):
+    if days == 0 or SCORE_HISTORY not in warehouse.relations(con):
         return 0
-    newest = con.execute(f"SELECT max(as_of) FROM {HISTORY}").fetchall()[0][0]
+    newest = con.execute(f"SELECT max(as_of) FROM {SCORE_HISTORY}").fetchall()[0][0]
     if newest is None:
         return 0
     daily_from = newest - dt.timedelta(days=days)
@@ -253,8 +252,8 @@ def compact_score_history(con: duckdb.DuckDBPyConnection, days: int, months: int
         monthly_from = dt.date(monthly_from.year, monthly_from.month, 1) - dt.timedelta(days=1)
     monthly_from = dt.date(monthly_from.year, monthly_from.month, 1) if months else newest + dt.timedelta(days=1)
     deleted = con.execute(
-        f"""DELETE FROM {HISTORY} WHERE as_of < ? AND (as_of < ? OR as_of NOT IN (
-                SELECT min(as_of) FROM {HISTORY} GROUP BY date_trunc('month', as_of)))""",
+        f"""DELETE FROM {SCORE_HISTORY} WHERE as_of < ? AND (as_of < ? OR as_of NOT IN (
+                SELECT min(as_of) FROM {SCORE_HISTORY} GROUP BY date_trunc('month', as_of)))""",
         [daily_from, monthly_from],
     ).fetchall()[0][0]
     return int(deleted)
@@ -465,7 +464,7 @@ def backtest(con: duckdb.DuckDBPyConnection, config: Config) -> pl.DataFrame:
     """
     from churnwh.ml import metrics
 
-    if HISTORY not in warehouse.relations(con):
+    if SCORE_HISTORY not in warehouse.relations(con):
         raise ChurnwhError("no score history yet: run `churnwh build` first; each build adds a snapshot")
     if "staging.active_periods" not in warehouse.relations(con):
         raise ChurnwhError("staging.active_periods does not exist: run `churnwh build` first")
@@ -482,7 +481,7 @@ def backtest(con: duckdb.DuckDBPyConnection, config: Config) -> pl.DataFrame:
         f"""SELECT h.as_of, h.model_version, h.customer_pseudonym, h.churn_probability, h.risk_tier,
                    CASE WHEN p.period_end >= h.as_of + {lead} AND p.period_end < h.as_of + {lead + window}
                         THEN 1 ELSE 0 END AS churned
-            FROM {HISTORY} h
+            FROM {SCORE_HISTORY} h
             JOIN staging.active_periods p
               ON p.customer_pseudonym = h.customer_pseudonym AND p.period_start < h.as_of
              AND (p.period_end IS NULL OR p.period_end >= h.as_of)
