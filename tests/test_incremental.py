@@ -115,6 +115,54 @@ def test_a_withdrawn_consent_restates_only_that_customers_features(advanced, tmp
     assert stored[0] == stored[1] and 0 < stored[0] <= customers and columns == ["model", "key_hash", "digest"]  # never the pseudonym
 
 
+QUIET_EVENTS = {  # raw event table -> the day its rows count from in customer_features
+    "raw.product_usage": "activity_date",
+    "raw.transactions": "CAST(greatest(transaction_ts, loaded_at) AS DATE)",
+    "raw.web_sessions": "CAST(session_start AS DATE)",
+    "raw.email_events": "CAST(event_ts AS DATE)",
+}
+
+
+def test_events_older_than_every_window_still_give_the_last_dates(advanced, tmp_path):
+    """An increment's running totals start a few months before its new date (180 days for purchases, 90
+    for use, visits, e-mail): customers silent for longer still get their last dates from the older rows
+    (one of them with only e-mail left, so that the last engagement is their last sign of life)."""
+    project = copy_project(advanced[0], tmp_path / "quiet")
+
+    def silence(since: str) -> None:
+        for table, day in QUIET_EVENTS.items():
+            everything = "" if table == "raw.email_events" else " OR only_email"
+            execute(project, f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM quiet_customers "
+                             f"WHERE {day} >= DATE '{since}'{everything})")
+
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb")) as con:
+        since = con.execute("SELECT max(activity_date) - 200 FROM raw.product_usage").fetchone()[0]
+        con.execute(f"""CREATE TABLE quiet_customers AS
+                        SELECT customer_id, row_number() OVER (ORDER BY customer_id) = 1 AS only_email
+                        FROM raw.subscriptions
+                        WHERE end_date IS NULL
+                          AND customer_id IN (SELECT customer_id FROM raw.product_usage WHERE activity_date < DATE '{since}')
+                          AND customer_id IN (SELECT customer_id FROM raw.email_events
+                                              WHERE event_type = 'opened' AND CAST(event_ts AS DATE) < DATE '{since}')
+                        ORDER BY customer_id LIMIT 5""")
+    silence(str(since))
+    assert build_models(project)["features.customer_features"][0] == "incremental"  # their rows restated
+    demo_advance(load_config(project), 1)
+    silence(str(since))  # the new day's events of theirs: dated after the processed range, no restatement
+    built = build_models(project)
+    assert built["features.customer_features"] == ("incremental", "")
+    expected = copy_project(project, tmp_path / "expected")
+    build_models(expected, full_refresh=True)
+    assert model_tables(project) == model_tables(expected)
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True) as con:
+        silent = con.execute(
+            "SELECT count(*) FILTER (WHERE days_since_last_use > 200), "
+            "count(*) FILTER (WHERE days_since_last_use IS NULL AND days_since_last_activity > 200) "
+            "FROM features.customer_features WHERE observation_date = (SELECT max(observation_date) "
+            "FROM features.customer_features)").fetchone()
+    assert silent[0] >= 1 and silent[1] >= 1
+
+
 def test_a_changed_model_sql_rebuilds_in_full(advanced, tmp_path):
     project = copy_project(advanced[0], tmp_path / "changed")
     path = project / "sql" / "staging" / "web_sessions.sql"

@@ -342,7 +342,7 @@ WITH spine AS MATERIALIZED (
 ),
 spine_customers AS MATERIALIZED (
     -- only their events can count: on a day-after increment, the customers of the new observation dates
-    SELECT DISTINCT customer_pseudonym FROM spine
+    SELECT customer_pseudonym, min(observation_date) AS first_observed FROM spine GROUP BY customer_pseudonym
 ),
 cutoffs AS MATERIALIZED (
     -- five look-up days per spine row: t, t - 30, t - 90, t - 180, t - 365. One ASOF join per source
@@ -356,6 +356,11 @@ cutoffs AS MATERIALIZED (
 -- events are summed per customer and day, running totals are kept per day, and an ASOF join picks
 -- the last day strictly before each cut-off. A window total over [t - n, t) is then
 -- running_total(before t) - running_total(before t - n).
+-- The running totals of purchases, use, visits and e-mail start at the customer's first observation
+-- here less the source's longest window (180 or 90 days): a difference of two totals is the same from
+-- any start, and a day-after increment (one new date) then reads a few months of events, not years.
+-- The older events give only the last dates (of a purchase, use, visit, engagement), and only
+-- for customers with none between that start and their first observation (the *_before CTEs).
 
 -- Transactions. A row is known at t only if it happened AND was loaded before t; late rows (loaded
 -- on a later day than they happened) that are not yet loaded at t are subtracted again.
@@ -367,7 +372,21 @@ tx AS MATERIALIZED (
         CASE WHEN is_refund THEN 0 ELSE 1 END AS purchases,
         CAST(coalesce(amount, 0) AS DECIMAL(18, 2)) AS spend
     FROM staging.transactions
-    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
+    JOIN spine_customers USING (customer_pseudonym)
+    -- visible from then on: a late row of an earlier day adds the same amount to every total
+    WHERE greatest(transaction_date, CAST(loaded_at AS DATE)) >= first_observed - 180
+),
+tx_before AS (
+    SELECT t.customer_pseudonym, max(t.transaction_date) AS last_purchase_date
+    FROM staging.transactions AS t
+    JOIN (
+        SELECT * FROM spine_customers WHERE customer_pseudonym NOT IN (
+            SELECT customer_pseudonym FROM tx JOIN spine_customers USING (customer_pseudonym)
+            WHERE purchases = 1 AND transaction_date >= first_observed - 180
+              AND greatest(transaction_date, loaded_date) < first_observed)
+    ) AS c USING (customer_pseudonym)
+    WHERE NOT t.is_refund AND greatest(t.transaction_date, CAST(t.loaded_at AS DATE)) < c.first_observed - 180
+    GROUP BY t.customer_pseudonym
 ),
 tx_daily AS MATERIALIZED (
     SELECT
@@ -434,8 +453,9 @@ tx_windows AS (
         coalesce(a.spend_0, 0) - coalesce(a.spend_30, 0) - coalesce(u.spend_30, 0) AS spend_30d,
         coalesce(a.spend_0, 0) - coalesce(a.spend_90, 0) - coalesce(u.spend_90, 0) AS spend_90d,
         coalesce(a.spend_0, 0) - coalesce(a.spend_180, 0) - coalesce(u.spend_180, 0) AS spend_180d,
-        seen.last_purchase_date
+        greatest(seen.last_purchase_date, b.last_purchase_date) AS last_purchase_date
     FROM spine AS s
+    LEFT JOIN tx_before AS b ON b.customer_pseudonym = s.customer_pseudonym
     LEFT JOIN tx_at AS a
       ON a.customer_pseudonym = s.customer_pseudonym AND a.observation_date = s.observation_date
     ASOF LEFT JOIN tx_seen AS seen
@@ -452,8 +472,20 @@ usage_daily AS MATERIALIZED (
         row_number() OVER running AS cum_active_days,
         sum(CAST(coalesce(minutes, 0) AS DECIMAL(18, 2))) OVER running AS cum_minutes
     FROM staging.product_usage
-    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
+    JOIN spine_customers USING (customer_pseudonym)
+    WHERE activity_date >= first_observed - 90
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY activity_date ROWS UNBOUNDED PRECEDING)
+),
+usage_before AS (
+    SELECT u.customer_pseudonym, max(u.activity_date) AS last_use_date
+    FROM staging.product_usage AS u
+    JOIN (
+        SELECT * FROM spine_customers WHERE customer_pseudonym NOT IN (
+            SELECT customer_pseudonym FROM usage_daily JOIN spine_customers USING (customer_pseudonym)
+            WHERE day < first_observed)
+    ) AS c USING (customer_pseudonym)
+    WHERE u.activity_date < c.first_observed - 90
+    GROUP BY u.customer_pseudonym
 ),
 usage_windows AS (
     SELECT
@@ -467,10 +499,11 @@ usage_windows AS (
             - coalesce(max(d.cum_minutes) FILTER (WHERE c.lookback = 30), 0) AS usage_minutes_30d,
         coalesce(max(d.cum_minutes) FILTER (WHERE c.lookback = 0), 0)
             - coalesce(max(d.cum_minutes) FILTER (WHERE c.lookback = 90), 0) AS usage_minutes_90d,
-        max(d.day) FILTER (WHERE c.lookback = 0) AS last_use_date
+        greatest(max(d.day) FILTER (WHERE c.lookback = 0), any_value(b.last_use_date)) AS last_use_date
     FROM (SELECT * FROM cutoffs WHERE lookback IN (0, 30, 90)) AS c
     ASOF LEFT JOIN usage_daily AS d
       ON d.customer_pseudonym = c.customer_pseudonym AND c.cutoff > d.day
+    LEFT JOIN usage_before AS b ON b.customer_pseudonym = c.customer_pseudonym
     GROUP BY c.customer_pseudonym, c.observation_date
 ),
 
@@ -481,8 +514,20 @@ web_daily AS MATERIALIZED (
         session_date AS day,
         sum(count(*)) OVER (PARTITION BY customer_pseudonym ORDER BY session_date ROWS UNBOUNDED PRECEDING) AS cum_sessions
     FROM staging.web_sessions
-    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
+    JOIN spine_customers USING (customer_pseudonym)
+    WHERE session_date >= first_observed - 90
     GROUP BY customer_pseudonym, session_date
+),
+web_before AS (
+    SELECT w.customer_pseudonym, max(w.session_date) AS last_web_date
+    FROM staging.web_sessions AS w
+    JOIN (
+        SELECT * FROM spine_customers WHERE customer_pseudonym NOT IN (
+            SELECT customer_pseudonym FROM web_daily JOIN spine_customers USING (customer_pseudonym)
+            WHERE day < first_observed)
+    ) AS c USING (customer_pseudonym)
+    WHERE w.session_date < c.first_observed - 90
+    GROUP BY w.customer_pseudonym
 ),
 web_windows AS (
     SELECT
@@ -492,10 +537,11 @@ web_windows AS (
             - coalesce(max(d.cum_sessions) FILTER (WHERE c.lookback = 30), 0) AS web_sessions_30d,
         coalesce(max(d.cum_sessions) FILTER (WHERE c.lookback = 0), 0)
             - coalesce(max(d.cum_sessions) FILTER (WHERE c.lookback = 90), 0) AS web_sessions_90d,
-        max(d.day) FILTER (WHERE c.lookback = 0) AS last_web_date
+        greatest(max(d.day) FILTER (WHERE c.lookback = 0), any_value(b.last_web_date)) AS last_web_date
     FROM (SELECT * FROM cutoffs WHERE lookback IN (0, 30, 90)) AS c
     ASOF LEFT JOIN web_daily AS d
       ON d.customer_pseudonym = c.customer_pseudonym AND c.cutoff > d.day
+    LEFT JOIN web_before AS b ON b.customer_pseudonym = c.customer_pseudonym
     GROUP BY c.customer_pseudonym, c.observation_date
 ),
 
@@ -509,9 +555,21 @@ email_daily AS MATERIALIZED (
         sum(count(*) FILTER (WHERE event_type = 'clicked')) OVER running AS cum_clicked,
         max(max(CASE WHEN event_type IN ('opened', 'clicked') THEN event_date END)) OVER running AS last_engaged_date
     FROM staging.email_events
-    WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM spine_customers)
+    JOIN spine_customers USING (customer_pseudonym)
+    WHERE event_date >= first_observed - 90
     GROUP BY customer_pseudonym, event_date
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY event_date ROWS UNBOUNDED PRECEDING)
+),
+email_before AS (
+    SELECT e.customer_pseudonym, max(e.event_date) AS last_engaged_date
+    FROM staging.email_events AS e
+    JOIN (
+        SELECT * FROM spine_customers WHERE customer_pseudonym NOT IN (
+            SELECT customer_pseudonym FROM email_daily JOIN spine_customers USING (customer_pseudonym)
+            WHERE last_engaged_date < first_observed)
+    ) AS c USING (customer_pseudonym)
+    WHERE e.event_type IN ('opened', 'clicked') AND e.event_date < c.first_observed - 90
+    GROUP BY e.customer_pseudonym
 ),
 email_windows AS (
     SELECT
@@ -523,10 +581,12 @@ email_windows AS (
             - coalesce(max(d.cum_opened) FILTER (WHERE c.lookback = 90), 0) AS emails_opened_90d,
         coalesce(max(d.cum_clicked) FILTER (WHERE c.lookback = 0), 0)
             - coalesce(max(d.cum_clicked) FILTER (WHERE c.lookback = 90), 0) AS emails_clicked_90d,
-        max(d.last_engaged_date) FILTER (WHERE c.lookback = 0) AS last_engaged_date
+        greatest(max(d.last_engaged_date) FILTER (WHERE c.lookback = 0), any_value(b.last_engaged_date))
+            AS last_engaged_date
     FROM (SELECT * FROM cutoffs WHERE lookback IN (0, 90)) AS c
     ASOF LEFT JOIN email_daily AS d
       ON d.customer_pseudonym = c.customer_pseudonym AND c.cutoff > d.day
+    LEFT JOIN email_before AS b ON b.customer_pseudonym = c.customer_pseudonym
     GROUP BY c.customer_pseudonym, c.observation_date
 ),
 
