@@ -4,6 +4,7 @@ days, gives the same tables as a full refresh, and rebuilds in full when an incr
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -21,7 +22,8 @@ from churnwh.store import faults
 from tests.helpers import REPO, copy_project, make_project
 
 MODEL_STAGES = ("load", "pseudonymize", "models")
-INCREMENTAL = ("staging.product_usage", "staging.transactions", "staging.web_sessions", "features.customer_features")
+STAGING = ("staging.product_usage", "staging.transactions", "staging.web_sessions", "staging.email_events")
+INCREMENTAL = (*STAGING, "features.customer_features")
 BUILD_MODELS = """
 import sys
 from pathlib import Path
@@ -66,7 +68,7 @@ def advanced(tmp_path_factory):
 def test_incremental_builds_equal_a_full_refresh(advanced, tmp_path):
     project, modes = advanced
     for step in modes:  # every step ran an increment for the raw event tables' staging models
-        assert {name: step[name][0] for name in INCREMENTAL[:3]} == dict.fromkeys(INCREMENTAL[:3], "incremental")
+        assert {name: step[name][0] for name in STAGING} == dict.fromkeys(STAGING, "incremental")
     assert any(step["features.customer_features"][0] == "incremental" for step in modes)
     incremental = model_tables(project)
     full = copy_project(project, tmp_path / "full")
@@ -161,6 +163,41 @@ def test_events_older_than_every_window_still_give_the_last_dates(advanced, tmp_
             "FROM features.customer_features WHERE observation_date = (SELECT max(observation_date) "
             "FROM features.customer_features)").fetchone()
     assert silent[0] >= 1 and silent[1] >= 1
+
+
+def test_a_new_email_event_repeating_an_earlier_one_counts_once(advanced, tmp_path):
+    """staging.email_events keeps the first event per id, then per customer, campaign and type: on an
+    increment the new day's events are checked against the earlier events they repeat."""
+    project = copy_project(advanced[0], tmp_path / "repeats")
+
+    def insert(con, event_id, customer, campaign, kind, day, hour=12):
+        con.execute("INSERT INTO raw.email_events VALUES (?, ?, ?, ?, ?)",
+                    [event_id, customer, campaign, kind, f"{day} {hour:02d}:00:00"])
+
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb")) as con:
+        last_day = con.execute("SELECT max(CAST(event_ts AS DATE)) FROM raw.email_events").fetchone()[0]
+        first, second = con.execute(
+            "SELECT event_id, customer_id, campaign_id FROM raw.email_events WHERE event_type = 'opened' "
+            "AND CAST(event_ts AS DATE) < ? - 5 ORDER BY event_id LIMIT 2", [last_day]).fetchall()
+        # earlier: one id twice, first in campaign C_A, so its open in C_B does not count
+        insert(con, "E_FIRST", first[1], "C_A", "sent", last_day - dt.timedelta(days=20))
+        insert(con, "E_FIRST", first[1], "C_B", "opened", last_day - dt.timedelta(days=10))
+    build_models(project, full_refresh=True)
+    demo_advance(load_config(project), 1)
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb")) as con:
+        new_day = last_day + dt.timedelta(days=1)
+        insert(con, "E_NEW", first[1], "C_B", "opened", new_day)  # counts: C_B's earlier open did not
+        insert(con, "E_REOPEN", first[1], first[2], "open", new_day)  # a re-open of an earlier e-mail
+        insert(con, second[0], second[1], "C_OTHER", "clicked", new_day)  # an earlier id re-delivered
+    built = build_models(project)
+    assert built["staging.email_events"] == ("incremental", "")
+    expected = copy_project(project, tmp_path / "expected")
+    build_models(expected, full_refresh=True)
+    assert model_tables(project) == model_tables(expected)
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True) as con:
+        kept = con.execute("SELECT event_id FROM staging.email_events WHERE event_id IN ('E_NEW', 'E_REOPEN') "
+                           "OR campaign_id = 'C_OTHER'").fetchall()
+    assert kept == [("E_NEW",)]
 
 
 def test_a_changed_model_sql_rebuilds_in_full(advanced, tmp_path):
