@@ -37,6 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 STAGE_LINE = re.compile(r"^\s*([a-z]+)\s+[│|]\s+([0-9.]+)\s+[│|]")
+MODEL_LINE = re.compile(r"\smodels\s+(?:built|increment)\s+(\S+)\s+[0-9,]+ rows\s+([0-9.]+) s")
+SLOW_MODEL_SECONDS = 5.0
+"""Models that took at least this long are listed with their seconds."""
 
 
 def run(project: Path, *args: str) -> dict:
@@ -53,6 +56,8 @@ def run(project: Path, *args: str) -> dict:
     stages = {m.group(1): float(m.group(2)) for line in output.splitlines() if (m := STAGE_LINE.match(line))}
     return {"seconds": round(seconds, 1), "peak_rss_gib": round(usage.ru_maxrss / 1024**2, 2), "stages": stages,
             "load": [round(x, 1) for x in os.getloadavg()],
+            "slow_models": {m.group(1): float(m.group(2)) for line in output.splitlines()
+                            if (m := MODEL_LINE.search(line)) and float(m.group(2)) >= SLOW_MODEL_SECONDS},
             "full_rebuilds": [line.strip() for line in output.splitlines() if "full rebuild:" in line],
             "restated": [line.strip() for line in output.splitlines() if " values restated: " in line],
             "output": output}
@@ -162,7 +167,8 @@ def main() -> None:
         results["builds"].append(after)
         share = f" = {100 * after['seconds'] / results['first']['seconds']:.1f}% of the first" if "first" in results else ""
         print(f"day {day} after: {after['seconds']} s{share}, peak RSS {after['peak_rss_gib']} GiB, load {after['load']}, "
-              f"stages {after['stages']}, models {after['incremental']}, full rebuilds {after['full_rebuilds']}, "
+              f"stages {after['stages']}, slow models {after['slow_models']}, incremental {after['incremental']}, "
+              f"full rebuilds {after['full_rebuilds']}, "
               f"restated {after['restated']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

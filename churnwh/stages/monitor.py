@@ -85,7 +85,7 @@ QUALITY_COMMENTS = {
     "columns": "Columns in the table.",
     "max_null_share": "The largest share of NULLs in any one column (0 = none missing).",
     "worst_column": "The column with that share.",
-    "duplicate_grain_rows": "Rows beyond the first per declared grain (should be 0).",
+    "duplicate_grain_rows": "Rows beyond the first per declared grain (should be 0): what the build's grain check found for a model built in this build (the check stops the build on any), measured otherwise.",
     "freshest_date": "Latest value of the first date column that is not a quasi-identifier (freshness), if any; "
                      "for a source, its last event date.",
     "dropped_customers": "Customers a filter of this model leaves out entirely (reported by a model tagged "
@@ -181,7 +181,8 @@ def monitor_stage(ctx) -> str:
     else:
         drift = current_drift(ctx)
         warnings = 0 if drift is None else int((drift["status"] == "warning").sum())
-    quality = measure_quality(ctx.con, ctx.config)
+    quality = measure_quality(ctx.con, ctx.config, grain_checked={result.name for result in ctx.models
+                                                                  if result.status == "built"})
     return f"{snapshot} scores snapshotted, {warnings} drift warnings, {quality} models checked"
 
 
@@ -347,7 +348,10 @@ def _spark_measured(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
     return {row[0]: row for row in rows}
 
 
-def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
+def measure_quality(con: duckdb.DuckDBPyConnection, config: Config, grain_checked: set[str] = frozenset()) -> int:
+    """Write ``ml.data_quality``: one row per model and source. ``grain_checked``: models whose grain check
+    passed in this build (churnwh.sqlmodels.run_models.verify), whose duplicates are not counted again: at
+    a million customers counting them in staging.product_usage took 30 s of a 45 s stage."""
     from churnwh.sqlmodels.project import load_project
 
     try:
@@ -376,7 +380,7 @@ def measure_quality(con: duckdb.DuckDBPyConnection, config: Config) -> int:
         worst = int(np.argmax(shares)) if shares else 0
         grain = [g for g in model.grain if g in cols]
         duplicates = 0
-        if grain and count:
+        if grain and count and name not in grain_checked:
             keys = ", ".join(f'"{g}"' for g in grain)
             duplicates = con.execute(
                 f"SELECT count(*) - count(DISTINCT ({keys})) FROM {name}").fetchall()[0][0]
