@@ -341,8 +341,18 @@ WITH spine AS MATERIALIZED (
            OR customer_pseudonym IN (SELECT unnest(getvariable('incremental_keys'))))
 ),
 spine_customers AS MATERIALIZED (
-    -- only their events can count: on a day-after increment, the customers of the new observation dates
-    SELECT customer_pseudonym, min(observation_date) AS first_observed FROM spine GROUP BY customer_pseudonym
+    -- only their events can count: on a day-after increment, the customers of the new observation dates;
+    -- an increment reads their purchases from 180 days, their use, visits and e-mail from 90 days before their
+    -- first observation date here (see below), a full build every event
+    SELECT
+        customer_pseudonym,
+        min(observation_date) AS first_observed,
+        CASE WHEN getvariable('incremental_start') > DATE '0001-01-01' THEN min(observation_date) - 180
+             ELSE DATE '0001-01-01' END AS read_from_180,
+        CASE WHEN getvariable('incremental_start') > DATE '0001-01-01' THEN min(observation_date) - 90
+             ELSE DATE '0001-01-01' END AS read_from_90
+    FROM spine
+    GROUP BY customer_pseudonym
 ),
 cutoffs AS MATERIALIZED (
     -- five look-up days per spine row: t, t - 30, t - 90, t - 180, t - 365. One ASOF join per source
@@ -356,11 +366,12 @@ cutoffs AS MATERIALIZED (
 -- events are summed per customer and day, running totals are kept per day, and an ASOF join picks
 -- the last day strictly before each cut-off. A window total over [t - n, t) is then
 -- running_total(before t) - running_total(before t - n).
--- The running totals of purchases, use, visits and e-mail start at the customer's first observation
--- here less the source's longest window (180 or 90 days): a difference of two totals is the same from
--- any start, and a day-after increment (one new date) then reads a few months of events, not years.
--- The older events give only the last dates (of a purchase, use, visit, engagement), and only
--- for customers with none between that start and their first observation (the *_before CTEs).
+-- On an increment the running totals of purchases, use, visits and e-mail start at the customer's first
+-- observation here less the source's longest window (read_from_180, read_from_90): a difference of two
+-- totals is the same from any start, and a day-after increment (one new date) then reads a few months of
+-- events, not years. The older events give only the last dates (of a purchase, use, visit, engagement),
+-- and only for customers with none between that start and their first observation (the *_before CTEs,
+-- empty on a full build).
 
 -- Transactions. A row is known at t only if it happened AND was loaded before t; late rows (loaded
 -- on a later day than they happened) that are not yet loaded at t are subtracted again.
@@ -374,7 +385,7 @@ tx AS MATERIALIZED (
     FROM staging.transactions
     JOIN spine_customers USING (customer_pseudonym)
     -- visible from then on: a late row of an earlier day adds the same amount to every total
-    WHERE greatest(transaction_date, CAST(loaded_at AS DATE)) >= first_observed - 180
+    WHERE greatest(transaction_date, CAST(loaded_at AS DATE)) >= read_from_180
 ),
 tx_before AS (
     SELECT t.customer_pseudonym, max(t.transaction_date) AS last_purchase_date
@@ -382,10 +393,11 @@ tx_before AS (
     JOIN (
         SELECT * FROM spine_customers WHERE customer_pseudonym NOT IN (
             SELECT customer_pseudonym FROM tx JOIN spine_customers USING (customer_pseudonym)
-            WHERE purchases = 1 AND transaction_date >= first_observed - 180
+            WHERE purchases = 1 AND transaction_date >= read_from_180
               AND greatest(transaction_date, loaded_date) < first_observed)
     ) AS c USING (customer_pseudonym)
-    WHERE NOT t.is_refund AND greatest(t.transaction_date, CAST(t.loaded_at AS DATE)) < c.first_observed - 180
+    WHERE getvariable('incremental_start') > DATE '0001-01-01'
+      AND NOT t.is_refund AND greatest(t.transaction_date, CAST(t.loaded_at AS DATE)) < c.read_from_180
     GROUP BY t.customer_pseudonym
 ),
 tx_daily AS MATERIALIZED (
@@ -473,7 +485,7 @@ usage_daily AS MATERIALIZED (
         sum(CAST(coalesce(minutes, 0) AS DECIMAL(18, 2))) OVER running AS cum_minutes
     FROM staging.product_usage
     JOIN spine_customers USING (customer_pseudonym)
-    WHERE activity_date >= first_observed - 90
+    WHERE activity_date >= read_from_90
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY activity_date ROWS UNBOUNDED PRECEDING)
 ),
 usage_before AS (
@@ -484,7 +496,7 @@ usage_before AS (
             SELECT customer_pseudonym FROM usage_daily JOIN spine_customers USING (customer_pseudonym)
             WHERE day < first_observed)
     ) AS c USING (customer_pseudonym)
-    WHERE u.activity_date < c.first_observed - 90
+    WHERE getvariable('incremental_start') > DATE '0001-01-01' AND u.activity_date < c.read_from_90
     GROUP BY u.customer_pseudonym
 ),
 usage_windows AS (
@@ -515,7 +527,7 @@ web_daily AS MATERIALIZED (
         sum(count(*)) OVER (PARTITION BY customer_pseudonym ORDER BY session_date ROWS UNBOUNDED PRECEDING) AS cum_sessions
     FROM staging.web_sessions
     JOIN spine_customers USING (customer_pseudonym)
-    WHERE session_date >= first_observed - 90
+    WHERE session_date >= read_from_90
     GROUP BY customer_pseudonym, session_date
 ),
 web_before AS (
@@ -526,7 +538,7 @@ web_before AS (
             SELECT customer_pseudonym FROM web_daily JOIN spine_customers USING (customer_pseudonym)
             WHERE day < first_observed)
     ) AS c USING (customer_pseudonym)
-    WHERE w.session_date < c.first_observed - 90
+    WHERE getvariable('incremental_start') > DATE '0001-01-01' AND w.session_date < c.read_from_90
     GROUP BY w.customer_pseudonym
 ),
 web_windows AS (
@@ -556,7 +568,7 @@ email_daily AS MATERIALIZED (
         max(max(CASE WHEN event_type IN ('opened', 'clicked') THEN event_date END)) OVER running AS last_engaged_date
     FROM staging.email_events
     JOIN spine_customers USING (customer_pseudonym)
-    WHERE event_date >= first_observed - 90
+    WHERE event_date >= read_from_90
     GROUP BY customer_pseudonym, event_date
     WINDOW running AS (PARTITION BY customer_pseudonym ORDER BY event_date ROWS UNBOUNDED PRECEDING)
 ),
@@ -568,7 +580,8 @@ email_before AS (
             SELECT customer_pseudonym FROM email_daily JOIN spine_customers USING (customer_pseudonym)
             WHERE last_engaged_date < first_observed)
     ) AS c USING (customer_pseudonym)
-    WHERE e.event_type IN ('opened', 'clicked') AND e.event_date < c.first_observed - 90
+    WHERE getvariable('incremental_start') > DATE '0001-01-01'
+      AND e.event_type IN ('opened', 'clicked') AND e.event_date < c.read_from_90
     GROUP BY e.customer_pseudonym
 ),
 email_windows AS (
