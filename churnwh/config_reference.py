@@ -200,12 +200,15 @@ DESCRIPTIONS = {
                                 "(the same whatever the key), over which `feature_importance` is averaged. Every "
                                 "scored customer is explained when there are no more than this. Default 20000; "
                                 "explaining costs about 5 ms per customer on 2 CPU cores.",
-    "explain.reuse_days": "A daily schedule's saving: a customer outside the sample keeps the reasons of an earlier "
+    "explain.reuse_days": "A daily schedule's saving: an explained customer keeps the reasons of an earlier "
                           "build at most this many days old when the model version is the same and their churn "
                           "probability moved by at most 0.01 since (the score snapshot of that day in "
                           "`score_history` tells); their `as_of` in `churn_drivers` stays the day they were "
-                          "computed, and they add up to that day's score. The sample is explained every time. "
-                          "0 (default): every acted-on customer is explained at every build.",
+                          "computed, and they add up to that day's score. A sample member kept so also keeps the "
+                          "attribution vector stored that day (private, never published), which enters "
+                          "`feature_importance` in their place: the importance then mixes days, and can differ "
+                          "from a full explanation's by what a day of data shifted between features. "
+                          "0 (default): every explained customer is explained again at every build.",
 }
 
 SOURCE_DESCRIPTIONS = {

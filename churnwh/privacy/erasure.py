@@ -1,7 +1,7 @@
 """Erasure (`churnwh forget`) and physical rewrites of the private file.
 
 A forget request deletes the customers from every raw table (by customer id) and from every
-derived table (by pseudonym), records the request in the audit log (a request id and counts, no
+derived table (by pseudonym; bookkeeping tables with a pseudonym column too), records the request in the audit log (a request id and counts, no
 identifier), withdraws every model version trained on the customers (``churnwh.privacy.withdrawal``:
 no rollback or score can use them again, their artifacts are deleted) and marks the current model
 stale (``_churnwh.meta`` 'erasure_since_model', read by the train stage), rewrites the private file
@@ -42,6 +42,7 @@ REWRITE_PENDING = "rewrite_pending"
 """_churnwh.meta: set while the private file still holds bytes that a rewrite must remove."""
 KEYS = f"{warehouse.RAW_SCHEMA}.customer_keys"
 UNTOUCHED_SCHEMAS = {warehouse.META_SCHEMA, audit.SCHEMA}
+"""Never deleted from by table scans, except the meta tables of ``per_customer_meta_tables``."""
 MAX_ID_LENGTH = warehouse.ID_MAX_LENGTH
 _BAD_CHARS = re.compile(warehouse.ID_FORBIDDEN)
 
@@ -113,6 +114,18 @@ def _base_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     return {name: list(warehouse.columns(con, name)) for name in sorted(tables)}
 
 
+def per_customer_meta_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Base tables of the bookkeeping schema (left out of ``_base_tables``) that hold a row per customer, by a
+    ``customer_pseudonym`` column: the explain stage's sample attributions. Erasure deletes from them like
+    from any derived table; the rest of the schema (meta marks, model state, proofs) holds no customer."""
+    rows = con.execute(
+        "SELECT DISTINCT t.table_name FROM duckdb_tables() AS t JOIN duckdb_columns() AS c "
+        "ON c.database_name = t.database_name AND c.schema_name = t.schema_name AND c.table_name = t.table_name "
+        "WHERE t.database_name = current_database() AND t.schema_name = ? AND c.column_name = 'customer_pseudonym' "
+        "ORDER BY 1", [warehouse.META_SCHEMA]).fetchall()
+    return [f"{warehouse.META_SCHEMA}.{name}" for (name,) in rows]
+
+
 def delete_customers(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[int, dict[str, int]]:
     """Delete ``ids`` from raw and derived tables; return (found, rows per class).
 
@@ -158,6 +171,11 @@ def delete_customers(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[in
                     "WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM _forget_pseudonyms)"
                 ).fetchone()[0]
                 deleted["raw" if schema == warehouse.RAW_SCHEMA else "derived"] += count
+        for table in per_customer_meta_tables(con):
+            deleted["derived"] += con.execute(
+                f"DELETE FROM {quote_relation(table)} "
+                "WHERE customer_pseudonym IN (SELECT customer_pseudonym FROM _forget_pseudonyms)"
+            ).fetchone()[0]
     finally:
         con.execute("DROP TABLE IF EXISTS _forget_ids")
         con.execute("DROP TABLE IF EXISTS _forget_pseudonyms")
@@ -170,10 +188,9 @@ def purge_orphans(con: duckdb.DuckDBPyConnection) -> int:
     if KEYS not in tables:
         return 0
     total = 0
-    for table, columns in tables.items():
-        schema = table.split(".")[0]
-        if schema in UNTOUCHED_SCHEMAS or schema == warehouse.RAW_SCHEMA or "customer_pseudonym" not in columns:
-            continue
+    derived = [table for table, columns in tables.items() if table.split(".")[0] not in UNTOUCHED_SCHEMAS
+               and table.split(".")[0] != warehouse.RAW_SCHEMA and "customer_pseudonym" in columns]
+    for table in derived + per_customer_meta_tables(con):
         total += con.execute(
             f"DELETE FROM {quote_relation(table)} WHERE customer_pseudonym IS NOT NULL "
             f"AND customer_pseudonym NOT IN (SELECT customer_pseudonym FROM {KEYS})"

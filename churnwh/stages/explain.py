@@ -19,7 +19,8 @@ customers (Integrated Gradients cost about 5 ms a customer on 2 CPU cores). Rows
   beyond the top k and the withheld ones), so that a customer's contributions plus both sums add up
   to the whole attribution;
 - ``ml.feature_importance``: mean absolute contribution per feature over the uniform sample, and
-  whether the feature is ``actionable``.
+  whether the feature is ``actionable``; the sample's full attribution vectors are kept in the private
+  ``_churnwh.sample_attributions`` (never published) for ``[explain] reuse_days`` (``reuse_reasons``).
 
 Which features are actionable: ``churnwh.stages.actionable`` (a rule on the name, ``[explain]`` in the
 config overrides it). A reason such as "age band (lowers risk)" is true but gives a retention team
@@ -238,7 +239,10 @@ def explain_stage(ctx) -> str:
     if config.explain.reuse_days:
         count = con.execute(f"SELECT count(DISTINCT customer_pseudonym) FROM {DRIVERS} "
                             f"WHERE as_of < (SELECT max(as_of) FROM {SCORES})").fetchone()[0]
-        kept = f"; {count} customers' reasons kept from an earlier day ([explain] reuse_days)"
+        sample, members = con.execute(f"SELECT count(*) FILTER (WHERE as_of < (SELECT max(as_of) FROM {SCORES})), "
+                                      f"count(*) FROM {SAMPLE_ATTRIBUTIONS}").fetchone()
+        kept = (f"; {count} customers' reasons kept from an earlier day, {sample} of the {members} sample members' "
+                "attributions with them ([explain] reuse_days)")
     return f"{drivers} driver rows ({ranked}); largest completeness gap {gap:.1e}{kept}"
 
 
@@ -271,6 +275,12 @@ EXPLAIN_STAGING = f"{warehouse.META_SCHEMA}.churn_drivers_new"
 EXPLAINED_ROWS = f"{warehouse.META_SCHEMA}.explained_rows"
 """Scratch tables of the explain stage (real tables: the reading cursor sees them; replaced on the next run)."""
 REUSED_ROWS = f"{warehouse.META_SCHEMA}.reused_reasons"
+SAMPLE_ATTRIBUTIONS = f"{warehouse.META_SCHEMA}.sample_attributions"
+"""Private, never published: each sample member's full attribution vector (``attributions``, in the model's
+feature order) with its pseudonym, ``as_of`` and model version, replaced by every explain run (today's sample
+exactly), so that ``[explain] reuse_days`` can average a reused member's vector into the importance.
+``churn_drivers`` keeps only the top reasons. Erasure deletes from it (``erasure.delete_customers``)."""
+SAMPLE_STAGING = f"{warehouse.META_SCHEMA}.sample_attributions_new"
 REUSE_TOLERANCE = 0.01
 """How far a customer's churn probability may have moved since their reasons were computed for
 ``[explain] reuse_days`` to keep them (about the integration's own completeness gap, in probability)."""
@@ -401,12 +411,14 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     total = con.execute(f"SELECT count(*) FROM {EXPLAINED_ROWS}").fetchall()[0][0]
     on_progress(Count("explain", 0, total, "customers"))
     # content order, not pseudonym order: the global importance is a float mean over these rows
+    content = ", ".join(f"s.{term.strip()}" for term in
+                        warehouse.content_order(con, relation, (), tr.id_column).split(", "))
     ordered = (f"SELECT s.*, e.in_sample AS _in_sample FROM {relation} AS s JOIN {EXPLAINED_ROWS} AS e "
-               f"ON e._id = s.\"{tr.id_column}\" ORDER BY "
-               + ", ".join(f"s.{term.strip()}" for term in
-                           warehouse.content_order(con, relation, (), tr.id_column).split(", ")))
+               f"ON e._id = s.\"{tr.id_column}\" ORDER BY {content}")
+    if rows_sql is None:
+        con.execute(f"CREATE OR REPLACE TABLE {SAMPLE_STAGING} (customer_pseudonym VARCHAR, as_of DATE, "
+                    "model_version VARCHAR, attributions DOUBLE[])")
     reader_con = con.cursor()
-    sampled: list[np.ndarray] = []
     features: tuple[str, ...] = tuple(kinds)
     done, written, gap = 0, 0, 0.0
     try:
@@ -423,7 +435,8 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
                 on_rows=lambda rows, _all, start=done: on_progress(Count("explain", start + rows, total, "customers")))
             features = attributions.features
             gap = max(gap, float(attributions.completeness_gap().max()))
-            sampled.append(attributions.values[frame["_in_sample"].to_numpy()])
+            if rows_sql is None:
+                keep_sample_attributions(con, frame, attributions, version, tr)
             long = driver_rows(frame, attributions, classes, labels, privacy, kinds, edges, profile_text, version,
                                tr, top_k)
             con.register("_driver_batch", long.to_arrow())
@@ -435,7 +448,9 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
             first = False
             done += frame.height
             written += long.height
-        if first:  # nothing to explain: empty tables of the same shape
+        if first and reused:  # every one reused: their rows come from DRIVERS, typed as there
+            con.execute(f"CREATE OR REPLACE TABLE {EXPLAIN_STAGING} AS SELECT * FROM {DRIVERS} LIMIT 0")
+        elif first:  # nothing to explain: empty tables of the same shape
             empty = driver_rows(pl.DataFrame(schema=pl.from_arrow(reader.schema.empty_table()).schema),
                                 explain.Attributions(features, np.zeros((0, len(features))), np.zeros(0), float("nan")),
                                 classes, labels, privacy, kinds, edges, profile_text, version, tr, top_k)
@@ -449,6 +464,9 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
     if reused:
         written += con.execute(f"INSERT INTO {EXPLAIN_STAGING} BY NAME SELECT * FROM {DRIVERS} WHERE "
                                f"customer_pseudonym IN (SELECT customer_pseudonym FROM {REUSED_ROWS})").fetchone()[0]
+        if con.execute(f"SELECT bool_or(in_sample) FROM {REUSED_ROWS}").fetchone()[0]:
+            con.execute(f"INSERT INTO {SAMPLE_STAGING} BY NAME SELECT * FROM {SAMPLE_ATTRIBUTIONS} WHERE "
+                        f"customer_pseudonym IN (SELECT customer_pseudonym FROM {REUSED_ROWS} WHERE in_sample)")
     con.execute(f"DROP TABLE IF EXISTS {REUSED_ROWS}")
     if rows_sql is not None:
         try:
@@ -462,7 +480,7 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
             con.execute(f"DROP TABLE IF EXISTS {EXPLAIN_STAGING}")
             con.execute(f"DROP TABLE IF EXISTS {EXPLAINED_ROWS}")
         return written, 0, gap
-    values = np.concatenate(sampled) if sampled else np.zeros((0, len(features)))
+    values = sample_attribution_matrix(con, relation, tr.id_column, content, len(features))
     ranked = explain.global_importance(explain.Attributions(features, values, np.zeros(len(values)), 0.0))
     importance = ranked.with_columns(
         label=pl.Series([labels.get(f, f) for f in ranked["feature"]], dtype=pl.String),
@@ -479,9 +497,11 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
                     "retention team can act on; the customer profile (tenure, acquisition channel, demographics, "
                     "data-availability flags) is summarised in profile_contribution / profile_reason, the rest in "
                     "other_contribution, so the contributions still add up.")
+        write_table(con, SAMPLE_ATTRIBUTIONS, SAMPLE_STAGING, {}, SAMPLE_ATTRIBUTIONS_COMMENT)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {EXPLAIN_STAGING}")
         con.execute(f"DROP TABLE IF EXISTS {EXPLAINED_ROWS}")
+        con.execute(f"DROP TABLE IF EXISTS {SAMPLE_STAGING}")
     write_table(con, IMPORTANCE, importance.to_arrow(), IMPORTANCE_COMMENTS,
                 "Global feature importance: mean absolute attribution over a uniform sample of the scored customers "
                 "([explain] sample_customers; every one of them when there are no more).")
@@ -490,28 +510,82 @@ def explain_scoring_set(con: duckdb.DuckDBPyConnection, config: Config, model, v
 
 
 def reuse_reasons(con: duckdb.DuckDBPyConnection, config: Config, version: str) -> int:
-    """``[explain] reuse_days``: move from ``EXPLAINED_ROWS`` to ``REUSED_ROWS`` the customers outside the sample
-    whose reasons in ``DRIVERS`` are of ``version``, at most that many days older than their score, and of a
-    score (the snapshot of that day in ``ml.score_history``) within ``REUSE_TOLERANCE`` of today's. Returns
-    how many."""
+    """``[explain] reuse_days``: move from ``EXPLAINED_ROWS`` to ``REUSED_ROWS`` (pseudonym, in_sample) the
+    customers whose reasons in ``DRIVERS`` are of ``version``, at most that many days older than their score,
+    and of a score (the snapshot of that day in ``ml.score_history``) within ``REUSE_TOLERANCE`` of today's.
+    A sample member also needs their attribution vector of that same day and version in
+    ``SAMPLE_ATTRIBUTIONS`` (it enters the importance in their place). Returns how many."""
     days = config.explain.reuse_days
     con.execute(f"DROP TABLE IF EXISTS {REUSED_ROWS}")
     if not days or any(name not in warehouse.relations(con) for name in (DRIVERS, SCORES, SCORE_HISTORY)):
         return 0
+    stored = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                         "AND schema_name = ? AND table_name = ?", SAMPLE_ATTRIBUTIONS.split(".")).fetchone()[0]
+    vectors = (f"SELECT customer_pseudonym, as_of, model_version FROM {SAMPLE_ATTRIBUTIONS}" if stored else
+               "SELECT NULL::VARCHAR AS customer_pseudonym, NULL::DATE AS as_of, NULL::VARCHAR AS model_version "
+               "WHERE false")
     con.execute(
         f"""CREATE TABLE {REUSED_ROWS} AS
-            SELECT DISTINCT d.customer_pseudonym FROM {DRIVERS} AS d
-            JOIN {EXPLAINED_ROWS} AS e ON CAST(e._id AS VARCHAR) = d.customer_pseudonym AND NOT e.in_sample
+            SELECT DISTINCT d.customer_pseudonym, e.in_sample FROM {DRIVERS} AS d
+            JOIN {EXPLAINED_ROWS} AS e ON CAST(e._id AS VARCHAR) = d.customer_pseudonym
             JOIN {SCORES} AS s ON s.customer_pseudonym = d.customer_pseudonym
             JOIN {SCORE_HISTORY} AS h ON h.customer_pseudonym = d.customer_pseudonym AND h.as_of = d.as_of
                  AND h.model_version = d.model_version
+            LEFT JOIN ({vectors}) AS v ON v.customer_pseudonym = d.customer_pseudonym AND v.as_of = d.as_of
+                 AND v.model_version = d.model_version
             WHERE d.model_version = ? AND s.model_version = ? AND d.as_of >= s.as_of - CAST(? AS INTEGER)
-              AND abs(s.churn_probability - h.churn_probability) <= ?""",
+              AND abs(s.churn_probability - h.churn_probability) <= ?
+              AND (NOT e.in_sample OR v.customer_pseudonym IS NOT NULL)""",
         [version, version, days, REUSE_TOLERANCE],
     )
     con.execute(f"DELETE FROM {EXPLAINED_ROWS} WHERE CAST(_id AS VARCHAR) IN "
                 f"(SELECT customer_pseudonym FROM {REUSED_ROWS})")
     return con.execute(f"SELECT count(*) FROM {REUSED_ROWS}").fetchone()[0]
+
+
+SAMPLE_ATTRIBUTIONS_COMMENT = (
+    "Private (never published): the full Integrated-Gradients attribution vector of each member of today's uniform "
+    "sample ([explain] sample_customers), in the model version's feature order, from which feature_importance is "
+    "averaged; [explain] reuse_days reuses a member's vector while their score barely moved. Replaced by every "
+    "explain run; erasure deletes the customer's row.")
+
+
+def keep_sample_attributions(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, attributions, version: str,
+                             tr) -> None:
+    """Append the sample members' rows of one explained batch to ``SAMPLE_STAGING``."""
+    in_sample = frame["_in_sample"]
+    values = np.ascontiguousarray(attributions.values[in_sample.to_numpy()], dtype=np.float64)
+    if not len(values):
+        return
+    width = values.shape[1]
+    rows = pa.table({
+        "customer_pseudonym": frame[tr.id_column].filter(in_sample).cast(pl.String).to_arrow(),
+        "as_of": frame[tr.date_column].filter(in_sample).cast(pl.Date).to_arrow(),
+        "model_version": pa.array([version] * len(values), pa.string()),
+        "attributions": pa.ListArray.from_arrays(pa.array(np.arange(0, len(values) * width + 1, width, dtype=np.int32)),
+                                                 pa.array(values.ravel())),
+    })
+    con.register("_sample_batch", rows)
+    try:
+        con.execute(f"INSERT INTO {SAMPLE_STAGING} BY NAME SELECT * FROM _sample_batch")
+    finally:
+        con.unregister("_sample_batch")
+
+
+def sample_attribution_matrix(con: duckdb.DuckDBPyConnection, relation: str, id_column: str, content: str,
+                              width: int) -> np.ndarray:
+    """The vectors of ``SAMPLE_STAGING`` (fresh and reused alike) as one (members, features) matrix, in the
+    scoring set's content order (``content``, terms on alias ``s``): the importance's float mean is the same
+    whichever members were reused."""
+    column = con.sql(
+        f"SELECT v.attributions FROM {SAMPLE_STAGING} AS v JOIN {relation} AS s "
+        f"ON CAST(s.\"{id_column}\" AS VARCHAR) = v.customer_pseudonym ORDER BY {content}"
+    ).to_arrow_table().column("attributions").combine_chunks()
+    flat = column.flatten().to_numpy(zero_copy_only=False) if len(column) else np.zeros(0)
+    if len(flat) != len(column) * width:
+        raise DataError(f"{SAMPLE_ATTRIBUTIONS} holds vectors of another length than the model's {width} features: "
+                        "run `churnwh build --force-train` or delete the table")
+    return flat.astype(np.float64).reshape(len(column), width)
 
 
 def explain_customers(con: duckdb.DuckDBPyConnection, config: Config, pseudonyms: list[str]) -> int:
