@@ -17,6 +17,7 @@ from churnwh.action.actions import demo_advance
 from churnwh.config import load_config
 from churnwh.errors import ModelError
 from churnwh.pipeline import BuildOptions, build
+from churnwh.sqlmodels import incremental
 from churnwh.sqlmodels.project import load_project
 from churnwh.store import faults
 from tests.helpers import REPO, copy_project, make_project
@@ -115,6 +116,21 @@ def test_a_withdrawn_consent_restates_only_that_customers_features(advanced, tmp
         customers = con.execute("SELECT count(*) FROM staging.customers").fetchone()[0]
         columns = [row[0] for row in con.execute("DESCRIBE _churnwh.incremental_keys").fetchall()]
     assert stored[0] == stored[1] and 0 < stored[0] <= customers and columns == ["model", "key_hash", "digest"]  # never the pseudonym
+    assert_recorded_state_is_measured_afresh(project, "features.customer_features")
+
+
+def assert_recorded_state_is_measured_afresh(project: Path, name: str) -> None:
+    """The history and key digests an increment records (the day before's plus the rows since) equal what
+    measuring every input row again gives."""
+    spec = load_project(project / "sql").models[name].incremental
+    with duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True) as con:
+        state = incremental.load_state(con, name)
+        assert incremental.history(con, spec, state.processed_until) == state.history
+        sql, params = incremental._key_digests(con, spec, state.processed_until)
+        fresh = con.execute(f"SELECT key_hash, digest FROM ({sql}) ORDER BY 1", params).fetchall()
+        stored = con.execute(f"SELECT key_hash, digest FROM {incremental.KEY_STATE} WHERE model = ? ORDER BY 1",
+                             [name]).fetchall()
+    assert fresh == stored and fresh
 
 
 QUIET_EVENTS = {  # raw event table -> the day its rows count from in customer_features

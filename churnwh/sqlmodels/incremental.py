@@ -11,7 +11,8 @@ An increment is right only if no row it does not rebuild could have changed. The
 lists every table the model reads (``[[incremental.inputs]]``) with how its rows are dated
 (``time``, an SQL expression over its columns) and which of its columns the model reads: the build
 records the count and an order-independent hash of the input rows dated before the processed day,
-and the next build compares them first. A late-arriving row (dated before that day), a deleted one
+and the next build compares them first. Both are sums, so a build measures the rows before the old
+processed day once (for that comparison) and adds the rows since for the new day (``Known``). A late-arriving row (dated before that day), a deleted one
 (an erasure) or a changed one, a changed model SQL or variable (``as_of`` excepted), a changed
 column or type of an input, or an ``as_of`` that moved back all give a full rebuild, named in the
 build's output. An input without ``time`` is an append-only lookup whose existing rows never change
@@ -134,20 +135,40 @@ def _row_hash(con: duckdb.DuckDBPyConnection, item: Input, *salt: str) -> str | 
     return f"hash({', '.join([*salt, *(warehouse.quote_identifier(c) for c in columns)])})"
 
 
-def history(con: duckdb.DuckDBPyConnection, spec: Incremental, until: dt.date | None) -> str:
-    """Count and hash of each input's rows dated before ``until``; one query per input."""
+@dataclass(frozen=True)
+class Known:
+    """What this build already measured of the inputs' rows dated before ``until`` (counts and hash sums
+    add up, so the next processed day's need only the rows since): ``history``, and with a restatement the
+    per-key digests in the temp table ``KEY_DIGESTS``."""
+
+    until: dt.date
+    history: str
+    key_digests: bool = False
+
+
+KEY_DIGESTS = "_churnwh_key_digests"
+
+
+def history(con: duckdb.DuckDBPyConnection, spec: Incremental, until: dt.date | None, known: Known | None = None) -> str:
+    """Count and hash of each input's rows dated before ``until``; one query per input (over the rows since
+    ``known.until`` only, added to ``known.history``)."""
     if until is None:
         return "[]"
+    since = known.until if known is not None and known.until <= until else None
+    before = json.loads(known.history) if since is not None else [None] * len(spec.inputs)
     found = []
-    for item in spec.inputs:
+    for item, earlier in zip(spec.inputs, before):
         if item.time is None:
             found.append(None)
             continue
         row_hash = _row_hash(con, item)
         hashed = f"coalesce(sum({row_hash})::HUGEINT, 0)" if row_hash else "0"
-        count, total = con.execute(
-            f"SELECT count(*), {hashed} FROM {item.relation} WHERE ({item.time}) < ?", [until]
-        ).fetchone()
+        window = f"({item.time}) < ?" + (f" AND ({item.time}) >= ?" if since is not None else "")
+        count, total = con.execute(f"SELECT count(*), {hashed} FROM {item.relation} WHERE {window}",
+                                   [until] + ([since] if since is not None else [])).fetchone()
+        if since is not None:
+            earlier_count, earlier_total = (int(part) for part in earlier.split(":"))
+            count, total = count + earlier_count, total + earlier_total
         found.append(f"{count}:{total}")
     return json.dumps(found)
 
@@ -174,21 +195,31 @@ def keyed_inputs(con: duckdb.DuckDBPyConnection, spec: Incremental) -> list[tupl
             if item.time is not None and spec.key in warehouse.columns(con, item.relation)]
 
 
-def _key_digests(con: duckdb.DuckDBPyConnection, spec: Incremental, until: dt.date) -> tuple[str, list]:
+def _key_digests(con: duckdb.DuckDBPyConnection, spec: Incremental, until: dt.date,
+                 since: dt.date | None = None) -> tuple[str, list]:
     """SQL (and parameters) for one row per key: the key, hash(key) and one hash of its rows dated before
-    ``until`` over every keyed input (order-independent: a sum)."""
+    ``until`` (and from ``since`` on) over every keyed input (order-independent: a sum)."""
     key = warehouse.quote_identifier(spec.key)
+    window = "({time}) < ?" + (" AND ({time}) >= ?" if since is not None else "")
     parts = [f"SELECT {key} AS key, {_row_hash(con, item, str(index))} AS h FROM {item.relation} "
-             f"WHERE ({item.time}) < ? AND {key} IS NOT NULL" for index, item in keyed_inputs(con, spec)]
+             f"WHERE {window.format(time=item.time)} AND {key} IS NOT NULL" for index, item in keyed_inputs(con, spec)]
     sql = f"SELECT key, hash(key) AS key_hash, sum(h)::HUGEINT AS digest FROM ({' UNION ALL '.join(parts)}) GROUP BY key"
-    return sql, [until] * len(parts)
+    return sql, ([until] + ([since] if since is not None else [])) * len(parts)
 
 
-def record_keys(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, until: dt.date | None) -> None:
+def record_keys(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, until: dt.date | None,
+                known: Known | None = None) -> None:
     con.execute(f"DELETE FROM {KEY_STATE} WHERE model = ?", [model])
-    if until is not None and keyed_inputs(con, spec):
-        sql, params = _key_digests(con, spec, until)
-        con.execute(f"INSERT INTO {KEY_STATE} SELECT ?, key_hash, digest FROM ({sql})", [model, *params])
+    if until is None or not keyed_inputs(con, spec):
+        return
+    if known is not None and known.key_digests and known.until <= until:
+        sql, params = _key_digests(con, spec, until, since=known.until)
+        con.execute(f"""INSERT INTO {KEY_STATE} SELECT ?, key_hash, sum(digest)::HUGEINT FROM (
+                            SELECT key_hash, digest FROM {KEY_DIGESTS} UNION ALL SELECT key_hash, digest FROM ({sql}))
+                        GROUP BY key_hash""", [model, *params])
+        return
+    sql, params = _key_digests(con, spec, until)
+    con.execute(f"INSERT INTO {KEY_STATE} SELECT ?, key_hash, digest FROM ({sql})", [model, *params])
 
 
 def restatement(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, state: State,
@@ -204,12 +235,13 @@ def restatement(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, s
     if not total:
         return f"{whole} (no hashes per {spec.key} recorded to restate only theirs)"
     sql, params = _key_digests(con, spec, state.processed_until)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {KEY_DIGESTS} AS {sql}", params)  # reused by record_keys
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {RESTATED} AS
-            WITH now AS ({sql}), was AS (SELECT key_hash, digest FROM {KEY_STATE} WHERE model = ?)
+            WITH was AS (SELECT key_hash, digest FROM {KEY_STATE} WHERE model = ?)
             SELECT coalesce(now.key_hash, was.key_hash) AS key_hash, now.key AS key
-            FROM now FULL JOIN was USING (key_hash) WHERE now.digest IS DISTINCT FROM was.digest""",
-        [*params, model],
+            FROM {KEY_DIGESTS} AS now FULL JOIN was USING (key_hash) WHERE now.digest IS DISTINCT FROM was.digest""",
+        [model],
     )
     count = con.execute(f"SELECT count(*) FROM {RESTATED}").fetchone()[0]
     if count > MAX_RESTATED_SHARE * total:
@@ -217,16 +249,17 @@ def restatement(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, s
     return Restatement(f"{count:,} {spec.key} values restated: {whole}")
 
 
-def changed_inputs(con: duckdb.DuckDBPyConnection, spec: Incremental, state: State) -> list[Input]:
-    """The inputs whose rows dated before the processed day differ from the recorded history."""
+def changed_inputs(spec: Incremental, state: State, now: str) -> list[Input]:
+    """The inputs whose rows dated before the processed day differ from the recorded history (``now``:
+    ``history`` at that day)."""
     try:
         before = json.loads(state.history)
     except ValueError:
         return list(spec.inputs)
-    now = json.loads(history(con, spec, state.processed_until))
-    if len(before) != len(now):
+    current = json.loads(now)
+    if len(before) != len(current):
         return list(spec.inputs)
-    return [item for item, old, new in zip(spec.inputs, before, now) if old != new]
+    return [item for item, old, new in zip(spec.inputs, before, current) if old != new]
 
 
 def why_full(
@@ -253,11 +286,11 @@ def why_full(
 
 
 def record(con: duckdb.DuckDBPyConnection, model: str, spec: Incremental, current_definition: str,
-           current_schema: str, as_of: str | None, mode: str) -> None:
+           current_schema: str, as_of: str | None, mode: str, known: Known | None = None) -> None:
     """Write the processed range and the input history it rests on (in the model's transaction)."""
     until = processed_until(con, model, spec, as_of)
     con.execute(
         f"INSERT OR REPLACE INTO {warehouse.META_SCHEMA}.incremental_state VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-        [model, current_definition, current_schema, until, as_of, history(con, spec, until), mode],
+        [model, current_definition, current_schema, until, as_of, history(con, spec, until, known), mode],
     )
-    record_keys(con, model, spec, until)
+    record_keys(con, model, spec, until, known)

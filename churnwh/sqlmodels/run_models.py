@@ -18,6 +18,7 @@ partition by them, or is DISTINCT on them) is left out of the screen; run one by
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -158,24 +159,32 @@ def build_incremental(
     current_schema = incremental.input_schema(con, spec)
     as_of = str(variables["as_of"]) if variables.get("as_of") is not None else None
 
-    def record(mode: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
-        return lambda c: incremental.record(c, model.name, spec, current_definition, current_schema, as_of, mode)
+    def record(mode: str, known: incremental.Known | None = None) -> Callable[[duckdb.DuckDBPyConnection], None]:
+        return lambda c: incremental.record(c, model.name, spec, current_definition, current_schema, as_of, mode,
+                                            known)
 
     reason = "--full-refresh" if full_refresh else None
     if reason is None:
         state = incremental.load_state(con, model.name)
         reason = incremental.why_full(con, spec, state, current_definition, current_schema, as_of)
     restated = None
-    if reason is None and (changed := incremental.changed_inputs(con, spec, state)):
-        restated = incremental.restatement(con, model.name, spec, state, changed)
-        if isinstance(restated, str):
-            reason, restated = restated, None
-    if reason is None:
-        try:
-            return _build_increment(con, model, model_fingerprint, state.processed_until, record("incremental"),
-                                    restated)
-        except IncrementFailed as failed:
-            reason = str(failed)
+    try:
+        if reason is None:
+            known = incremental.Known(state.processed_until, incremental.history(con, spec, state.processed_until))
+            if changed := incremental.changed_inputs(spec, state, known.history):
+                restated = incremental.restatement(con, model.name, spec, state, changed)
+                if isinstance(restated, str):
+                    reason, restated = restated, None
+                else:
+                    known = dataclasses.replace(known, key_digests=True)
+        if reason is None:
+            try:
+                return _build_increment(con, model, model_fingerprint, state.processed_until,
+                                        record("incremental", known), restated)
+            except IncrementFailed as failed:
+                reason = str(failed)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {incremental.KEY_DIGESTS}")
     result = build_model(con, model, model_fingerprint, docs, after=record("full"))
     note = "" if full_refresh else f"full rebuild: {reason}"
     return ModelResult(result.name, result.status, result.rows, result.seconds, result.sql_seconds,
