@@ -19,7 +19,8 @@ from churnwh.errors import ModelError
 from churnwh.pipeline import BuildOptions, build
 from churnwh.sqlmodels import incremental
 from churnwh.sqlmodels.project import load_project
-from churnwh.store import faults
+from churnwh.sqlmodels.run_models import run_models
+from churnwh.store import faults, warehouse
 from tests.helpers import REPO, copy_project, make_project
 
 MODEL_STAGES = ("load", "pseudonymize", "models")
@@ -352,3 +353,42 @@ SELECT customer FROM raw.events WHERE {where}
     with pytest.raises(ModelError, match="slices.relation must name a schema.table the model reads"):
         load_project(write_models({"staging/a.sql": header.replace('"raw.events"', '"raw.other"').format(where=both)}))
     assert load_project(write_models({"staging/a.sql": header.format(where=both)})).models["staging.a"].slices.rows == 10
+
+
+CHECKED_INCREMENT = """
+/*
+grain = ["id", "day"]
+[incremental]
+time_column = "day"
+[[incremental.inputs]]
+relation = "raw.days"
+time = "day"
+columns = []
+[columns.id]
+checks = ["unique"]
+[columns.n]
+range = [0, 10]
+*/
+SELECT id, day, n FROM raw.days WHERE day >= getvariable('incremental_start')
+"""
+
+
+@pytest.mark.parametrize("new_row, failed", [
+    (("a", 5), r"check unique\(id\) failed"),  # the id of an earlier day's row: found among the old rows
+    (("e", 11), r"check range\(n, 0, 10\) failed"),
+])
+def test_an_increment_checks_its_new_rows_against_the_old(tmp_path, write_models, new_row, failed):
+    """An increment's screens read the rows it wrote (and, for a unique column without the time column, the
+    old rows sharing their keys); a bad new row fails the increment, then the full rebuild's checks."""
+    project = load_project(write_models({"staging/checked.sql": CHECKED_INCREMENT}))
+    with warehouse.connect(tmp_path / "private.duckdb") as con:
+        con.execute("CREATE SCHEMA raw")
+        con.execute("CREATE TABLE raw.days AS SELECT * FROM (VALUES ('a', DATE '2026-01-01', 1), "
+                    "('b', DATE '2026-01-02', 2), ('c', DATE '2026-01-03', 3)) AS t(id, day, n)")
+        run_models(con, project, {"as_of": "2026-01-04"})
+        con.execute("INSERT INTO raw.days VALUES ('d', DATE '2026-01-04', 4)")
+        (result,) = run_models(con, project, {"as_of": "2026-01-05"})
+        assert (result.mode, result.note) == ("incremental", "")
+        con.execute("INSERT INTO raw.days VALUES (?, DATE '2026-01-05', ?)", list(new_row))
+        with pytest.raises(ModelError, match=failed):
+            run_models(con, project, {"as_of": "2026-01-06"})
