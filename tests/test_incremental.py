@@ -50,6 +50,12 @@ def model_tables(project: Path) -> dict[str, list[tuple]]:
         return {name: sorted(con.execute(f"SELECT * FROM {name}").fetchall(), key=repr) for name in sorted(names)}
 
 
+def assert_equals_a_full_refresh(project: Path, tmp_path: Path) -> None:
+    expected = copy_project(project, tmp_path / "expected")
+    build_models(expected, full_refresh=True)
+    assert model_tables(project) == model_tables(expected)
+
+
 def execute(project: Path, sql: str) -> None:
     with duckdb.connect(str(project / "warehouse" / "private.duckdb")) as con:
         con.execute(sql)
@@ -90,9 +96,7 @@ def test_a_late_event_rebuilds_in_full(advanced, tmp_path):
     # customer_features reads only its own customer's rows ([incremental] key): it restates that one
     mode, note = built["features.customer_features"]
     assert mode == "incremental" and note.startswith("1 customer_pseudonym values restated: staging.product_usage")
-    expected = copy_project(project, tmp_path / "expected")
-    build_models(expected, full_refresh=True)
-    assert model_tables(project) == model_tables(expected)
+    assert_equals_a_full_refresh(project, tmp_path)
 
 
 def test_a_withdrawn_consent_restates_only_that_customers_features(advanced, tmp_path):
@@ -108,9 +112,7 @@ def test_a_withdrawn_consent_restates_only_that_customers_features(advanced, tmp
     built = build_models(project)
     mode, note = built["features.customer_features"]
     assert mode == "incremental" and note.startswith("1 customer_pseudonym values restated: features.observation_spine")
-    expected = copy_project(project, tmp_path / "expected")
-    build_models(expected, full_refresh=True)
-    assert model_tables(project) == model_tables(expected)
+    assert_equals_a_full_refresh(project, tmp_path)
     with duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True) as con:
         stored = con.execute("SELECT count(*), count(DISTINCT key_hash) FROM _churnwh.incremental_keys "
                              "WHERE model = 'features.customer_features'").fetchone()
@@ -170,9 +172,7 @@ def test_events_older_than_every_window_still_give_the_last_dates(advanced, tmp_
     silence(str(since))  # the new day's events of theirs: dated after the processed range, no restatement
     built = build_models(project)
     assert built["features.customer_features"] == ("incremental", "")
-    expected = copy_project(project, tmp_path / "expected")
-    build_models(expected, full_refresh=True)
-    assert model_tables(project) == model_tables(expected)
+    assert_equals_a_full_refresh(project, tmp_path)
     with duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True) as con:
         silent = con.execute(
             "SELECT count(*) FILTER (WHERE days_since_last_use > 200), "
@@ -208,9 +208,7 @@ def test_a_new_email_event_repeating_an_earlier_one_counts_once(advanced, tmp_pa
         insert(con, second[0], second[1], "C_OTHER", "clicked", new_day)  # an earlier id re-delivered
     built = build_models(project)
     assert built["staging.email_events"] == ("incremental", "")
-    expected = copy_project(project, tmp_path / "expected")
-    build_models(expected, full_refresh=True)
-    assert model_tables(project) == model_tables(expected)
+    assert_equals_a_full_refresh(project, tmp_path)
     with duckdb.connect(str(project / "warehouse" / "private.duckdb"), read_only=True) as con:
         kept = con.execute("SELECT event_id FROM staging.email_events WHERE event_id IN ('E_NEW', 'E_REOPEN') "
                            "OR campaign_id = 'C_OTHER'").fetchall()
@@ -244,9 +242,7 @@ def test_a_build_killed_mid_increment_keeps_the_old_table_and_recovers(advanced,
     after_kill = model_tables(project)
     assert after_kill["staging.product_usage"] == before["staging.product_usage"]  # the old table, not half of it
     build_models(project)
-    expected = copy_project(project, tmp_path / "expected")
-    build_models(expected, full_refresh=True)
-    assert model_tables(project) == model_tables(expected)
+    assert_equals_a_full_refresh(project, tmp_path)
 
 
 def test_an_incremental_model_declares_every_input(write_models):
