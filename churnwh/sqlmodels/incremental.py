@@ -11,11 +11,11 @@ An increment is right only if no row it does not rebuild could have changed. The
 lists every table the model reads (``[[incremental.inputs]]``) with how its rows are dated
 (``time``, an SQL expression over its columns) and which of its columns the model reads: the build
 records the count and an order-independent hash of the input rows dated before the processed day,
-and the next build compares them first. Both are sums, so a build measures the rows before the old
-processed day once (for that comparison) and adds the rows since for the new day (``Known``). A late-arriving row (dated before that day), a deleted one
-(an erasure) or a changed one, a changed model SQL or variable (``as_of`` excepted), a changed
-column or type of an input, or an ``as_of`` that moved back all give a full rebuild, named in the
-build's output. An input without ``time`` is an append-only lookup whose existing rows never change
+and the next build compares them first (both are sums: the build measures the rows before the old
+processed day once, for that comparison, and adds the rows since for the new day: ``Known``). A
+late-arriving row (dated before that day), a deleted one (an erasure) or a changed one, a changed
+model SQL or variable (``as_of`` excepted), a changed column or type of an input, or an ``as_of``
+that moved back all give a full rebuild, named in the build's output. An input without ``time`` is an append-only lookup whose existing rows never change
 (the customer keys: a key rotation rebuilds everything with ``--full-refresh``).
 
 A model whose every row reads only the input rows of its own key (``key`` in the header: a customer's
