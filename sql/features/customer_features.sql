@@ -511,7 +511,7 @@ usage_windows AS (
             - coalesce(max(d.cum_minutes) FILTER (WHERE c.lookback = 30), 0) AS usage_minutes_30d,
         coalesce(max(d.cum_minutes) FILTER (WHERE c.lookback = 0), 0)
             - coalesce(max(d.cum_minutes) FILTER (WHERE c.lookback = 90), 0) AS usage_minutes_90d,
-        greatest(max(d.day) FILTER (WHERE c.lookback = 0), any_value(b.last_use_date)) AS last_use_date
+        greatest(max(d.day) FILTER (WHERE c.lookback = 0), max(b.last_use_date)) AS last_use_date
     FROM (SELECT * FROM cutoffs WHERE lookback IN (0, 30, 90)) AS c
     ASOF LEFT JOIN usage_daily AS d
       ON d.customer_pseudonym = c.customer_pseudonym AND c.cutoff > d.day
@@ -549,7 +549,7 @@ web_windows AS (
             - coalesce(max(d.cum_sessions) FILTER (WHERE c.lookback = 30), 0) AS web_sessions_30d,
         coalesce(max(d.cum_sessions) FILTER (WHERE c.lookback = 0), 0)
             - coalesce(max(d.cum_sessions) FILTER (WHERE c.lookback = 90), 0) AS web_sessions_90d,
-        greatest(max(d.day) FILTER (WHERE c.lookback = 0), any_value(b.last_web_date)) AS last_web_date
+        greatest(max(d.day) FILTER (WHERE c.lookback = 0), max(b.last_web_date)) AS last_web_date
     FROM (SELECT * FROM cutoffs WHERE lookback IN (0, 30, 90)) AS c
     ASOF LEFT JOIN web_daily AS d
       ON d.customer_pseudonym = c.customer_pseudonym AND c.cutoff > d.day
@@ -594,7 +594,7 @@ email_windows AS (
             - coalesce(max(d.cum_opened) FILTER (WHERE c.lookback = 90), 0) AS emails_opened_90d,
         coalesce(max(d.cum_clicked) FILTER (WHERE c.lookback = 0), 0)
             - coalesce(max(d.cum_clicked) FILTER (WHERE c.lookback = 90), 0) AS emails_clicked_90d,
-        greatest(max(d.last_engaged_date) FILTER (WHERE c.lookback = 0), any_value(b.last_engaged_date))
+        greatest(max(d.last_engaged_date) FILTER (WHERE c.lookback = 0), max(b.last_engaged_date))
             AS last_engaged_date
     FROM (SELECT * FROM cutoffs WHERE lookback IN (0, 90)) AS c
     ASOF LEFT JOIN email_daily AS d
